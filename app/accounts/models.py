@@ -1,0 +1,55 @@
+"""Users and their API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, Money, utcnow
+
+USER_ACTIVE = "active"
+USER_BLOCKED = "blocked"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'blocked')", name="status"),
+        CheckConstraint("credit_limit >= 0", name="credit_limit"),
+        # The ledger's guard: a balance never goes below the granted credit.
+        CheckConstraint("balance >= -credit_limit", name="balance_floor"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=USER_ACTIVE, server_default=USER_ACTIVE)
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    # Cached sum of the user's ledger entries; only app.ledger writes it.
+    balance: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    credit_limit: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("now()")
+    )
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("ix_api_keys_user_active", "user_id", postgresql_where=text("revoked_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # A short visible prefix so operators can tell keys apart; the key itself is never stored.
+    prefix: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("now()")
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

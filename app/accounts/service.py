@@ -1,0 +1,119 @@
+"""Users, API keys (hashed, shown once) and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import USER_ACTIVE, ApiKey, User
+from app.db import utcnow
+from app.errors import Conflict, InvalidApiKey, NotFound
+
+KEY_BYTES = 16  # 32 hex characters, the usual shape of a panel API key
+PREFIX_LEN = 6
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return secrets.token_hex(KEY_BYTES)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str  # shown once, never stored
+    prefix: str
+    key_id: int
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of the public API."""
+
+    user_id: int
+    currency: str
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    email: str | None,
+    name: str | None = None,
+    currency: str = "USD",
+    credit_limit: Decimal = Decimal(0),
+) -> User:
+    if email is not None:
+        exists = await session.scalar(select(User.id).where(User.email == email))
+        if exists is not None:
+            raise Conflict("A user with this email already exists")
+    user = User(email=email, name=name, currency=currency, credit_limit=credit_limit)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = False) -> User:
+    stmt = select(User).where(User.id == user_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    user = await session.scalar(stmt)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+async def issue_key(session: AsyncSession, user_id: int) -> IssuedKey:
+    """A new key for the user; earlier keys keep working (use rotate_key to replace them)."""
+    key = new_key()
+    row = ApiKey(user_id=user_id, prefix=key[:PREFIX_LEN], key_hash=hash_key(key))
+    session.add(row)
+    await session.flush()
+    return IssuedKey(key=key, prefix=row.prefix, key_id=row.id)
+
+
+async def rotate_key(session: AsyncSession, user_id: int) -> IssuedKey:
+    """Revoke every active key of the user and issue a fresh one."""
+    await revoke_keys(session, user_id)
+    return await issue_key(session, user_id)
+
+
+async def revoke_keys(session: AsyncSession, user_id: int, at: datetime | None = None) -> None:
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=at or utcnow())
+    )
+
+
+async def authenticate(session: AsyncSession, key: str | None) -> Principal:
+    """Resolve an API key to an active user, or raise InvalidApiKey.
+
+    Lookup is by the key's SHA-256 (keys are random, so a plain hash is a safe index);
+    the stored hash is compared in constant time as well.
+    """
+    if not key or len(key) > 200:
+        raise InvalidApiKey()
+    digest = hash_key(key)
+    row = (
+        await session.execute(
+            select(ApiKey.key_hash, User.id, User.currency)
+            .join(User, User.id == ApiKey.user_id)
+            .where(
+                ApiKey.key_hash == digest,
+                ApiKey.revoked_at.is_(None),
+                User.status == USER_ACTIVE,
+            )
+        )
+    ).first()
+    if row is None or not hmac.compare_digest(row[0], digest):
+        raise InvalidApiKey()
+    return Principal(user_id=row[1], currency=row[2])

@@ -1,0 +1,202 @@
+"""OpenAPI description of the action-style endpoint: every action, its fields and shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DESCRIPTION = """
+The public reseller API, wire-compatible with the de-facto "SMM panel API v2".
+
+Send `key` (your API key) and `action` with the action's fields, as a form
+(`application/x-www-form-urlencoded` or `multipart/form-data`), a JSON object, or a GET
+query string. Answers are JSON with HTTP 200; refusals are `{"error": "<message>"}`.
+
+| action | fields | success |
+|---|---|---|
+| `services` | – | list of services (id, name, type, category, rate per 1000, min, max, refill, cancel, dripfeed) |
+| `add` | `service`, `link`, `quantity` (Default), `runs`+`interval` (drip-feed), or the type's fields | `{"order": 23501}` |
+| `status` | `order` | `{"charge": "0.27819", "start_count": "3572", "status": "Partial", "remains": "157", "currency": "USD"}` |
+| `status` | `orders` (≤100, comma-separated) | `{"1": {…}, "10": {"error": "Incorrect order ID"}}` |
+| `refill` | `order` | `{"refill": "1"}` |
+| `refill` | `orders` (≤100) | `[{"order": 1, "refill": 1}, {"order": 3, "refill": {"error": "Incorrect order ID"}}]` |
+| `refill_status` | `refill` | `{"status": "Completed"}` |
+| `refill_status` | `refills` (≤100) | `[{"refill": 1, "status": "Completed"}, {"refill": 3, "status": {"error": "Refill not found"}}]` |
+| `cancel` | `orders` (≤100) or `order` | `[{"order": 9, "cancel": {"error": "Incorrect order ID"}}, {"order": 2, "cancel": 1}]` |
+| `balance` | – | `{"balance": "100.84292", "currency": "USD"}` |
+
+Order statuses: `Pending`, `In progress`, `Processing`, `Completed`, `Partial`, `Canceled`.
+Refill statuses: `Pending`, `In progress`, `Completed`, `Rejected`.
+"""
+
+_FIELDS: dict[str, Any] = {
+    "key": {"type": "string", "description": "your API key"},
+    "action": {
+        "type": "string",
+        "enum": ["services", "add", "status", "refill", "refill_status", "cancel", "balance"],
+    },
+    "service": {"type": "string", "description": "service id (add)"},
+    "link": {"type": "string", "description": "http(s) link (add)"},
+    "quantity": {"type": "string", "description": "units to deliver (add)"},
+    "runs": {"type": "string", "description": "drip-feed deliveries (add)"},
+    "interval": {"type": "string", "description": "drip-feed minutes between runs (add)"},
+    "comments": {"type": "string", "description": "one comment per line (Custom Comments)"},
+    "order": {"type": "string", "description": "one order id (status, refill, cancel)"},
+    "orders": {"type": "string", "description": "up to 100 comma-separated order ids"},
+    "refill": {"type": "string", "description": "one refill id (refill_status)"},
+    "refills": {"type": "string", "description": "up to 100 comma-separated refill ids"},
+}
+
+_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["key", "action"],
+    "properties": _FIELDS,
+    "additionalProperties": True,
+}
+
+_REQUEST_EXAMPLES: dict[str, Any] = {
+    "services": {"value": {"key": "YOUR_KEY", "action": "services"}},
+    "add": {
+        "value": {
+            "key": "YOUR_KEY",
+            "action": "add",
+            "service": "1",
+            "link": "https://instagram.com/example",
+            "quantity": "1000",
+        }
+    },
+    "add drip-feed": {
+        "value": {
+            "key": "YOUR_KEY",
+            "action": "add",
+            "service": "1",
+            "link": "https://instagram.com/example",
+            "quantity": "100",
+            "runs": "5",
+            "interval": "30",
+        }
+    },
+    "status": {"value": {"key": "YOUR_KEY", "action": "status", "order": "23501"}},
+    "multi status": {"value": {"key": "YOUR_KEY", "action": "status", "orders": "1,10,100"}},
+    "refill": {"value": {"key": "YOUR_KEY", "action": "refill", "order": "23501"}},
+    "multi refill": {"value": {"key": "YOUR_KEY", "action": "refill", "orders": "1,2,3"}},
+    "refill_status": {"value": {"key": "YOUR_KEY", "action": "refill_status", "refill": "1"}},
+    "multi refill_status": {
+        "value": {"key": "YOUR_KEY", "action": "refill_status", "refills": "1,2,3"}
+    },
+    "cancel": {"value": {"key": "YOUR_KEY", "action": "cancel", "orders": "2,9"}},
+    "balance": {"value": {"key": "YOUR_KEY", "action": "balance"}},
+}
+
+_STATUS = {
+    "type": "object",
+    "properties": {
+        "charge": {"type": "string"},
+        "start_count": {"type": "string"},
+        "status": {
+            "type": "string",
+            "enum": ["Pending", "In progress", "Processing", "Completed", "Partial", "Canceled"],
+        },
+        "remains": {"type": "string"},
+        "currency": {"type": "string"},
+    },
+}
+
+_RESPONSE_EXAMPLES: dict[str, Any] = {
+    "services": {
+        "value": [
+            {
+                "service": 1,
+                "name": "Followers",
+                "type": "Default",
+                "category": "First Category",
+                "rate": "0.90",
+                "min": "50",
+                "max": "10000",
+                "refill": True,
+                "cancel": True,
+                "dripfeed": False,
+            }
+        ]
+    },
+    "add": {"value": {"order": 23501}},
+    "status": {
+        "value": {
+            "charge": "0.27819",
+            "start_count": "3572",
+            "status": "Partial",
+            "remains": "157",
+            "currency": "USD",
+        }
+    },
+    "multi status": {
+        "value": {
+            "1": {
+                "charge": "0.27819",
+                "start_count": "3572",
+                "status": "Partial",
+                "remains": "157",
+                "currency": "USD",
+            },
+            "10": {"error": "Incorrect order ID"},
+        }
+    },
+    "refill": {"value": {"refill": "1"}},
+    "multi refill": {
+        "value": [
+            {"order": 1, "refill": 1},
+            {"order": 3, "refill": {"error": "Incorrect order ID"}},
+        ]
+    },
+    "refill_status": {"value": {"status": "Completed"}},
+    "multi refill_status": {
+        "value": [
+            {"refill": 1, "status": "Completed"},
+            {"refill": 3, "status": {"error": "Refill not found"}},
+        ]
+    },
+    "cancel": {
+        "value": [
+            {"order": 9, "cancel": {"error": "Incorrect order ID"}},
+            {"order": 2, "cancel": 1},
+        ]
+    },
+    "balance": {"value": {"balance": "100.84292", "currency": "USD"}},
+    "error": {"value": {"error": "Not enough funds on balance"}},
+}
+
+OPENAPI_EXTRA: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in _FIELDS.items()
+    ],
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": _REQUEST_SCHEMA,
+                "examples": _REQUEST_EXAMPLES,
+            },
+            "multipart/form-data": {"schema": _REQUEST_SCHEMA},
+            "application/json": {"schema": _REQUEST_SCHEMA, "examples": _REQUEST_EXAMPLES},
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "The action's result, or `{\"error\": message}`",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"type": "object"},
+                            {"type": "array", "items": {"type": "object"}},
+                        ]
+                    },
+                    "examples": _RESPONSE_EXAMPLES,
+                }
+            },
+        },
+        "503": {"description": "Database unavailable: `{\"error\": message}`"},
+    },
+}
+
+STATUS_SCHEMA = _STATUS

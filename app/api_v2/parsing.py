@@ -1,0 +1,94 @@
+"""Reading an API v2 request: query string, form (urlencoded or multipart) or JSON object,
+all turned into a flat mapping of strings, parsed strictly later."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from app.errors import DomainError, IncorrectRequest
+
+
+class RequestTooLarge(DomainError):
+    message = "Request too large"
+
+
+class TooManyIds(DomainError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many IDs: at most {limit} per request")
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str | int | Decimal):
+        return str(value)
+    if isinstance(value, list):
+        # `orders: [1, 2]` in a JSON body means the same as "1,2".
+        items = [_as_text(v) for v in value]
+        return ",".join(i for i in items if i is not None)
+    return None
+
+
+async def read_fields(request: Request, max_bytes: int) -> dict[str, str]:
+    fields: dict[str, str] = dict(request.query_params)
+    if request.method != "POST":
+        return fields
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise RequestTooLarge()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form(max_files=0, max_fields=200)
+        for key, value in form.multi_items():
+            if isinstance(value, str):
+                fields[key] = value
+        return fields
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise RequestTooLarge()
+    if not body:
+        return fields
+    if content_type == "application/json" or (
+        not content_type and body.lstrip()[:1] == b"{"
+    ):
+        try:
+            data = json.loads(body, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IncorrectRequest() from exc
+        if not isinstance(data, dict):
+            raise IncorrectRequest()
+        for key, value in data.items():
+            text = _as_text(value)
+            if text is not None:
+                fields[str(key)] = text
+        return fields
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=200)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IncorrectRequest() from exc
+    fields.update(pairs)
+    return fields
+
+
+def split_ids(raw: str | None, limit: int) -> list[str]:
+    ids = [part.strip() for part in (raw or "").split(",") if part.strip()]
+    if len(ids) > limit:
+        raise TooManyIds(limit)
+    return ids
+
+
+def as_id(text: str) -> int | None:
+    """A positive integer id, or None for anything else."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    value = int(text)
+    return value if value > 0 else None

@@ -1,0 +1,44 @@
+"""The exact wire shapes of API v2 (numbers inside strings where clients expect them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from app.catalog.service import OfferedService
+from app.money import format_money, places_of, precision_for_rate
+from app.orders.models import Order
+
+
+def rate_text(rate: Decimal) -> str:
+    """Rates show at least two decimals ("0.90") and every digit they really have."""
+    places = max(2, places_of(rate))
+    return str(rate.quantize(Decimal(1).scaleb(-places)))
+
+
+def service_row(offered: OfferedService) -> dict[str, Any]:
+    s = offered.service
+    return {
+        "service": s.id,
+        "name": s.name,
+        "type": s.type,
+        "category": offered.category,
+        "rate": rate_text(offered.rate),
+        "min": str(s.min_quantity),
+        "max": str(s.max_quantity),
+        "refill": s.refill,
+        "cancel": s.cancel,
+        "dripfeed": s.dripfeed,
+    }
+
+
+def order_status(order: Order, currency: str) -> dict[str, Any]:
+    remains = order.remains if order.remains is not None else order.quantity
+    body: dict[str, Any] = {
+        "charge": format_money(order.charge, precision_for_rate(order.rate)),
+        "start_count": str(order.start_count or 0),
+        "status": order.status,
+        "remains": str(remains),
+        "currency": currency,
+    }
+    return body

@@ -1,0 +1,214 @@
+"""POST/GET /api/v2: the action-style public API, wire-compatible with API v2."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.accounts.service import Principal, authenticate
+from app.api_v2 import docs
+from app.api_v2.parsing import as_id, read_fields, split_ids
+from app.api_v2.render import order_status, service_row
+from app.catalog import service as catalog
+from app.context import AppContext, get_context
+from app.errors import (
+    DomainError,
+    IncorrectOrderId,
+    IncorrectRequest,
+    RefillNotFound,
+)
+from app.money import format_money
+from app.orders import service as orders
+from app.refills import service as refills
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["API v2"])
+
+Fields = dict[str, str]
+
+
+class Call:
+    """One API v2 call: its resources, caller and fields; after-commit work collects here."""
+
+    def __init__(self, ctx: AppContext, session: AsyncSession, who: Principal, fields: Fields):
+        self.ctx = ctx
+        self.session = session
+        self.who = who
+        self.fields = fields
+        self.after_commit: list[Callable[[], Awaitable[Any]]] = []
+
+    def ids(self, name: str) -> list[str]:
+        return split_ids(self.fields.get(name), self.ctx.settings.max_ids_per_request)
+
+
+async def action_services(call: Call) -> Any:
+    offered = await catalog.list_offered(call.session, call.who.user_id)
+    return [service_row(o) for o in offered]
+
+
+async def action_add(call: Call) -> Any:
+    placed = await orders.place_order(call.session, call.who.user_id, call.fields)
+    if placed.queued:
+        call.after_commit.append(lambda: call.ctx.jobs.relay_order(placed.order_id))
+    return {"order": placed.order_id}
+
+
+async def action_status(call: Call) -> Any:
+    if "orders" in call.fields:
+        given = call.ids("orders")
+        wanted = {text: as_id(text) for text in given}
+        found = await orders.get_own_orders(
+            call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
+        )
+        result: dict[str, Any] = {}
+        for text, order_id in wanted.items():
+            order = found.get(order_id) if order_id is not None else None
+            result[text] = (
+                order_status(order, call.who.currency)
+                if order is not None
+                else {"error": IncorrectOrderId.message}
+            )
+        return result
+    order_id = as_id(call.fields.get("order", "").strip())
+    if order_id is None:
+        raise IncorrectOrderId()
+    order = await orders.get_own_order(call.session, call.who.user_id, order_id)
+    return order_status(order, call.who.currency)
+
+
+async def _each(
+    call: Call, given: list[str], missing: DomainError, one: Callable[[int], Awaitable[Any]]
+) -> list[tuple[int | str, Any]]:
+    """Run `one` per id in its own savepoint; a refusal of one id never affects another."""
+    out: list[tuple[int | str, Any]] = []
+    for text in given:
+        item_id = as_id(text)
+        if item_id is None:
+            out.append((text, {"error": missing.message}))
+            continue
+        try:
+            async with call.session.begin_nested():
+                out.append((item_id, await one(item_id)))
+        except DomainError as exc:
+            out.append((item_id, {"error": exc.message}))
+    return out
+
+
+async def _refill_one(call: Call, order_id: int) -> int:
+    refill = await refills.request_refill(call.session, call.who.user_id, order_id)
+    if refill.upstream_state == "queued":
+        call.after_commit.append(lambda: call.ctx.jobs.relay_refill(refill.id))
+    return refill.id
+
+
+async def action_refill(call: Call) -> Any:
+    if "orders" in call.fields:
+        done = await _each(
+            call, call.ids("orders"), IncorrectOrderId(), lambda i: _refill_one(call, i)
+        )
+        return [{"order": oid, "refill": result} for oid, result in done]
+    order_id = as_id(call.fields.get("order", "").strip())
+    if order_id is None:
+        raise IncorrectOrderId()
+    return {"refill": str(await _refill_one(call, order_id))}
+
+
+async def action_refill_status(call: Call) -> Any:
+    if "refills" in call.fields:
+        given = call.ids("refills")
+        wanted = {text: as_id(text) for text in given}
+        found = await refills.get_own_refills(
+            call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
+        )
+        rows: list[dict[str, Any]] = []
+        for text, refill_id in wanted.items():
+            refill = found.get(refill_id) if refill_id is not None else None
+            rows.append(
+                {
+                    "refill": refill_id if refill_id is not None else text,
+                    "status": refill.status
+                    if refill is not None
+                    else {"error": RefillNotFound.message},
+                }
+            )
+        return rows
+    refill_id = as_id(call.fields.get("refill", "").strip())
+    if refill_id is None:
+        raise RefillNotFound()
+    refill = await refills.get_own_refill(call.session, call.who.user_id, refill_id)
+    return {"status": refill.status}
+
+
+async def _cancel_one(call: Call, order_id: int) -> int:
+    if await orders.cancel_order(call.session, call.who.user_id, order_id):
+        call.after_commit.append(lambda: call.ctx.jobs.relay_cancel(order_id))
+    return 1
+
+
+async def action_cancel(call: Call) -> Any:
+    given = call.ids("orders") if "orders" in call.fields else [call.fields.get("order", "")]
+    done = await _each(call, given, IncorrectOrderId(), lambda i: _cancel_one(call, i))
+    return [{"order": oid, "cancel": result} for oid, result in done]
+
+
+async def action_balance(call: Call) -> Any:
+    balance = await call.session.scalar(select(User.balance).where(User.id == call.who.user_id))
+    assert balance is not None
+    return {"balance": format_money(balance), "currency": call.who.currency}
+
+
+ACTIONS: dict[str, Callable[[Call], Awaitable[Any]]] = {
+    "services": action_services,
+    "add": action_add,
+    "status": action_status,
+    "refill": action_refill,
+    "refill_status": action_refill_status,
+    "cancel": action_cancel,
+    "balance": action_balance,
+}
+
+
+def _error(message: str, status_code: int = 200) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+async def handle(request: Request) -> JSONResponse:
+    ctx = get_context(request)
+    try:
+        fields = await read_fields(request, ctx.settings.api_max_body_bytes)
+        call_after: list[Callable[[], Awaitable[Any]]] = []
+        async with ctx.db.transaction() as session:
+            who = await authenticate(session, fields.get("key"))
+            action = ACTIONS.get(fields.get("action", "").strip().lower())
+            if action is None:
+                raise IncorrectRequest()
+            call = Call(ctx, session, who, fields)
+            result = await action(call)
+            call_after = call.after_commit
+    except DomainError as exc:
+        return _error(exc.message)
+    except (OperationalError, DBAPIError, OSError):
+        log.exception("api v2 call failed on infrastructure")
+        return _error("Service temporarily unavailable, try again later", 503)
+    for job in call_after:
+        await job()
+    return JSONResponse(result)
+
+
+router.add_api_route(
+    "/api/v2",
+    handle,
+    methods=["POST", "GET"],
+    summary="API v2 (action-style)",
+    description=docs.DESCRIPTION,
+    openapi_extra=docs.OPENAPI_EXTRA,
+    response_class=JSONResponse,
+)

@@ -1,0 +1,103 @@
+"""Categories, services and per-user custom rates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, Money, utcnow
+
+SERVICE_TYPES = (
+    "Default",
+    "Package",
+    "Custom Comments",
+    "Custom Comments Package",
+    "Mentions with Hashtags",
+    "Mentions Custom List",
+    "Mentions Hashtag",
+    "Mentions User Followers",
+    "Mentions Media Likers",
+    "Comment Likes",
+    "Poll",
+    "Invites from Groups",
+    "Subscriptions",
+    "Web Traffic",
+)
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+
+class Service(Base):
+    __tablename__ = "services"
+    __table_args__ = (
+        CheckConstraint("rate >= 0", name="rate"),
+        CheckConstraint("min_quantity >= 1 AND max_quantity >= min_quantity", name="bounds"),
+        CheckConstraint("step >= 1", name="step"),
+        CheckConstraint("refill_days >= 0", name="refill_days"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(40), default="Default", server_default="Default")
+    rate: Mapped[Decimal] = mapped_column(Money)
+    min_quantity: Mapped[int] = mapped_column(BigInteger)
+    max_quantity: Mapped[int] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    refill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    refill_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cancel: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    dripfeed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    link_pattern: Mapped[str | None] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Upstream mapping (None = fulfilled manually by the operator).
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
+    provider_service_id: Mapped[str | None] = mapped_column(String(64))
+    provider_rate: Mapped[Decimal | None] = mapped_column(Money)
+    provider_dripfeed: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("now()")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=text("now()")
+    )
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserRate(Base):
+    """A custom rate for one user on one service (overrides the service's rate)."""
+
+    __tablename__ = "user_rates"
+    __table_args__ = (CheckConstraint("rate >= 0", name="rate"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    service_id: Mapped[int] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    rate: Mapped[Decimal] = mapped_column(Money)

@@ -1,0 +1,47 @@
+"""The catalog as users see it: enabled services with the user's effective rate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import Category, Service, UserRate
+from app.errors import IncorrectServiceId
+
+
+@dataclass(frozen=True)
+class OfferedService:
+    service: Service
+    category: str
+    rate: Decimal  # the rate this user pays (custom rate or the service's)
+
+
+def _offered(user_id: int) -> Select[tuple[Service, str, Decimal]]:
+    rate = func.coalesce(UserRate.rate, Service.rate)
+    return (
+        select(Service, Category.name, rate)
+        .join(Category, Category.id == Service.category_id)
+        .outerjoin(
+            UserRate, and_(UserRate.service_id == Service.id, UserRate.user_id == user_id)
+        )
+        .where(Service.enabled, Service.deleted_at.is_(None), Category.enabled)
+    )
+
+
+async def list_offered(session: AsyncSession, user_id: int) -> list[OfferedService]:
+    stmt = _offered(user_id).order_by(
+        Category.position, Category.id, Service.position, Service.id
+    )
+    rows = (await session.execute(stmt)).all()
+    return [OfferedService(s, c, r) for s, c, r in rows]
+
+
+async def get_offered(session: AsyncSession, user_id: int, service_id: int) -> OfferedService:
+    """The service if this user may order it now, else IncorrectServiceId."""
+    row = (await session.execute(_offered(user_id).where(Service.id == service_id))).first()
+    if row is None:
+        raise IncorrectServiceId()
+    return OfferedService(row[0], row[1], row[2])

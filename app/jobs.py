@@ -1,0 +1,66 @@
+"""Handing work to the background worker.
+
+Redis only delivers: every job is derivable from database rows, so enqueueing happens
+after commit, uses deterministic ids (duplicates collapse), and a failure to enqueue is
+logged and left to the sweeper instead of failing the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+log = logging.getLogger(__name__)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)
+
+
+class JobQueue:
+    def __init__(self, redis: ArqRedis | None, queue_name: str) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+
+    @classmethod
+    async def connect(cls, url: str, queue_name: str) -> JobQueue:
+        try:
+            redis = await create_pool(redis_settings(url), default_queue_name=queue_name)
+        except Exception:  # Redis down at start: serve anyway, the sweeper catches up.
+            log.warning("redis unavailable at start; background jobs wait for the sweeper")
+            redis = None
+        return cls(redis, queue_name)
+
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str, defer_until: datetime | None = None
+    ) -> bool:
+        if self.redis is None:
+            return False
+        try:
+            job = await self.redis.enqueue_job(
+                function,
+                *args,
+                _job_id=job_id,
+                _queue_name=self.queue_name,
+                _defer_until=defer_until,
+            )
+        except Exception:
+            log.warning("enqueue failed", extra={"job_id": job_id})
+            return False
+        return job is not None
+
+    async def relay_order(self, order_id: int) -> bool:
+        return await self.enqueue("relay_order", order_id, job_id=f"relay:order:{order_id}")
+
+    async def relay_cancel(self, order_id: int) -> bool:
+        return await self.enqueue("relay_cancel", order_id, job_id=f"cancel:order:{order_id}")
+
+    async def relay_refill(self, refill_id: int) -> bool:
+        return await self.enqueue("relay_refill", refill_id, job_id=f"relay:refill:{refill_id}")
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -1,0 +1,233 @@
+"""The only place where money moves.
+
+Every balance change writes one immutable ledger entry and updates the cached balance in
+the same transaction. Debits are conditional updates, so concurrent charges can never
+overdraw; unique indexes make a second charge or refund of one order impossible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import USER_ACTIVE, User
+from app.errors import NotEnoughFunds, NotFound
+from app.ledger.models import LedgerEntry
+
+
+@dataclass(frozen=True)
+class Movement:
+    entry_id: int
+    amount: Decimal
+    balance_after: Decimal
+
+
+async def debit(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    amount: Decimal,
+    kind: str,
+    reason: str,
+    order_id: int | None = None,
+    operator: str | None = None,
+    idempotency_key: str | None = None,
+    require_active: bool = True,
+) -> Movement:
+    """Take `amount` (> 0) from a balance, or raise NotEnoughFunds.
+
+    The conditional UPDATE locks the user row and checks the floor in one statement, so
+    two concurrent debits cannot both spend the same money.
+    """
+    if amount <= 0:
+        raise ValueError("debit amount must be positive")
+    conditions = [User.id == user_id, User.balance - amount >= -User.credit_limit]
+    if require_active:
+        conditions.append(User.status == USER_ACTIVE)
+    balance = await session.scalar(
+        update(User)
+        .where(*conditions)
+        .values(balance=User.balance - amount)
+        .returning(User.balance)
+    )
+    if balance is None:
+        raise NotEnoughFunds()
+    entry_id = await session.scalar(
+        insert(LedgerEntry)
+        .values(
+            user_id=user_id,
+            kind=kind,
+            amount=-amount,
+            balance_after=balance,
+            reason=reason,
+            order_id=order_id,
+            operator=operator,
+            idempotency_key=idempotency_key,
+        )
+        .returning(LedgerEntry.id)
+    )
+    assert entry_id is not None
+    return Movement(entry_id, -amount, balance)
+
+
+async def credit(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    amount: Decimal,
+    kind: str,
+    reason: str,
+    order_id: int | None = None,
+    payment_ref: str | None = None,
+    operator: str | None = None,
+    idempotency_key: str | None = None,
+) -> Movement | None:
+    """Add `amount` (> 0) to a balance; None when this movement already happened.
+
+    Uniqueness (idempotency key, one refund per order) is decided by the database: the
+    entry is inserted first with ON CONFLICT DO NOTHING, and the balance moves only if
+    the insert took place.
+    """
+    if amount <= 0:
+        raise ValueError("credit amount must be positive")
+    balance = await _lock_balance(session, user_id)
+    new_balance = balance + amount
+    stmt = (
+        pg_insert(LedgerEntry)
+        .values(
+            user_id=user_id,
+            kind=kind,
+            amount=amount,
+            balance_after=new_balance,
+            reason=reason,
+            order_id=order_id,
+            payment_ref=payment_ref,
+            operator=operator,
+            idempotency_key=idempotency_key,
+        )
+        .on_conflict_do_nothing()
+        .returning(LedgerEntry.id)
+    )
+    entry_id = await session.scalar(stmt)
+    if entry_id is None:
+        return None
+    await session.execute(update(User).where(User.id == user_id).values(balance=new_balance))
+    return Movement(entry_id, amount, new_balance)
+
+
+async def adjust(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    amount: Decimal,
+    kind: str,
+    reason: str,
+    operator: str | None = None,
+    allow_negative: bool = False,
+) -> Movement:
+    """An operator's signed change. Negative amounts respect the floor unless allowed."""
+    if amount == 0:
+        raise ValueError("adjustment must not be zero")
+    balance = await _lock_balance(session, user_id)
+    user_floor = await session.scalar(select(-User.credit_limit).where(User.id == user_id))
+    new_balance = balance + amount
+    if amount < 0 and not allow_negative and new_balance < (user_floor or Decimal(0)):
+        raise NotEnoughFunds()
+    entry_id = await session.scalar(
+        insert(LedgerEntry)
+        .values(
+            user_id=user_id,
+            kind=kind,
+            amount=amount,
+            balance_after=new_balance,
+            reason=reason,
+            operator=operator,
+        )
+        .returning(LedgerEntry.id)
+    )
+    assert entry_id is not None
+    await session.execute(update(User).where(User.id == user_id).values(balance=new_balance))
+    return Movement(entry_id, amount, new_balance)
+
+
+async def _lock_balance(session: AsyncSession, user_id: int) -> Decimal:
+    balance = await session.scalar(
+        select(User.balance).where(User.id == user_id).with_for_update()
+    )
+    if balance is None:
+        raise NotFound("User not found")
+    return balance
+
+
+@dataclass
+class InvariantReport:
+    ok: bool = True
+    checked_users: int = 0
+    checked_orders: int = 0
+    violations: list[dict[str, object]] = field(default_factory=list)
+
+    def add(self, rule: str, **detail: object) -> None:
+        self.ok = False
+        self.violations.append({"rule": rule, **detail})
+
+
+_CHECKS: dict[str, str] = {
+    # balance = sum of the user's entries
+    "balance_equals_ledger_sum": """
+        SELECT u.id AS user_id, u.balance, COALESCE(s.total, 0) AS ledger_sum
+        FROM users u
+        LEFT JOIN (SELECT user_id, SUM(amount) AS total FROM ledger_entries GROUP BY user_id) s
+          ON s.user_id = u.id
+        WHERE u.balance <> COALESCE(s.total, 0)
+    """,
+    # balance >= 0 unless credit was granted
+    "balance_not_below_floor": """
+        SELECT id AS user_id, balance, credit_limit FROM users WHERE balance < -credit_limit
+    """,
+    # each entry's balance_after chains from the previous one
+    "balance_after_chain": """
+        SELECT user_id, id AS entry_id, balance_after, running FROM (
+          SELECT user_id, id, balance_after,
+                 SUM(amount) OVER (PARTITION BY user_id ORDER BY id) AS running
+          FROM ledger_entries) t
+        WHERE balance_after <> running
+    """,
+    # charged − refunded ≥ 0 per order, and the order's figures match its entries
+    "order_money_matches_ledger": """
+        SELECT o.id AS order_id, o.charge, o.refunded,
+               COALESCE(c.charged, 0) AS charged, COALESCE(r.refunded, 0) AS ledger_refunded
+        FROM orders o
+        LEFT JOIN (SELECT order_id, -SUM(amount) AS charged FROM ledger_entries
+                   WHERE kind = 'charge' GROUP BY order_id) c ON c.order_id = o.id
+        LEFT JOIN (SELECT COALESCE(o2.parent_id, o2.id) AS root_id, SUM(le.amount) AS refunded
+                   FROM ledger_entries le JOIN orders o2 ON o2.id = le.order_id
+                   WHERE le.kind = 'refund' GROUP BY COALESCE(o2.parent_id, o2.id)) r
+          ON r.root_id = o.id
+        WHERE o.parent_id IS NULL AND (
+              COALESCE(c.charged, 0) <> o.charge
+           OR COALESCE(r.refunded, 0) <> o.refunded
+           OR COALESCE(c.charged, 0) < COALESCE(r.refunded, 0))
+    """,
+}
+
+
+async def check_invariants(session: AsyncSession) -> InvariantReport:
+    """Verify SPEC §3 over the whole database (tests and GET /admin/v1/ledger/check)."""
+    report = InvariantReport()
+    report.checked_users = int(await session.scalar(select(func.count(User.id))) or 0)
+    report.checked_orders = int(
+        await session.scalar(text("SELECT count(*) FROM orders WHERE parent_id IS NULL")) or 0
+    )
+    for rule, sql in _CHECKS.items():
+        rows = (await session.execute(text(sql))).mappings().all()
+        for row in rows[:50]:
+            report.add(rule, **{k: _plain(v) for k, v in row.items()})
+    return report
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, Decimal) else value

@@ -1,0 +1,59 @@
+"""create_app(): routers, lifespan (engine, Redis pool), error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api_v2.router import router as api_v2_router
+from app.context import AppContext
+from app.db import Database
+from app.jobs import JobQueue
+from app.settings import Settings, get_settings
+
+
+async def build_context(settings: Settings) -> AppContext:
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (smm-panel run sets them)")
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    jobs = await JobQueue.connect(settings.redis_url, settings.queue_name)
+    return AppContext(settings=settings, db=db, jobs=jobs)
+
+
+async def close_context(ctx: AppContext) -> None:
+    await ctx.jobs.close()
+    await ctx.db.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await build_context(settings)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            await close_context(ctx)
+
+    app = FastAPI(
+        title="smm-panel",
+        version="0.1.0",
+        description=(
+            "SMM panel: the public API v2 for resellers (`/api/v2`) and the operator API "
+            "(`/admin/v1`, bearer token)."
+        ),
+        lifespan=lifespan,
+    )
+    app.include_router(api_v2_router)
+    from app.admin.router import router as admin_router
+
+    app.include_router(admin_router)
+    return app

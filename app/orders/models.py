@@ -1,0 +1,145 @@
+"""Orders and their upstream history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, Money, utcnow
+
+PENDING = "Pending"
+IN_PROGRESS = "In progress"
+PROCESSING = "Processing"
+COMPLETED = "Completed"
+PARTIAL = "Partial"
+CANCELED = "Canceled"
+STATUSES = (PENDING, IN_PROGRESS, PROCESSING, COMPLETED, PARTIAL, CANCELED)
+ACTIVE_STATUSES = (PENDING, IN_PROGRESS, PROCESSING)
+FINAL_STATUSES = (COMPLETED, PARTIAL, CANCELED)
+
+# Where an order stands towards its provider.
+UP_MANUAL = "manual"  # no provider: the operator fulfils it
+UP_QUEUED = "queued"  # waiting to be sent
+UP_SENDING = "sending"  # attempt recorded, outcome not yet recorded
+UP_SENT = "sent"  # provider accepted it; provider_order_id is known
+UP_REVIEW = "review"  # outcome unknown: an operator decides, never a blind resend
+UP_REJECTED = "rejected"  # provider refused it for good
+UP_WITHDRAWN = "withdrawn"  # canceled before it was ever sent
+UPSTREAM_STATES = (
+    UP_MANUAL,
+    UP_QUEUED,
+    UP_SENDING,
+    UP_SENT,
+    UP_REVIEW,
+    UP_REJECTED,
+    UP_WITHDRAWN,
+)
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+ACTIVE_SQL = f"status IN ({_in(ACTIVE_STATUSES)})"
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_in(STATUSES)})", name="status"),
+        CheckConstraint(f"upstream_state IN ({_in(UPSTREAM_STATES)})", name="upstream_state"),
+        CheckConstraint("quantity > 0", name="quantity"),
+        CheckConstraint("charge >= 0 AND refunded >= 0 AND refunded <= charge", name="money"),
+        # No duplicate active orders: same user, service and normalised link.
+        Index(
+            "uq_orders_active_link",
+            "user_id",
+            "service_id",
+            "link_normalized",
+            unique=True,
+            postgresql_where=text(f"{ACTIVE_SQL} AND parent_id IS NULL"),
+        ),
+        Index("ix_orders_user_id_id", "user_id", "id"),
+        Index(
+            "ix_orders_due",
+            "next_attempt_at",
+            postgresql_where=text(f"upstream_state = '{UP_QUEUED}'"),
+        ),
+        Index(
+            "ix_orders_syncing",
+            "provider_id",
+            "id",
+            postgresql_where=text(f"upstream_state = '{UP_SENT}' AND {ACTIVE_SQL}"),
+        ),
+        Index("ix_orders_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    type: Mapped[str] = mapped_column(String(40))
+    link: Mapped[str] = mapped_column(Text, default="", server_default="")
+    link_normalized: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Units charged for (for drip-feed: runs × quantity per run).
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    runs: Mapped[int | None] = mapped_column(Integer)
+    interval_minutes: Mapped[int | None] = mapped_column(Integer)
+    # Type-specific fields as the user sent them (comments, usernames, …).
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    rate: Mapped[Decimal] = mapped_column(Money)
+    charge: Mapped[Decimal] = mapped_column(Money)
+    refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    start_count: Mapped[int | None] = mapped_column(BigInteger)
+    remains: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING, server_default=PENDING)
+    upstream_state: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
+    provider_service_id: Mapped[str | None] = mapped_column(String(64))
+    provider_order_id: Mapped[str | None] = mapped_column(String(64))
+    provider_charge: Mapped[Decimal | None] = mapped_column(Money)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_state: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("now()")
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=text("now()")
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UpstreamEvent(Base):
+    """What was asked of a provider about an order or refill, and what came back."""
+
+    __tablename__ = "upstream_events"
+    __table_args__ = (Index("ix_upstream_events_order_id_id", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    refill_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("now()")
+    )

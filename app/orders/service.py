@@ -1,0 +1,252 @@
+"""Orders: placing them (charge + duplicate rule), reading them, canceling them, and
+applying status reports with their refunds, each exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import service as catalog
+from app.catalog.models import Service
+from app.db import utcnow
+from app.errors import (
+    CancelDisabled,
+    DomainError,
+    DuplicateActiveOrder,
+    IncorrectOrderId,
+    IncorrectServiceId,
+)
+from app.ledger import service as ledger
+from app.money import proportional_refund
+from app.orders.models import (
+    ACTIVE_STATUSES,
+    CANCELED,
+    COMPLETED,
+    FINAL_STATUSES,
+    PARTIAL,
+    PENDING,
+    UP_MANUAL,
+    UP_QUEUED,
+    UP_WITHDRAWN,
+    Order,
+    UpstreamEvent,
+)
+from app.orders.types import handler_for, parse_int
+
+
+class OrderNotCancelable(DomainError):
+    message = "Order cannot be canceled"
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order_id: int
+    charge: Decimal
+    queued: bool  # True when it waits for the relay to a provider
+
+
+async def place_order(
+    session: AsyncSession, user_id: int, fields: Mapping[str, str]
+) -> PlacedOrder:
+    """Validate an `add`, store the order and charge for it in the caller's transaction.
+
+    The order row goes in first: the partial unique index on active (user, service,
+    link) makes a concurrent identical `add` wait for this transaction and then find the
+    conflict. The debit that follows is conditional, so no money is spent twice.
+    """
+    service_id = parse_int(fields.get("service"), IncorrectServiceId())
+    offered = await catalog.get_offered(session, user_id, service_id)
+    service = offered.service
+    handler = handler_for(service.type)
+    request = handler.parse(service, fields)
+    charge = handler.charge(offered.rate, request)
+    upstream_state = UP_QUEUED if service.provider_id is not None else UP_MANUAL
+    now = utcnow()
+    order_id = await session.scalar(
+        pg_insert(Order)
+        .values(
+            user_id=user_id,
+            service_id=service.id,
+            type=service.type,
+            link=request.link,
+            link_normalized=request.link_normalized,
+            quantity=request.quantity,
+            runs=request.runs,
+            interval_minutes=request.interval_minutes,
+            params=request.params,
+            rate=offered.rate,
+            charge=charge,
+            refunded=Decimal(0),
+            status=PENDING,
+            upstream_state=upstream_state,
+            provider_id=service.provider_id,
+            provider_service_id=service.provider_service_id,
+            next_attempt_at=now if upstream_state == UP_QUEUED else None,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(Order.id)
+    )
+    if order_id is None:
+        raise DuplicateActiveOrder()
+    if charge > 0:
+        await ledger.debit(
+            session,
+            user_id=user_id,
+            amount=charge,
+            kind="charge",
+            reason=f"Order {order_id}",
+            order_id=order_id,
+        )
+    return PlacedOrder(order_id, charge, upstream_state == UP_QUEUED)
+
+
+async def get_own_orders(
+    session: AsyncSession, user_id: int, order_ids: Sequence[int]
+) -> dict[int, Order]:
+    if not order_ids:
+        return {}
+    rows = await session.scalars(
+        select(Order).where(
+            Order.id.in_(set(order_ids)), Order.user_id == user_id, Order.parent_id.is_(None)
+        )
+    )
+    return {o.id: o for o in rows}
+
+
+async def get_own_order(
+    session: AsyncSession, user_id: int, order_id: int, *, for_update: bool = False
+) -> Order:
+    stmt = select(Order).where(
+        Order.id == order_id, Order.user_id == user_id, Order.parent_id.is_(None)
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    order = await session.scalar(stmt)
+    if order is None:
+        raise IncorrectOrderId()
+    return order
+
+
+async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> bool:
+    """A user's cancel. Returns True when a cancel request to the provider is now due
+    (the order was already sent); an unsent order is canceled and refunded at once."""
+    order = await get_own_order(session, user_id, order_id)
+    service = await session.get(Service, order.service_id)
+    if service is None or not service.cancel:
+        raise CancelDisabled()
+    if order.status in FINAL_STATUSES:
+        raise OrderNotCancelable()
+    # Not yet sent: withdraw it, conditionally, so a racing relay or a second cancel
+    # cannot both act on it.
+    withdrawn = await session.scalar(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.status == PENDING,
+            Order.upstream_state.in_((UP_QUEUED, UP_MANUAL)),
+        )
+        .values(status=CANCELED, upstream_state=UP_WITHDRAWN, finished_at=utcnow(), remains=order.quantity)
+        .returning(Order.id)
+    )
+    if withdrawn is not None:
+        await refund(session, order_id=order.id, amount=order.charge, reason="Canceled before sending")
+        return False
+    requested = await session.scalar(
+        update(Order)
+        .where(Order.id == order.id, Order.status.in_(ACTIVE_STATUSES))
+        .values(cancel_requested_at=utcnow(), cancel_state="requested")
+        .returning(Order.id)
+    )
+    if requested is None:
+        raise OrderNotCancelable()
+    return True
+
+
+async def refund(
+    session: AsyncSession, *, order_id: int, amount: Decimal, reason: str
+) -> Decimal:
+    """Refund an order once. Returns the amount refunded now (0 if it already was)."""
+    if amount <= 0:
+        return Decimal(0)
+    order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise IncorrectOrderId()
+    root_id = order.parent_id or order.id
+    movement = await ledger.credit(
+        session,
+        user_id=order.user_id,
+        amount=amount,
+        kind="refund",
+        reason=f"Order {root_id}: {reason}",
+        order_id=order.id,
+    )
+    if movement is None:
+        return Decimal(0)
+    await session.execute(
+        update(Order).where(Order.id == root_id).values(refunded=Order.refunded + amount)
+    )
+    return amount
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What a provider (or an operator) says about an order."""
+
+    status: str
+    start_count: int | None = None
+    remains: int | None = None
+
+
+async def apply_status(
+    session: AsyncSession, order_id: int, report: StatusReport, *, source: str
+) -> bool:
+    """Move an order forward according to a report; refund on Partial/Canceled.
+
+    Final orders never move again, so duplicate or out-of-order reports (Completed after
+    Partial, the same Partial twice) change nothing. Returns True if the order changed.
+    """
+    order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise IncorrectOrderId()
+    if order.status in FINAL_STATUSES:
+        return False
+    values: dict[str, Any] = {}
+    if report.start_count is not None and report.start_count >= 0:
+        values["start_count"] = report.start_count
+    if report.remains is not None:
+        # Over-delivery shows as negative remains; it is never charged for.
+        values["remains"] = min(max(report.remains, 0), order.quantity)
+    if report.status != order.status:
+        values["status"] = report.status
+    if report.status in FINAL_STATUSES:
+        values["finished_at"] = utcnow()
+        if report.status == COMPLETED:
+            values["remains"] = 0
+        elif report.status == CANCELED:
+            values["remains"] = order.quantity
+    if not values:
+        return False
+    await session.execute(update(Order).where(Order.id == order.id).values(**values))
+    if report.status == PARTIAL:
+        remains = values.get("remains", order.remains) or 0
+        amount = proportional_refund(order.charge, order.quantity, remains)
+        await refund(session, order_id=order.id, amount=amount, reason="Partial")
+    elif report.status == CANCELED:
+        await refund(session, order_id=order.id, amount=order.charge, reason="Canceled")
+    session.add(
+        UpstreamEvent(
+            order_id=order.id,
+            action="status",
+            outcome=report.status,
+            detail={"source": source, "start_count": report.start_count, "remains": report.remains},
+        )
+    )
+    return True

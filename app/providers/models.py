@@ -1,0 +1,28 @@
+"""Upstream providers: other panels speaking API v2."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, DateTime, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, Money, utcnow
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(500))
+    # Encrypted with SECRET_KEY; never returned by any API.
+    api_key_encrypted: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    last_balance: Mapped[Decimal | None] = mapped_column(Money)
+    last_balance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("now()")
+    )

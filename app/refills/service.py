@@ -1,0 +1,76 @@
+"""Refill requests: eligibility (service flag, order status, window), one active per order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import Service
+from app.db import utcnow
+from app.errors import DomainError, RefillDisabled, RefillNotFound
+from app.orders.models import COMPLETED, PARTIAL, UP_MANUAL, UP_SENT
+from app.orders.service import get_own_order
+from app.refills.models import R_PENDING, Refill
+
+
+class RefillNotEligible(DomainError):
+    message = "Refill is not available for this order"
+
+
+class RefillExpired(DomainError):
+    message = "Refill period has expired"
+
+
+class RefillAlreadyActive(DomainError):
+    message = "Refill is already in progress for this order"
+
+
+async def request_refill(session: AsyncSession, user_id: int, order_id: int) -> Refill:
+    order = await get_own_order(session, user_id, order_id)
+    service = await session.get(Service, order.service_id)
+    if service is None or not service.refill:
+        raise RefillDisabled()
+    if order.status not in (COMPLETED, PARTIAL):
+        raise RefillNotEligible()
+    finished = order.finished_at or order.updated_at
+    if service.refill_days > 0 and utcnow() > finished + timedelta(days=service.refill_days):
+        raise RefillExpired()
+    upstream = "queued" if order.upstream_state == UP_SENT else UP_MANUAL
+    refill_id = await session.scalar(
+        pg_insert(Refill)
+        .values(
+            order_id=order.id,
+            user_id=user_id,
+            status=R_PENDING,
+            upstream_state=upstream,
+            next_attempt_at=utcnow() if upstream == "queued" else None,
+        )
+        .on_conflict_do_nothing()
+        .returning(Refill.id)
+    )
+    if refill_id is None:
+        raise RefillAlreadyActive()
+    refill = await session.get(Refill, refill_id)
+    assert refill is not None
+    return refill
+
+
+async def get_own_refills(
+    session: AsyncSession, user_id: int, refill_ids: list[int]
+) -> dict[int, Refill]:
+    if not refill_ids:
+        return {}
+    rows = await session.scalars(
+        select(Refill).where(Refill.id.in_(set(refill_ids)), Refill.user_id == user_id)
+    )
+    return {r.id: r for r in rows}
+
+
+async def get_own_refill(session: AsyncSession, user_id: int, refill_id: int) -> Refill:
+    refill = (await get_own_refills(session, user_id, [refill_id])).get(refill_id)
+    if refill is None:
+        raise RefillNotFound()
+    return refill

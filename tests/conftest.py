@@ -1,0 +1,172 @@
+"""Test fixtures: a throwaway Postgres database per run, real Redis, the real app."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app import migrate
+from app.accounts import service as accounts
+from app.catalog.models import Category, Service
+from app.context import AppContext
+from app.ledger import service as ledger
+from app.main import create_app
+from app.settings import Settings
+
+BASE_DB = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ADMIN_TOKEN = "test-admin-token"
+
+
+def _with_db(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    name = f"smm_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(BASE_DB)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = _with_db(BASE_DB, name)
+    await asyncio.to_thread(migrate.upgrade, url)
+    yield url
+    admin = await asyncpg.connect(BASE_DB)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=TEST_REDIS,
+        admin_token=ADMIN_TOKEN,
+        queue_name=f"test:queue:{uuid.uuid4().hex[:8]}",
+        log_json=False,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def ctx(app: FastAPI) -> AppContext:
+    context: AppContext = app.state.ctx
+    return context
+
+
+TABLES = (
+    "audit_log, upstream_events, refills, ledger_entries, orders, user_rates, services, "
+    "categories, providers, api_keys, users"
+)
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    if "ctx" not in request.fixturenames:
+        yield
+        return
+    context: AppContext = request.getfixturevalue("ctx")
+    async with context.db.engine.begin() as conn:
+        await conn.exec_driver_sql(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    if context.jobs.redis is not None:
+        await context.jobs.redis.flushdb()
+    yield
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://panel.test") as c:
+        yield c
+
+
+@dataclass
+class Reseller:
+    user_id: int
+    key: str
+
+
+Api = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> Api:
+    """Call /api/v2 with form fields and return the decoded JSON (asserting HTTP 200)."""
+
+    async def call(key: str, action: str, **fields: Any) -> Any:
+        data = {"key": key, "action": action, **{k: str(v) for k, v in fields.items()}}
+        response = await client.post("/api/v2", data=data)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        return response.json()
+
+    return call
+
+
+@pytest.fixture
+def make_user(ctx: AppContext) -> Callable[..., Awaitable[Reseller]]:
+    async def make(balance: str | Decimal = "0", email: str | None = None) -> Reseller:
+        async with ctx.db.transaction() as session:
+            user = await accounts.create_user(
+                session, email=email or f"{uuid.uuid4().hex[:8]}@example.com"
+            )
+            issued = await accounts.issue_key(session, user.id)
+            if Decimal(balance) > 0:
+                await ledger.credit(
+                    session,
+                    user_id=user.id,
+                    amount=Decimal(balance),
+                    kind="deposit",
+                    reason="test deposit",
+                )
+        return Reseller(user.id, issued.key)
+
+    return make
+
+
+@pytest.fixture
+def make_service(ctx: AppContext) -> Callable[..., Awaitable[int]]:
+    async def make(**overrides: Any) -> int:
+        async with ctx.db.transaction() as session:
+            category = Category(name=overrides.pop("category", "First Category"))
+            session.add(category)
+            await session.flush()
+            values: dict[str, Any] = {
+                "name": "Followers",
+                "type": "Default",
+                "rate": Decimal("0.90"),
+                "min_quantity": 50,
+                "max_quantity": 10000,
+                "refill": True,
+                "refill_days": 30,
+                "cancel": True,
+            }
+            values.update(overrides)
+            service = Service(category_id=category.id, **values)
+            session.add(service)
+            await session.flush()
+            return service.id
+
+    return make
+
+
+async def ledger_ok(ctx: AppContext) -> None:
+    async with ctx.db.session() as session:
+        report = await ledger.check_invariants(session)
+    assert report.ok, report.violations

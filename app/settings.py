@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     relay_max_attempts: int = 10
     relay_retry_base_seconds: float = 30.0
     sending_stale_seconds: float = 120.0
-    status_sync_seconds: int = 60
+    status_sync_seconds: int = 15
     # Demo wiring for `smm-panel run`.
     sandbox_port: int = 8001
     demo_balance: Decimal = Decimal("100")

@@ -1,0 +1,18 @@
+"""Prometheus metrics shared by the API and the worker."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("smm_api_requests_total", "API v2 calls", ["action", "outcome"])
+REQUEST_SECONDS = Histogram("smm_api_request_seconds", "API v2 call latency", ["action"])
+RELAY_OUTCOMES = Counter("smm_relay_outcomes_total", "Upstream add outcomes", ["outcome"])
+PROVIDER_ERRORS = Counter(
+    "smm_provider_errors_total", "Provider call failures", ["provider_id", "kind"]
+)
+PROVIDER_ALERTS = Counter(
+    "smm_provider_alerts_total", "Provider problems needing an operator", ["provider_id", "kind"]
+)
+PROVIDER_BALANCE = Gauge("smm_provider_balance", "Last known provider balance", ["provider_id"])
+STATUS_UPDATES = Counter("smm_status_updates_total", "Orders changed by status sync")
+REVIEW_QUEUE = Gauge("smm_review_queue_orders", "Orders waiting for an operator decision")

@@ -1,0 +1,186 @@
+"""The arq worker: job functions, cron schedule and the sweeper.
+
+Jobs call domain services. Every job is derivable from database rows, so the sweeper can
+re-enqueue whatever Redis lost; deterministic job ids make duplicates collapse.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker
+from sqlalchemy import func, select
+
+from app.db import Database
+from app.jobs import JobQueue, redis_settings
+from app.metrics import PROVIDER_ALERTS, PROVIDER_BALANCE, REVIEW_QUEUE
+from app.orders import relay, sync
+from app.orders.models import UP_REVIEW, Order
+from app.providers.client import ProviderError, build_http_client
+from app.providers.models import Provider
+from app.providers.service import client_for
+from app.refills import relay as refill_relay
+from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Ctx = dict[str, Any]
+
+
+async def startup(ctx: Ctx) -> None:
+    settings: Settings = ctx.setdefault("settings", get_settings())
+    if "db" not in ctx:
+        assert settings.database_url, "DATABASE_URL is required"
+        ctx["db"] = Database(settings.database_url, pool_size=10, max_overflow=10)
+        ctx["owns_db"] = True
+    if "http" not in ctx:
+        ctx["http"] = build_http_client(
+            settings.provider_connect_timeout, settings.provider_read_timeout
+        )
+        ctx["owns_http"] = True
+    ctx["jobs"] = JobQueue(ctx["redis"], settings.queue_name)
+
+
+async def shutdown(ctx: Ctx) -> None:
+    if ctx.pop("owns_http", False):
+        await ctx["http"].aclose()
+    if ctx.pop("owns_db", False):
+        await ctx["db"].dispose()
+
+
+async def relay_order(ctx: Ctx, order_id: int) -> str:
+    outcome = await relay.relay_order(ctx["db"], ctx["http"], ctx["settings"], order_id)
+    if outcome.cancel_due:
+        await ctx["jobs"].relay_cancel(order_id)
+    return outcome.outcome
+
+
+async def relay_cancel(ctx: Ctx, order_id: int) -> str:
+    return await relay.relay_cancel(ctx["db"], ctx["http"], ctx["settings"], order_id)
+
+
+async def relay_refill(ctx: Ctx, refill_id: int) -> str:
+    return await refill_relay.relay_refill(ctx["db"], ctx["http"], ctx["settings"], refill_id)
+
+
+async def sync_statuses(ctx: Ctx) -> dict[str, int]:
+    result = await sync.sync_all(ctx["db"], ctx["http"], ctx["settings"])
+    return {"checked": result.checked, "changed": result.changed, "errors": result.errors}
+
+
+async def sync_refills(ctx: Ctx) -> int:
+    return await refill_relay.sync_refills(ctx["db"], ctx["http"], ctx["settings"])
+
+
+async def sweep(ctx: Ctx) -> dict[str, int]:
+    """Re-derive due work from the database: nothing depends on Redis having kept it."""
+    db: Database = ctx["db"]
+    settings: Settings = ctx["settings"]
+    jobs: JobQueue = ctx["jobs"]
+    to_review = await relay.move_stale_sending_to_review(db, settings)
+    await refill_relay.stale_refills_to_queue(db, settings)
+    orders = await relay.due_orders(db)
+    for order_id in orders:
+        await jobs.relay_order(order_id)
+    cancels = await relay.due_cancels(db)
+    for order_id in cancels:
+        await jobs.relay_cancel(order_id)
+    refills = await refill_relay.due_refills(db)
+    for refill_id in refills:
+        await jobs.relay_refill(refill_id)
+    async with db.session() as session:
+        in_review = await session.scalar(
+            select(func.count(Order.id)).where(Order.upstream_state == UP_REVIEW)
+        )
+    REVIEW_QUEUE.set(in_review or 0)
+    return {
+        "to_review": len(to_review),
+        "orders": len(orders),
+        "cancels": len(cancels),
+        "refills": len(refills),
+    }
+
+
+async def check_provider_balances(ctx: Ctx) -> dict[int, str]:
+    db: Database = ctx["db"]
+    settings: Settings = ctx["settings"]
+    seen: dict[int, str] = {}
+    async with db.session() as session:
+        providers = list(await session.scalars(select(Provider).where(Provider.enabled)))
+    for provider in providers:
+        try:
+            balance = await client_for(provider, settings.secret_key, ctx["http"]).balance()
+        except ProviderError as exc:
+            log.warning("provider balance unavailable", extra={"provider_id": provider.id})
+            seen[provider.id] = f"error: {exc.message}"
+            continue
+        PROVIDER_BALANCE.labels(str(provider.id)).set(float(balance.balance))
+        if balance.balance <= 0:
+            PROVIDER_ALERTS.labels(str(provider.id), "balance_empty").inc()
+            log.error("provider balance is empty", extra={"provider_id": provider.id})
+        async with db.transaction() as session:
+            row = await session.get(Provider, provider.id)
+            if row is not None:
+                row.last_balance = balance.balance
+                row.last_balance_at = func.now()
+        seen[provider.id] = str(balance.balance)
+    return seen
+
+
+FUNCTIONS = [relay_order, relay_cancel, relay_refill, sync_statuses, sync_refills, sweep]
+
+
+def _every(seconds: int) -> set[int]:
+    seconds = max(1, min(60, seconds))
+    return set(range(0, 60, seconds))
+
+
+def build_worker(
+    settings: Settings, *, burst: bool = False, ctx: Ctx | None = None, **overrides: Any
+) -> Worker:
+    cron_jobs = [
+        cron(sweep, second=_every(10), run_at_startup=True),
+        cron(sync_statuses, second=_every(settings.status_sync_seconds)),
+        cron(sync_refills, second={30}),
+        cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
+    ]
+    options: dict[str, Any] = dict(
+        functions=FUNCTIONS,
+        cron_jobs=[] if burst else cron_jobs,
+        queue_name=settings.queue_name,
+        redis_settings=redis_settings(settings.redis_url or ""),
+        on_startup=startup,
+        on_shutdown=shutdown,
+        burst=burst,
+        keep_result=0,  # finished job ids become reusable: the sweeper may enqueue again
+        max_jobs=50,
+        job_timeout=300,
+        max_tries=5,
+        ctx={"settings": settings, **(ctx or {})},
+        handle_signals=not burst,
+        poll_delay=0.2,
+    )
+    options.update(overrides)
+    return Worker(**options)
+
+
+async def run_worker(settings: Settings) -> None:
+    worker = build_worker(settings)
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+
+
+class WorkerSettings:
+    """For `arq workers.main.WorkerSettings` (the same jobs as `smm-panel worker`)."""
+
+    functions = FUNCTIONS
+    on_startup = startup
+    on_shutdown = shutdown
+    keep_result = 0
+    cron_jobs = [cron(sweep, second=_every(10), run_at_startup=True)]
+    redis_settings = redis_settings(get_settings().redis_url or "redis://127.0.0.1:6379")
+    queue_name = get_settings().queue_name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from fastapi import Request
 
 from app.db import Database
@@ -16,6 +17,7 @@ class AppContext:
     settings: Settings
     db: Database
     jobs: JobQueue
+    http: httpx.AsyncClient  # the one shared client for upstream calls made by the API
 
 
 def get_context(request: Request) -> AppContext:

@@ -48,8 +48,11 @@ def start_embedded(data_dir: str, *, need_db: bool, need_redis: bool) -> Embedde
     if need_db:
         import pgserver
 
-        pg = pgserver.get_server(str(root / "postgres"), cleanup_mode="stop")
-        exists = pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+        pg = pgserver.get_server(  # type: ignore[attr-defined]
+            str(root / "postgres"), cleanup_mode="stop"
+        )
+        # DATABASE_NAME is a constant, not input.
+        exists = pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608
         if "1 row" not in exists:
             pg.psql(f"CREATE DATABASE {DATABASE_NAME};")
         database_url = pg.get_uri(DATABASE_NAME).replace("postgresql://", "postgresql+asyncpg://")

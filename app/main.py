@@ -7,10 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.admin.router import router as admin_router
 from app.api_v2.router import router as api_v2_router
 from app.context import AppContext
 from app.db import Database
+from app.health import router as health_router
 from app.jobs import JobQueue
+from app.providers.admin_router import router as providers_admin_router
+from app.providers.client import build_http_client
 from app.settings import Settings, get_settings
 
 
@@ -23,11 +27,13 @@ async def build_context(settings: Settings) -> AppContext:
         max_overflow=settings.db_max_overflow,
     )
     jobs = await JobQueue.connect(settings.redis_url, settings.queue_name)
-    return AppContext(settings=settings, db=db, jobs=jobs)
+    http = build_http_client(settings.provider_connect_timeout, settings.provider_read_timeout)
+    return AppContext(settings=settings, db=db, jobs=jobs, http=http)
 
 
 async def close_context(ctx: AppContext) -> None:
     await ctx.jobs.close()
+    await ctx.http.aclose()
     await ctx.db.dispose()
 
 
@@ -52,8 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    app.include_router(health_router)
     app.include_router(api_v2_router)
-    from app.admin.router import router as admin_router
-
     app.include_router(admin_router)
+    app.include_router(providers_admin_router)
     return app

@@ -10,9 +10,18 @@ from alembic.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def project_root() -> Path:
+    """The source tree in development; the working directory in an installed image."""
+    for candidate in (ROOT, Path.cwd()):
+        if (candidate / "alembic.ini").exists() and (candidate / "migrations").is_dir():
+            return candidate
+    raise RuntimeError("alembic.ini and migrations/ not found")
+
+
 def alembic_config(url: str) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    root = project_root()
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     return cfg

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 
 import uvicorn
 from sqlalchemy import select
@@ -103,11 +104,10 @@ async def _serve_everything(settings: Settings, host: str, port: int, key: str) 
     try:
         await api.serve()
     finally:
-        worker.handle_sig(2)
+        worker.handle_sig(signal.SIGINT)
         for task in (worker_task, sandbox):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(Exception):
             await worker.close()
-

@@ -229,7 +229,9 @@ async def test_add_refuses_disabled_and_deleted_services(
         }
 
 
-async def test_not_enough_funds(api: Api, ctx: AppContext, make_user: Any, make_service: Any) -> None:
+async def test_not_enough_funds(
+    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+) -> None:
     user = await make_user(balance="0.08999")
     sid = await make_service()
     assert await api(user.key, "add", service=sid, link=LINK, quantity=100) == {
@@ -246,7 +248,9 @@ async def test_duplicate_active_link_refused_until_order_finishes(
     user = await make_user(balance="100")
     sid = await make_service()
     assert await api(user.key, "add", service=sid, link=LINK, quantity=100) == {"order": 1}
-    duplicate = {"error": "You have active order with this link. Please wait until order being completed."}
+    duplicate = {
+        "error": "You have active order with this link. Please wait until order being completed."
+    }
     # The same link written differently is the same link.
     for variant in (LINK, "http://www.Instagram.com/someone/", LINK + "#top"):
         assert await api(user.key, "add", service=sid, link=variant, quantity=100) == duplicate
@@ -272,7 +276,9 @@ async def test_package_charges_the_rate(api: Api, make_user: Any, make_service: 
 # --- status -------------------------------------------------------------------------------
 
 
-async def test_status_of_foreign_or_missing_order(api: Api, make_user: Any, make_service: Any) -> None:
+async def test_status_of_foreign_or_missing_order(
+    api: Api, make_user: Any, make_service: Any
+) -> None:
     owner, stranger = await make_user(balance="10"), await make_user(balance="10")
     sid = await make_service()
     await api(owner.key, "add", service=sid, link=LINK, quantity=100)
@@ -288,8 +294,12 @@ async def test_multi_status_with_100_mixed_ids(
     own: list[int] = []
     foreign: list[int] = []
     for i in range(40):
-        own.append((await api(owner.key, "add", service=sid, link=f"{LINK}/{i}", quantity=100))["order"])
-        foreign.append((await api(stranger.key, "add", service=sid, link=f"{LINK}/{i}", quantity=100))["order"])
+        own.append(
+            (await api(owner.key, "add", service=sid, link=f"{LINK}/{i}", quantity=100))["order"]
+        )
+        foreign.append(
+            (await api(stranger.key, "add", service=sid, link=f"{LINK}/{i}", quantity=100))["order"]
+        )
     await finish(ctx, own[0], "Partial", remains=40)
     missing = list(range(10_000, 10_019))
     ids = [str(i) for i in own + foreign + missing] + ["abc"]
@@ -324,7 +334,9 @@ async def test_refill_rules_and_shapes(
     await api(user.key, "add", service=sid, link=LINK, quantity=100)  # 1
     await api(user.key, "add", service=no_refill, link=LINK, quantity=100)  # 2
     await api(user.key, "add", service=sid, link=LINK + "/old", quantity=100)  # 3
-    assert await api(user.key, "refill", order=1) == {"error": "Refill is not available for this order"}
+    assert await api(user.key, "refill", order=1) == {
+        "error": "Refill is not available for this order"
+    }
     await finish(ctx, 1, "Completed")
     await finish(ctx, 2, "Completed")
     await finish(ctx, 3, "Completed")
@@ -332,7 +344,9 @@ async def test_refill_rules_and_shapes(
         await session.execute(
             update(Order).where(Order.id == 3).values(finished_at=utcnow() - timedelta(days=31))
         )
-    assert await api(user.key, "refill", order=2) == {"error": "Refill is disabled for this service"}
+    assert await api(user.key, "refill", order=2) == {
+        "error": "Refill is disabled for this service"
+    }
     assert await api(user.key, "refill", order=3) == {"error": "Refill period has expired"}
     assert await api(stranger.key, "refill", order=1) == {"error": "Incorrect order ID"}
     assert await api(user.key, "refill", order=1) == {"refill": "1"}
@@ -491,8 +505,19 @@ async def test_responses_are_json_bytes_with_string_numbers(
 ) -> None:
     user = await make_user(balance="1")
     sid = await make_service()
-    await client.post("/api/v2", data={"key": user.key, "action": "add", "service": str(sid), "link": LINK, "quantity": "100"})
-    response = await client.post("/api/v2", data={"key": user.key, "action": "status", "order": "1"})
+    await client.post(
+        "/api/v2",
+        data={
+            "key": user.key,
+            "action": "add",
+            "service": str(sid),
+            "link": LINK,
+            "quantity": "100",
+        },
+    )
+    response = await client.post(
+        "/api/v2", data={"key": user.key, "action": "status", "order": "1"}
+    )
     assert json.loads(response.content) == {
         "charge": "0.09000",
         "start_count": "0",

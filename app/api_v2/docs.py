@@ -182,7 +182,7 @@ OPENAPI_EXTRA: dict[str, Any] = {
     },
     "responses": {
         "200": {
-            "description": "The action's result, or `{\"error\": message}`",
+            "description": 'The action\'s result, or `{"error": message}`',
             "content": {
                 "application/json": {
                     "schema": {
@@ -195,7 +195,7 @@ OPENAPI_EXTRA: dict[str, Any] = {
                 }
             },
         },
-        "503": {"description": "Database unavailable: `{\"error\": message}`"},
+        "503": {"description": 'Database unavailable: `{"error": message}`'},
     },
 }
 

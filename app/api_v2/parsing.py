@@ -57,9 +57,7 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, str]:
             raise RequestTooLarge()
     if not body:
         return fields
-    if content_type == "application/json" or (
-        not content_type and body.lstrip()[:1] == b"{"
-    ):
+    if content_type == "application/json" or (not content_type and body.lstrip()[:1] == b"{"):
         try:
             data = json.loads(body, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError) as exc:

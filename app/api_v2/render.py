@@ -32,7 +32,7 @@ def service_row(offered: OfferedService) -> dict[str, Any]:
     }
 
 
-def order_status(order: Order, currency: str) -> dict[str, Any]:
+def order_status(order: Order, currency: str, runs_done: int | None = None) -> dict[str, Any]:
     remains = order.remains if order.remains is not None else order.quantity
     body: dict[str, Any] = {
         "charge": format_money(order.charge, precision_for_rate(order.rate)),
@@ -41,4 +41,8 @@ def order_status(order: Order, currency: str) -> dict[str, Any]:
         "remains": str(remains),
         "currency": currency,
     }
+    if order.runs is not None:
+        body["runs"] = str(order.runs)
+        if runs_done is not None:
+            body["runs_done"] = str(runs_done)
     return body

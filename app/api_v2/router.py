@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -68,11 +69,12 @@ async def action_status(call: Call) -> Any:
         found = await orders.get_own_orders(
             call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
         )
+        done = await orders.runs_done(call.session, list(found.values()))
         result: dict[str, Any] = {}
         for text, order_id in wanted.items():
             order = found.get(order_id) if order_id is not None else None
             result[text] = (
-                order_status(order, call.who.currency)
+                order_status(order, call.who.currency, done.get(order.id))
                 if order is not None
                 else {"error": IncorrectOrderId.message}
             )
@@ -81,7 +83,8 @@ async def action_status(call: Call) -> Any:
     if order_id is None:
         raise IncorrectOrderId()
     order = await orders.get_own_order(call.session, call.who.user_id, order_id)
-    return order_status(order, call.who.currency)
+    done = await orders.runs_done(call.session, [order])
+    return order_status(order, call.who.currency, done.get(order.id))
 
 
 async def _each(
@@ -148,8 +151,8 @@ async def action_refill_status(call: Call) -> Any:
 
 
 async def _cancel_one(call: Call, order_id: int) -> int:
-    if await orders.cancel_order(call.session, call.who.user_id, order_id):
-        call.after_commit.append(lambda: call.ctx.jobs.relay_cancel(order_id))
+    for due in await orders.cancel_order(call.session, call.who.user_id, order_id):
+        call.after_commit.append(partial(call.ctx.jobs.relay_cancel, due))
     return 1
 
 

@@ -19,22 +19,18 @@ class OfferedService:
     rate: Decimal  # the rate this user pays (custom rate or the service's)
 
 
-def _offered(user_id: int) -> Select[tuple[Service, str, Decimal]]:
+def _offered(user_id: int) -> Select[Service, str, Decimal]:
     rate = func.coalesce(UserRate.rate, Service.rate)
     return (
         select(Service, Category.name, rate)
         .join(Category, Category.id == Service.category_id)
-        .outerjoin(
-            UserRate, and_(UserRate.service_id == Service.id, UserRate.user_id == user_id)
-        )
+        .outerjoin(UserRate, and_(UserRate.service_id == Service.id, UserRate.user_id == user_id))
         .where(Service.enabled, Service.deleted_at.is_(None), Category.enabled)
     )
 
 
 async def list_offered(session: AsyncSession, user_id: int) -> list[OfferedService]:
-    stmt = _offered(user_id).order_by(
-        Category.position, Category.id, Service.position, Service.id
-    )
+    stmt = _offered(user_id).order_by(Category.position, Category.id, Service.position, Service.id)
     rows = (await session.execute(stmt)).all()
     return [OfferedService(s, c, r) for s, c, r in rows]
 

@@ -28,7 +28,9 @@ class LedgerEntry(Base):
             name="sign",
         ),
         Index("ix_ledger_entries_user_id_id", "user_id", "id"),
-        Index("ix_ledger_entries_order_id", "order_id", postgresql_where=text("order_id IS NOT NULL")),
+        Index(
+            "ix_ledger_entries_order_id", "order_id", postgresql_where=text("order_id IS NOT NULL")
+        ),
         # At most one charge and one refund per order, enforced by the database.
         Index(
             "uq_ledger_entries_order_charge",

@@ -155,9 +155,7 @@ async def adjust(
 
 
 async def _lock_balance(session: AsyncSession, user_id: int) -> Decimal:
-    balance = await session.scalar(
-        select(User.balance).where(User.id == user_id).with_for_update()
-    )
+    balance = await session.scalar(select(User.balance).where(User.id == user_id).with_for_update())
     if balance is None:
         raise NotFound("User not found")
     return balance

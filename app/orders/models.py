@@ -40,6 +40,7 @@ UP_SENT = "sent"  # provider accepted it; provider_order_id is known
 UP_REVIEW = "review"  # outcome unknown: an operator decides, never a blind resend
 UP_REJECTED = "rejected"  # provider refused it for good
 UP_WITHDRAWN = "withdrawn"  # canceled before it was ever sent
+UP_DRIPFEED = "dripfeed"  # runs are child orders the panel sends one by one
 UPSTREAM_STATES = (
     UP_MANUAL,
     UP_QUEUED,
@@ -48,6 +49,7 @@ UPSTREAM_STATES = (
     UP_REVIEW,
     UP_REJECTED,
     UP_WITHDRAWN,
+    UP_DRIPFEED,
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +30,7 @@ from app.orders.models import (
     Order,
     UpstreamEvent,
 )
-from app.orders.service import refund
+from app.orders.service import refresh_parent, refund
 from app.orders.types import handler_for
 from app.providers.client import (
     ProviderError,
@@ -148,6 +149,8 @@ async def relay_order(
                 detail={"provider_order_id": provider_order_id},
             )
         )
+        if order.parent_id is not None:
+            await refresh_parent(session, order.parent_id)
     RELAY_OUTCOMES.labels("sent").inc()
     return RelayOutcome(order.id, "sent", cancel_due=changed == "requested")
 
@@ -225,6 +228,8 @@ async def _give_up(session: AsyncSession, order_id: int, state: str, error: str)
     )
     if order is not None:
         await refund(session, order_id=order.id, amount=order.charge, reason="Not placed upstream")
+        if order.parent_id is not None:
+            await refresh_parent(session, order.parent_id)
 
 
 async def move_stale_sending_to_review(db: Database, settings: Settings) -> list[int]:

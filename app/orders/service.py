@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import timedelta
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,14 +24,17 @@ from app.errors import (
     IncorrectServiceId,
 )
 from app.ledger import service as ledger
-from app.money import proportional_refund
+from app.money import places_of, proportional_refund, quantum
 from app.orders.models import (
     ACTIVE_STATUSES,
     CANCELED,
     COMPLETED,
     FINAL_STATUSES,
+    IN_PROGRESS,
     PARTIAL,
     PENDING,
+    PROCESSING,
+    UP_DRIPFEED,
     UP_MANUAL,
     UP_QUEUED,
     UP_WITHDRAWN,
@@ -67,6 +71,12 @@ async def place_order(
     request = handler.parse(service, fields)
     charge = handler.charge(offered.rate, request)
     upstream_state = UP_QUEUED if service.provider_id is not None else UP_MANUAL
+    # Drip-feed the provider cannot do itself: the panel sends each run as a child order.
+    panel_dripfeed = (
+        request.runs is not None and upstream_state == UP_QUEUED and not service.provider_dripfeed
+    )
+    if panel_dripfeed:
+        upstream_state = UP_DRIPFEED
     now = utcnow()
     order_id = await session.scalar(
         pg_insert(Order)
@@ -105,7 +115,48 @@ async def place_order(
             reason=f"Order {order_id}",
             order_id=order_id,
         )
+    if panel_dripfeed:
+        await _create_runs(session, order_id)
     return PlacedOrder(order_id, charge, upstream_state == UP_QUEUED)
+
+
+def split_charge(charge: Decimal, runs: int) -> list[Decimal]:
+    """Each run's share of the charge, rounded down, the last run taking the remainder,
+    so the shares add up to the charge exactly."""
+    places = max(5, places_of(charge))
+    share = (charge / runs).quantize(quantum(places), rounding=ROUND_DOWN)
+    return [share] * (runs - 1) + [charge - share * (runs - 1)]
+
+
+async def _create_runs(session: AsyncSession, parent_id: int) -> None:
+    parent = await session.get(Order, parent_id)
+    assert parent is not None and parent.runs and parent.interval_minutes
+    per_run = parent.quantity // parent.runs
+    params = {k: v for k, v in parent.params.items() if k not in ("runs", "interval")}
+    params["quantity"] = per_run
+    start = utcnow()
+    for index, share in enumerate(split_charge(parent.charge, parent.runs)):
+        session.add(
+            Order(
+                user_id=parent.user_id,
+                service_id=parent.service_id,
+                parent_id=parent.id,
+                type=parent.type,
+                link=parent.link,
+                link_normalized=parent.link_normalized,
+                quantity=per_run,
+                params=params,
+                rate=parent.rate,
+                charge=share,
+                refunded=Decimal(0),
+                status=PENDING,
+                upstream_state=UP_QUEUED,
+                provider_id=parent.provider_id,
+                provider_service_id=parent.provider_service_id,
+                next_attempt_at=start + timedelta(minutes=parent.interval_minutes * index),
+            )
+        )
+    await session.flush()
 
 
 async def get_own_orders(
@@ -119,6 +170,21 @@ async def get_own_orders(
         )
     )
     return {o.id: o for o in rows}
+
+
+async def runs_done(session: AsyncSession, orders: Sequence[Order]) -> dict[int, int]:
+    """For drip-feed orders the panel runs itself: how many runs have been delivered."""
+    parents = [o.id for o in orders if o.upstream_state == UP_DRIPFEED]
+    if not parents:
+        return {}
+    rows = await session.execute(
+        select(Order.parent_id, func.count(Order.id))
+        .where(Order.parent_id.in_(parents), Order.status.in_((COMPLETED, PARTIAL)))
+        .group_by(Order.parent_id)
+    )
+    done = {parent: 0 for parent in parents}
+    done.update({int(parent): int(count) for parent, count in rows.all() if parent is not None})
+    return done
 
 
 async def get_own_order(
@@ -135,33 +201,57 @@ async def get_own_order(
     return order
 
 
-async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> bool:
-    """A user's cancel. Returns True when a cancel request to the provider is now due
-    (the order was already sent); an unsent order is canceled and refunded at once."""
+async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> list[int]:
+    """A user's cancel. Returns the ids of orders (the order itself, or drip-feed runs)
+    already sent upstream, whose cancel request to the provider is now due; whatever was
+    not sent yet is canceled and refunded at once."""
     order = await get_own_order(session, user_id, order_id)
     service = await session.get(Service, order.service_id)
     if service is None or not service.cancel:
         raise CancelDisabled()
     if order.status in FINAL_STATUSES:
         raise OrderNotCancelable()
-    # Not yet sent: withdraw it, conditionally, so a racing relay or a second cancel
-    # cannot both act on it.
+    if order.upstream_state == UP_DRIPFEED:
+        runs = list(
+            await session.scalars(
+                select(Order.id)
+                .where(Order.parent_id == order.id, Order.status.in_(ACTIVE_STATUSES))
+                .order_by(Order.id)
+            )
+        )
+        due = [run for run in runs if await stop_order(session, run)]
+        await refresh_parent(session, order.id)
+        return due
+    if await stop_order(session, order.id):
+        return [order.id]
+    return []
+
+
+async def stop_order(session: AsyncSession, order_id: int) -> bool:
+    """Withdraw an order that was not sent (refunded in full now), or mark a sent one for
+    an upstream cancel (True). Conditional updates: a racing relay or a second cancel
+    cannot both act on it."""
     withdrawn = await session.scalar(
         update(Order)
         .where(
-            Order.id == order.id,
+            Order.id == order_id,
             Order.status == PENDING,
             Order.upstream_state.in_((UP_QUEUED, UP_MANUAL)),
         )
-        .values(status=CANCELED, upstream_state=UP_WITHDRAWN, finished_at=utcnow(), remains=order.quantity)
-        .returning(Order.id)
+        .values(
+            status=CANCELED,
+            upstream_state=UP_WITHDRAWN,
+            finished_at=utcnow(),
+            remains=Order.quantity,
+        )
+        .returning(Order.charge)
     )
     if withdrawn is not None:
-        await refund(session, order_id=order.id, amount=order.charge, reason="Canceled before sending")
+        await refund(session, order_id=order_id, amount=withdrawn, reason="Canceled before sending")
         return False
     requested = await session.scalar(
         update(Order)
-        .where(Order.id == order.id, Order.status.in_(ACTIVE_STATUSES))
+        .where(Order.id == order_id, Order.status.in_(ACTIVE_STATUSES))
         .values(cancel_requested_at=utcnow(), cancel_state="requested")
         .returning(Order.id)
     )
@@ -170,9 +260,7 @@ async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> bo
     return True
 
 
-async def refund(
-    session: AsyncSession, *, order_id: int, amount: Decimal, reason: str
-) -> Decimal:
+async def refund(session: AsyncSession, *, order_id: int, amount: Decimal, reason: str) -> Decimal:
     """Refund an order once. Returns the amount refunded now (0 if it already was)."""
     if amount <= 0:
         return Decimal(0)
@@ -216,7 +304,8 @@ async def apply_status(
     order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
     if order is None:
         raise IncorrectOrderId()
-    if order.status in FINAL_STATUSES:
+    if order.status in FINAL_STATUSES or order.upstream_state == UP_DRIPFEED:
+        # Final orders never move; a drip-feed parent's status is derived from its runs.
         return False
     values: dict[str, Any] = {}
     if report.start_count is not None and report.start_count >= 0:
@@ -249,4 +338,43 @@ async def apply_status(
             detail={"source": source, "start_count": report.start_count, "remains": report.remains},
         )
     )
+    if order.parent_id is not None:
+        await refresh_parent(session, order.parent_id)
     return True
+
+
+async def refresh_parent(session: AsyncSession, parent_id: int) -> None:
+    """A drip-feed order's status and remains aggregate its runs."""
+    runs = (
+        await session.execute(
+            select(Order.status, Order.quantity, Order.remains, Order.start_count)
+            .where(Order.parent_id == parent_id)
+            .order_by(Order.id)
+        )
+    ).all()
+    if not runs:
+        return
+    remains = 0
+    for status, quantity, run_remains, _ in runs:
+        if status == COMPLETED:
+            continue
+        remains += quantity if run_remains is None or status == CANCELED else run_remains
+    statuses = {r[0] for r in runs}
+    start_count = next((r[3] for r in runs if r[3] is not None), None)
+    values: dict[str, Any] = {"remains": remains, "start_count": start_count}
+    if statuses <= set(FINAL_STATUSES):
+        total = sum(r[1] for r in runs)
+        if statuses == {COMPLETED}:
+            values["status"] = COMPLETED
+        elif remains >= total:
+            values["status"] = CANCELED
+        else:
+            values["status"] = PARTIAL
+        values["finished_at"] = utcnow()
+    elif statuses & {IN_PROGRESS, PROCESSING, COMPLETED, PARTIAL}:
+        values["status"] = IN_PROGRESS
+    await session.execute(
+        update(Order)
+        .where(Order.id == parent_id, Order.status.in_(ACTIVE_STATUSES))
+        .values(**values)
+    )

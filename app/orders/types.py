@@ -5,7 +5,7 @@ and which fields are relayed upstream. One handler per type name shown by `servi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -38,7 +38,8 @@ class OrderRequest:
 
 
 class ServiceType(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def parse(self, service: Service, fields: Mapping[str, str]) -> OrderRequest: ...
 
@@ -99,9 +100,7 @@ def check_quantity(service: Service, quantity: int) -> None:
         raise InvalidField(f"Quantity must be a multiple of {service.step}")
 
 
-def parse_dripfeed(
-    service: Service, fields: Mapping[str, str]
-) -> tuple[int | None, int | None]:
+def parse_dripfeed(service: Service, fields: Mapping[str, str]) -> tuple[int | None, int | None]:
     """`runs` and `interval` (minutes); both or neither, only where drip-feed is allowed."""
     runs_raw, interval_raw = fields.get("runs", "").strip(), fields.get("interval", "").strip()
     if not runs_raw and not interval_raw:
@@ -117,16 +116,94 @@ def parse_dripfeed(
     return runs, interval
 
 
-class DefaultType:
-    name = "Default"
+def split_lines(value: str | None) -> list[str]:
+    """One item per line (`\n` or `\r\n`); blank lines do not count."""
+    return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+def split_list(value: str | None) -> list[str]:
+    """Items separated by new lines or commas."""
+    return [item.strip() for item in (value or "").replace(",", "\n").splitlines() if item.strip()]
+
+
+MAX_TEXT_FIELD = 100_000
+
+
+def _text(name: str, value: str | None, *, max_length: int = 500) -> str:
+    text = (value or "").strip()
+    if not text or len(text) > max_length:
+        raise InvalidField(f"Incorrect {name}")
+    return text
+
+
+def _word(name: str, value: str | None, strip: str = "") -> str:
+    """A username, hashtag…: one token without spaces (a leading @ or # is fine)."""
+    text = (value or "").strip()
+    if not text or len(text) > 200 or any(c.isspace() for c in text):
+        raise InvalidField(f"Incorrect {name}")
+    return text if not strip else strip + text.lstrip(strip)
+
+
+def _positive(name: str, value: str | None, maximum: int = 10**9) -> int:
+    number = parse_int(value, InvalidField(f"Incorrect {name}"))
+    if not 1 <= number <= maximum:
+        raise InvalidField(f"Incorrect {name}")
+    return number
+
+
+def _url(name: str, value: str | None) -> str:
+    text = (value or "").strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in text:
+        raise InvalidField(f"Incorrect {name}")
+    return text
+
+
+FieldParser = Callable[[str, str | None], Any]
+
+LINES = "lines"  # quantity = number of non-empty lines of a field
+FIELD = "field"  # quantity = the `quantity` field
+PACKAGE = "package"  # fixed bundle: charge = rate
+
+
+@dataclass(frozen=True)
+class TypeSpec:
+    """A service type described by its fields: a generic handler serves all of them."""
+
+    name: str
+    quantity: str = FIELD
+    lines_field: str | None = None  # for LINES
+    required: tuple[tuple[str, FieldParser], ...] = ()
+    optional: tuple[tuple[str, FieldParser], ...] = ()
+    dripfeed: bool = False
+    link: bool = True
 
     def parse(self, service: Service, fields: Mapping[str, str]) -> OrderRequest:
-        link, normalized = parse_link(service, fields.get("link"))
-        quantity = parse_quantity(service, fields.get("quantity"))
-        runs, interval = parse_dripfeed(service, fields)
-        params: dict[str, Any] = {"quantity": quantity}
-        if runs is not None:
-            params.update(runs=runs, interval=interval)
+        link, normalized = parse_link(service, fields.get("link")) if self.link else ("", "")
+        params: dict[str, Any] = {}
+        if self.lines_field is not None:
+            lines = split_lines(fields.get(self.lines_field))
+            if not lines or sum(len(line) for line in lines) > MAX_TEXT_FIELD:
+                raise InvalidField(f"Incorrect {self.lines_field}")
+            params[self.lines_field] = "\n".join(lines)
+        for name, parse in self.required:
+            params[name] = parse(name, fields.get(name))
+        for name, parse in self.optional:
+            if (fields.get(name) or "").strip():
+                params[name] = parse(name, fields.get(name))
+        runs = interval = None
+        if self.quantity == PACKAGE:
+            quantity = 1
+        elif self.quantity == LINES:
+            quantity = len(params[self.lines_field or ""].split("\n"))
+            check_quantity(service, quantity)
+        else:
+            quantity = parse_quantity(service, fields.get("quantity"))
+            params["quantity"] = quantity
+            if self.dripfeed:
+                runs, interval = parse_dripfeed(service, fields)
+                if runs is not None:
+                    params.update(runs=runs, interval=interval)
         return OrderRequest(
             link=link,
             link_normalized=normalized,
@@ -137,26 +214,30 @@ class DefaultType:
         )
 
     def charge(self, rate: Decimal, request: OrderRequest) -> Decimal:
+        if self.quantity == PACKAGE:
+            return rate
         return charge_for(rate, request.quantity)
 
     def upstream_fields(self, order_params: Mapping[str, Any]) -> dict[str, str]:
         return {k: str(v) for k, v in order_params.items()}
 
 
-class PackageType:
-    """A fixed bundle: the quantity is the service's, the charge is the rate itself."""
+def _words(name: str, value: str | None) -> str:
+    items = split_list(value)
+    if not items or any(len(i) > 200 or " " in i for i in items):
+        raise InvalidField(f"Incorrect {name}")
+    return "\n".join(items)
 
-    name = "Package"
 
-    def parse(self, service: Service, fields: Mapping[str, str]) -> OrderRequest:
-        link, normalized = parse_link(service, fields.get("link"))
-        return OrderRequest(link=link, link_normalized=normalized, quantity=1)
+def _lines(name: str, value: str | None) -> str:
+    items = split_lines(value)
+    if not items or sum(len(i) for i in items) > MAX_TEXT_FIELD:
+        raise InvalidField(f"Incorrect {name}")
+    return "\n".join(items)
 
-    def charge(self, rate: Decimal, request: OrderRequest) -> Decimal:
-        return rate
 
-    def upstream_fields(self, order_params: Mapping[str, Any]) -> dict[str, str]:
-        return {}
+def _short_text(name: str, value: str | None) -> str:
+    return _text(name, value, max_length=500)
 
 
 SERVICE_TYPES: dict[str, ServiceType] = {}
@@ -166,8 +247,32 @@ def register(handler: ServiceType) -> None:
     SERVICE_TYPES[handler.name] = handler
 
 
-register(DefaultType())
-register(PackageType())
+for _spec in (
+    TypeSpec("Default", dripfeed=True),
+    TypeSpec("Package", quantity=PACKAGE),
+    TypeSpec("Custom Comments", quantity=LINES, lines_field="comments"),
+    TypeSpec("Custom Comments Package", quantity=PACKAGE, required=(("comments", _lines),)),
+    TypeSpec("Mentions with Hashtags", required=(("usernames", _words), ("hashtags", _words))),
+    TypeSpec("Mentions Custom List", quantity=LINES, lines_field="usernames"),
+    TypeSpec("Mentions Hashtag", required=(("hashtag", _word),)),
+    TypeSpec("Mentions User Followers", required=(("username", _word),)),
+    TypeSpec("Mentions Media Likers", required=(("media", _url),)),
+    TypeSpec("Comment Likes", required=(("username", _word),)),
+    TypeSpec("Poll", required=(("answer_number", _positive),)),
+    TypeSpec("Invites from Groups", required=(("groups", _lines),)),
+    TypeSpec(
+        "Web Traffic",
+        dripfeed=True,
+        optional=(
+            ("country", _short_text),
+            ("device", _short_text),
+            ("type_of_traffic", _short_text),
+            ("google_keyword", _short_text),
+            ("referring_url", _url),
+        ),
+    ),
+):
+    register(_spec)
 
 
 def handler_for(type_name: str) -> ServiceType:

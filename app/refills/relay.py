@@ -16,7 +16,7 @@ from app.orders.models import Order, UpstreamEvent
 from app.providers.client import ProviderError, ProviderPermanent
 from app.providers.models import Provider
 from app.providers.service import client_for
-from app.refills.models import REFILL_ACTIVE, REFILL_STATUSES, R_REJECTED, Refill
+from app.refills.models import R_REJECTED, REFILL_ACTIVE, REFILL_STATUSES, Refill
 from app.settings import Settings
 
 
@@ -103,6 +103,8 @@ async def sync_refills(db: Database, http: httpx.AsyncClient, settings: Settings
         ).all()
     by_provider: dict[int, tuple[Provider, list[tuple[int, str, str]]]] = {}
     for refill_id, provider_refill_id, status, provider in rows:
+        if provider_refill_id is None:
+            continue
         by_provider.setdefault(provider.id, (provider, []))[1].append(
             (refill_id, provider_refill_id, status)
         )

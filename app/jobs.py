@@ -43,7 +43,9 @@ class JobQueue:
             job = await self.redis.enqueue_job(
                 function,
                 *args,
-                _job_id=job_id,
+                # Job ids are global in Redis: scope them to the queue, so two panels
+                # sharing a Redis never swallow each other's jobs.
+                _job_id=f"{self.queue_name}:{job_id}",
                 _queue_name=self.queue_name,
                 _defer_until=defer_until,
             )

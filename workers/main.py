@@ -11,6 +11,7 @@ from typing import Any
 
 from arq import cron
 from arq.worker import Worker
+from arq.worker import func as job_function
 from sqlalchemy import func, select
 
 from app.db import Database
@@ -146,8 +147,12 @@ def build_worker(
         cron(sync_refills, second={30}),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
     ]
+    # A burst worker runs no schedule, but still runs cron jobs another worker left queued.
+    leftover_crons = (
+        [job_function(job.coroutine, name=job.name) for job in cron_jobs] if burst else []
+    )
     options: dict[str, Any] = dict(
-        functions=FUNCTIONS,
+        functions=[*FUNCTIONS, *leftover_crons],
         cron_jobs=[] if burst else cron_jobs,
         queue_name=settings.queue_name,
         redis_settings=redis_settings(settings.redis_url or ""),

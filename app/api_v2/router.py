@@ -20,6 +20,7 @@ from app.api_v2.parsing import as_id, read_fields, split_ids
 from app.api_v2.render import order_status, service_row
 from app.catalog import service as catalog
 from app.context import AppContext, get_context
+from app.db import utcnow
 from app.errors import (
     DomainError,
     IncorrectOrderId,
@@ -57,8 +58,12 @@ async def action_services(call: Call) -> Any:
 
 async def action_add(call: Call) -> Any:
     placed = await orders.place_order(call.session, call.who.user_id, call.fields)
-    if placed.queued:
-        call.after_commit.append(lambda: call.ctx.jobs.relay_order(placed.order_id))
+    # Due now: enqueue after commit. Later drip-feed runs are enqueued by the sweeper when
+    # they fall due, so nothing waits in Redis that the database does not also know.
+    now = utcnow()
+    for order_id, due in placed.relays:
+        if due <= now:
+            call.after_commit.append(partial(call.ctx.jobs.relay_order, order_id))
     return {"order": placed.order_id}
 
 

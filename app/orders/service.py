@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -52,7 +52,8 @@ class OrderNotCancelable(DomainError):
 class PlacedOrder:
     order_id: int
     charge: Decimal
-    queued: bool  # True when it waits for the relay to a provider
+    # Orders to relay (the order itself, or its drip-feed runs) and when each is due.
+    relays: list[tuple[int, datetime]]
 
 
 async def place_order(
@@ -115,9 +116,10 @@ async def place_order(
             reason=f"Order {order_id}",
             order_id=order_id,
         )
+    relays = [(order_id, now)] if upstream_state == UP_QUEUED else []
     if panel_dripfeed:
-        await _create_runs(session, order_id)
-    return PlacedOrder(order_id, charge, upstream_state == UP_QUEUED)
+        relays = await _create_runs(session, order_id)
+    return PlacedOrder(order_id, charge, relays)
 
 
 def split_charge(charge: Decimal, runs: int) -> list[Decimal]:
@@ -128,15 +130,16 @@ def split_charge(charge: Decimal, runs: int) -> list[Decimal]:
     return [share] * (runs - 1) + [charge - share * (runs - 1)]
 
 
-async def _create_runs(session: AsyncSession, parent_id: int) -> None:
+async def _create_runs(session: AsyncSession, parent_id: int) -> list[tuple[int, datetime]]:
     parent = await session.get(Order, parent_id)
     assert parent is not None and parent.runs and parent.interval_minutes
     per_run = parent.quantity // parent.runs
     params = {k: v for k, v in parent.params.items() if k not in ("runs", "interval")}
     params["quantity"] = per_run
     start = utcnow()
+    runs: list[Order] = []
     for index, share in enumerate(split_charge(parent.charge, parent.runs)):
-        session.add(
+        runs.append(
             Order(
                 user_id=parent.user_id,
                 service_id=parent.service_id,
@@ -156,7 +159,9 @@ async def _create_runs(session: AsyncSession, parent_id: int) -> None:
                 next_attempt_at=start + timedelta(minutes=parent.interval_minutes * index),
             )
         )
+    session.add_all(runs)
     await session.flush()
+    return [(run.id, run.next_attempt_at or start) for run in runs]
 
 
 async def get_own_orders(

@@ -39,9 +39,10 @@ async def relay_refill(
                 .where(Order.id == claimed.order_id)
             )
         ).first()
-    if row is None or row[0] is None:
+    provider_order_id = row[0] if row is not None else None
+    if row is None or provider_order_id is None:
         return "skipped"
-    provider_order_id, provider = row
+    provider = row[1]
     client = client_for(provider, settings.secret_key, http)
     try:
         provider_refill_id = await client.refill(provider_order_id)

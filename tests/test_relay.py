@@ -1,0 +1,378 @@
+"""Orders flowing to a real provider (the sandbox over HTTP) and back, via arq jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.context import AppContext
+from app.ledger.models import LedgerEntry
+from app.orders.models import Order, UpstreamEvent
+from app.providers.sandbox import SandboxConfig, SandboxService
+from app.providers.service import create_provider
+from app.settings import Settings
+from tests.conftest import Api, ledger_ok
+from tests.upstream import call_job, run_jobs, sandbox, sandbox_stats, set_behaviour
+
+LINK = "https://instagram.com/relay"
+
+
+@pytest.fixture
+async def upstream(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    config = SandboxConfig(
+        services=[
+            SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000),
+            SandboxService(2, "Drip", rate=Decimal("0.40"), min=10, max=100_000, dripfeed=True),
+        ],
+        seconds_to_start=0,
+        seconds_to_complete=0,
+        refill_seconds=0,
+    )
+    async with sandbox(config) as (url, app):
+        async with ctx.db.transaction() as session:
+            provider = await create_provider(
+                session,
+                secret=settings.secret_key,
+                name="Sandbox",
+                url=f"{url}/api/v2",
+                api_key="sandbox-key",
+            )
+        yield {"url": url, "app": app, "provider_id": provider.id}
+
+
+@pytest.fixture
+async def relayed_service(make_service: Any, upstream: dict[str, Any]) -> int:
+    sid: int = await make_service(
+        rate=Decimal("0.90"),
+        min_quantity=10,
+        provider_id=upstream["provider_id"],
+        provider_service_id="1",
+        provider_rate=Decimal("0.40"),
+    )
+    return sid
+
+
+async def order_row(ctx: AppContext, order_id: int) -> Order:
+    async with ctx.db.session() as session:
+        order = await session.get(Order, order_id)
+        assert order is not None
+        return order
+
+
+async def refunds(ctx: AppContext) -> list[tuple[int | None, Decimal]]:
+    async with ctx.db.session() as session:
+        rows = await session.execute(
+            select(LedgerEntry.order_id, LedgerEntry.amount)
+            .where(LedgerEntry.kind == "refund")
+            .order_by(LedgerEntry.id)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+async def test_order_relayed_and_completed_end_to_end(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    user = await make_user(balance="10")
+    assert await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000) == {
+        "order": 1
+    }
+    assert await run_jobs(settings, ctx) == 1
+    order = await order_row(ctx, 1)
+    assert (order.status, order.upstream_state, order.provider_order_id) == (
+        "In progress",
+        "sent",
+        "1",
+    )
+    assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 1}
+    result = await call_job(settings, ctx, "sync_statuses")
+    assert result == {"checked": 1, "changed": 1, "errors": 0}
+    status = await api(user.key, "status", order=1)
+    assert status == {
+        "charge": "0.90000",
+        "start_count": "8919",
+        "status": "Completed",
+        "remains": "0",
+        "currency": "USD",
+    }
+    # Nothing left to sync; a second pass changes nothing.
+    assert await call_job(settings, ctx, "sync_statuses") == {
+        "checked": 0,
+        "changed": 0,
+        "errors": 0,
+    }
+    assert await api(user.key, "balance") == {"balance": "9.10000", "currency": "USD"}
+    await ledger_ok(ctx)
+
+
+async def test_partial_and_canceled_refunded_exactly_once(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    user = await make_user(balance="10")
+    await set_behaviour(upstream["url"], 1, behaviour="partial", partial_percent=37)
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=309)  # 0.27810
+    await run_jobs(settings, ctx)
+    await call_job(settings, ctx, "sync_statuses")
+    # delivered 37 % of 309 = 114, remains 195: 195 × 0.2781 / 309 = 0.1755 exactly
+    assert await api(user.key, "status", order=1) == {
+        "charge": "0.27810",
+        "start_count": "8919",
+        "status": "Partial",
+        "remains": "195",
+        "currency": "USD",
+    }
+    await set_behaviour(upstream["url"], 1, behaviour="cancel")
+    await api(user.key, "add", service=relayed_service, link=LINK + "2", quantity=1000)  # 0.90
+    await run_jobs(settings, ctx)
+    for _ in range(3):  # duplicate reports change nothing
+        await call_job(settings, ctx, "sync_statuses")
+    assert (await api(user.key, "status", order=2))["status"] == "Canceled"
+    assert await refunds(ctx) == [(1, Decimal("0.1755")), (2, Decimal("0.9"))]
+    assert await api(user.key, "balance") == {"balance": "9.89740", "currency": "USD"}
+    await ledger_ok(ctx)
+
+
+async def test_permanent_rejection_cancels_with_full_refund(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    user = await make_user(balance="10")
+    await set_behaviour(upstream["url"], 1, behaviour="reject", error="Incorrect link")
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx)
+    order = await order_row(ctx, 1)
+    assert (order.status, order.upstream_state, order.last_error) == (
+        "Canceled",
+        "rejected",
+        "Incorrect link",
+    )
+    assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
+    await ledger_ok(ctx)
+
+
+async def test_provider_out_of_funds_is_retried_later_not_canceled(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    from app.metrics import PROVIDER_ALERTS
+
+    alerts = PROVIDER_ALERTS.labels(str(upstream["provider_id"]), "insufficient_funds")
+    before = alerts._value.get()
+    user = await make_user(balance="10")
+    await set_behaviour(upstream["url"], 1, behaviour="reject", error="Not enough funds on balance")
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx)
+    order = await order_row(ctx, 1)
+    assert (order.status, order.upstream_state, order.attempts) == ("Pending", "queued", 1)
+    assert order.next_attempt_at is not None and order.last_error == "Not enough funds on balance"
+    assert alerts._value.get() == before + 1
+    # The provider is topped up; once due, the sweeper sends it again.
+    await set_behaviour(upstream["url"], 1, behaviour="complete")
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Order).values(next_attempt_at=func.now()))
+    assert (await call_job(settings, ctx, "sweep"))["orders"] == 1
+    await run_jobs(settings, ctx)
+    assert (await order_row(ctx, 1)).upstream_state == "sent"
+    assert await api(user.key, "balance") == {"balance": "9.10000", "currency": "USD"}
+
+
+@pytest.mark.parametrize("behaviour", ["http500", "malformed", "timeout"])
+async def test_unknown_outcome_goes_to_review_and_is_never_resent(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+    behaviour: str,
+) -> None:
+    user = await make_user(balance="10")
+    await set_behaviour(upstream["url"], 1, behaviour=behaviour, timeout_seconds=5)
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx, read_timeout=0.5)
+    order = await order_row(ctx, 1)
+    assert (order.status, order.upstream_state) == ("Pending", "review")
+    # Sweeps and workers leave it alone: only an operator decides.
+    await call_job(settings, ctx, "sweep")
+    await run_jobs(settings, ctx)
+    assert (await order_row(ctx, 1)).upstream_state == "review"
+    assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 1}
+    assert await api(user.key, "balance") == {"balance": "9.10000", "currency": "USD"}
+
+
+async def test_connection_refused_is_retried(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    make_service: Any,
+) -> None:
+    from tests.upstream import free_port
+
+    async with ctx.db.transaction() as session:
+        provider = await create_provider(
+            session,
+            secret=settings.secret_key,
+            name="Down",
+            url=f"http://127.0.0.1:{free_port()}/api/v2",
+            api_key="k",
+        )
+    sid = await make_service(provider_id=provider.id, provider_service_id="1")
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=sid, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx)
+    order = await order_row(ctx, 1)
+    assert (order.status, order.upstream_state, order.attempts) == ("Pending", "queued", 1)
+    assert "not sent" in (order.last_error or "")
+
+
+async def test_redis_flushed_mid_flow_loses_no_order(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    user = await make_user(balance="10")
+    for i in range(3):
+        await api(user.key, "add", service=relayed_service, link=f"{LINK}/{i}", quantity=100)
+    assert ctx.jobs.redis is not None
+    await ctx.jobs.redis.flushdb()  # every queued job is gone
+    assert await run_jobs(settings, ctx) == 0
+    assert (await call_job(settings, ctx, "sweep"))["orders"] == 3
+    assert await run_jobs(settings, ctx) == 3
+    async with ctx.db.session() as session:
+        states = list(await session.scalars(select(Order.upstream_state).order_by(Order.id)))
+    assert states == ["sent", "sent", "sent"]
+    assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 3}
+
+
+async def test_cancel_of_a_sent_order_is_relayed_and_refunded_on_report(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    user = await make_user(balance="10")
+    await set_behaviour(upstream["url"], 1, behaviour="complete")
+    upstream["app"].state.sandbox.config.seconds_to_start = 60  # stays Pending upstream
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx)
+    assert await api(user.key, "cancel", orders="1") == [{"order": 1, "cancel": 1}]
+    assert (await order_row(ctx, 1)).cancel_state == "requested"
+    await run_jobs(settings, ctx)  # relay_cancel
+    assert (await order_row(ctx, 1)).cancel_state == "sent"
+    await call_job(settings, ctx, "sync_statuses")
+    assert (await api(user.key, "status", order=1))["status"] == "Canceled"
+    assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
+    await ledger_ok(ctx)
+
+
+async def test_refill_relayed_and_followed(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx)
+    await call_job(settings, ctx, "sync_statuses")
+    assert await api(user.key, "refill", order=1) == {"refill": "1"}
+    await run_jobs(settings, ctx)  # relay_refill
+    assert await api(user.key, "refill_status", refill=1) == {"status": "Pending"}
+    assert await call_job(settings, ctx, "sync_refills") == 1
+    assert await api(user.key, "refill_status", refill=1) == {"status": "Completed"}
+
+
+async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    make_service: Any,
+    upstream: dict[str, Any],
+) -> None:
+    sid = await make_service(
+        rate=Decimal("1.00"),
+        min_quantity=10,
+        dripfeed=True,
+        provider_id=upstream["provider_id"],
+        provider_service_id="1",
+    )
+    user = await make_user(balance="10")
+    assert await api(
+        user.key, "add", service=sid, link=LINK, quantity=100, runs=3, interval=30
+    ) == {"order": 1}
+    assert await api(user.key, "balance") == {"balance": "9.70000", "currency": "USD"}
+    await run_jobs(settings, ctx)  # only the first run is due
+    await call_job(settings, ctx, "sync_statuses")
+    status = await api(user.key, "status", order=1)
+    assert status == {
+        "charge": "0.30000",
+        "start_count": "8919",
+        "status": "In progress",
+        "remains": "200",
+        "currency": "USD",
+        "runs": "3",
+        "runs_done": "1",
+    }
+    # A new worker (a restart) finds the next run in the database once it is due.
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Order).where(Order.id == 3).values(next_attempt_at=func.now()))
+    assert (await call_job(settings, ctx, "sweep"))["orders"] == 1
+    await run_jobs(settings, ctx)
+    await call_job(settings, ctx, "sync_statuses")
+    assert (await api(user.key, "status", order=1))["runs_done"] == "2"
+    # Cancel mid-way: the third run never leaves and its share comes back.
+    assert await api(user.key, "cancel", order=1) == [{"order": 1, "cancel": 1}]
+    final = await api(user.key, "status", order=1)
+    assert (final["status"], final["remains"], final["runs_done"]) == ("Partial", "100", "2")
+    assert await api(user.key, "balance") == {"balance": "9.80000", "currency": "USD"}
+    assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 2}
+    await ledger_ok(ctx)
+
+
+async def test_upstream_history_is_recorded(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    relayed_service: int,
+) -> None:
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx)
+    async with ctx.db.session() as session:
+        events = list(
+            await session.execute(
+                select(UpstreamEvent.action, UpstreamEvent.outcome).order_by(UpstreamEvent.id)
+            )
+        )
+    assert [tuple(e) for e in events] == [("add", "attempt"), ("add", "sent")]

@@ -1,0 +1,94 @@
+"""Helpers for tests that involve a provider: a real sandbox server, burst workers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from app.context import AppContext
+from app.providers.client import build_http_client
+from app.providers.sandbox import SandboxConfig, create_sandbox_app
+from app.settings import Settings
+from workers.main import build_worker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+    """Serve an ASGI app over real HTTP on loopback; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def sandbox(config: SandboxConfig) -> AsyncIterator[tuple[str, FastAPI]]:
+    app = create_sandbox_app(config)
+    async with serve_app(app) as url:
+        yield url, app
+
+
+async def run_jobs(settings: Settings, ctx: AppContext, **overrides: Any) -> int:
+    """Run every queued job with a burst worker sharing the test's database."""
+    http = build_http_client(connect_timeout=2, read_timeout=overrides.pop("read_timeout", 10))
+    worker = build_worker(settings, burst=True, ctx={"db": ctx.db, "http": http}, **overrides)
+    try:
+        return await worker.run_check()
+    finally:
+        await worker.close()
+        await http.aclose()
+
+
+async def call_job(settings: Settings, ctx: AppContext, name: str, *args: Any) -> Any:
+    """Call one job function directly with a real ctx (the worker's startup builds it)."""
+    from workers import main
+
+    http = build_http_client(connect_timeout=2, read_timeout=10)
+    job_ctx: dict[str, Any] = {
+        "settings": settings,
+        "db": ctx.db,
+        "http": http,
+        "redis": ctx.jobs.redis,
+    }
+    await main.startup(job_ctx)
+    try:
+        return await getattr(main, name)(job_ctx, *args)
+    finally:
+        await http.aclose()
+
+
+async def sandbox_stats(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{url}/sandbox/stats")
+        data: dict[str, Any] = response.json()
+        return data
+
+
+async def set_behaviour(url: str, service_id: int, **body: Any) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{url}/sandbox/services/{service_id}/behaviour", json=body)
+        assert response.status_code == 200

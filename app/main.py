@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.admin.problems import install as install_problem_handlers
 from app.admin.router import router as admin_router
 from app.api_v2.router import router as api_v2_router
 from app.context import AppContext
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(api_v2_router)
     app.include_router(admin_router)

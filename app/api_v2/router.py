@@ -211,12 +211,14 @@ async def handle(request: Request) -> JSONResponse:
     return JSONResponse(result)
 
 
-router.add_api_route(
-    "/api/v2",
-    handle,
-    methods=["POST", "GET"],
-    summary="API v2 (action-style)",
-    description=docs.DESCRIPTION,
-    openapi_extra=docs.OPENAPI_EXTRA,
-    response_class=JSONResponse,
-)
+for method in ("POST", "GET"):
+    router.add_api_route(
+        "/api/v2",
+        handle,
+        methods=[method],
+        operation_id=f"api_v2_{method.lower()}",
+        summary=f"API v2 (action-style, {method})",
+        description=docs.DESCRIPTION,
+        openapi_extra=docs.OPENAPI_EXTRA,
+        response_class=JSONResponse,
+    )

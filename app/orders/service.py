@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import USER_BLOCKED, User
 from app.catalog import service as catalog
 from app.catalog.models import Service
 from app.db import utcnow
@@ -286,6 +287,17 @@ async def refund(session: AsyncSession, *, order_id: int, amount: Decimal, reaso
     await session.execute(
         update(Order).where(Order.id == root_id).values(refunded=Order.refunded + amount)
     )
+    owner_status = await session.scalar(select(User.status).where(User.id == order.user_id))
+    if owner_status == USER_BLOCKED:
+        # A blocked account's balance is forfeited; so is whatever is refunded to it later.
+        await ledger.debit(
+            session,
+            user_id=order.user_id,
+            amount=amount,
+            kind="forfeit",
+            reason=f"Order {root_id}: refund forfeited (account blocked)",
+            require_active=False,
+        )
     return amount
 
 

@@ -1,0 +1,82 @@
+"""Blocking an account (chargeback, fraud): keys stop working, active orders are
+canceled, and the balance is forfeited through the ledger, never silently overwritten."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import USER_BLOCKED, User
+from app.db import utcnow
+from app.errors import NotFound
+from app.ledger import service as ledger
+from app.orders.models import ACTIVE_STATUSES, Order
+from app.orders.service import OrderNotCancelable, refresh_parent, stop_order
+
+
+@dataclass
+class BlockResult:
+    withdrawn: list[int] = field(default_factory=list)  # canceled and refunded now
+    cancel_requested: list[int] = field(default_factory=list)  # sent: canceled upstream
+    forfeited: Decimal = Decimal(0)
+
+
+async def block_user(
+    session: AsyncSession, user_id: int, *, operator: str, reason: str
+) -> BlockResult:
+    result = BlockResult()
+    # Orders first, then the user row: the same lock order as the refund path.
+    orders = list(
+        await session.scalars(
+            select(Order)
+            .where(Order.user_id == user_id, Order.status.in_(ACTIVE_STATUSES))
+            .order_by(Order.id)
+            .with_for_update()
+        )
+    )
+    user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None:
+        raise NotFound("User not found")
+    parents = set()
+    for order in orders:
+        if order.upstream_state == "dripfeed":
+            parents.add(order.id)
+            continue
+        try:
+            if await stop_order(session, order.id):
+                result.cancel_requested.append(order.id)
+            else:
+                result.withdrawn.append(order.id)
+        except OrderNotCancelable:
+            continue
+        if order.parent_id is not None:
+            parents.add(order.parent_id)
+    for parent_id in sorted(parents):
+        await refresh_parent(session, parent_id)
+    # Blocked only now, so the refunds above land before the forfeit takes the whole
+    # balance; the user row is locked, no order can slip in meanwhile.
+    await session.execute(
+        update(User).where(User.id == user_id).values(status=USER_BLOCKED, blocked_at=utcnow())
+    )
+    await forfeit_balance(session, user_id, operator=operator, reason=reason, result=result)
+    return result
+
+
+async def forfeit_balance(
+    session: AsyncSession, user_id: int, *, operator: str, reason: str, result: BlockResult
+) -> None:
+    balance = await session.scalar(select(User.balance).where(User.id == user_id))
+    if balance is not None and balance > 0:
+        await ledger.debit(
+            session,
+            user_id=user_id,
+            amount=balance,
+            kind="forfeit",
+            reason=f"Forfeit on block: {reason}",
+            operator=operator,
+            require_active=False,
+        )
+        result.forfeited += balance

@@ -1,0 +1,73 @@
+"""RFC 9457 problem details for the operator API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import Conflict, DomainError, NotEnoughFunds, NotFound
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Unprocessable Content",
+    502: "Bad Gateway",
+}
+
+
+class Problem(HTTPException):
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        super().__init__(status_code=status, detail=detail)
+        self.extra = extra
+
+
+def problem_from(exc: DomainError) -> Problem:
+    if isinstance(exc, NotFound):
+        return Problem(404, exc.message)
+    if isinstance(exc, Conflict | NotEnoughFunds):
+        return Problem(409, exc.message)
+    return Problem(422, exc.message)
+
+
+def problem_response(
+    status: int, detail: Any, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Admin paths answer problem JSON; everything else keeps FastAPI's defaults."""
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        extra = exc.extra if isinstance(exc, Problem) else {}
+        return problem_response(exc.status_code, exc.detail, getattr(exc, "headers", None), **extra)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in exc.errors()]
+        return problem_response(422, "Invalid request", errors=errors)
+
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        problem = problem_from(exc)
+        return problem_response(problem.status_code, problem.detail)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(DomainError, domain_error)

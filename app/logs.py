@@ -37,3 +37,5 @@ def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # arq reports every job at INFO: useful when debugging, noise otherwise.
+    logging.getLogger("arq").setLevel(max(logging.WARNING, root.level))

@@ -27,6 +27,16 @@ async def upstream(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[st
         services=[
             SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000),
             SandboxService(2, "Drip", rate=Decimal("0.40"), min=10, max=100_000, dripfeed=True),
+            SandboxService(
+                3,
+                "Auto likes",
+                type="Subscriptions",
+                rate=Decimal("0.10"),
+                min=10,
+                max=1000,
+                behaviour="partial",
+                partial_percent=40,
+            ),
         ],
         seconds_to_start=0,
         seconds_to_complete=0,
@@ -376,3 +386,47 @@ async def test_upstream_history_is_recorded(
             )
         )
     assert [tuple(e) for e in events] == [("add", "attempt"), ("add", "sent")]
+
+
+async def test_subscription_reserved_up_front_and_unused_posts_refunded(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    make_service: Any,
+    upstream: dict[str, Any],
+) -> None:
+    sid = await make_service(
+        type="Subscriptions",
+        rate=Decimal("1.00"),
+        min_quantity=1,
+        provider_id=upstream["provider_id"],
+        provider_service_id="3",
+    )
+    user = await make_user(balance="10")
+    order = await api(
+        user.key,
+        "add",
+        service=sid,
+        username="@star",
+        min=10,
+        max=100,
+        posts=5,
+        expiry="01/01/2099",
+    )
+    assert order == {"order": 1}
+    assert await api(user.key, "balance") == {"balance": "9.50000", "currency": "USD"}
+    await run_jobs(settings, ctx)
+    await call_job(settings, ctx, "sync_statuses")
+    # The subscription expired with 2 of 5 posts served: 300 of 500 reserved units unused.
+    assert await api(user.key, "status", order=1) == {
+        "charge": "0.50000",
+        "start_count": "8919",
+        "status": "Partial",
+        "remains": "300",
+        "currency": "USD",
+        "posts": "2",
+        "expiry": "01/01/2099",
+    }
+    assert await api(user.key, "balance") == {"balance": "9.80000", "currency": "USD"}
+    await ledger_ok(ctx)

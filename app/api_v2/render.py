@@ -41,6 +41,9 @@ def order_status(order: Order, currency: str, runs_done: int | None = None) -> d
         "remains": str(remains),
         "currency": currency,
     }
+    if order.type == "Subscriptions":
+        body["posts"] = str(order.params.get("posts_done", 0))
+        body["expiry"] = str(order.params.get("expiry", ""))
     if order.runs is not None:
         body["runs"] = str(order.runs)
         if runs_done is not None:

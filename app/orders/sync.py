@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
@@ -74,10 +74,22 @@ async def _apply_batch(
             )
             continue
         report = report_from(answer)
+        posts = answer.extra.get("posts")
+        if posts is not None and str(posts).isdigit():
+            await record_posts(session, row[0], int(str(posts)))
         if report is None or not _differs(row, report):
             continue
         if await apply_status(session, row[0], report, source="provider"):
             result.changed += 1
+
+
+async def record_posts(session: AsyncSession, order_id: int, posts: int) -> None:
+    """Subscriptions: how many posts the provider has served, shown by `status`."""
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.type == "Subscriptions")
+        .values(params=Order.params.op("||")(func.jsonb_build_object("posts_done", posts)))
+    )
 
 
 async def sync_provider(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -273,6 +274,96 @@ for _spec in (
     ),
 ):
     register(_spec)
+
+
+SUBSCRIPTION_DELAYS = (
+    0,
+    5,
+    10,
+    15,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    210,
+    240,
+    270,
+    300,
+    360,
+    420,
+    480,
+    540,
+    600,
+)
+
+
+class SubscriptionsType:
+    """Automatic delivery to a user's future posts, `min`–`max` units per post.
+
+    Charged up front for the most it can cost: `max` per post for `posts` (+ `old_posts`).
+    The provider reports what was not used as `remains` when the subscription ends
+    (Completed early, Partial on expiry), and that share is refunded like any Partial.
+    So `posts` is required here: an open-ended subscription could not be reserved.
+    """
+
+    name = "Subscriptions"
+
+    def parse(self, service: Service, fields: Mapping[str, str]) -> OrderRequest:
+        username = _word("username", fields.get("username"))
+        low = parse_int(fields.get("min"), InvalidField("Incorrect min"))
+        high = parse_int(fields.get("max"), InvalidField("Incorrect max"))
+        check_quantity(service, low)
+        check_quantity(service, high)
+        if low > high:
+            raise InvalidField("Incorrect min")
+        posts = _positive("posts", fields.get("posts"), maximum=10_000)
+        old_posts = 0
+        if (fields.get("old_posts") or "").strip():
+            old_posts = parse_int(fields.get("old_posts"), InvalidField("Incorrect old_posts"))
+            if not 0 <= old_posts <= 1000:
+                raise InvalidField("Incorrect old_posts")
+        params: dict[str, Any] = {"username": username, "min": low, "max": high, "posts": posts}
+        if old_posts:
+            params["old_posts"] = old_posts
+        if (fields.get("delay") or "").strip():
+            delay = parse_int(fields.get("delay"), InvalidField("Incorrect delay"))
+            if delay not in SUBSCRIPTION_DELAYS:
+                raise InvalidField("Incorrect delay")
+            params["delay"] = delay
+        if (fields.get("expiry") or "").strip():
+            params["expiry"] = _expiry(fields["expiry"])
+        return OrderRequest(
+            link="",
+            link_normalized="username:" + username.lstrip("@").lower(),
+            quantity=high * (posts + old_posts),
+            params=params,
+        )
+
+    def charge(self, rate: Decimal, request: OrderRequest) -> Decimal:
+        return charge_for(rate, request.quantity)
+
+    def upstream_fields(self, order_params: Mapping[str, Any]) -> dict[str, str]:
+        return {
+            k: str(v)
+            for k, v in order_params.items()
+            if k in ("username", "min", "max", "posts", "old_posts", "delay", "expiry")
+        }
+
+
+def _expiry(value: str) -> str:
+    """`d/m/Y`, a date in the future."""
+    try:
+        day = datetime.strptime(value.strip(), "%d/%m/%Y").replace(tzinfo=UTC).date()
+    except ValueError as exc:
+        raise InvalidField("Incorrect expiry") from exc
+    if day <= datetime.now(UTC).date():
+        raise InvalidField("Incorrect expiry")
+    return day.strftime("%d/%m/%Y")
+
+
+register(SubscriptionsType())
 
 
 def handler_for(type_name: str) -> ServiceType:

@@ -272,7 +272,9 @@ class Sandbox:
             "currency": self.config.currency,
         }
         if order.service.type == "Subscriptions":
-            body["posts"] = order.fields.get("posts", "0")
+            # Posts served so far, in proportion to the units delivered.
+            per_post = max(1, as_id(order.fields.get("max", "")) or 1)
+            body["posts"] = str((order.quantity - remains) // per_post)
             body["expiry"] = order.fields.get("expiry", "")
         if order.fields.get("runs"):
             body["runs"] = order.fields["runs"]
@@ -339,7 +341,13 @@ class Sandbox:
             lines = [x for x in fields.get(LINE_FIELDS[service.type], "").splitlines() if x.strip()]
             quantity = len(lines)
         elif service.type == "Subscriptions":
-            quantity = as_id(fields.get("max", "")) or 0
+            per_post = as_id(fields.get("max", "")) or 0
+            if per_post < service.min or per_post > service.max:
+                raise DomainError("Incorrect max")
+            posts = (as_id(fields.get("posts", "")) or 1) + (
+                as_id(fields.get("old_posts", "")) or 0
+            )
+            return per_post * posts
         else:
             text = fields.get("quantity", "").strip()
             if not text.lstrip("-").isdigit():

@@ -430,3 +430,60 @@ async def test_subscription_reserved_up_front_and_unused_posts_refunded(
     }
     assert await api(user.key, "balance") == {"balance": "9.80000", "currency": "USD"}
     await ledger_ok(ctx)
+
+
+async def test_drip_feed_relayed_as_one_order_when_the_provider_does_it(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    make_service: Any,
+    upstream: dict[str, Any],
+) -> None:
+    sid = await make_service(
+        rate=Decimal("1.00"),
+        min_quantity=10,
+        dripfeed=True,
+        provider_id=upstream["provider_id"],
+        provider_service_id="2",
+        provider_dripfeed=True,
+    )
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=4, interval=10)
+    await run_jobs(settings, ctx)
+    sandbox_order = upstream["app"].state.sandbox.orders[1]
+    assert (sandbox_order.fields["runs"], sandbox_order.fields["interval"]) == ("4", "10")
+    assert sandbox_order.quantity == 400
+    async with ctx.db.session() as session:
+        assert await session.scalar(select(func.count(Order.id))) == 1  # no runs of our own
+
+
+async def test_a_failed_drip_feed_run_refunds_its_share(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    make_service: Any,
+    upstream: dict[str, Any],
+) -> None:
+    sid = await make_service(
+        rate=Decimal("1.00"),
+        min_quantity=10,
+        dripfeed=True,
+        provider_id=upstream["provider_id"],
+        provider_service_id="1",
+    )
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=2, interval=5)
+    await run_jobs(settings, ctx)  # run 1 sent
+    await call_job(settings, ctx, "sync_statuses")  # run 1 completed
+    await set_behaviour(upstream["url"], 1, behaviour="reject", error="Incorrect link")
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Order).where(Order.id == 3).values(next_attempt_at=func.now()))
+    await call_job(settings, ctx, "sweep")
+    await run_jobs(settings, ctx)  # run 2 refused for good
+    status = await api(user.key, "status", order=1)
+    assert (status["status"], status["remains"], status["runs_done"]) == ("Partial", "100", "1")
+    assert await refunds(ctx) == [(3, Decimal("0.1"))]
+    assert await api(user.key, "balance") == {"balance": "9.90000", "currency": "USD"}
+    await ledger_ok(ctx)

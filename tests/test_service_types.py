@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.api_v2.docs import TYPE_EXAMPLES
 from app.context import AppContext
 from app.orders.models import Order
 from tests.conftest import Api
@@ -284,3 +285,25 @@ async def test_subscription_duplicate_rule_is_per_username(
     assert await api(user.key, "add", service=sid, username="@Star", **fields) == {"order": 1}
     assert "error" in await api(user.key, "add", service=sid, username="star", **fields)
     assert await api(user.key, "add", service=sid, username="other", **fields) == {"order": 3}
+
+
+async def test_openapi_has_an_add_example_for_every_type(client: Any) -> None:
+    from app.catalog.models import SERVICE_TYPES
+    from app.orders.types import SERVICE_TYPES as HANDLERS
+
+    assert set(HANDLERS) == set(SERVICE_TYPES)
+    spec = (await client.get("/openapi.json")).json()
+    examples = spec["paths"]["/api/v2"]["post"]["requestBody"]["content"][
+        "application/x-www-form-urlencoded"
+    ]["examples"]
+    for type_name in SERVICE_TYPES:
+        assert f"add {type_name}" in examples
+
+
+@pytest.mark.parametrize("type_name", list(TYPE_EXAMPLES))
+async def test_documented_examples_are_accepted(
+    api: Api, make_user: Any, make_service: Any, type_name: str
+) -> None:
+    user = await make_user(balance="1000")
+    sid = await make_service(type=type_name, rate=Decimal("1"), min_quantity=1, max_quantity=10000)
+    assert await api(user.key, "add", service=sid, **TYPE_EXAMPLES[type_name]) == {"order": 1}

@@ -40,6 +40,24 @@ _FIELDS: dict[str, Any] = {
     "runs": {"type": "string", "description": "drip-feed deliveries (add)"},
     "interval": {"type": "string", "description": "drip-feed minutes between runs (add)"},
     "comments": {"type": "string", "description": "one comment per line (Custom Comments)"},
+    "usernames": {"type": "string", "description": "one per line or comma-separated (Mentions)"},
+    "hashtags": {"type": "string", "description": "hashtags (Mentions with Hashtags)"},
+    "hashtag": {"type": "string", "description": "one hashtag (Mentions Hashtag)"},
+    "username": {"type": "string", "description": "a username (Subscriptions, Mentions…)"},
+    "media": {"type": "string", "description": "a post URL (Mentions Media Likers)"},
+    "answer_number": {"type": "string", "description": "poll answer (Poll)"},
+    "groups": {"type": "string", "description": "one group per line (Invites from Groups)"},
+    "min": {"type": "string", "description": "per-post minimum (Subscriptions)"},
+    "max": {"type": "string", "description": "per-post maximum (Subscriptions)"},
+    "posts": {"type": "string", "description": "number of future posts (Subscriptions)"},
+    "old_posts": {"type": "string", "description": "existing posts to include (Subscriptions)"},
+    "delay": {"type": "string", "description": "minutes after each post (Subscriptions)"},
+    "expiry": {"type": "string", "description": "d/m/Y end date (Subscriptions)"},
+    "country": {"type": "string", "description": "Web Traffic targeting"},
+    "device": {"type": "string", "description": "Web Traffic targeting"},
+    "type_of_traffic": {"type": "string", "description": "Web Traffic source"},
+    "google_keyword": {"type": "string", "description": "Web Traffic keyword"},
+    "referring_url": {"type": "string", "description": "Web Traffic referrer"},
     "order": {"type": "string", "description": "one order id (status, refill, cancel)"},
     "orders": {"type": "string", "description": "up to 100 comma-separated order ids"},
     "refill": {"type": "string", "description": "one refill id (refill_status)"},
@@ -51,6 +69,55 @@ _REQUEST_SCHEMA: dict[str, Any] = {
     "required": ["key", "action"],
     "properties": _FIELDS,
     "additionalProperties": True,
+}
+
+# One `add` example per service type (the type name is what `services` shows).
+TYPE_EXAMPLES: dict[str, dict[str, str]] = {
+    "Default": {"link": "https://instagram.com/example", "quantity": "1000"},
+    "Package": {"link": "https://instagram.com/example"},
+    "Custom Comments": {"link": "https://instagram.com/p/abc", "comments": "Great!\nLove it"},
+    "Custom Comments Package": {"link": "https://instagram.com/p/abc", "comments": "Wow\nNice"},
+    "Mentions with Hashtags": {
+        "link": "https://instagram.com/p/abc",
+        "quantity": "100",
+        "usernames": "alice,bob",
+        "hashtags": "#sun,#sea",
+    },
+    "Mentions Custom List": {"link": "https://instagram.com/p/abc", "usernames": "alice\nbob"},
+    "Mentions Hashtag": {
+        "link": "https://instagram.com/p/abc",
+        "quantity": "100",
+        "hashtag": "#sun",
+    },
+    "Mentions User Followers": {
+        "link": "https://instagram.com/p/abc",
+        "quantity": "100",
+        "username": "nasa",
+    },
+    "Mentions Media Likers": {
+        "link": "https://instagram.com/p/abc",
+        "quantity": "100",
+        "media": "https://instagram.com/p/xyz",
+    },
+    "Comment Likes": {"link": "https://instagram.com/p/abc", "quantity": "50", "username": "bob"},
+    "Poll": {"link": "https://t.me/channel/12", "quantity": "100", "answer_number": "2"},
+    "Invites from Groups": {"link": "https://t.me/group", "quantity": "100", "groups": "g1\ng2"},
+    "Subscriptions": {
+        "username": "nasa",
+        "min": "100",
+        "max": "200",
+        "posts": "10",
+        "delay": "30",
+        "expiry": "31/12/2030",
+    },
+    "Web Traffic": {
+        "link": "https://example.com",
+        "quantity": "1000",
+        "country": "US",
+        "device": "Mobile",
+        "type_of_traffic": "Google Keyword",
+        "google_keyword": "smm panel",
+    },
 }
 
 _REQUEST_EXAMPLES: dict[str, Any] = {
@@ -74,6 +141,13 @@ _REQUEST_EXAMPLES: dict[str, Any] = {
             "runs": "5",
             "interval": "30",
         }
+    },
+    **{
+        f"add {type_name}": {
+            "summary": f"add: a {type_name} service",
+            "value": {"key": "YOUR_KEY", "action": "add", "service": "1", **fields},
+        }
+        for type_name, fields in TYPE_EXAMPLES.items()
     },
     "status": {"value": {"key": "YOUR_KEY", "action": "status", "order": "23501"}},
     "multi status": {"value": {"key": "YOUR_KEY", "action": "status", "orders": "1,10,100"}},

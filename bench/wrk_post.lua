@@ -1,0 +1,33 @@
+-- POSTs a form body built per request: {key} and {n} in BODY are replaced by a key from
+-- KEYS (one per line in the file named by KEYS_FILE) and a number unique to this thread.
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("tid", next_id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = 0
+  keys = {}
+  for line in io.lines(os.getenv("KEYS_FILE")) do table.insert(keys, line) end
+  template = os.getenv("BODY")
+  path = os.getenv("PATH_INFO") or "/api/v2"
+end
+
+function request()
+  counter = counter + 1
+  local key = keys[(counter % #keys) + 1]
+  local body = template:gsub("{key}", key):gsub("{n}", tid .. "_" .. counter)
+  return wrk.format("POST", path, {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end
+
+function done(summary, latency, requests)
+  io.write(string.format(
+    "RESULT {\"requests\": %d, \"seconds\": %.3f, \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"http_errors\": %d}\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end

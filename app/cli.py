@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -54,7 +55,8 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
     from workers.main import run_worker
 
     _require_db(settings)
-    asyncio.run(run_worker(settings))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings))
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
@@ -135,7 +137,9 @@ def cmd_admin_token(_: Settings, __: argparse.Namespace) -> None:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from app.runner import run_all
 
-    asyncio.run(run_all(settings, host=args.host, port=args.port))
+    # Ctrl-C is the normal way to stop it; the servers shut down in their finally blocks.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_all(settings, host=args.host, port=args.port))
 
 
 def build_parser() -> argparse.ArgumentParser:

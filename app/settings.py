@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     api_max_body_bytes: int = Field(default=256 * 1024, description="request body size limit")
     max_ids_per_request: int = 100
+    rate_limit_per_ip: int = Field(
+        default=3000, description="API v2 calls per minute per IP (0 = off)"
+    )
+    rate_limit_per_key: int = Field(
+        default=1200, description="API v2 calls per minute per key (0 = off)"
+    )
     queue_name: str = Field(default="arq:queue", description="arq queue the worker consumes")
     # Upstream relay.
     provider_connect_timeout: float = 5.0

@@ -54,6 +54,9 @@ def settings(database_url: str) -> Settings:
         admin_token=ADMIN_TOKEN,
         queue_name=f"test:queue:{uuid.uuid4().hex[:8]}",
         log_json=False,
+        # Off for the suite (many calls from one address); tests of the limits turn them on.
+        rate_limit_per_ip=0,
+        rate_limit_per_key=0,
     )
 
 

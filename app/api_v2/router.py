@@ -30,6 +30,7 @@ from app.errors import (
 from app.money import format_money
 from app.orders import service as orders
 from app.refills import service as refills
+from app.security import RateLimited, check_rate
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["API v2"])
@@ -192,6 +193,13 @@ async def handle(request: Request) -> JSONResponse:
     ctx = get_context(request)
     try:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
+        await check_rate(
+            ctx.jobs.redis,
+            ip=request.client.host if request.client else "unknown",
+            key=fields.get("key"),
+            per_ip=ctx.settings.rate_limit_per_ip,
+            per_key=ctx.settings.rate_limit_per_key,
+        )
         call_after: list[Callable[[], Awaitable[Any]]] = []
         async with ctx.db.transaction() as session:
             who = await authenticate(session, fields.get("key"))
@@ -203,6 +211,10 @@ async def handle(request: Request) -> JSONResponse:
             call_after = call.after_commit
     except DomainError as exc:
         return _error(exc.message)
+    except RateLimited as exc:
+        response = _error("Too many requests, try again later", 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except (OperationalError, DBAPIError, OSError):
         log.exception("api v2 call failed on infrastructure")
         return _error("Service temporarily unavailable, try again later", 503)

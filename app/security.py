@@ -1,0 +1,89 @@
+"""Abuse limits and response hardening for the public API.
+
+Rate limits are fixed one-minute windows counted in Redis, per client IP and per API key
+(by the key's hash: the key itself never reaches Redis or the logs). Redis being down must
+not take the API down with it, so limits then fail open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+from arq.connections import ArqRedis
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("rate limited")
+        self.retry_after = retry_after
+
+
+async def check_rate(
+    redis: ArqRedis | None, *, ip: str, key: str | None, per_ip: int, per_key: int
+) -> None:
+    """Count this call; raise RateLimited when a limit (0 = off) is exceeded."""
+    if redis is None or (per_ip <= 0 and per_key <= 0):
+        return
+    window = int(time.time() // WINDOW_SECONDS)
+    counters: list[tuple[str, int]] = []
+    if per_ip > 0:
+        counters.append((f"rl:ip:{ip}:{window}", per_ip))
+    if per_key > 0 and key:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        counters.append((f"rl:key:{digest}:{window}", per_key))
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for name, _ in counters:
+                pipe.incr(name)
+                pipe.expire(name, WINDOW_SECONDS * 2)
+            results = await pipe.execute()
+    except Exception:
+        log.warning("rate limiter unavailable; not limiting")
+        return
+    for (_, limit), count in zip(counters, results[::2], strict=True):
+        if int(count) > limit:
+            raise RateLimited(WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS)
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+# The interactive docs load their own scripts and styles.
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Adds hardening headers to every HTTP response (pure ASGI: no body buffering)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = str(scope.get("path", "")).startswith(DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in SECURITY_HEADERS:
+                    if name in present or (docs and name == b"content-security-policy"):
+                        continue
+                    headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

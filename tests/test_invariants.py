@@ -1,0 +1,134 @@
+"""Ledger invariants under random interleavings and under a flood of concurrent adds."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from app.accounts import service as accounts
+from app.catalog.models import Category, Service
+from app.context import AppContext
+from app.db import Database
+from app.errors import DomainError
+from app.ledger import service as ledger
+from app.orders import service as orders
+from app.orders.models import Order
+from app.refills import service as refills
+from tests.conftest import TABLES, Api, ledger_ok
+
+USERS = 3
+
+operation = st.one_of(
+    st.tuples(st.just("add"), st.integers(0, USERS - 1), st.integers(0, 5), st.integers(5, 400)),
+    st.tuples(st.just("cancel"), st.integers(0, USERS - 1), st.integers(1, 25)),
+    st.tuples(
+        st.just("report"),
+        st.integers(1, 25),
+        st.sampled_from(["In progress", "Completed", "Partial", "Canceled"]),
+        st.integers(-50, 400),
+    ),
+    st.tuples(st.just("topup"), st.integers(0, USERS - 1), st.integers(1, 500)),
+    st.tuples(st.just("refill"), st.integers(0, USERS - 1), st.integers(1, 25)),
+)
+
+
+async def run_scenario(url: str, steps: list[tuple[Any, ...]]) -> None:
+    db = Database(url, pool_size=5, max_overflow=0)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        async with db.transaction() as session:
+            category = Category(name="P")
+            session.add(category)
+            await session.flush()
+            session.add(
+                Service(
+                    id=1,
+                    category_id=category.id,
+                    name="S",
+                    rate=Decimal("0.37"),
+                    min_quantity=5,
+                    max_quantity=400,
+                    cancel=True,
+                    refill=True,
+                    refill_days=30,
+                )
+            )
+            users = []
+            for i in range(USERS):
+                user = await accounts.create_user(session, email=f"p{i}@x")
+                await ledger.credit(
+                    session, user_id=user.id, amount=Decimal("0.5"), kind="deposit", reason="start"
+                )
+                users.append(user.id)
+        for step in steps:
+            try:
+                async with db.transaction() as session:
+                    await apply(session, users, step)
+            except DomainError:
+                pass  # a refusal changes nothing, which the check below also verifies
+            async with db.session() as session:
+                report = await ledger.check_invariants(session)
+            assert report.ok, (step, report.violations)
+    finally:
+        await db.dispose()
+
+
+async def apply(session: Any, users: list[int], step: tuple[Any, ...]) -> None:
+    kind = step[0]
+    if kind == "add":
+        _, who, link, quantity = step
+        await orders.place_order(
+            session,
+            users[who],
+            {"service": "1", "link": f"https://x.io/{link}", "quantity": str(quantity)},
+        )
+    elif kind == "cancel":
+        _, who, order_id = step
+        await orders.cancel_order(session, users[who], order_id)
+    elif kind == "report":
+        _, order_id, status, remains = step
+        if await session.get(Order, order_id) is not None:
+            await orders.apply_status(
+                session, order_id, orders.StatusReport(status, 10, remains), source="test"
+            )
+    elif kind == "topup":
+        _, who, cents = step
+        await ledger.credit(
+            session, user_id=users[who], amount=Decimal(cents) / 100, kind="deposit", reason="topup"
+        )
+    else:
+        _, who, order_id = step
+        await refills.request_refill(session, users[who], order_id)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps=st.lists(operation, min_size=5, max_size=40))
+def test_random_interleavings_keep_the_ledger_invariants(
+    database_url: str, steps: list[tuple[Any, ...]]
+) -> None:
+    asyncio.run(run_scenario(database_url, steps))
+
+
+async def test_1000_concurrent_adds_on_one_account(
+    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+) -> None:
+    user = await make_user(balance="500")
+    sid = await make_service(rate=Decimal("1.00"), min_quantity=1000, max_quantity=1000)
+    results = await asyncio.gather(
+        *(
+            api(user.key, "add", service=sid, link=f"https://x.io/{i}", quantity=1000)
+            for i in range(1000)
+        )
+    )
+    assert sum("order" in r for r in results) == 500
+    assert all(r == {"error": "Not enough funds on balance"} for r in results if "order" not in r)
+    assert await api(user.key, "balance") == {"balance": "0.00000", "currency": "USD"}
+    async with ctx.db.session() as session:
+        assert await session.scalar(select(func.count(Order.id))) == 500
+    await ledger_ok(ctx)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import Conflict, DomainError, NotEnoughFunds, NotFound
@@ -50,6 +51,17 @@ def problem_response(
     )
 
 
+def sqlstate(exc: BaseException) -> str:
+    """The PostgreSQL error code behind a driver error ("" when there is none)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return ""
+
+
 def install(app: FastAPI) -> None:
     """Admin paths answer problem JSON; everything else keeps FastAPI's defaults."""
 
@@ -70,4 +82,16 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+
+    async def data_error(request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot hold (out of range, malformed): the input is at fault.
+        # Anything else from the database driver means it is unavailable.
+        state = sqlstate(exc)
+        if isinstance(exc, DataError) or state.startswith("22"):
+            return problem_response(422, "A value is out of range or malformed")
+        if isinstance(exc, IntegrityError) or state.startswith("23"):
+            return problem_response(409, "Conflicts with existing data (unknown reference?)")
+        return problem_response(503, "Database unavailable, try again later")
+
     app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(DBAPIError, data_error)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -63,7 +63,19 @@ from app.refills.models import REFILL_ACTIVE, Refill
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
 Operator = Annotated[str, Depends(require_admin)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+MAX_ID = 2**63 - 1
+PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="id")]
+QueryId = Annotated[int, Query(ge=1, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, description="rows to skip")]
+
+
+NULLABLE_SERVICE_FIELDS = {
+    "description",
+    "link_pattern",
+    "provider_id",
+    "provider_service_id",
+    "provider_rate",
+}
 
 
 def snapshot(model: BaseModel) -> dict[str, Any]:
@@ -140,7 +152,7 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", tags=["users"], summary="Show a user")
-async def get_user(request: Request, user_id: int) -> UserOut:
+async def get_user(request: Request, user_id: PathId) -> UserOut:
     async with get_context(request).db.session() as session:
         return UserOut.model_validate(await _get(session, User, user_id, "User"))
 
@@ -166,7 +178,7 @@ async def _key_action(request: Request, user_id: int, operator: str, rotate: boo
     summary="Issue an extra API key",
     description="Earlier keys keep working. The key is shown this once.",
 )
-async def issue_key(request: Request, user_id: int, operator: Operator) -> KeyOut:
+async def issue_key(request: Request, user_id: PathId, operator: Operator) -> KeyOut:
     return await _key_action(request, user_id, operator, rotate=False)
 
 
@@ -176,7 +188,7 @@ async def issue_key(request: Request, user_id: int, operator: Operator) -> KeyOu
     summary="Rotate API keys",
     description="Revokes every key of the user and issues a new one, shown this once.",
 )
-async def rotate_key(request: Request, user_id: int, operator: Operator) -> KeyOut:
+async def rotate_key(request: Request, user_id: PathId, operator: Operator) -> KeyOut:
     return await _key_action(request, user_id, operator, rotate=True)
 
 
@@ -186,7 +198,9 @@ async def rotate_key(request: Request, user_id: int, operator: Operator) -> KeyO
     summary="Top up a balance",
     description="With `payment_ref`, a replay of the same top-up credits nothing.",
 )
-async def topup(request: Request, user_id: int, body: TopupIn, operator: Operator) -> MovementOut:
+async def topup(
+    request: Request, user_id: PathId, body: TopupIn, operator: Operator
+) -> MovementOut:
     async with get_context(request).db.transaction() as session:
         user = await _get(session, User, user_id, "User")
         movement = await ledger.credit(
@@ -219,7 +233,9 @@ async def topup(request: Request, user_id: int, body: TopupIn, operator: Operato
     summary="Adjust a balance",
     description="A signed correction with a reason; recorded as an adjustment entry.",
 )
-async def adjust(request: Request, user_id: int, body: AdjustIn, operator: Operator) -> MovementOut:
+async def adjust(
+    request: Request, user_id: PathId, body: AdjustIn, operator: Operator
+) -> MovementOut:
     async with get_context(request).db.transaction() as session:
         await _get(session, User, user_id, "User")
         try:
@@ -252,7 +268,7 @@ async def adjust(request: Request, user_id: int, body: AdjustIn, operator: Opera
     description="Keys stop working, active orders are canceled, the balance is "
     "forfeited with a ledger entry (chargeback, fraud).",
 )
-async def block(request: Request, user_id: int, body: BlockIn, operator: Operator) -> BlockOut:
+async def block(request: Request, user_id: PathId, body: BlockIn, operator: Operator) -> BlockOut:
     ctx = get_context(request)
     async with ctx.db.transaction() as session:
         before = UserOut.model_validate(await _get(session, User, user_id, "User"))
@@ -286,7 +302,7 @@ async def block(request: Request, user_id: int, body: BlockIn, operator: Operato
     summary="Unblock an account",
     description="Keys work again; forfeited money stays forfeited.",
 )
-async def unblock(request: Request, user_id: int, operator: Operator) -> UserOut:
+async def unblock(request: Request, user_id: PathId, operator: Operator) -> UserOut:
     async with get_context(request).db.transaction() as session:
         user = await _get(session, User, user_id, "User")
         before = UserOut.model_validate(user)
@@ -307,7 +323,7 @@ async def unblock(request: Request, user_id: int, operator: Operator) -> UserOut
 
 
 @router.get("/users/{user_id}/rates", tags=["users"], summary="Custom rates of a user")
-async def list_rates(request: Request, user_id: int) -> list[RateOut]:
+async def list_rates(request: Request, user_id: PathId) -> list[RateOut]:
     async with get_context(request).db.session() as session:
         rows = await session.scalars(select(UserRate).where(UserRate.user_id == user_id))
         return [RateOut(user_id=r.user_id, service_id=r.service_id, rate=r.rate) for r in rows]
@@ -320,7 +336,7 @@ async def list_rates(request: Request, user_id: int) -> list[RateOut]:
     description="Shown by `services` and used for charges.",
 )
 async def set_rate(
-    request: Request, user_id: int, service_id: int, body: RateIn, operator: Operator
+    request: Request, user_id: PathId, service_id: PathId, body: RateIn, operator: Operator
 ) -> RateOut:
     async with get_context(request).db.transaction() as session:
         await _get(session, User, user_id, "User")
@@ -350,7 +366,9 @@ async def set_rate(
     summary="Remove a custom rate",
     status_code=status.HTTP_204_NO_CONTENT,
 )
-async def delete_rate(request: Request, user_id: int, service_id: int, operator: Operator) -> None:
+async def delete_rate(
+    request: Request, user_id: PathId, service_id: PathId, operator: Operator
+) -> None:
     async with get_context(request).db.transaction() as session:
         await session.execute(
             delete(UserRate).where(UserRate.user_id == user_id, UserRate.service_id == service_id)
@@ -373,9 +391,9 @@ async def list_ledger(
     request: Request,
     limit: Limit = 100,
     offset: Offset = 0,
-    user_id: int | None = None,
+    user_id: QueryId | None = None,
     kind: str | None = None,
-    order_id: int | None = None,
+    order_id: QueryId | None = None,
 ) -> list[LedgerEntryOut]:
     stmt = select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(limit).offset(offset)
     if user_id is not None:
@@ -440,19 +458,19 @@ async def create_category(request: Request, body: CategoryIn, operator: Operator
 
 
 @router.get("/categories/{category_id}", tags=["catalog"], summary="Show a category")
-async def get_category(request: Request, category_id: int) -> CategoryOut:
+async def get_category(request: Request, category_id: PathId) -> CategoryOut:
     async with get_context(request).db.session() as session:
         return CategoryOut.model_validate(await _get(session, Category, category_id, "Category"))
 
 
 @router.patch("/categories/{category_id}", tags=["catalog"], summary="Change a category")
 async def patch_category(
-    request: Request, category_id: int, body: CategoryPatch, operator: Operator
+    request: Request, category_id: PathId, body: CategoryPatch, operator: Operator
 ) -> CategoryOut:
     async with get_context(request).db.transaction() as session:
         category = await _get(session, Category, category_id, "Category")
         before = CategoryOut.model_validate(category)
-        for name, value in body.model_dump(exclude_unset=True).items():
+        for name, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
             setattr(category, name, value)
         await session.flush()
         out = CategoryOut.model_validate(category)
@@ -474,7 +492,7 @@ async def patch_category(
     summary="Delete an empty category",
     status_code=status.HTTP_204_NO_CONTENT,
 )
-async def delete_category(request: Request, category_id: int, operator: Operator) -> None:
+async def delete_category(request: Request, category_id: PathId, operator: Operator) -> None:
     async with get_context(request).db.transaction() as session:
         category = await _get(session, Category, category_id, "Category")
         used = await session.scalar(
@@ -534,7 +552,7 @@ async def create_service(request: Request, body: ServiceIn, operator: Operator) 
 
 
 @router.get("/services/{service_id}", tags=["catalog"], summary="Show a service")
-async def get_service(request: Request, service_id: int) -> ServiceOut:
+async def get_service(request: Request, service_id: PathId) -> ServiceOut:
     async with get_context(request).db.session() as session:
         return ServiceOut.model_validate(await _get(session, Service, service_id, "Service"))
 
@@ -546,12 +564,14 @@ async def get_service(request: Request, service_id: int) -> ServiceOut:
     description="Existing orders keep the terms they were placed with.",
 )
 async def patch_service(
-    request: Request, service_id: int, body: ServicePatch, operator: Operator
+    request: Request, service_id: PathId, body: ServicePatch, operator: Operator
 ) -> ServiceOut:
     async with get_context(request).db.transaction() as session:
         service = await _get(session, Service, service_id, "Service")
         before = ServiceOut.model_validate(service)
         for name, value in body.model_dump(exclude_unset=True).items():
+            if value is None and name not in NULLABLE_SERVICE_FIELDS:
+                continue  # null cannot clear a required field: leave it as it is
             setattr(service, name, value)
         if service.min_quantity > service.max_quantity:
             raise Problem(422, "min_quantity must not exceed max_quantity")
@@ -577,7 +597,7 @@ async def patch_service(
     description="Soft delete: it disappears from `services` and refuses new "
     "orders; existing orders continue.",
 )
-async def delete_service(request: Request, service_id: int, operator: Operator) -> ServiceOut:
+async def delete_service(request: Request, service_id: PathId, operator: Operator) -> ServiceOut:
     async with get_context(request).db.transaction() as session:
         service = await _get(session, Service, service_id, "Service")
         before = ServiceOut.model_validate(service)
@@ -606,8 +626,8 @@ async def list_orders(
     request: Request,
     limit: Limit = 100,
     offset: Offset = 0,
-    user_id: int | None = None,
-    service_id: int | None = None,
+    user_id: QueryId | None = None,
+    service_id: QueryId | None = None,
     status_filter: Annotated[str | None, Query(alias="status")] = None,
     upstream_state: str | None = None,
     link: Annotated[str | None, Query(description="part of the link")] = None,
@@ -634,7 +654,7 @@ async def list_orders(
         return [OrderOut.model_validate(o) for o in await session.scalars(stmt)]
 
 
-async def _detail(session: AsyncSession, order_id: int) -> OrderDetail:
+async def _detail(session: AsyncSession, order_id: PathId) -> OrderDetail:
     order = await _get(session, Order, order_id, "Order")
     events = await session.scalars(
         select(UpstreamEvent).where(UpstreamEvent.order_id == order_id).order_by(UpstreamEvent.id)
@@ -661,7 +681,7 @@ async def _detail(session: AsyncSession, order_id: int) -> OrderDetail:
     summary="Order detail",
     description="With its upstream history, its ledger entries and drip-feed runs.",
 )
-async def get_order(request: Request, order_id: int) -> OrderDetail:
+async def get_order(request: Request, order_id: PathId) -> OrderDetail:
     async with get_context(request).db.session() as session:
         return await _detail(session, order_id)
 
@@ -674,7 +694,7 @@ async def get_order(request: Request, order_id: int) -> OrderDetail:
     "exactly once; a final order does not move.",
 )
 async def set_order_status(
-    request: Request, order_id: int, body: OrderStatusIn, operator: Operator
+    request: Request, order_id: PathId, body: OrderStatusIn, operator: Operator
 ) -> OrderDetail:
     async with get_context(request).db.transaction() as session:
         before = OrderOut.model_validate(await _get(session, Order, order_id, "Order"))
@@ -712,7 +732,7 @@ async def list_refills(
     request: Request,
     limit: Limit = 100,
     offset: Offset = 0,
-    user_id: int | None = None,
+    user_id: QueryId | None = None,
     status_filter: Annotated[str | None, Query(alias="status")] = None,
 ) -> list[RefillOut]:
     stmt = select(Refill).order_by(Refill.id.desc()).limit(limit).offset(offset)
@@ -731,7 +751,7 @@ async def list_refills(
     description="For refills handled by hand; a finished refill does not move.",
 )
 async def set_refill_status(
-    request: Request, refill_id: int, body: RefillStatusIn, operator: Operator
+    request: Request, refill_id: PathId, body: RefillStatusIn, operator: Operator
 ) -> RefillOut:
     async with get_context(request).db.transaction() as session:
         refill = await _get(session, Refill, refill_id, "Refill")

@@ -23,8 +23,12 @@ class UserIn(BaseModel):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str | None = Field(default=None, max_length=200)
     currency: str = Field(default="USD", min_length=3, max_length=3)
-    credit_limit: Decimal = Field(default=Decimal(0), ge=0, description="allowed overdraft")
-    initial_balance: Decimal = Field(default=Decimal(0), ge=0, description="a first deposit")
+    credit_limit: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=20, decimal_places=8, description="allowed overdraft"
+    )
+    initial_balance: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=20, decimal_places=8, description="a first deposit"
+    )
 
 
 class UserOut(BaseModel):
@@ -122,14 +126,14 @@ class RateOut(BaseModel):
 class CategoryIn(BaseModel):
     model_config = example(name="Instagram", position=0, enabled=True)
     name: str = Field(min_length=1, max_length=200)
-    position: int = 0
+    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     enabled: bool = True
 
 
 class CategoryPatch(BaseModel):
     model_config = example(enabled=False)
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    position: int | None = None
+    position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     enabled: bool | None = None
 
 
@@ -139,24 +143,24 @@ class CategoryOut(CategoryIn):
 
 
 class ServiceFields(BaseModel):
-    category_id: int | None = None
+    category_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     name: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = None
     type: str | None = None
     rate: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
-    min_quantity: int | None = Field(default=None, ge=1)
-    max_quantity: int | None = Field(default=None, ge=1)
-    step: int | None = Field(default=None, ge=1)
+    min_quantity: int | None = Field(default=None, ge=1, le=10**15)
+    max_quantity: int | None = Field(default=None, ge=1, le=10**15)
+    step: int | None = Field(default=None, ge=1, le=10**6)
     refill: bool | None = None
-    refill_days: int | None = Field(default=None, ge=0)
+    refill_days: int | None = Field(default=None, ge=0, le=3650)
     cancel: bool | None = None
     dripfeed: bool | None = None
     link_pattern: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None
-    position: int | None = None
-    provider_id: int | None = None
+    position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    provider_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     provider_service_id: str | None = Field(default=None, max_length=64)
-    provider_rate: Decimal | None = Field(default=None, ge=0)
+    provider_rate: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
     provider_dripfeed: bool | None = None
 
     @field_validator("type")
@@ -196,12 +200,12 @@ class ServiceIn(ServiceFields):
         cancel=True,
         link_pattern=r"^https://(www\.)?instagram\.com/",
     )
-    category_id: int
+    category_id: int = Field(ge=1, le=2**63 - 1)
     name: str = Field(min_length=1, max_length=300)
     type: str = "Default"
     rate: Decimal = Field(ge=0, max_digits=20, decimal_places=8)
-    min_quantity: int = Field(ge=1)
-    max_quantity: int = Field(ge=1)
+    min_quantity: int = Field(ge=1, le=10**15)
+    max_quantity: int = Field(ge=1, le=10**15)
 
 
 class ServicePatch(ServiceFields):
@@ -340,8 +344,8 @@ class OrderDetail(OrderOut):
 class OrderStatusIn(BaseModel):
     model_config = example(status="Partial", start_count=3572, remains=157)
     status: str = Field(pattern="^(In progress|Processing|Completed|Partial|Canceled)$")
-    start_count: int | None = Field(default=None, ge=0)
-    remains: int | None = None
+    start_count: int | None = Field(default=None, ge=0, le=10**15)
+    remains: int | None = Field(default=None, ge=-(10**15), le=10**15)
 
 
 class InvariantOut(BaseModel):

@@ -37,6 +37,13 @@ def _as_text(value: Any) -> str | None:
 
 
 async def read_fields(request: Request, max_bytes: int) -> dict[str, str]:
+    fields = await _read(request, max_bytes)
+    if any("\x00" in value for value in fields.values()):
+        raise IncorrectRequest()  # NUL cannot be stored or relayed: no field may carry it
+    return fields
+
+
+async def _read(request: Request, max_bytes: int) -> dict[str, str]:
     fields: dict[str, str] = dict(request.query_params)
     if request.method != "POST":
         return fields

@@ -24,8 +24,8 @@ from app.providers.models import Provider
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
 Operator = Annotated[str, Depends(require_admin)]
-ProviderId = Annotated[int, Path(description="provider id", ge=1)]
-OrderId = Annotated[int, Path(description="order id", ge=1)]
+ProviderId = Annotated[int, Path(description="provider id", ge=1, le=2**63 - 1)]
+OrderId = Annotated[int, Path(description="order id", ge=1, le=2**63 - 1)]
 
 
 class ProviderIn(BaseModel):
@@ -150,7 +150,7 @@ async def patch_provider(
     async with ctx.db.transaction() as session:
         provider = await _load(session, provider_id)
         before = _public(provider)
-        changes = body.model_dump(exclude_unset=True)
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
         if "api_key" in changes:
             provider.api_key_encrypted = encrypt_key(
                 ctx.settings.secret_key, changes.pop("api_key")

@@ -41,5 +41,8 @@ sandbox: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
+
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -6,12 +6,15 @@ re-enqueue whatever Redis lost; deterministic job ids make duplicates collapse.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
 from arq import cron
 from arq.worker import Worker
 from arq.worker import func as job_function
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 
 from app.db import Database
@@ -172,11 +175,22 @@ def build_worker(
 
 
 async def run_worker(settings: Settings) -> None:
-    worker = build_worker(settings)
-    try:
-        await worker.async_run()
-    finally:
-        await worker.close()
+    """Run until stopped. A lost Redis connection (restart, failover) restarts the worker
+    loop instead of ending the process: the work itself is safe in the database."""
+    while True:
+        # On SIGTERM/SIGINT, running jobs get time to finish before the worker exits.
+        worker = build_worker(settings, job_completion_wait=20)
+        try:
+            await worker.async_run()
+            return
+        except asyncio.CancelledError:
+            return
+        except (RedisConnectionError, OSError):
+            log.warning("redis connection lost; restarting the worker loop")
+        finally:
+            with contextlib.suppress(Exception):
+                await worker.close()
+        await asyncio.sleep(2)
 
 
 class WorkerSettings:

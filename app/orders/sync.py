@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
@@ -110,8 +111,13 @@ async def sync_provider(
                 PROVIDER_ERRORS.labels(str(provider_id), type(exc).__name__).inc()
                 log.warning("status sync batch failed", extra={"provider_id": provider_id})
                 return
-            async with db.transaction() as session:
-                await _apply_batch(session, rows, answers, result)
+            try:
+                async with db.transaction() as session:
+                    await _apply_batch(session, rows, answers, result)
+            except (DBAPIError, OSError):
+                # The next sync applies it again: every update is idempotent.
+                result.errors += len(rows)
+                log.warning("status sync batch not applied", extra={"provider_id": provider_id})
 
     while True:
         async with db.session() as session:

@@ -530,9 +530,14 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
 
     @app.get("/sandbox/stats")
     async def stats() -> dict[str, Any]:
+        links: dict[str, int] = {}
+        for order in sandbox.orders.values():
+            links[order.link] = links.get(order.link, 0) + 1
         return {
             "add_calls": {str(k): v for k, v in sandbox.add_calls.items()},
             "orders": len(sandbox.orders),
+            # Orders created more than once for the same link: a double send.
+            "duplicated_links": sorted(link for link, n in links.items() if n > 1 and link),
             "balances": {k: str(v) for k, v in sandbox.balances.items()},
         }
 

@@ -16,7 +16,7 @@ from app.health import router as health_router
 from app.jobs import JobQueue
 from app.providers.admin_router import router as providers_admin_router
 from app.providers.client import build_http_client
-from app.security import SecurityHeaders
+from app.security import BodySizeLimit, SecurityHeaders
 from app.settings import Settings, get_settings
 
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(health_router)
     app.include_router(api_v2_router)
     app.include_router(admin_router)

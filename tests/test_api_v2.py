@@ -122,7 +122,9 @@ async def test_bad_bodies_answer_in_protocol_shape(
     huge = await client.post(
         "/api/v2", data={"key": user.key, "action": "balance", "pad": "x" * 300_000}
     )
-    assert huge.json() == {"error": "Request too large"}
+    assert huge.status_code == 413 and huge.json() == {"error": "Request too large"}
+    admin = await client.post("/admin/v1/categories", content=b"{" + b" " * 300_000 + b"}")
+    assert admin.status_code == 413
 
 
 # --- add ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from redis.asyncio import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,11 @@ class JobQueue:
     async def connect(cls, url: str, queue_name: str) -> JobQueue:
         try:
             redis = await create_pool(redis_settings(url), default_queue_name=queue_name)
-        except Exception:  # Redis down at start: serve anyway, the sweeper catches up.
+        except Exception:
+            # Redis down at start: serve anyway with a client that connects on first use;
+            # until then enqueues fail softly and the sweeper catches up.
             log.warning("redis unavailable at start; background jobs wait for the sweeper")
-            redis = None
+            redis = ArqRedis(ConnectionPool.from_url(url), default_queue_name=queue_name)
         return cls(redis, queue_name)
 
     async def enqueue(

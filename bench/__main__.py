@@ -64,9 +64,11 @@ def start(
     return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env})
 
 
-async def wait_up(url: str) -> None:
+async def wait_up(url: str, seconds: float = 30) -> None:
+    """Until the server at `url` answers anything."""
+    deadline = time.monotonic() + seconds
     async with httpx.AsyncClient() as client:
-        for _ in range(200):
+        while time.monotonic() < deadline:
             try:
                 await client.get(url)
                 return

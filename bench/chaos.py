@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 
 from app import migrate
+from bench.__main__ import wait_up
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = os.environ.get("CHAOS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -135,17 +136,6 @@ def restart_redis() -> None:
         "--appendonly",
         "no",
     )
-
-
-async def wait_up(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                await client.get(url)
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
 
 
 def start_sandbox(config: Path) -> subprocess.Popen[bytes]:

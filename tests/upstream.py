@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,17 +12,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.context import AppContext
+from app.embedded import free_port
 from app.providers.client import build_http_client
 from app.providers.sandbox import SandboxConfig, create_sandbox_app
 from app.settings import Settings
 from workers.main import build_worker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import Conflict, DomainError, NotEnoughFunds, NotFound
@@ -26,6 +27,14 @@ class Problem(HTTPException):
     def __init__(self, status: int, detail: str, **extra: Any) -> None:
         super().__init__(status_code=status, detail=detail)
         self.extra = extra
+
+
+async def get_or_404(session: AsyncSession, model: Any, key: Any, what: str) -> Any:
+    """The row, or a 404 problem naming what was missing."""
+    row = await session.get(model, key)
+    if row is None:
+        raise Problem(404, f"{what} not found")
+    return row
 
 
 def problem_from(exc: DomainError) -> Problem:

@@ -19,7 +19,7 @@ from app.accounts import service as accounts
 from app.accounts.blocking import block_user
 from app.accounts.models import USER_ACTIVE, User
 from app.admin.auth import require_admin
-from app.admin.problems import Problem, problem_from
+from app.admin.problems import Problem, get_or_404, problem_from
 from app.admin.schemas import (
     AdjustIn,
     AuditOut,
@@ -80,13 +80,6 @@ NULLABLE_SERVICE_FIELDS = {
 
 def snapshot(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
-
-
-async def _get(session: AsyncSession, model: Any, key: Any, what: str) -> Any:
-    row = await session.get(model, key)
-    if row is None:
-        raise Problem(404, f"{what} not found")
-    return row
 
 
 # Users ------------------------------------------------------------------------------------
@@ -154,12 +147,12 @@ async def list_users(
 @router.get("/users/{user_id}", tags=["users"], summary="Show a user")
 async def get_user(request: Request, user_id: PathId) -> UserOut:
     async with get_context(request).db.session() as session:
-        return UserOut.model_validate(await _get(session, User, user_id, "User"))
+        return UserOut.model_validate(await get_or_404(session, User, user_id, "User"))
 
 
 async def _key_action(request: Request, user_id: int, operator: str, rotate: bool) -> KeyOut:
     async with get_context(request).db.transaction() as session:
-        await _get(session, User, user_id, "User")
+        await get_or_404(session, User, user_id, "User")
         issued = await (accounts.rotate_key if rotate else accounts.issue_key)(session, user_id)
         await record(
             session,
@@ -202,7 +195,7 @@ async def topup(
     request: Request, user_id: PathId, body: TopupIn, operator: Operator
 ) -> MovementOut:
     async with get_context(request).db.transaction() as session:
-        user = await _get(session, User, user_id, "User")
+        user = await get_or_404(session, User, user_id, "User")
         movement = await ledger.credit(
             session,
             user_id=user_id,
@@ -237,7 +230,7 @@ async def adjust(
     request: Request, user_id: PathId, body: AdjustIn, operator: Operator
 ) -> MovementOut:
     async with get_context(request).db.transaction() as session:
-        await _get(session, User, user_id, "User")
+        await get_or_404(session, User, user_id, "User")
         try:
             movement = await ledger.adjust(
                 session,
@@ -271,7 +264,7 @@ async def adjust(
 async def block(request: Request, user_id: PathId, body: BlockIn, operator: Operator) -> BlockOut:
     ctx = get_context(request)
     async with ctx.db.transaction() as session:
-        before = UserOut.model_validate(await _get(session, User, user_id, "User"))
+        before = UserOut.model_validate(await get_or_404(session, User, user_id, "User"))
         try:
             result = await block_user(session, user_id, operator=operator, reason=body.reason)
         except DomainError as exc:
@@ -304,7 +297,7 @@ async def block(request: Request, user_id: PathId, body: BlockIn, operator: Oper
 )
 async def unblock(request: Request, user_id: PathId, operator: Operator) -> UserOut:
     async with get_context(request).db.transaction() as session:
-        user = await _get(session, User, user_id, "User")
+        user = await get_or_404(session, User, user_id, "User")
         before = UserOut.model_validate(user)
         user.status = USER_ACTIVE
         user.blocked_at = None
@@ -339,8 +332,8 @@ async def set_rate(
     request: Request, user_id: PathId, service_id: PathId, body: RateIn, operator: Operator
 ) -> RateOut:
     async with get_context(request).db.transaction() as session:
-        await _get(session, User, user_id, "User")
-        await _get(session, Service, service_id, "Service")
+        await get_or_404(session, User, user_id, "User")
+        await get_or_404(session, Service, service_id, "Service")
         await session.execute(
             pg_insert(UserRate)
             .values(user_id=user_id, service_id=service_id, rate=body.rate)
@@ -460,7 +453,9 @@ async def create_category(request: Request, body: CategoryIn, operator: Operator
 @router.get("/categories/{category_id}", tags=["catalog"], summary="Show a category")
 async def get_category(request: Request, category_id: PathId) -> CategoryOut:
     async with get_context(request).db.session() as session:
-        return CategoryOut.model_validate(await _get(session, Category, category_id, "Category"))
+        return CategoryOut.model_validate(
+            await get_or_404(session, Category, category_id, "Category")
+        )
 
 
 @router.patch("/categories/{category_id}", tags=["catalog"], summary="Change a category")
@@ -468,7 +463,7 @@ async def patch_category(
     request: Request, category_id: PathId, body: CategoryPatch, operator: Operator
 ) -> CategoryOut:
     async with get_context(request).db.transaction() as session:
-        category = await _get(session, Category, category_id, "Category")
+        category = await get_or_404(session, Category, category_id, "Category")
         before = CategoryOut.model_validate(category)
         for name, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
             setattr(category, name, value)
@@ -494,7 +489,7 @@ async def patch_category(
 )
 async def delete_category(request: Request, category_id: PathId, operator: Operator) -> None:
     async with get_context(request).db.transaction() as session:
-        category = await _get(session, Category, category_id, "Category")
+        category = await get_or_404(session, Category, category_id, "Category")
         used = await session.scalar(
             select(func.count(Service.id)).where(Service.category_id == category_id)
         )
@@ -534,7 +529,7 @@ async def list_services(
 )
 async def create_service(request: Request, body: ServiceIn, operator: Operator) -> ServiceOut:
     async with get_context(request).db.transaction() as session:
-        await _get(session, Category, body.category_id, "Category")
+        await get_or_404(session, Category, body.category_id, "Category")
         service = Service(**body.model_dump(exclude_none=True))
         session.add(service)
         await session.flush()
@@ -554,7 +549,7 @@ async def create_service(request: Request, body: ServiceIn, operator: Operator) 
 @router.get("/services/{service_id}", tags=["catalog"], summary="Show a service")
 async def get_service(request: Request, service_id: PathId) -> ServiceOut:
     async with get_context(request).db.session() as session:
-        return ServiceOut.model_validate(await _get(session, Service, service_id, "Service"))
+        return ServiceOut.model_validate(await get_or_404(session, Service, service_id, "Service"))
 
 
 @router.patch(
@@ -567,7 +562,7 @@ async def patch_service(
     request: Request, service_id: PathId, body: ServicePatch, operator: Operator
 ) -> ServiceOut:
     async with get_context(request).db.transaction() as session:
-        service = await _get(session, Service, service_id, "Service")
+        service = await get_or_404(session, Service, service_id, "Service")
         before = ServiceOut.model_validate(service)
         for name, value in body.model_dump(exclude_unset=True).items():
             if value is None and name not in NULLABLE_SERVICE_FIELDS:
@@ -599,7 +594,7 @@ async def patch_service(
 )
 async def delete_service(request: Request, service_id: PathId, operator: Operator) -> ServiceOut:
     async with get_context(request).db.transaction() as session:
-        service = await _get(session, Service, service_id, "Service")
+        service = await get_or_404(session, Service, service_id, "Service")
         before = ServiceOut.model_validate(service)
         service.enabled = False
         service.deleted_at = utcnow()
@@ -655,7 +650,7 @@ async def list_orders(
 
 
 async def _detail(session: AsyncSession, order_id: PathId) -> OrderDetail:
-    order = await _get(session, Order, order_id, "Order")
+    order = await get_or_404(session, Order, order_id, "Order")
     events = await session.scalars(
         select(UpstreamEvent).where(UpstreamEvent.order_id == order_id).order_by(UpstreamEvent.id)
     )
@@ -697,7 +692,7 @@ async def set_order_status(
     request: Request, order_id: PathId, body: OrderStatusIn, operator: Operator
 ) -> OrderDetail:
     async with get_context(request).db.transaction() as session:
-        before = OrderOut.model_validate(await _get(session, Order, order_id, "Order"))
+        before = OrderOut.model_validate(await get_or_404(session, Order, order_id, "Order"))
         changed = await apply_status(
             session,
             order_id,
@@ -754,7 +749,7 @@ async def set_refill_status(
     request: Request, refill_id: PathId, body: RefillStatusIn, operator: Operator
 ) -> RefillOut:
     async with get_context(request).db.transaction() as session:
-        refill = await _get(session, Refill, refill_id, "Refill")
+        refill = await get_or_404(session, Refill, refill_id, "Refill")
         if refill.status not in REFILL_ACTIVE:
             raise Problem(409, "Refill already finished")
         before = RefillOut.model_validate(refill)

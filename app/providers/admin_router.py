@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import select
 
 from app.admin.auth import require_admin
+from app.admin.problems import get_or_404
 from app.audit.service import record
 from app.context import get_context
 from app.db import utcnow
-from app.errors import NotFound
 from app.orders import relay
 from app.orders.models import UP_REVIEW, Order
 from app.providers import service as providers
@@ -139,7 +139,7 @@ async def create_provider(request: Request, body: ProviderIn, operator: Operator
 @router.get("/providers/{provider_id}", tags=["providers"], summary="Show a provider")
 async def get_provider(request: Request, provider_id: ProviderId) -> ProviderOut:
     async with get_context(request).db.session() as session:
-        return _out(await _load(session, provider_id))
+        return _out(await get_or_404(session, Provider, provider_id, "Provider"))
 
 
 @router.patch("/providers/{provider_id}", tags=["providers"], summary="Change a provider")
@@ -148,7 +148,7 @@ async def patch_provider(
 ) -> ProviderOut:
     ctx = get_context(request)
     async with ctx.db.transaction() as session:
-        provider = await _load(session, provider_id)
+        provider = await get_or_404(session, Provider, provider_id, "Provider")
         before = _public(provider)
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         if "api_key" in changes:
@@ -180,7 +180,7 @@ async def delete_provider(
     request: Request, provider_id: ProviderId, operator: Operator
 ) -> ProviderOut:
     async with get_context(request).db.transaction() as session:
-        provider = await _load(session, provider_id)
+        provider = await get_or_404(session, Provider, provider_id, "Provider")
         before = _public(provider)
         provider.enabled = False
         await session.flush()
@@ -213,14 +213,14 @@ class BalanceOut(BaseModel):
 async def provider_balance(request: Request, provider_id: ProviderId) -> BalanceOut:
     ctx = get_context(request)
     async with ctx.db.session() as session:
-        provider = await _load(session, provider_id)
+        provider = await get_or_404(session, Provider, provider_id, "Provider")
     client = providers.client_for(provider, ctx.settings.secret_key, ctx.http)
     try:
         balance = await client.balance()
     except ProviderError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"provider error: {exc.message}") from exc
     async with ctx.db.transaction() as session:
-        row = await _load(session, provider_id)
+        row = await get_or_404(session, Provider, provider_id, "Provider")
         row.last_balance = balance.balance
         row.last_balance_at = utcnow()
     return BalanceOut(provider_id=provider_id, balance=balance.balance, currency=balance.currency)
@@ -262,7 +262,7 @@ async def import_provider_services(
 ) -> ImportOut:
     ctx = get_context(request)
     async with ctx.db.transaction() as session:
-        provider = await _load(session, provider_id)
+        provider = await get_or_404(session, Provider, provider_id, "Provider")
         client = providers.client_for(provider, ctx.settings.secret_key, ctx.http)
         try:
             result = await providers.import_services(
@@ -421,10 +421,3 @@ async def review_mark_sent(
 )
 async def review_cancel(request: Request, order_id: OrderId, operator: Operator) -> ReviewResult:
     return await _review_action(request, order_id, operator, "cancel")
-
-
-async def _load(session: Any, provider_id: int) -> Provider:
-    try:
-        return await providers.get_provider(session, provider_id)
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from exc

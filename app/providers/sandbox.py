@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from app.api_v2.parsing import as_id, read_fields
+from app.api_v2.parsing import as_id, read_fields, split_ids
 from app.errors import DomainError
 from app.money import charge_for, format_money
 
@@ -436,10 +436,7 @@ class Sandbox:
 
 
 def _ids(fields: dict[str, str], name: str) -> list[str]:
-    ids = [x.strip() for x in fields.get(name, "").split(",") if x.strip()]
-    if len(ids) > 100:
-        raise DomainError("Too many IDs: at most 100 per request")
-    return ids
+    return split_ids(fields.get(name), 100)
 
 
 def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import SERVICE_TYPES, Category, Service
 from app.db import utcnow
-from app.errors import NotFound
 from app.providers.client import ProviderClient
 from app.providers.crypto import decrypt_key, encrypt_key
 from app.providers.models import Provider
@@ -36,13 +35,6 @@ async def create_provider(
     )
     session.add(provider)
     await session.flush()
-    return provider
-
-
-async def get_provider(session: AsyncSession, provider_id: int) -> Provider:
-    provider = await session.get(Provider, provider_id)
-    if provider is None:
-        raise NotFound("Provider not found")
     return provider
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
 WIRE_PLACES = 5
 MAX_PLACES = 8
@@ -14,6 +15,7 @@ def places_of(value: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
+@lru_cache(maxsize=4096)
 def precision_for_rate(rate: Decimal) -> int:
     """Charges are kept with 5 digits, or as many as the rate per unit needs (capped)."""
     per_unit = rate / 1000

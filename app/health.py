@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
 
+from app.admin.auth import require_admin
 from app.context import get_context
+from app.metrics import ORDERS_BY_STATUS
+from app.orders.models import STATUSES, Order
 
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
+
+
+@metrics_router.get(
+    "/metrics",
+    tags=["health"],
+    summary="Prometheus metrics of this process",
+    description="Text exposition format; scrape with the admin bearer token.",
+    response_class=PlainTextResponse,
+)
+async def metrics(request: Request) -> PlainTextResponse:
+    async with get_context(request).db.session() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Order.status, func.count(Order.id))
+                    .where(Order.parent_id.is_(None))
+                    .group_by(Order.status)
+                )
+            ).all()
+        )
+    for status in STATUSES:
+        ORDERS_BY_STATUS.labels(status).set(counts.get(status, 0))
+    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -12,6 +12,7 @@ from app.admin.router import router as admin_router
 from app.api_v2.router import router as api_v2_router
 from app.context import AppContext
 from app.db import Database
+from app.health import metrics_router
 from app.health import router as health_router
 from app.jobs import JobQueue
 from app.providers.admin_router import router as providers_admin_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(api_v2_router)
     app.include_router(admin_router)
     app.include_router(providers_admin_router)

@@ -16,3 +16,4 @@ PROVIDER_ALERTS = Counter(
 PROVIDER_BALANCE = Gauge("smm_provider_balance", "Last known provider balance", ["provider_id"])
 STATUS_UPDATES = Counter("smm_status_updates_total", "Orders changed by status sync")
 REVIEW_QUEUE = Gauge("smm_review_queue_orders", "Orders waiting for an operator decision")
+ORDERS_BY_STATUS = Gauge("smm_orders", "Orders by status (read at scrape time)", ["status"])

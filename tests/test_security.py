@@ -97,3 +97,21 @@ async def test_readiness_reports_database_and_redis(client: httpx.AsyncClient) -
     ready = await client.get("/readyz")
     assert ready.json() == {"ready": True, "database": "ok", "redis": "ok"}
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_metrics_are_scraped_after_a_workload(
+    client: httpx.AsyncClient, api: Api, make_user: Any, make_service: Any
+) -> None:
+    user = await make_user(balance="10")
+    sid = await make_service()
+    await api(user.key, "add", service=sid, link="https://instagram.com/m", quantity=100)
+    await api(user.key, "add", service=sid, link="https://instagram.com/m", quantity=100)
+    assert (await client.get("/admin/v1/metrics")).status_code == 401
+    scraped = await client.get(
+        "/admin/v1/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    text = scraped.text
+    assert 'smm_orders{status="Pending"} 1.0' in text
+    assert 'smm_api_requests_total{action="add",outcome="ok"}' in text
+    assert 'smm_api_requests_total{action="add",outcome="error"}' in text
+    assert "smm_api_request_seconds_bucket" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -27,6 +28,7 @@ from app.errors import (
     IncorrectRequest,
     RefillNotFound,
 )
+from app.metrics import REQUEST_SECONDS, REQUESTS
 from app.money import format_money
 from app.orders import service as orders
 from app.refills import service as refills
@@ -190,6 +192,16 @@ def _error(message: str, status_code: int = 200) -> JSONResponse:
 
 
 async def handle(request: Request) -> JSONResponse:
+    started = time.perf_counter()
+    response = await _handle(request)
+    action = getattr(request.state, "action", "unknown")
+    outcome = "error" if response.status_code != 200 or b'"error"' in response.body[:10] else "ok"
+    REQUESTS.labels(action, outcome).inc()
+    REQUEST_SECONDS.labels(action).observe(time.perf_counter() - started)
+    return response
+
+
+async def _handle(request: Request) -> JSONResponse:
     ctx = get_context(request)
     try:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
@@ -203,7 +215,9 @@ async def handle(request: Request) -> JSONResponse:
         call_after: list[Callable[[], Awaitable[Any]]] = []
         async with ctx.db.transaction() as session:
             who = await authenticate(session, fields.get("key"))
-            action = ACTIONS.get(fields.get("action", "").strip().lower())
+            name = fields.get("action", "").strip().lower()
+            action = ACTIONS.get(name)
+            request.state.action = name if action is not None else "unknown"
             if action is None:
                 raise IncorrectRequest()
             call = Call(ctx, session, who, fields)

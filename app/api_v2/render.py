@@ -7,7 +7,7 @@ from typing import Any
 
 from app.catalog.service import OfferedService
 from app.money import format_money, places_of, precision_for_rate
-from app.orders.models import Order
+from app.orders.service import OrderView
 
 
 def rate_text(rate: Decimal) -> str:
@@ -32,7 +32,7 @@ def service_row(offered: OfferedService) -> dict[str, Any]:
     }
 
 
-def order_status(order: Order, currency: str, runs_done: int | None = None) -> dict[str, Any]:
+def order_status(order: OrderView, currency: str, runs_done: int | None = None) -> dict[str, Any]:
     remains = order.remains if order.remains is not None else order.quantity
     body: dict[str, Any] = {
         "charge": format_money(order.charge, precision_for_rate(order.rate)),

@@ -90,7 +90,9 @@ async def action_status(call: Call) -> Any:
     order_id = as_id(call.fields.get("order", "").strip())
     if order_id is None:
         raise IncorrectOrderId()
-    order = await orders.get_own_order(call.session, call.who.user_id, order_id)
+    order = (await orders.get_own_orders(call.session, call.who.user_id, [order_id])).get(order_id)
+    if order is None:
+        raise IncorrectOrderId()
     done = await orders.runs_done(call.session, [order])
     return order_status(order, call.who.currency, done.get(order.id))
 

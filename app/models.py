@@ -3,10 +3,13 @@
 from app.accounts.models import ApiKey, User
 from app.audit.models import AuditEntry
 from app.catalog.models import Category, Service, UserRate
+from app.currencies.models import CurrencyRate
 from app.db import Base
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
+from app.payments.models import Payment, PaymentNotification
 from app.providers.models import Provider
+from app.referrals.models import ReferralReward
 from app.refills.models import Refill
 
 __all__ = [
@@ -14,9 +17,13 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Category",
+    "CurrencyRate",
     "LedgerEntry",
     "Order",
+    "Payment",
+    "PaymentNotification",
     "Provider",
+    "ReferralReward",
     "Refill",
     "Service",
     "UpstreamEvent",

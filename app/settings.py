@@ -53,6 +53,42 @@ class Settings(BaseSettings):
     demo_balance: Decimal = Decimal("100")
     log_level: str = "INFO"
     log_json: bool = True
+    log_requests: bool = Field(default=True, description="one JSON log line per HTTP request")
+    worker_metrics_port: int = Field(
+        default=0, description="port of the worker's own Prometheus endpoint (0 = off)"
+    )
+    # Currencies: conversion into the panel's currency (admin API rates take precedence).
+    currency_rates: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description='JSON, e.g. {"RUB": "0.011"}: panel currency per unit of each currency',
+    )
+    # Deposits through payment gateways.
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="where users and gateways reach the panel"
+    )
+    min_deposit: Decimal = Field(default=Decimal("1"), description="in the panel's currency")
+    robokassa_login: str | None = None
+    robokassa_password1: str | None = None
+    robokassa_password2: str | None = None
+    robokassa_hash: str = Field(default="md5", description="md5, sha1, sha256, sha384, sha512")
+    robokassa_currency: str = "RUB"
+    robokassa_test: bool = False
+    robokassa_url: str = "https://auth.robokassa.ru/Merchant/Index.aspx"
+    freekassa_merchant_id: str | None = None
+    freekassa_secret1: str | None = None
+    freekassa_secret2: str | None = None
+    freekassa_currency: str = "RUB"
+    freekassa_url: str = "https://pay.fk.money/"
+    yookassa_shop_id: str | None = None
+    yookassa_secret_key: str | None = None
+    yookassa_currency: str = "RUB"
+    yookassa_api_url: str = "https://api.yookassa.ru/v3"
+    # Referral program: the share of a referred user's deposits credited to the referrer.
+    referral_share: Decimal = Field(default=Decimal("0.05"), ge=0, le=1)
+    # Privacy: money records of an erased user are kept this long, then purged; activity
+    # logs (audit, upstream events, gateway notifications) are kept this long.
+    retention_days: int = Field(default=365, ge=1)
+    activity_retention_days: int = Field(default=365, ge=1)
 
 
 @lru_cache

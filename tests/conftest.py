@@ -75,7 +75,8 @@ def ctx(app: FastAPI) -> AppContext:
 
 TABLES = (
     "audit_log, upstream_events, refills, ledger_entries, orders, user_rates, services, "
-    "categories, providers, api_keys, users"
+    "categories, providers, api_keys, payments, payment_notifications, referral_rewards, "
+    "currency_rates, users"
 )
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Money, utcnow
@@ -21,6 +30,8 @@ class User(Base):
         CheckConstraint("credit_limit >= 0", name="credit_limit"),
         # The ledger's guard: a balance never goes below the granted credit.
         CheckConstraint("balance >= -credit_limit", name="balance_floor"),
+        CheckConstraint("discount_percent >= 0 AND discount_percent <= 100", name="discount"),
+        CheckConstraint("referred_by_id IS NULL OR referred_by_id <> id", name="no_self_referral"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -35,6 +46,14 @@ class User(Base):
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )
     blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A discount on every service without a custom rate for this user.
+    discount_percent: Mapped[Decimal] = mapped_column(
+        Numeric(5, 2), default=Decimal(0), server_default="0"
+    )
+    # The code others give to be referred by this user; who referred this user.
+    referral_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Set when the user's personal data was erased; the records are purged after retention.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

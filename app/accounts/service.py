@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -50,15 +51,46 @@ async def create_user(
     name: str | None = None,
     currency: str = "USD",
     credit_limit: Decimal = Decimal(0),
+    referral_code: str | None = None,
 ) -> User:
+    """A new user; `referral_code` is the code of the user who referred them."""
     if email is not None:
         exists = await session.scalar(select(User.id).where(User.email == email))
         if exists is not None:
             raise Conflict("A user with this email already exists")
-    user = User(email=email, name=name, currency=currency, credit_limit=credit_limit)
+    referrer_id = None
+    if referral_code:
+        referrer_id = await referrer_for_code(session, referral_code)
+    user = User(
+        email=email,
+        name=name,
+        currency=currency,
+        credit_limit=credit_limit,
+        referral_code=new_referral_code(),
+        referred_by_id=referrer_id,
+    )
     session.add(user)
     await session.flush()
     return user
+
+
+def new_referral_code() -> str:
+    # 10 characters of base32: 50 bits, enough to make guessing a code pointless.
+    return base64.b32encode(secrets.token_bytes(10)).decode()[:10]
+
+
+async def referrer_for_code(session: AsyncSession, code: str) -> int:
+    """The active user behind a referral code, or NotFound."""
+    referrer_id = await session.scalar(
+        select(User.id).where(
+            User.referral_code == code.strip().upper(),
+            User.status == USER_ACTIVE,
+            User.deleted_at.is_(None),
+        )
+    )
+    if referrer_id is None:
+        raise NotFound("Unknown referral code")
+    return referrer_id
 
 
 async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = False) -> User:

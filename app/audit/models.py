@@ -14,7 +14,10 @@ from app.db import Base, utcnow
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_entity", "entity", "entity_id"),
+        Index("ix_audit_log_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     actor: Mapped[str] = mapped_column(String(200))

@@ -89,6 +89,7 @@ class Order(Base):
             postgresql_where=text(f"upstream_state = '{UP_SENT}' AND {ACTIVE_SQL}"),
         ),
         Index("ix_orders_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
+        Index("ix_orders_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -114,7 +115,11 @@ class Order(Base):
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
     provider_service_id: Mapped[str | None] = mapped_column(String(64))
     provider_order_id: Mapped[str | None] = mapped_column(String(64))
+    # What the provider bills for this order, in its currency, and the conversion rate into
+    # the panel's currency when it was sent (for margin reports).
     provider_charge: Mapped[Decimal | None] = mapped_column(Money)
+    provider_currency: Mapped[str | None] = mapped_column(String(3))
+    fx_rate: Mapped[Decimal | None] = mapped_column(Money)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -134,7 +139,10 @@ class UpstreamEvent(Base):
     """What was asked of a provider about an order or refill, and what came back."""
 
     __tablename__ = "upstream_events"
-    __table_args__ = (Index("ix_upstream_events_order_id_id", "order_id", "id"),)
+    __table_args__ = (
+        Index("ix_upstream_events_order_id_id", "order_id", "id"),
+        Index("ix_upstream_events_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     order_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -11,12 +11,14 @@ from app.admin.problems import install as install_problem_handlers
 from app.admin.router import router as admin_router
 from app.api_v2.router import router as api_v2_router
 from app.context import AppContext
+from app.currencies.router import router as currencies_router
 from app.db import Database
 from app.health import metrics_router
 from app.health import router as health_router
 from app.jobs import JobQueue
 from app.providers.admin_router import router as providers_admin_router
 from app.providers.client import build_http_client
+from app.reports.router import router as reports_router
 from app.security import BodySizeLimit, SecurityHeaders
 from app.settings import Settings, get_settings
 
@@ -69,4 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_v2_router)
     app.include_router(admin_router)
     app.include_router(providers_admin_router)
+    app.include_router(currencies_router)
+    app.include_router(reports_router)
     return app

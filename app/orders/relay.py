@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.models import Service
+from app.currencies.service import NoConversionRate, conversion_rate
 from app.db import Database, utcnow
 from app.metrics import PROVIDER_ALERTS, RELAY_OUTCOMES
 from app.orders.models import (
@@ -31,7 +34,7 @@ from app.orders.models import (
     UpstreamEvent,
 )
 from app.orders.service import refresh_parent, refund
-from app.orders.types import handler_for
+from app.orders.types import cost_for, handler_for
 from app.providers.client import (
     ProviderError,
     ProviderPermanent,
@@ -138,6 +141,7 @@ async def relay_order(
                 status=IN_PROGRESS,
                 sending_since=None,
                 last_error=None,
+                **await upstream_cost(session, settings, order, provider),
             )
             .returning(Order.cancel_state)
         )
@@ -153,6 +157,26 @@ async def relay_order(
             await refresh_parent(session, order.parent_id)
     RELAY_OUTCOMES.labels("sent").inc()
     return RelayOutcome(order.id, "sent", cancel_due=changed == "requested")
+
+
+async def upstream_cost(
+    session: AsyncSession, settings: Settings, order: Order, provider: Provider
+) -> dict[str, object]:
+    """What the provider bills for the order and the conversion rate of the day."""
+    provider_rate = await session.scalar(
+        select(Service.provider_rate).where(Service.id == order.service_id)
+    )
+    if provider_rate is None:
+        return {}
+    try:
+        fx_rate: Decimal | None = await conversion_rate(session, settings, provider.currency)
+    except NoConversionRate:
+        fx_rate = None  # the margin report lists such orders as unpriced
+    return {
+        "provider_charge": cost_for(order.type, provider_rate, order.quantity),
+        "provider_currency": provider.currency,
+        "fx_rate": fx_rate,
+    }
 
 
 async def _record_failure(

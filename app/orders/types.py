@@ -366,6 +366,11 @@ def _expiry(value: str) -> str:
 register(SubscriptionsType())
 
 
+def cost_for(type_name: str, rate: Decimal, quantity: int) -> Decimal:
+    """What `quantity` units cost at `rate` under a type's charging rule (provider costs)."""
+    return handler_for(type_name).charge(rate, OrderRequest("", "", quantity))
+
+
 def handler_for(type_name: str) -> ServiceType:
     handler = SERVICE_TYPES.get(type_name)
     if handler is None:

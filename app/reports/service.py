@@ -1,0 +1,118 @@
+"""Margin reports: what users paid against what providers billed, per service or provider.
+
+Revenue is read from the ledger (charges minus refunds of the orders placed in the range),
+so drip-feed runs and refunds land where the money actually moved. Cost is what each sent
+order is billed upstream under the provider's own rules (a Partial order costs the
+delivered share, a Canceled one nothing), converted at the rate of the day it was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+GroupBy = Literal["service", "provider"]
+EIGHT = Decimal("0.00000001")
+
+
+@dataclass
+class MarginRow:
+    key: int | None
+    name: str
+    orders: int = 0
+    revenue: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    unpriced_orders: int = 0  # sent orders whose cost or conversion rate is unknown
+
+    @property
+    def margin(self) -> Decimal:
+        return self.revenue - self.cost
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        if self.revenue <= 0:
+            return None
+        return (self.margin * 100 / self.revenue).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+
+
+@dataclass
+class MarginReport:
+    start: datetime
+    end: datetime
+    group_by: GroupBy
+    currency: str
+    rows: list[MarginRow] = field(default_factory=list)
+
+    @property
+    def total(self) -> MarginRow:
+        total = MarginRow(None, "total")
+        for row in self.rows:
+            total.orders += row.orders
+            total.revenue += row.revenue
+            total.cost += row.cost
+            total.unpriced_orders += row.unpriced_orders
+        return total
+
+
+_GROUPS = {
+    "service": ("o.service_id", "SELECT id, name FROM services WHERE id = ANY(:keys)"),
+    "provider": ("o.provider_id", "SELECT id, name FROM providers WHERE id = ANY(:keys)"),
+}
+
+_REVENUE = """
+    SELECT {key} AS key, -SUM(l.amount) AS revenue
+    FROM ledger_entries l JOIN orders o ON o.id = l.order_id
+    WHERE l.kind IN ('charge', 'refund') AND o.created_at >= :start AND o.created_at < :end
+    GROUP BY 1
+"""
+_ORDERS = """
+    SELECT {key} AS key, COUNT(*) AS orders
+    FROM orders o
+    WHERE o.parent_id IS NULL AND o.created_at >= :start AND o.created_at < :end
+    GROUP BY 1
+"""
+_COST = """
+    SELECT {key} AS key,
+           SUM(CASE
+                 WHEN o.status = 'Canceled' THEN 0
+                 WHEN o.status = 'Partial'
+                   THEN o.provider_charge * (o.quantity - COALESCE(o.remains, 0)) / o.quantity
+                 ELSE o.provider_charge
+               END * o.fx_rate)
+             FILTER (WHERE o.provider_charge IS NOT NULL AND o.fx_rate IS NOT NULL) AS cost,
+           COUNT(*) FILTER (WHERE o.provider_charge IS NULL OR o.fx_rate IS NULL) AS unpriced
+    FROM orders o
+    WHERE o.provider_order_id IS NOT NULL AND o.created_at >= :start AND o.created_at < :end
+    GROUP BY 1
+"""
+
+
+async def margin_report(
+    session: AsyncSession, *, start: datetime, end: datetime, group_by: GroupBy, currency: str
+) -> MarginReport:
+    key, names_sql = _GROUPS[group_by]
+    params = {"start": start, "end": end}
+    rows: dict[int | None, MarginRow] = {}
+
+    def row(k: int | None) -> MarginRow:
+        return rows.setdefault(k, MarginRow(k, ""))
+
+    for k, revenue in await session.execute(text(_REVENUE.format(key=key)), params):
+        row(k).revenue = Decimal(revenue)
+    for k, orders in await session.execute(text(_ORDERS.format(key=key)), params):
+        row(k).orders = orders
+    for k, cost, unpriced in await session.execute(text(_COST.format(key=key)), params):
+        row(k).cost = Decimal(cost or 0).quantize(EIGHT, ROUND_HALF_EVEN)
+        row(k).unpriced_orders = unpriced
+    keys = [k for k in rows if k is not None]
+    result = await session.execute(text(names_sql), {"keys": keys})
+    names: dict[int, str] = {k: name for k, name in result}
+    for k, item in rows.items():
+        item.name = names.get(k, "") if k is not None else "manual (no provider)"
+    ordered = sorted(rows.values(), key=lambda r: (r.key is None, r.key or 0))
+    return MarginReport(start, end, group_by, currency, ordered)

@@ -1,0 +1,196 @@
+"""Multi-currency providers and the margin report, checked against hand-computed figures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from app.context import AppContext
+from app.db import utcnow
+from app.orders.models import Order
+from app.providers.sandbox import SandboxConfig, SandboxService
+from app.providers.service import create_provider
+from app.settings import Settings
+from tests.conftest import ADMIN_TOKEN, Api, ledger_ok
+from tests.upstream import run_jobs, sandbox
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def providers(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[str, int]]:
+    config = SandboxConfig(
+        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+        seconds_to_start=3600,
+        seconds_to_complete=3600,
+    )
+    async with sandbox(config) as (url, _):
+        async with ctx.db.transaction() as session:
+            usd = await create_provider(
+                session,
+                secret=settings.secret_key,
+                name="Dollar panel",
+                url=f"{url}/api/v2",
+                api_key="sandbox-key",
+            )
+            rub = await create_provider(
+                session,
+                secret=settings.secret_key,
+                name="Ruble panel",
+                url=f"{url}/api/v2",
+                api_key="sandbox-key",
+            )
+            rub.currency = "RUB"
+        yield {"usd": usd.id, "rub": rub.id}
+
+
+async def set_status(client: httpx.AsyncClient, order_id: int, **body: Any) -> None:
+    response = await client.post(f"/admin/v1/orders/{order_id}/status", headers=AUTH, json=body)
+    assert response.status_code == 200, response.text
+
+
+async def report(client: httpx.AsyncClient, group_by: str) -> dict[str, Any]:
+    today = utcnow().date().isoformat()
+    response = await client.get(
+        "/admin/v1/reports/margin",
+        headers=AUTH,
+        params={"from": today, "to": today, "group_by": group_by},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_margin_report_matches_hand_computed_figures(
+    api: Api,
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    make_service: Any,
+    providers: dict[str, int],
+) -> None:
+    # 1 RUB = 0.011 USD on the day the ruble orders are sent.
+    put = await client.put("/admin/v1/currencies/rub", headers=AUTH, json={"rate": "0.011"})
+    assert put.status_code == 200, put.text
+    followers = await make_service(
+        name="Followers",
+        rate=Decimal("0.90"),
+        min_quantity=10,
+        provider_id=providers["usd"],
+        provider_service_id="1",
+        provider_rate=Decimal("0.40"),
+    )
+    likes = await make_service(
+        name="Likes",
+        rate=Decimal("2.00"),
+        min_quantity=10,
+        provider_id=providers["rub"],
+        provider_service_id="1",
+        provider_rate=Decimal("50"),
+    )
+    user = await make_user(balance="100")
+    for n, (service, quantity) in enumerate(
+        [(followers, 1000), (followers, 500), (followers, 200), (likes, 1000), (followers, 100)]
+    ):
+        result = await api(
+            user.key, "add", service=service, link=f"https://x.com/{n}", quantity=quantity
+        )
+        assert "order" in result, result
+    assert await run_jobs(settings, ctx) == 5
+    await set_status(client, 1, status="Completed", remains=0)
+    await set_status(client, 2, status="Partial", remains=100)  # refund 100 × 0.45 / 500 = 0.09
+    await set_status(client, 3, status="Canceled")  # full refund 0.18, costs nothing
+    # Order 5 was placed last month: outside the range.
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Order).where(Order.id == 5).values(created_at=utcnow() - timedelta(days=40))
+        )
+    # A later change of the rate does not reprice orders already sent.
+    await client.put("/admin/v1/currencies/RUB", headers=AUTH, json={"rate": "0.02"})
+
+    by_service = await report(client, "service")
+    rows = {row["name"]: row for row in by_service["rows"]}
+    # Followers: revenue 0.90 + (0.45 − 0.09) + (0.18 − 0.18) = 1.26
+    #            cost 0.40 + 0.20 × 400/500 + 0 = 0.56 → margin 0.70, 55.56 %
+    assert Decimal(rows["Followers"]["revenue"]) == Decimal("1.26")
+    assert Decimal(rows["Followers"]["cost"]) == Decimal("0.56")
+    assert Decimal(rows["Followers"]["margin"]) == Decimal("0.70")
+    assert rows["Followers"]["margin_percent"] == "55.56"
+    assert rows["Followers"]["orders"] == 3
+    # Likes: revenue 2.00, cost 50 RUB × 0.011 = 0.55 USD → margin 1.45, 72.50 %
+    assert Decimal(rows["Likes"]["revenue"]) == Decimal("2.00")
+    assert Decimal(rows["Likes"]["cost"]) == Decimal("0.55")
+    assert Decimal(rows["Likes"]["margin"]) == Decimal("1.45")
+    assert rows["Likes"]["margin_percent"] == "72.50"
+    total = by_service["total"]
+    assert (Decimal(total["revenue"]), Decimal(total["cost"]), Decimal(total["margin"])) == (
+        Decimal("3.26"),
+        Decimal("1.11"),
+        Decimal("2.15"),
+    )
+    assert total["orders"] == 4 and total["unpriced_orders"] == 0
+
+    by_provider = await report(client, "provider")
+    prow = {row["name"]: row for row in by_provider["rows"]}
+    assert Decimal(prow["Dollar panel"]["cost"]) == Decimal("0.56")
+    assert Decimal(prow["Ruble panel"]["cost"]) == Decimal("0.55")
+    await ledger_ok(ctx)
+
+
+async def test_orders_to_a_provider_without_a_rate_are_reported_unpriced(
+    api: Api,
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    make_service: Any,
+    providers: dict[str, int],
+) -> None:
+    likes = await make_service(
+        name="Likes",
+        rate=Decimal("2.00"),
+        min_quantity=10,
+        provider_id=providers["rub"],
+        provider_service_id="1",
+        provider_rate=Decimal("50"),
+    )
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=likes, link="https://x.com/a", quantity=1000)
+    assert await run_jobs(settings, ctx) == 1
+    body = await report(client, "service")
+    assert body["rows"][0]["unpriced_orders"] == 1
+    assert Decimal(body["rows"][0]["cost"]) == 0
+    assert Decimal(body["rows"][0]["revenue"]) == Decimal("2.00")
+
+
+async def test_currency_rates_from_settings_and_admin(client: httpx.AsyncClient) -> None:
+    listed = (await client.get("/admin/v1/currencies", headers=AUTH)).json()
+    assert listed == [{"code": "USD", "rate": "1", "source": "panel"}]
+    assert (
+        await client.put("/admin/v1/currencies/USD", headers=AUTH, json={"rate": "2"})
+    ).status_code == 409
+    bad = await client.put("/admin/v1/currencies/EUR", headers=AUTH, json={"rate": "0"})
+    assert bad.status_code == 422
+    await client.put("/admin/v1/currencies/eur", headers=AUTH, json={"rate": "1.08"})
+    listed = (await client.get("/admin/v1/currencies", headers=AUTH)).json()
+    assert {"code": "EUR", "rate": "1.08000000", "source": "admin"} in listed
+    assert (await client.delete("/admin/v1/currencies/EUR", headers=AUTH)).status_code == 204
+    assert (await client.delete("/admin/v1/currencies/EUR", headers=AUTH)).status_code == 404
+
+
+async def test_margin_report_rejects_bad_ranges(client: httpx.AsyncClient) -> None:
+    for params in (
+        {"from": "2026-02-01", "to": "2026-01-01"},
+        {"from": "2026-01-01", "to": "9999-12-31"},
+        {"from": "nope", "to": "2026-01-01"},
+        {"from": "2026-01-01", "to": "2026-01-02", "group_by": "user"},
+    ):
+        response = await client.get("/admin/v1/reports/margin", headers=AUTH, params=params)
+        assert response.status_code == 422, (params, response.text)

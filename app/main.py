@@ -16,6 +16,8 @@ from app.db import Database
 from app.health import metrics_router
 from app.health import router as health_router
 from app.jobs import JobQueue
+from app.payments.router import admin_router as payments_admin_router
+from app.payments.router import router as payments_router
 from app.providers.admin_router import router as providers_admin_router
 from app.providers.client import build_http_client
 from app.reports.router import router as reports_router
@@ -73,4 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(providers_admin_router)
     app.include_router(currencies_router)
     app.include_router(reports_router)
+    app.include_router(payments_router)
+    app.include_router(payments_admin_router)
     return app

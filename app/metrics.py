@@ -17,3 +17,7 @@ PROVIDER_BALANCE = Gauge("smm_provider_balance", "Last known provider balance", 
 STATUS_UPDATES = Counter("smm_status_updates_total", "Orders changed by status sync")
 REVIEW_QUEUE = Gauge("smm_review_queue_orders", "Orders waiting for an operator decision")
 ORDERS_BY_STATUS = Gauge("smm_orders", "Orders by status (read at scrape time)", ["status"])
+PAYMENT_NOTIFICATIONS = Counter(
+    "smm_payment_notifications_total", "Gateway notifications", ["gateway", "outcome"]
+)
+DEPOSITS = Counter("smm_deposits_total", "Deposits credited", ["gateway"])

@@ -58,6 +58,7 @@ from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.orders.service import StatusReport, apply_status
+from app.referrals.service import reward_deposit
 from app.refills.models import REFILL_ACTIVE, Refill
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
@@ -101,18 +102,27 @@ async def create_user(request: Request, body: UserIn, operator: Operator) -> Use
                 name=body.name,
                 currency=body.currency.upper(),
                 credit_limit=body.credit_limit,
+                referral_code=body.referral_code,
             )
         except DomainError as exc:
             raise problem_from(exc) from exc
         issued = await accounts.issue_key(session, user.id)
         if body.initial_balance > 0:
-            await ledger.credit(
+            movement = await ledger.credit(
                 session,
                 user_id=user.id,
                 amount=body.initial_balance,
                 kind="deposit",
                 reason="Initial balance",
                 operator=operator,
+            )
+            assert movement is not None
+            await reward_deposit(
+                session,
+                share=get_context(request).settings.referral_share,
+                user_id=user.id,
+                deposit_entry_id=movement.entry_id,
+                amount=body.initial_balance,
             )
         await session.refresh(user)
         out = UserOut.model_validate(user)
@@ -209,6 +219,13 @@ async def topup(
         if movement is None:
             await session.refresh(user)
             return MovementOut(user_id=user_id, balance=user.balance, duplicate=True)
+        await reward_deposit(
+            session,
+            share=get_context(request).settings.referral_share,
+            user_id=user_id,
+            deposit_entry_id=movement.entry_id,
+            amount=body.amount,
+        )
         await record(
             session,
             actor=operator,

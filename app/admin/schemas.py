@@ -29,6 +29,9 @@ class UserIn(BaseModel):
     initial_balance: Decimal = Field(
         default=Decimal(0), ge=0, max_digits=20, decimal_places=8, description="a first deposit"
     )
+    referral_code: str | None = Field(
+        default=None, max_length=16, description="the referral code of who referred this user"
+    )
 
 
 class UserOut(BaseModel):
@@ -52,6 +55,10 @@ class UserOut(BaseModel):
     credit_limit: Decimal
     created_at: datetime
     blocked_at: datetime | None
+    discount_percent: Decimal = Decimal(0)
+    referral_code: str | None = None
+    referred_by_id: int | None = None
+    deleted_at: datetime | None = None
 
 
 class UserCreated(UserOut):

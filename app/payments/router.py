@@ -1,0 +1,298 @@
+"""Gateway notification endpoints, invoice creation for users, and the operator's view.
+
+Every notification is logged with its outcome, accepted or not. A notification is only
+acknowledged once its payment is credited (or was credited before: gateways resend until
+they are acknowledged, so a replay is answered as the first one was, and credits nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+
+from app.accounts.service import authenticate
+from app.admin.auth import require_admin
+from app.admin.problems import get_or_404
+from app.api_v2.parsing import read_fields
+from app.context import AppContext, get_context
+from app.errors import DomainError, IncorrectRequest
+from app.metrics import DEPOSITS, PAYMENT_NOTIFICATIONS
+from app.money import format_money
+from app.payments import gateways
+from app.payments import service as payments
+from app.payments.models import GATEWAYS, Payment, PaymentNotification
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/payments", tags=["payments"])
+admin_router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
+
+
+async def _record(
+    ctx: AppContext,
+    gateway: str,
+    outcome: str,
+    payment_id: int | None,
+    request: Request,
+    payload: dict[str, Any],
+) -> None:
+    PAYMENT_NOTIFICATIONS.labels(gateway, outcome).inc()
+    async with ctx.db.transaction() as session:
+        await payments.log_notification(
+            session,
+            gateway=gateway,
+            outcome=outcome,
+            payment_id=payment_id,
+            remote_addr=request.client.host if request.client else None,
+            payload=payload,
+        )
+
+
+async def _settle(
+    ctx: AppContext,
+    request: Request,
+    gateway: str,
+    confirmed: gateways.Confirmed,
+    payload: dict[str, Any],
+) -> str:
+    """Credit in one transaction with its log entry; Rejected leaves only the log entry."""
+    async with ctx.db.transaction() as session:
+        outcome = await payments.settle(session, ctx.settings, gateway, confirmed)
+        await payments.log_notification(
+            session,
+            gateway=gateway,
+            outcome=outcome,
+            payment_id=confirmed.payment_id,
+            remote_addr=request.client.host if request.client else None,
+            payload=payload,
+        )
+    PAYMENT_NOTIFICATIONS.labels(gateway, outcome).inc()
+    if outcome == "credited":
+        DEPOSITS.labels(gateway).inc()
+        log.info("deposit credited", extra={"gateway": gateway, "payment_id": confirmed.payment_id})
+    return outcome
+
+
+async def _form_notification(request: Request, gateway: str, verify: Any, answer: Any) -> Response:
+    ctx = get_context(request)
+    try:
+        fields = await read_fields(request, ctx.settings.api_max_body_bytes)
+    except DomainError:
+        return PlainTextResponse("bad request", status_code=400)
+    payload: dict[str, Any] = dict(fields)
+    confirmed: gateways.Confirmed | None = None
+    try:
+        confirmed = verify(ctx.settings, fields)
+        assert confirmed is not None
+        await _settle(ctx, request, gateway, confirmed, payload)
+    except gateways.Rejected as exc:
+        payment_id = confirmed.payment_id if confirmed is not None else None
+        await _record(ctx, gateway, exc.outcome, payment_id, request, payload)
+        log.warning(
+            "payment notification rejected",
+            extra={"gateway": gateway, "outcome": exc.outcome, "payment_id": payment_id},
+        )
+        return PlainTextResponse(f"rejected: {exc.outcome}", status_code=400)
+    return PlainTextResponse(answer(confirmed))
+
+
+@router.api_route(
+    "/robokassa/result",
+    methods=["GET", "POST"],
+    summary="Robokassa ResultURL",
+    description="Signed with Password#2; answers `OK<InvId>` once the deposit is credited.",
+    response_class=PlainTextResponse,
+)
+async def robokassa_result(request: Request) -> Response:
+    return await _form_notification(
+        request, "robokassa", gateways.robokassa_verify, lambda c: f"OK{c.payment_id}"
+    )
+
+
+@router.api_route(
+    "/freekassa/notify",
+    methods=["GET", "POST"],
+    summary="Free-Kassa notification",
+    description="Signed with the second secret word; answers `YES` once credited.",
+    response_class=PlainTextResponse,
+)
+async def freekassa_notify(request: Request) -> Response:
+    return await _form_notification(
+        request, "freekassa", gateways.freekassa_verify, lambda c: "YES"
+    )
+
+
+@router.post(
+    "/yookassa/notify",
+    summary="YooKassa HTTP notification",
+    description="`payment.succeeded` is credited only after YooKassa's API confirms the "
+    "payment by its id; 503 when it cannot be asked (YooKassa notifies again later).",
+)
+async def yookassa_notify(request: Request) -> Response:
+    ctx = get_context(request)
+    gateway = "yookassa"
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    payload: dict[str, Any] = body if isinstance(body, dict) else {}
+    payment_id: int | None = None
+    try:
+        event, external_id = gateways.yookassa_payment_ref(body)
+        if event != "payment.succeeded":
+            await _record(ctx, gateway, "ignored", None, request, payload)
+            return JSONResponse({})
+        async with ctx.db.session() as session:
+            payment_id = await session.scalar(
+                select(Payment.id).where(
+                    Payment.gateway == gateway, Payment.external_id == external_id
+                )
+            )
+        if payment_id is None:
+            raise gateways.Rejected("unknown_payment")
+        confirmed = await gateways.yookassa_confirm(ctx.settings, ctx.http, external_id, payment_id)
+        await _settle(ctx, request, gateway, confirmed, payload)
+    except gateways.Rejected as exc:
+        await _record(ctx, gateway, exc.outcome, payment_id, request, payload)
+        log.warning(
+            "payment notification rejected",
+            extra={"gateway": gateway, "outcome": exc.outcome, "payment_id": payment_id},
+        )
+        return JSONResponse({"error": exc.outcome}, status_code=400)
+    except gateways.Unavailable as exc:
+        await _record(ctx, gateway, "unavailable", payment_id, request, payload)
+        log.warning("YooKassa could not confirm a payment", extra={"reason": str(exc)})
+        return JSONResponse({"error": "try again later"}, status_code=503)
+    return JSONResponse({})
+
+
+@router.api_route(
+    "/invoice",
+    methods=["GET", "POST"],
+    summary="Create a deposit invoice (API v2 style: `key`, `gateway`, `amount`)",
+    description="`amount` is in the panel's currency; the answer gives the price in the "
+    'gateway\'s currency and the link to pay. Errors are `{"error": …}` with HTTP 200, as on '
+    "/api/v2.",
+)
+async def create_invoice(request: Request) -> JSONResponse:
+    ctx = get_context(request)
+    try:
+        fields = await read_fields(request, ctx.settings.api_max_body_bytes)
+        async with ctx.db.session() as session:
+            who = await authenticate(session, fields.get("key"))
+        gateway = (fields.get("gateway") or "").strip().lower()
+        if gateway not in GATEWAYS:
+            raise IncorrectRequest("Incorrect gateway")
+        try:
+            amount = Decimal((fields.get("amount") or "").strip())
+        except InvalidOperation:
+            raise payments.IncorrectAmount() from None
+        async with ctx.db.transaction() as session:
+            payment = await payments.create_invoice(
+                session, ctx.settings, user_id=who.user_id, gateway=gateway, amount=amount
+            )
+        if gateway == "yookassa":
+            try:
+                external_id, url = await gateways.yookassa_create(
+                    ctx.settings, ctx.http, payment.id, payment.amount, payment.currency
+                )
+            except gateways.Unavailable as exc:
+                log.warning("YooKassa payment not created", extra={"reason": str(exc)})
+                raise payments.GatewayUnavailable() from exc
+            async with ctx.db.transaction() as session:
+                row = await session.get(Payment, payment.id)
+                assert row is not None
+                row.external_id, row.pay_url = external_id, url
+            payment.pay_url = url
+    except DomainError as exc:
+        return JSONResponse({"error": exc.message})
+    return JSONResponse(
+        {
+            "payment": payment.id,
+            "gateway": gateway,
+            "amount": f"{payment.amount:.2f}",
+            "currency": payment.currency,
+            "credit": format_money(payment.credit_amount),
+            "credit_currency": ctx.settings.currency,
+            "pay_url": payment.pay_url,
+        }
+    )
+
+
+# Operator's view --------------------------------------------------------------------------
+
+
+class PaymentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    user_id: int
+    gateway: str
+    amount: Decimal
+    currency: str
+    credit_amount: Decimal
+    status: str
+    external_id: str | None
+    ledger_entry_id: int | None
+    created_at: Any
+    paid_at: Any
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    gateway: str
+    payment_id: int | None
+    outcome: str
+    remote_addr: str | None
+    payload: dict[str, Any]
+    created_at: Any
+
+
+class PaymentDetail(PaymentOut):
+    notifications: list[NotificationOut]
+
+
+@admin_router.get("/payments", tags=["payments"], summary="Gateway payments, newest first")
+async def list_payments(
+    request: Request,
+    user_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    status: Annotated[str | None, Query(pattern="^(pending|paid)$")] = None,
+    gateway: Annotated[str | None, Query(pattern="^(robokassa|freekassa|yookassa)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> list[PaymentOut]:
+    stmt = select(Payment).order_by(Payment.id.desc()).limit(limit).offset(offset)
+    if user_id is not None:
+        stmt = stmt.where(Payment.user_id == user_id)
+    if status is not None:
+        stmt = stmt.where(Payment.status == status)
+    if gateway is not None:
+        stmt = stmt.where(Payment.gateway == gateway)
+    async with get_context(request).db.session() as session:
+        return [PaymentOut.model_validate(p) for p in await session.scalars(stmt)]
+
+
+@admin_router.get(
+    "/payments/{payment_id}",
+    tags=["payments"],
+    summary="A payment with every notification received for it",
+)
+async def get_payment(
+    request: Request, payment_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> PaymentDetail:
+    async with get_context(request).db.session() as session:
+        payment = await get_or_404(session, Payment, payment_id, "Payment")
+        notes = await session.scalars(
+            select(PaymentNotification)
+            .where(PaymentNotification.payment_id == payment_id)
+            .order_by(PaymentNotification.id)
+        )
+        return PaymentDetail(
+            **PaymentOut.model_validate(payment).model_dump(),
+            notifications=[NotificationOut.model_validate(n) for n in notes],
+        )

@@ -1,0 +1,156 @@
+"""Invoices and their settlement: a gateway's confirmed payment credits the balance once."""
+
+from __future__ import annotations
+
+from decimal import ROUND_UP, Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.currencies.service import conversion_rate
+from app.db import utcnow
+from app.errors import DomainError
+from app.ledger import service as ledger
+from app.money import format_money
+from app.payments import gateways
+from app.payments.models import PAYMENT_PAID, Payment, PaymentNotification
+from app.referrals.service import reward_deposit
+from app.settings import Settings
+
+CENT = Decimal("0.01")
+
+
+class GatewayUnavailable(DomainError):
+    message = "Payment gateway is not available"
+
+
+class DepositTooSmall(DomainError):
+    def __init__(self, minimum: str) -> None:
+        super().__init__(f"Minimum deposit is {minimum}")
+
+
+class IncorrectAmount(DomainError):
+    message = "Incorrect amount"
+
+
+def gateway_currency(settings: Settings, gateway: str) -> str:
+    currency: str = getattr(settings, f"{gateway}_currency")
+    return currency.upper()
+
+
+def configured(settings: Settings, gateway: str) -> bool:
+    checks = {
+        "robokassa": gateways.robokassa_configured,
+        "freekassa": gateways.freekassa_configured,
+        "yookassa": gateways.yookassa_configured,
+    }
+    check = checks.get(gateway)
+    return check is not None and check(settings)
+
+
+async def create_invoice(
+    session: AsyncSession, settings: Settings, *, user_id: int, gateway: str, amount: Decimal
+) -> Payment:
+    """A pending payment worth `amount` of the panel's currency, priced in the gateway's.
+
+    The price is rounded up to the cent, so the balance never receives more than was paid.
+    """
+    if not configured(settings, gateway):
+        raise GatewayUnavailable()
+    if not amount.is_finite() or amount <= 0 or amount > Decimal(10) ** 9:
+        raise IncorrectAmount()
+    if amount < settings.min_deposit:
+        raise DepositTooSmall(format_money(settings.min_deposit))
+    currency = gateway_currency(settings, gateway)
+    rate = await conversion_rate(session, settings, currency)
+    payment = Payment(
+        user_id=user_id,
+        gateway=gateway,
+        amount=(amount / rate).quantize(CENT, ROUND_UP),
+        currency=currency,
+        credit_amount=amount.quantize(Decimal("0.00000001")),
+    )
+    session.add(payment)
+    await session.flush()
+    if gateway == "robokassa":
+        payment.pay_url = gateways.robokassa_pay_url(settings, payment.id, payment.amount)
+    elif gateway == "freekassa":
+        payment.pay_url = gateways.freekassa_pay_url(settings, payment.id, payment.amount, currency)
+    await session.flush()
+    return payment
+
+
+async def log_notification(
+    session: AsyncSession,
+    *,
+    gateway: str,
+    outcome: str,
+    payment_id: int | None,
+    remote_addr: str | None,
+    payload: dict[str, Any],
+) -> None:
+    session.add(
+        PaymentNotification(
+            gateway=gateway,
+            outcome=outcome,
+            payment_id=payment_id,
+            remote_addr=remote_addr,
+            payload=payload,
+        )
+    )
+    await session.flush()
+
+
+async def settle(
+    session: AsyncSession, settings: Settings, gateway: str, confirmed: gateways.Confirmed
+) -> str:
+    """Credit a verified payment: "credited", "replay" (already credited), or Rejected.
+
+    The payment row is locked, and the ledger's idempotency key makes a second deposit for
+    the same payment impossible even if two notifications race.
+    """
+    payment = await session.scalar(
+        select(Payment)
+        .where(Payment.id == confirmed.payment_id, Payment.gateway == gateway)
+        .with_for_update()
+    )
+    if payment is None:
+        raise gateways.Rejected("unknown_payment")
+    if confirmed.amount != payment.amount:
+        raise gateways.Rejected("amount_mismatch")
+    if confirmed.currency is not None and confirmed.currency != payment.currency:
+        raise gateways.Rejected("currency_mismatch")
+    if (
+        confirmed.external_id is not None
+        and payment.external_id is not None
+        and confirmed.external_id != payment.external_id
+    ):
+        raise gateways.Rejected("external_id_mismatch")
+    if payment.status == PAYMENT_PAID:
+        return "replay"
+    ref = confirmed.external_id or payment.external_id or str(payment.id)
+    movement = await ledger.credit(
+        session,
+        user_id=payment.user_id,
+        amount=payment.credit_amount,
+        kind="deposit",
+        reason=f"Deposit via {gateway} (payment #{payment.id})",
+        payment_ref=f"{gateway}:{ref}",
+        idempotency_key=f"deposit:{gateway}:{payment.id}",
+    )
+    if movement is None:
+        return "replay"
+    payment.status = PAYMENT_PAID
+    payment.paid_at = utcnow()
+    payment.external_id = payment.external_id or confirmed.external_id
+    payment.ledger_entry_id = movement.entry_id
+    await session.flush()
+    await reward_deposit(
+        session,
+        share=settings.referral_share,
+        user_id=payment.user_id,
+        deposit_entry_id=movement.entry_id,
+        amount=payment.credit_amount,
+    )
+    return "credited"

@@ -20,6 +20,7 @@ from app.payments.router import admin_router as payments_admin_router
 from app.payments.router import router as payments_router
 from app.providers.admin_router import router as providers_admin_router
 from app.providers.client import build_http_client
+from app.referrals.router import router as referrals_router
 from app.reports.router import router as reports_router
 from app.security import BodySizeLimit, SecurityHeaders
 from app.settings import Settings, get_settings
@@ -77,4 +78,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(payments_router)
     app.include_router(payments_admin_router)
+    app.include_router(referrals_router)
     return app

@@ -47,6 +47,7 @@ from app.admin.schemas import (
     UserCreated,
     UserIn,
     UserOut,
+    UserPatch,
 )
 from app.audit.models import AuditEntry
 from app.audit.service import record
@@ -152,6 +153,44 @@ async def list_users(
         stmt = stmt.where(User.email.ilike(f"%{email}%"))
     async with get_context(request).db.session() as session:
         return [UserOut.model_validate(u) for u in await session.scalars(stmt)]
+
+
+@router.patch(
+    "/users/{user_id}",
+    tags=["users"],
+    summary="Change a user's details, credit limit or discount",
+    description="`discount_percent` lowers the rate of every service the user has no custom "
+    "rate for, in `services` and in charges, from the next call on.",
+)
+async def patch_user(
+    request: Request, user_id: PathId, body: UserPatch, operator: Operator
+) -> UserOut:
+    changes = body.model_dump(exclude_unset=True)
+    if any(changes.get(name, "") is None for name in ("email", "credit_limit", "discount_percent")):
+        raise Problem(422, "email, credit_limit and discount_percent cannot be null")
+    async with get_context(request).db.transaction() as session:
+        user = await get_or_404(session, User, user_id, "User")
+        if user.deleted_at is not None:
+            raise Problem(409, "This user's data was erased")
+        before = UserOut.model_validate(user)
+        if "email" in changes and changes["email"] != user.email:
+            taken = await session.scalar(select(User.id).where(User.email == changes["email"]))
+            if taken is not None:
+                raise Problem(409, "A user with this email already exists")
+        for name, value in changes.items():
+            setattr(user, name, value)
+        await session.flush()
+        out = UserOut.model_validate(user)
+        await record(
+            session,
+            actor=operator,
+            action="user.update",
+            entity="user",
+            entity_id=user_id,
+            before=snapshot(before),
+            after=snapshot(out),
+        )
+        return out
 
 
 @router.get("/users/{user_id}", tags=["users"], summary="Show a user")

@@ -34,6 +34,23 @@ class UserIn(BaseModel):
     )
 
 
+class UserPatch(BaseModel):
+    model_config = example(discount_percent="10", name="Reseller Ltd")
+    email: str | None = Field(
+        default=None, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
+    )
+    name: str | None = Field(default=None, max_length=200)
+    credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
+    discount_percent: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        max_digits=5,
+        decimal_places=2,
+        description="off every service without a custom rate for this user",
+    )
+
+
 class UserOut(BaseModel):
     model_config = example(
         id=1,

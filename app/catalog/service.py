@@ -1,4 +1,5 @@
-"""The catalog as users see it: enabled services with the user's effective rate."""
+"""The catalog as users see it: enabled services with the user's effective rate (a custom
+rate, or the service's rate less the user's discount)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.catalog.models import Category, Service, UserRate
 from app.errors import IncorrectServiceId
 
@@ -20,7 +22,10 @@ class OfferedService:
 
 
 def _offered(user_id: int) -> Select[Service, str, Decimal]:
-    rate = func.coalesce(UserRate.rate, Service.rate)
+    # A custom rate wins; otherwise the user's discount applies to the service's rate.
+    discount = select(User.discount_percent).where(User.id == user_id).scalar_subquery()
+    discounted = func.round(Service.rate * (100 - func.coalesce(discount, 0)) / 100, 8)
+    rate = func.coalesce(UserRate.rate, discounted)
     return (
         select(Service, Category.name, rate)
         .join(Category, Category.id == Service.category_id)

@@ -18,6 +18,7 @@ from app.health import router as health_router
 from app.jobs import JobQueue
 from app.payments.router import admin_router as payments_admin_router
 from app.payments.router import router as payments_router
+from app.privacy.router import router as privacy_router
 from app.providers.admin_router import router as providers_admin_router
 from app.providers.client import build_http_client
 from app.referrals.router import router as referrals_router
@@ -79,4 +80,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payments_router)
     app.include_router(payments_admin_router)
     app.include_router(referrals_router)
+    app.include_router(privacy_router)
     return app

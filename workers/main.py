@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 from arq import cron
@@ -17,11 +18,12 @@ from arq.worker import func as job_function
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 
-from app.db import Database
+from app.db import Database, utcnow
 from app.jobs import JobQueue, redis_settings
 from app.metrics import PROVIDER_ALERTS, PROVIDER_BALANCE, REVIEW_QUEUE
 from app.orders import relay, sync
 from app.orders.models import UP_REVIEW, Order
+from app.privacy import service as privacy
 from app.providers.client import ProviderError, build_http_client
 from app.providers.models import Provider
 from app.providers.service import client_for
@@ -133,6 +135,23 @@ async def check_provider_balances(ctx: Ctx) -> dict[int, str]:
     return seen
 
 
+async def enforce_retention(ctx: Ctx) -> dict[str, int]:
+    """Daily: purge erased users past the retention period and old activity-log rows."""
+    db: Database = ctx["db"]
+    settings: Settings = ctx["settings"]
+    now = utcnow()
+    async with db.transaction() as session:
+        purged = await privacy.purge_erased_users(
+            session, now - timedelta(days=settings.retention_days)
+        )
+        counts = await privacy.purge_activity(
+            session, now - timedelta(days=settings.activity_retention_days)
+        )
+    if purged or any(counts.values()):
+        log.info("retention enforced", extra={"users_purged": len(purged), **counts})
+    return {"users_purged": len(purged), **counts}
+
+
 FUNCTIONS = [relay_order, relay_cancel, relay_refill, sync_statuses, sync_refills, sweep]
 
 
@@ -149,6 +168,7 @@ def build_worker(
         cron(sync_statuses, second=_every(settings.status_sync_seconds)),
         cron(sync_refills, second={30}),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
+        cron(enforce_retention, hour={3}, minute={30}, second={0}),
     ]
     # A burst worker runs no schedule, but still runs cron jobs another worker left queued.
     leftover_crons = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import Conflict, DomainError, NotEnoughFunds, NotFound
+
+log = logging.getLogger(__name__)
 
 TITLES = {
     400: "Bad Request",
@@ -96,6 +99,10 @@ def install(app: FastAPI) -> None:
         # A value the database cannot hold (out of range, malformed): the input is at fault.
         # Anything else from the database driver means it is unavailable.
         state = sqlstate(exc)
+        log.warning(
+            "database refused an operator request",
+            extra={"sqlstate": state, "path": request.url.path, "error": str(exc.__cause__)},
+        )
         if isinstance(exc, DataError) or state.startswith("22"):
             return problem_response(422, "A value is out of range or malformed")
         if isinstance(exc, IntegrityError) or state.startswith("23"):

@@ -80,6 +80,14 @@ NULLABLE_SERVICE_FIELDS = {
 }
 
 
+async def live_user(session: AsyncSession, user_id: int) -> User:
+    """The user, unless missing (404) or erased (409: nothing new may be attached)."""
+    user: User = await get_or_404(session, User, user_id, "User")
+    if user.deleted_at is not None:
+        raise Problem(409, "This user's data was erased")
+    return user
+
+
 def snapshot(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
@@ -169,9 +177,7 @@ async def patch_user(
     if any(changes.get(name, "") is None for name in ("email", "credit_limit", "discount_percent")):
         raise Problem(422, "email, credit_limit and discount_percent cannot be null")
     async with get_context(request).db.transaction() as session:
-        user = await get_or_404(session, User, user_id, "User")
-        if user.deleted_at is not None:
-            raise Problem(409, "This user's data was erased")
+        user = await live_user(session, user_id)
         before = UserOut.model_validate(user)
         if "email" in changes and changes["email"] != user.email:
             taken = await session.scalar(select(User.id).where(User.email == changes["email"]))
@@ -201,7 +207,7 @@ async def get_user(request: Request, user_id: PathId) -> UserOut:
 
 async def _key_action(request: Request, user_id: int, operator: str, rotate: bool) -> KeyOut:
     async with get_context(request).db.transaction() as session:
-        await get_or_404(session, User, user_id, "User")
+        await live_user(session, user_id)
         issued = await (accounts.rotate_key if rotate else accounts.issue_key)(session, user_id)
         await record(
             session,
@@ -244,7 +250,7 @@ async def topup(
     request: Request, user_id: PathId, body: TopupIn, operator: Operator
 ) -> MovementOut:
     async with get_context(request).db.transaction() as session:
-        user = await get_or_404(session, User, user_id, "User")
+        user = await live_user(session, user_id)
         movement = await ledger.credit(
             session,
             user_id=user_id,

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
 from app.admin.auth import require_admin
-from app.context import get_context
-from app.metrics import ORDERS_BY_STATUS
-from app.orders.models import STATUSES, Order
+from app.context import AppContext, get_context
+from app.metrics import ORDERS_BY_STATUS, PROVIDER_BALANCE, QUEUE_DEPTH, REVIEW_QUEUE
+from app.orders.models import STATUSES, UP_REVIEW, Order
+from app.providers.models import Provider
 
 router = APIRouter(tags=["health"])
 metrics_router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
+scrape_router = APIRouter(dependencies=[Depends(require_admin)])
+log = logging.getLogger(__name__)
 
 
-@metrics_router.get(
-    "/metrics",
-    tags=["health"],
-    summary="Prometheus metrics of this process",
-    description="Text exposition format; scrape with the admin bearer token.",
-    response_class=PlainTextResponse,
-)
-async def metrics(request: Request) -> PlainTextResponse:
-    async with get_context(request).db.session() as session:
+async def refresh_gauges(ctx: AppContext) -> None:
+    """Gauges read from the source of truth at scrape time (any process can serve them)."""
+    async with ctx.db.session() as session:
         counts = dict(
             (
                 await session.execute(
@@ -34,9 +34,44 @@ async def metrics(request: Request) -> PlainTextResponse:
                 )
             ).all()
         )
+        in_review = await session.scalar(
+            select(func.count(Order.id)).where(Order.upstream_state == UP_REVIEW)
+        )
+        balances = (
+            await session.execute(
+                select(Provider.id, Provider.last_balance).where(Provider.last_balance.is_not(None))
+            )
+        ).all()
     for status in STATUSES:
         ORDERS_BY_STATUS.labels(status).set(counts.get(status, 0))
+    REVIEW_QUEUE.set(in_review or 0)
+    for provider_id, balance in balances:
+        if balance is not None:
+            PROVIDER_BALANCE.labels(str(provider_id)).set(float(balance))
+    if ctx.jobs.redis is not None:
+        try:
+            QUEUE_DEPTH.set(await ctx.jobs.redis.zcard(ctx.jobs.queue_name))
+        except RedisError:
+            log.warning("queue depth unavailable: Redis unreachable")
+
+
+async def metrics(request: Request) -> PlainTextResponse:
+    await refresh_gauges(get_context(request))
     return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+for _router, _path in ((scrape_router, "/metrics"), (metrics_router, "/metrics")):
+    _router.add_api_route(
+        _path,
+        metrics,
+        methods=["GET"],
+        tags=["health"],
+        summary="Prometheus metrics",
+        description="Text exposition format; scrape with the admin bearer token. Requests, "
+        "latencies, API calls per action, orders by status, review queue, relay outcomes, "
+        "provider errors and balances, queue depth, gateway notifications.",
+        response_class=PlainTextResponse,
+    )
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -7,6 +7,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from app.observability import REQUEST_ID
+
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 _SECRET_FIELDS = {"key", "api_key", "token", "password", "secret", "authorization"}
 
@@ -28,12 +30,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body, default=str)
 
 
+_default_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every record made while a request is served carries its id."""
+    record = _default_factory(*args, **kwargs)
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        record.request_id = request_id
+    return record
+
+
 def configure_logging(level: str = "INFO", *, json_format: bool = True) -> None:
     handler = logging.StreamHandler()
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.setLogRecordFactory(_record_with_request_id)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,9 +13,10 @@ from app.api_v2.router import router as api_v2_router
 from app.context import AppContext
 from app.currencies.router import router as currencies_router
 from app.db import Database
-from app.health import metrics_router
+from app.health import metrics_router, scrape_router
 from app.health import router as health_router
 from app.jobs import JobQueue
+from app.observability import RequestContext
 from app.payments.router import admin_router as payments_admin_router
 from app.payments.router import router as payments_router
 from app.privacy.router import router as privacy_router
@@ -70,8 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(RequestContext, log_requests=settings.log_requests)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.include_router(scrape_router)
     app.include_router(api_v2_router)
     app.include_router(admin_router)
     app.include_router(providers_admin_router)

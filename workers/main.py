@@ -15,6 +15,7 @@ from typing import Any
 from arq import cron
 from arq.worker import Worker
 from arq.worker import func as job_function
+from prometheus_client import start_http_server
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 
@@ -197,6 +198,9 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Run until stopped. A lost Redis connection (restart, failover) restarts the worker
     loop instead of ending the process: the work itself is safe in the database."""
+    if settings.worker_metrics_port:
+        # The worker's own counters (relay outcomes, provider errors) for Prometheus.
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     while True:
         # On SIGTERM/SIGINT, running jobs get time to finish before the worker exits.
         worker = build_worker(settings, job_completion_wait=20)

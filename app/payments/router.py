@@ -101,9 +101,16 @@ async def _form_notification(request: Request, gateway: str, verify: Any, answer
     return PlainTextResponse(answer(confirmed))
 
 
-@router.api_route(
+@router.get(
     "/robokassa/result",
-    methods=["GET", "POST"],
+    operation_id="robokassa_result_get",
+    summary="Robokassa ResultURL",
+    description="Signed with Password#2; answers `OK<InvId>` once the deposit is credited.",
+    response_class=PlainTextResponse,
+)
+@router.post(
+    "/robokassa/result",
+    operation_id="robokassa_result_post",
     summary="Robokassa ResultURL",
     description="Signed with Password#2; answers `OK<InvId>` once the deposit is credited.",
     response_class=PlainTextResponse,
@@ -114,9 +121,16 @@ async def robokassa_result(request: Request) -> Response:
     )
 
 
-@router.api_route(
+@router.get(
     "/freekassa/notify",
-    methods=["GET", "POST"],
+    operation_id="freekassa_notify_get",
+    summary="Free-Kassa notification",
+    description="Signed with the second secret word; answers `YES` once credited.",
+    response_class=PlainTextResponse,
+)
+@router.post(
+    "/freekassa/notify",
+    operation_id="freekassa_notify_post",
     summary="Free-Kassa notification",
     description="Signed with the second secret word; answers `YES` once credited.",
     response_class=PlainTextResponse,
@@ -171,9 +185,17 @@ async def yookassa_notify(request: Request) -> Response:
     return JSONResponse({})
 
 
-@router.api_route(
+@router.get(
     "/invoice",
-    methods=["GET", "POST"],
+    operation_id="create_invoice_get",
+    summary="Create a deposit invoice (API v2 style: `key`, `gateway`, `amount`)",
+    description="`amount` is in the panel's currency; the answer gives the price in the "
+    'gateway\'s currency and the link to pay. Errors are `{"error": …}` with HTTP 200, as on '
+    "/api/v2.",
+)
+@router.post(
+    "/invoice",
+    operation_id="create_invoice_post",
     summary="Create a deposit invoice (API v2 style: `key`, `gateway`, `amount`)",
     description="`amount` is in the panel's currency; the answer gives the price in the "
     'gateway\'s currency and the link to pay. Errors are `{"error": …}` with HTTP 200, as on '

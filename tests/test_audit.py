@@ -1,0 +1,138 @@
+"""Every operator mutation, enumerated from the published routes, writes an audit entry."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select, text
+
+from app.audit.models import AuditEntry
+from app.context import AppContext
+from app.providers.sandbox import SandboxConfig, SandboxService
+from tests.conftest import ADMIN_TOKEN, Api
+from tests.upstream import sandbox
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+MUTATING = {"post", "put", "patch", "delete"}
+
+
+def mutation_routes(app: FastAPI) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/admin/v1")
+        for method in operations
+        if method in MUTATING
+    }
+
+
+async def test_every_admin_mutation_route_writes_an_audit_entry(
+    app: FastAPI, client: httpx.AsyncClient, ctx: AppContext, api: Api
+) -> None:
+    covered: set[tuple[str, str]] = set()
+
+    async def audited(method: str, template: str, body: Any = None, **ids: Any) -> Any:
+        path = "/admin/v1" + template.format(**ids)
+        async with ctx.db.session() as session:
+            before = await session.scalar(select(func.count(AuditEntry.id)))
+        response = await client.request(method, path, headers=AUTH, json=body)
+        assert 200 <= response.status_code < 300, (method, path, response.text)
+        async with ctx.db.session() as session:
+            after = await session.scalar(select(func.count(AuditEntry.id)))
+            last = await session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()))
+        assert after == (before or 0) + 1, (method, path)
+        assert last is not None and last.actor == "admin" and last.action
+        covered.add((method, "/admin/v1" + template))
+        return response.json() if response.content else None
+
+    config = SandboxConfig(
+        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+        seconds_to_start=3600,
+        seconds_to_complete=3600,
+    )
+    async with sandbox(config) as (url, _):
+        provider = {"name": "P", "url": f"{url}/api/v2", "api_key": "sandbox-key"}
+        pid = (await audited("POST", "/providers", provider))["id"]
+        spare = (await audited("POST", "/providers", {**provider, "name": "Spare"}))["id"]
+        await audited("PATCH", "/providers/{provider_id}", {"name": "P2"}, provider_id=pid)
+        await audited("POST", "/providers/{provider_id}/import", {}, provider_id=pid)
+        await audited("DELETE", "/providers/{provider_id}", provider_id=spare)
+
+        cid = (await audited("POST", "/categories", {"name": "C"}))["id"]
+        empty = (await audited("POST", "/categories", {"name": "Empty"}))["id"]
+        await audited("PATCH", "/categories/{category_id}", {"position": 1}, category_id=cid)
+        await audited("DELETE", "/categories/{category_id}", category_id=empty)
+        service = {
+            "category_id": cid,
+            "name": "S",
+            "type": "Default",
+            "rate": "0.9",
+            "min_quantity": 10,
+            "max_quantity": 10000,
+            "refill": True,
+            "refill_days": 30,
+            "cancel": True,
+            "provider_id": pid,
+            "provider_service_id": "1",
+            "provider_rate": "0.4",
+        }
+        sid = (await audited("POST", "/services", service))["id"]
+        await audited("PATCH", "/services/{service_id}", {"name": "S2"}, service_id=sid)
+
+        a = await audited("POST", "/users", {"email": "a@x.io", "initial_balance": "50"})
+        b = await audited(
+            "POST",
+            "/users",
+            {"email": "b@x.io", "referral_code": a["referral_code"], "initial_balance": "20"},
+        )
+        uid, bid = a["id"], b["id"]
+        await audited("PATCH", "/users/{user_id}", {"name": "A"}, user_id=uid)
+        await audited("POST", "/users/{user_id}/keys", user_id=uid)
+        key = (await audited("POST", "/users/{user_id}/keys/rotate", user_id=uid))["api_key"]
+        await audited("POST", "/users/{user_id}/topup", {"amount": "5"}, user_id=uid)
+        await audited(
+            "POST", "/users/{user_id}/adjust", {"amount": "-1", "reason": "r"}, user_id=uid
+        )
+        await audited(
+            "PUT",
+            "/users/{user_id}/rates/{service_id}",
+            {"rate": "0.8"},
+            user_id=uid,
+            service_id=sid,
+        )
+        await audited("DELETE", "/users/{user_id}/rates/{service_id}", user_id=uid, service_id=sid)
+        await audited("PUT", "/currencies/{code}", {"rate": "1.1"}, code="EUR")
+        await audited("DELETE", "/currencies/{code}", code="EUR")
+
+        for n in range(4):
+            await api(key, "add", service=sid, link=f"https://x.com/{n}", quantity=100)
+        await audited(
+            "POST",
+            "/orders/{order_id}/status",
+            {"status": "Completed", "remains": 0},
+            order_id=1,
+        )
+        assert await api(key, "refill", order=1) == {"refill": "1"}
+        await audited("POST", "/refills/{refill_id}/status", {"status": "Completed"}, refill_id=1)
+        async with ctx.db.transaction() as session:
+            await session.execute(text("UPDATE orders SET upstream_state = 'review' WHERE id > 1"))
+        await audited("POST", "/review/{order_id}/resend", order_id=2)
+        await audited(
+            "POST", "/review/{order_id}/mark-sent", {"provider_order_id": "77"}, order_id=3
+        )
+        await audited("POST", "/review/{order_id}/cancel", order_id=4)
+
+        await audited("POST", "/referral-rewards/{reward_id}/void", {"reason": "x"}, reward_id=1)
+        await audited("DELETE", "/users/{user_id}/referrer", user_id=bid)
+        await audited(
+            "PUT", "/users/{user_id}/referrer", {"referral_code": a["referral_code"]}, user_id=bid
+        )
+        await audited("POST", "/users/{user_id}/block", {"reason": "x"}, user_id=bid)
+        await audited("POST", "/users/{user_id}/unblock", user_id=bid)
+        await audited("DELETE", "/users/{user_id}", user_id=bid)
+        await audited("DELETE", "/services/{service_id}", service_id=sid)
+
+    assert covered == mutation_routes(app), mutation_routes(app) - covered

@@ -194,3 +194,36 @@ async def test_margin_report_rejects_bad_ranges(client: httpx.AsyncClient) -> No
     ):
         response = await client.get("/admin/v1/reports/margin", headers=AUTH, params=params)
         assert response.status_code == 422, (params, response.text)
+
+
+async def test_an_order_marked_sent_from_review_is_priced(
+    api: Api,
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    make_user: Any,
+    make_service: Any,
+    providers: dict[str, int],
+) -> None:
+    service = await make_service(
+        rate=Decimal("0.90"),
+        min_quantity=10,
+        provider_id=providers["usd"],
+        provider_service_id="1",
+        provider_rate=Decimal("0.40"),
+    )
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=service, link="https://x.com/r", quantity=500)
+    async with ctx.db.transaction() as session:
+        await session.execute(update(Order).where(Order.id == 1).values(upstream_state="review"))
+    response = await client.post(
+        "/admin/v1/review/1/mark-sent", headers=AUTH, json={"provider_order_id": "55"}
+    )
+    assert response.status_code == 200, response.text
+    async with ctx.db.session() as session:
+        order = await session.get(Order, 1)
+        assert order is not None
+        assert (order.provider_charge, order.provider_currency, order.fx_rate) == (
+            Decimal("0.2"),
+            "USD",
+            Decimal("1"),
+        )

@@ -302,7 +302,14 @@ async def review_resend(session: AsyncSession, order_id: int) -> bool:
     ) is not None
 
 
-async def review_mark_sent(session: AsyncSession, order_id: int, provider_order_id: str) -> bool:
+async def review_mark_sent(
+    session: AsyncSession, order_id: int, provider_order_id: str, settings: Settings
+) -> bool:
+    order = await session.get(Order, order_id)
+    provider = (
+        await session.get(Provider, order.provider_id) if order and order.provider_id else None
+    )
+    cost = await upstream_cost(session, settings, order, provider) if order and provider else {}
     return (
         await session.scalar(
             update(Order)
@@ -312,6 +319,7 @@ async def review_mark_sent(session: AsyncSession, order_id: int, provider_order_
                 provider_order_id=provider_order_id,
                 status=IN_PROGRESS,
                 sending_since=None,
+                **cost,
             )
             .returning(Order.id)
         )

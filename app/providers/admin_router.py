@@ -375,7 +375,9 @@ async def _review_action(
         if action == "resend":
             done = await relay.review_resend(session, order_id)
         elif action == "mark_sent":
-            done = await relay.review_mark_sent(session, order_id, provider_order_id)
+            done = await relay.review_mark_sent(
+                session, order_id, provider_order_id, get_context(request).settings
+            )
         else:
             done = await relay.review_cancel(session, order_id)
         if not done:

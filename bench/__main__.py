@@ -30,7 +30,9 @@ from app.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 BASE = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-DB = "smm_bench"
+DB = os.environ.get("BENCH_DB", "smm_bench")
+# Which parts to run: "api", "worker" or both (the default).
+PARTS = os.environ.get("BENCH_ONLY", "api,worker").split(",")
 DSN = BASE.rsplit("/", 1)[0] + "/" + DB
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 32
@@ -383,9 +385,11 @@ async def main() -> None:
         "connections": CONNECTIONS,
     }
     await reset_database()
-    await bench_api(results)
-    await bench_worker(results)
-    out = ROOT / "bench" / "results.json"
+    if "api" in PARTS:
+        await bench_api(results)
+    if "worker" in PARTS:
+        await bench_worker(results)
+    out = ROOT / "bench" / ("results.json" if len(PARTS) == 2 else f"results-{PARTS[0]}.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

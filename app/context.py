@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from fastapi import Request
 
 from app.db import Database
 from app.jobs import JobQueue
+from app.orders.fast import HotPath
 from app.settings import Settings
 
 
@@ -18,6 +19,10 @@ class AppContext:
     db: Database
     jobs: JobQueue
     http: httpx.AsyncClient  # the one shared client for upstream calls made by the API
+    hot: HotPath = field(init=False)  # single-statement add and status
+
+    def __post_init__(self) -> None:
+        self.hot = HotPath(self.db)
 
 
 def get_context(request: Request) -> AppContext:

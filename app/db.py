@@ -1,14 +1,19 @@
 """Database engine, session factory and the declarative base.
 
 Transactions have one owner: the endpoint or job that opens `Database.transaction()`.
+The hot paths of the public API (`add`, `status`) run single statements on a plain asyncpg
+pool (`Database.driver()`) instead: one round trip, no ORM.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import MetaData, Numeric
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -46,9 +51,32 @@ def async_url(url: str) -> str:
     return url
 
 
+def driver_url(url: str) -> str:
+    """The same URL for asyncpg itself."""
+    return "postgresql://" + async_url(url)[len("postgresql+asyncpg://") :]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        max_overflow: int = 20,
+        driver_pool_size: int = 10,
+    ) -> None:
         self.url = async_url(url)
+        self.driver_pool_size = driver_pool_size
+        self._driver: asyncpg.Pool | None = None
+        self._driver_lock = asyncio.Lock()
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             pool_size=pool_size,
@@ -69,5 +97,25 @@ class Database:
         async with self.sessionmaker() as session:
             yield session
 
+    async def driver(self) -> asyncpg.Pool:
+        """The plain asyncpg pool, opened on first use."""
+        if self._driver is None:
+            async with self._driver_lock:
+                if self._driver is None:
+                    self._driver = await asyncpg.create_pool(
+                        driver_url(self.url),
+                        min_size=1,
+                        max_size=self.driver_pool_size,
+                        init=_init_connection,
+                        # Only single statements run here (no session state to clear),
+                        # so a released connection skips the reset round trip.
+                        reset=_no_reset,
+                        server_settings={"timezone": "UTC"},
+                    )
+        return self._driver
+
     async def dispose(self) -> None:
+        if self._driver is not None:
+            await self._driver.close()
+            self._driver = None
         await self.engine.dispose()

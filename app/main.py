@@ -35,6 +35,7 @@ async def build_context(settings: Settings) -> AppContext:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        driver_pool_size=settings.db_driver_pool_size,
     )
     jobs = await JobQueue.connect(settings.redis_url, settings.queue_name)
     http = build_http_client(settings.provider_connect_timeout, settings.provider_read_timeout)

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     port: int = 8000
     db_pool_size: int = 20
     db_max_overflow: int = 20
+    db_driver_pool_size: int = Field(
+        default=16, description="connections of the API's hot-path pool (add, status)"
+    )
     api_max_body_bytes: int = Field(default=256 * 1024, description="request body size limit")
     max_ids_per_request: int = 100
     rate_limit_per_ip: int = Field(

@@ -38,6 +38,9 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 32
 SYNC_ORDERS = int(os.environ.get("BENCH_SYNC_ORDERS", "100000"))
 RELAY_ORDERS = int(os.environ.get("BENCH_RELAY_ORDERS", "3000"))
+# BENCH_PROFILE=1: sample the API process with py-spy during the loads; collapsed stacks
+# go to bench/profile-api.txt (the hottest frames are printed).
+PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 
 
 def rss_peak_mb(pid: int) -> float:
@@ -64,6 +67,15 @@ def start(
     if factory:
         args.append("--factory")
     return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env})
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    args = ["record", "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(out)]
+    return subprocess.Popen(
+        ["py-spy", *args, "--pid", str(pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def wait_up(url: str, seconds: float = 30) -> None:
@@ -115,8 +127,18 @@ async def load(
     }
 
 
-async def wrk(url: str, body: str, keys: list[str], seconds: float = SECONDS) -> dict[str, float]:
-    """Drive `url` with wrk (2 threads, 32 connections); the body template takes {key}, {n}."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wrk(
+    url: str, body: str, keys: list[str], seconds: float = SECONDS, server_pid: int = 0
+) -> dict[str, float]:
+    """Drive `url` with wrk (2 threads, 32 connections); the body template takes {key}, {n}.
+    With `server_pid`, also the server process's CPU time per request."""
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     keys_file = ROOT / "bench" / ".keys.tmp"
     keys_file.write_text("\n".join(keys) + "\n")
     base, _, path = url.partition("/api/v2")
@@ -145,6 +167,9 @@ async def wrk(url: str, body: str, keys: list[str], seconds: float = SECONDS) ->
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     data: dict[str, float] = json.loads(line[len("RESULT ") :])
     data["rps"] = round(data["requests"] / data["seconds"], 1)
+    if server_pid:
+        used = cpu_seconds(server_pid) - cpu_before
+        data["server_cpu_ms_per_request"] = round(1000 * used / max(1, data["requests"]), 3)
     return data
 
 
@@ -204,6 +229,7 @@ async def bench_api(results: dict[str, Any]) -> None:
     users = await seed(200)
     api = start("app.main:create_app", 8101, env, factory=True)
     raw = start("bench.baseline:app", 8102, env)
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         await wait_up("http://127.0.0.1:8101/healthz")
         await wait_up("http://127.0.0.1:8102/")
@@ -231,14 +257,32 @@ async def bench_api(results: dict[str, Any]) -> None:
         )
         if use_wrk:
             keys = [k for _, k in users]
-            results["add_many_users"] = await wrk("http://127.0.0.1:8101/api/v2", add_body, keys)
+            # Warm-up (not measured): connections opened, every key seen once.
+            await wrk(
+                "http://127.0.0.1:8101/api/v2", add_body.replace("{n}", "w{n}"), keys, seconds=2
+            )
+            await wrk(
+                "http://127.0.0.1:8102/",
+                "user={key}&link=https://raw.example/w{n}",
+                [str(u) for u, _ in users],
+                seconds=2,
+            )
+            if PROFILE:
+                profiler = start_profiler(api.pid, ROOT / "bench" / "profile-api.txt")
+            results["add_many_users"] = await wrk(
+                "http://127.0.0.1:8101/api/v2", add_body, keys, server_pid=api.pid
+            )
             results["raw_baseline"] = await wrk(
                 "http://127.0.0.1:8102/",
                 "user={key}&link=https://raw.example/{n}",
                 [str(u) for u, _ in users],
+                server_pid=raw.pid,
             )
             results["add_one_user"] = await wrk(
-                "http://127.0.0.1:8101/api/v2", add_body.replace("{n}", "one{n}"), keys[:1]
+                "http://127.0.0.1:8101/api/v2",
+                add_body.replace("{n}", "one{n}"),
+                keys[:1],
+                server_pid=api.pid,
             )
         else:
             results["add_many_users"] = await load(
@@ -254,6 +298,7 @@ async def bench_api(results: dict[str, Any]) -> None:
         # Every add must have placed exactly one order (rules enforced, nothing lost).
         results["orders_created"] = await conn.fetchval(
             "SELECT count(*) FROM orders WHERE link NOT LIKE 'https://raw.example/%'"
+            " AND link NOT LIKE 'https://instagram.com/w%'"
         )
         results["api_add_requests"] = (
             results["add_many_users"]["requests"] + results["add_one_user"]["requests"]
@@ -274,7 +319,10 @@ async def bench_api(results: dict[str, Any]) -> None:
         orders = ",".join(map(str, ids))
         if use_wrk:
             results["status_100_ids"] = await wrk(
-                "http://127.0.0.1:8101/api/v2", f"key={{key}}&action=status&orders={orders}", [key]
+                "http://127.0.0.1:8101/api/v2",
+                f"key={{key}}&action=status&orders={orders}",
+                [key],
+                server_pid=api.pid,
             )
         else:
             results["status_100_ids"] = await load(
@@ -284,9 +332,37 @@ async def bench_api(results: dict[str, Any]) -> None:
             )
         results["api_rss_peak_mb"] = round(rss_peak_mb(api.pid), 1)
     finally:
+        if profiler is not None:
+            profiler.send_signal(2)
+            profiler.wait()
         for process in (api, raw):
             process.terminate()
             process.wait()
+
+
+def profile_summary(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
+    """(function, % of samples on CPU in it, % with it on the stack) from py-spy's
+    collapsed stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
+        ]
+        total += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    ranked = sorted(inclusive, key=lambda f: -inclusive[f])[:top]
+    return [
+        (f, round(100 * own.get(f, 0) / total, 1), round(100 * inclusive[f] / total, 1))
+        for f in ranked
+    ]
 
 
 async def bench_worker(results: dict[str, Any]) -> None:
@@ -392,6 +468,10 @@ async def main() -> None:
     out = ROOT / "bench" / ("results.json" if len(PARTS) == 2 else f"results-{PARTS[0]}.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+    profile = ROOT / "bench" / "profile-api.txt"
+    if PROFILE and profile.exists():
+        for name, own, inclusive in profile_summary(profile, top=60):
+            print(f"{inclusive:6.1f}% {own:6.1f}%  {name}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -193,7 +195,7 @@ def _error(message: str, status_code: int = 200) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status_code)
 
 
-async def handle(request: Request) -> JSONResponse:
+async def handle(request: Request) -> Response:
     started = time.perf_counter()
     response = await _handle(request)
     action = getattr(request.state, "action", "unknown")
@@ -203,7 +205,34 @@ async def handle(request: Request) -> JSONResponse:
     return response
 
 
-async def _handle(request: Request) -> JSONResponse:
+async def _fast(ctx: AppContext, name: str, fields: Fields) -> Response | None:
+    """`add` and `status` in one statement when the hot path can answer, else None."""
+    if name == "add":
+        placed = await ctx.hot.add(fields)
+        if placed is None:
+            return None
+        if placed.queued:
+            await ctx.jobs.relay_order(placed.order_id)
+        return JSONResponse({"order": placed.order_id})
+    if name == "status" and ("orders" in fields or "order" in fields):
+        multi = "orders" in fields
+        given = (
+            split_ids(fields["orders"], ctx.settings.max_ids_per_request)
+            if multi
+            else [fields["order"].strip()]
+        )
+        wanted = {text: as_id(text) for text in given}
+        body = await ctx.hot.statuses(fields.get("key") or "", wanted)
+        if body is None:
+            return None
+        if multi:
+            return Response(body, media_type="application/json")
+        answer = json.loads(body)[given[0]]
+        return None if "error" in answer else JSONResponse(answer)
+    return None
+
+
+async def _handle(request: Request) -> Response:
     ctx = get_context(request)
     try:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
@@ -214,10 +243,14 @@ async def _handle(request: Request) -> JSONResponse:
             per_ip=ctx.settings.rate_limit_per_ip,
             per_key=ctx.settings.rate_limit_per_key,
         )
+        name = fields.get("action", "").strip().lower()
+        fast = await _fast(ctx, name, fields)
+        if fast is not None:
+            request.state.action = name
+            return fast
         call_after: list[Callable[[], Awaitable[Any]]] = []
         async with ctx.db.transaction() as session:
             who = await authenticate(session, fields.get("key"))
-            name = fields.get("action", "").strip().lower()
             action = ACTIONS.get(name)
             request.state.action = name if action is not None else "unknown"
             if action is None:
@@ -231,7 +264,7 @@ async def _handle(request: Request) -> JSONResponse:
         response = _error("Too many requests, try again later", 429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    except (OperationalError, DBAPIError, OSError):
+    except (OperationalError, DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         log.exception("api v2 call failed on infrastructure")
         return _error("Service temporarily unavailable, try again later", 503)
     for job in call_after:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app.admin.problems import install as install_problem_handlers
 from app.admin.router import router as admin_router
+from app.api_v2.router import DirectRoute
 from app.api_v2.router import router as api_v2_router
 from app.context import AppContext
 from app.currencies.router import router as currencies_router
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(DirectRoute)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestContext, log_requests=settings.log_requests)

@@ -45,7 +45,7 @@ def proportional_refund(charge: Decimal, quantity: int, remains: int) -> Decimal
 def format_money(value: Decimal, min_places: int = WIRE_PLACES) -> str:
     """Wire format: at least 5 fractional digits, more only when the value has them."""
     places = max(min_places, min(MAX_PLACES, places_of(value)))
-    return str(value.quantize(quantum(places)))
+    return format(value.quantize(quantum(places)), "f")  # never exponent notation
 
 
 def parse_money(text: str) -> Decimal:

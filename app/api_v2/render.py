@@ -13,7 +13,7 @@ from app.orders.service import OrderView
 def rate_text(rate: Decimal) -> str:
     """Rates show at least two decimals ("0.90") and every digit they really have."""
     places = max(2, places_of(rate))
-    return str(rate.quantize(Decimal(1).scaleb(-places)))
+    return format(rate.quantize(Decimal(1).scaleb(-places)), "f")
 
 
 def service_row(offered: OfferedService) -> dict[str, Any]:

@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 MAX_IDS = 100
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 CANONICAL_STATUSES = {
     "pending": "Pending",
@@ -114,9 +116,19 @@ def build_http_client(
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         ),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         headers={"User-Agent": "smm-panel"},
         follow_redirects=False,
+    )
+
+
+def client_like(http: httpx.AsyncClient, connections: int) -> httpx.AsyncClient:
+    """A client with the timeouts and headers of `http` and a pool of its own."""
+    return httpx.AsyncClient(
+        timeout=http.timeout,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        headers=http.headers,
+        follow_redirects=http.follow_redirects,
     )
 
 
@@ -182,7 +194,8 @@ class ProviderClient:
         data.update({k: str(v) for k, v in fields.items()})
         unknown = ProviderUnknownOutcome if mutating else ProviderTransient
         try:
-            response = await self.http.post(self.url, data=data)
+            # The form encoded here, as httpx would, at a fraction of its cost per request.
+            response = await self.http.post(self.url, content=urlencode(data), headers=FORM)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise ProviderNotSent(f"{action}: not sent ({type(exc).__name__})") from exc
         except httpx.TimeoutException as exc:

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     provider_read_timeout: float = 30.0
     relay_max_attempts: int = 10
     # Upstream `add` calls one worker process keeps in flight.
-    relay_concurrency: int = 32
+    relay_concurrency: int = 64
     relay_retry_base_seconds: float = 30.0
     sending_stale_seconds: float = 120.0
     status_sync_seconds: int = 15

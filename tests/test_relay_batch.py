@@ -319,3 +319,33 @@ async def test_stale_reports_never_move_a_final_order_nor_refund_twice(
     assert errors == 2
     assert await refunds(ctx) == {partial: Decimal("0.054")}
     await ledger_ok(ctx)
+
+
+async def test_a_run_started_while_another_claims_leaves_its_orders_to_it(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: Any,
+    services: list[int],
+    upstream: dict[str, Any],
+) -> None:
+    from app.orders import relay
+    from app.providers.client import build_http_client
+
+    user = await make_user(balance="100")
+    await place(api, user.key, services[0], 30)
+    http = build_http_client(connect_timeout=2, read_timeout=10)
+    slots = relay.SendSlots(4, http)
+    try:
+        first = asyncio.create_task(relay.relay_due(ctx.db, settings, slots))
+        await asyncio.sleep(0)  # the first run is claiming
+        assert slots.claiming
+        second = await relay.relay_due(ctx.db, settings, slots)
+        assert (second.claims, dict(second.outcomes)) == (0, {})
+        assert dict((await first).outcomes) == {"sent": 30}
+        assert not slots.claiming
+    finally:
+        await slots.aclose()
+        await http.aclose()
+    assert await upstream_states(ctx) == ["sent"] * 30
+    assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 30}

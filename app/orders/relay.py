@@ -42,12 +42,12 @@ from app.orders.models import (
 from app.orders.service import refresh_parent, refund
 from app.orders.types import cost_for, handler_for
 from app.providers.client import (
+    Lane,
     ProviderClient,
     ProviderError,
     ProviderPermanent,
     ProviderTransient,
     ProviderUnknownOutcome,
-    client_like,
 )
 from app.providers.crypto import decrypt_key
 from app.providers.models import Provider
@@ -356,11 +356,7 @@ class SendSlots:
     job claims only as many orders as it has free slots, so a claimed order never waits
     for its turn: the age of a `sending` attempt is the age of its call.
 
-    Each pair of slots has its own small HTTP client: a connection pool's bookkeeping on
-    every request grows with its number of connections, so many small pools cost far less
-    per call than one large one, at the same number of calls in flight."""
-
-    PER_CLIENT = 2
+    Each slot has its own HTTP lane (a pool of one connection, see Lane)."""
 
     def __init__(self, size: int, http: httpx.AsyncClient) -> None:
         self.size = max(1, size)
@@ -370,8 +366,7 @@ class SendSlots:
         self.kicked = False
         self._free = list(range(self.size))
         self._freed = asyncio.Event()
-        lanes = -(-self.size // self.PER_CLIENT)
-        self._clients = [client_like(http, self.PER_CLIENT) for _ in range(lanes)]
+        self._lanes = [Lane(http, 1) for _ in range(self.size)]
 
     @property
     def free(self) -> int:
@@ -387,16 +382,16 @@ class SendSlots:
         if slots:
             self._freed.set()
 
-    def http(self, slot: int) -> httpx.AsyncClient:
-        return self._clients[slot // self.PER_CLIENT]
+    def http(self, slot: int) -> Lane:
+        return self._lanes[slot]
 
     async def wait(self) -> None:
         self._freed.clear()
         await self._freed.wait()
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        for lane in self._lanes:
+            await lane.aclose()
 
 
 @dataclass

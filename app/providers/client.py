@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
@@ -122,14 +122,46 @@ def build_http_client(
     )
 
 
-def client_like(http: httpx.AsyncClient, connections: int) -> httpx.AsyncClient:
-    """A client with the timeouts and headers of `http` and a pool of its own."""
-    return httpx.AsyncClient(
-        timeout=http.timeout,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        headers=http.headers,
-        follow_redirects=http.follow_redirects,
-    )
+class Poster(Protocol):
+    """What ProviderClient needs of HTTP: post a form, get the whole answer back."""
+
+    async def post(
+        self, url: str, *, content: str, headers: Mapping[str, str]
+    ) -> httpx.Response: ...
+
+
+class Lane:
+    """One small connection pool used through its transport, with the timeouts and
+    headers of `like`. For posting forms to providers at a high rate: the client layer
+    (cookies, auth, redirects, hooks) does nothing for these calls and costs a good part
+    of each, and a pool's bookkeeping on each request grows with its connections, so many
+    small pools cost far less per call than one big one at equal concurrency. Errors are
+    httpx's, as from a client, so they are classified alike."""
+
+    def __init__(self, like: httpx.AsyncClient, connections: int) -> None:
+        self._transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        )
+        self._timeout = like.timeout.as_dict()
+        self._headers = like.headers
+
+    async def post(self, url: str, *, content: str, headers: Mapping[str, str]) -> httpx.Response:
+        request = httpx.Request(
+            "POST",
+            url,
+            content=content,
+            headers={**self._headers, **headers},
+            extensions={"timeout": self._timeout},
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -181,7 +213,7 @@ def _error_of(value: Any) -> ProviderError | None:
 
 
 class ProviderClient:
-    def __init__(self, url: str, api_key: str, http: httpx.AsyncClient) -> None:
+    def __init__(self, url: str, api_key: str, http: httpx.AsyncClient | Poster) -> None:
         self.url = url
         self._key = api_key
         self.http = http

@@ -366,7 +366,8 @@ class SendSlots:
         self.kicked = False
         self._free = list(range(self.size))
         self._freed = asyncio.Event()
-        self._lanes = [Lane(http, 1) for _ in range(self.size)]
+        tls = httpx.create_ssl_context()
+        self._lanes = [Lane(http, 1, tls) for _ in range(self.size)]
 
     @property
     def free(self) -> int:

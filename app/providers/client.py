@@ -10,6 +10,7 @@ Every failure is classified so that callers can decide safely:
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -138,9 +139,14 @@ class Lane:
     small pools cost far less per call than one big one at equal concurrency. Errors are
     httpx's, as from a client, so they are classified alike."""
 
-    def __init__(self, like: httpx.AsyncClient, connections: int) -> None:
+    def __init__(
+        self, like: httpx.AsyncClient, connections: int, ssl_context: ssl.SSLContext
+    ) -> None:
+        # One TLS context shared by every lane: building one loads the CA bundle (tens of
+        # milliseconds each).
         self._transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+            verify=ssl_context,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         self._timeout = like.timeout.as_dict()
         self._headers = like.headers

@@ -8,13 +8,18 @@ logged and left to the sweeper instead of failing the request.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import ConnectionPool
 
 log = logging.getLogger(__name__)
+
+# Kicks of the relay within one slot of time collapse into one job, which starts when the
+# slot has ended (see JobQueue.relay_due).
+RELAY_SLOT_SECONDS = 0.05
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -58,7 +63,22 @@ class JobQueue:
         return job is not None
 
     async def relay_order(self, order_id: int) -> bool:
-        return await self.enqueue("relay_order", order_id, job_id=f"relay:order:{order_id}")
+        """The order is committed and due: have it relayed. Orders are relayed in batches
+        by `relay_due_orders` jobs, which claim every due order from the database."""
+        return await self.relay_due()
+
+    async def relay_due(self) -> bool:
+        """Kick a run of `relay_due_orders`. One job per slot of RELAY_SLOT_SECONDS, set to
+        start when its slot has ended: a burst of orders collapses into one job, and every
+        kick that collapses into it was made (after its order's commit) before the job
+        started, so the job's first claim sees that order. A kick never collapses into a
+        job that is already past its claims."""
+        slot = int(time.time() / RELAY_SLOT_SECONDS)
+        return await self.enqueue(
+            "relay_due_orders",
+            job_id=f"relay:due:{slot}",
+            defer_until=datetime.fromtimestamp((slot + 1) * RELAY_SLOT_SECONDS, UTC),
+        )
 
     async def relay_cancel(self, order_id: int) -> bool:
         return await self.enqueue("relay_cancel", order_id, job_id=f"cancel:order:{order_id}")

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     provider_connect_timeout: float = 5.0
     provider_read_timeout: float = 30.0
     relay_max_attempts: int = 10
+    # Upstream `add` calls one worker process keeps in flight.
+    relay_concurrency: int = 64
     relay_retry_base_seconds: float = 30.0
     sending_stale_seconds: float = 120.0
     status_sync_seconds: int = 15

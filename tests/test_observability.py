@@ -19,7 +19,7 @@ from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
 from app.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.upstream import call_job, run_jobs, sandbox
+from tests.upstream import call_job, run_jobs, sandbox, upstream_states
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -84,8 +84,10 @@ async def test_metrics_after_a_small_workload(
     await api(user.key, "status", orders="1,2,3")
     await client.post("/payments/robokassa/result", data={"OutSum": "1", "InvId": "1"})
     after_api = await scrape(client)
-    assert value(after_api, "smm_queue_jobs") == 3  # three relays waiting
-    assert await run_jobs(settings, ctx) == 3
+    # Relay kicks waiting: orders placed within one slot of time share one job.
+    assert 1 <= value(after_api, "smm_queue_jobs") <= 3
+    assert await run_jobs(settings, ctx) >= 1
+    assert await upstream_states(ctx) == ["sent"] * 3
     await call_job(settings, ctx, "check_provider_balances")
     after = await scrape(client)
 

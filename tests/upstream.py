@@ -56,6 +56,16 @@ async def run_jobs(settings: Settings, ctx: AppContext, **overrides: Any) -> int
         await http.aclose()
 
 
+async def upstream_states(ctx: AppContext) -> list[str]:
+    """Every order's upstream state, by id."""
+    from sqlalchemy import select
+
+    from app.orders.models import Order
+
+    async with ctx.db.session() as session:
+        return list(await session.scalars(select(Order.upstream_state).order_by(Order.id)))
+
+
 async def call_job(settings: Settings, ctx: AppContext, name: str, *args: Any) -> Any:
     """Call one job function directly with a real ctx (the worker's startup builds it)."""
     from workers import main

@@ -48,16 +48,30 @@ async def startup(ctx: Ctx) -> None:
         )
         ctx["owns_http"] = True
     ctx["jobs"] = JobQueue(ctx["redis"], settings.queue_name)
+    ctx["send_slots"] = relay.SendSlots(settings.relay_concurrency, ctx["http"])
 
 
 async def shutdown(ctx: Ctx) -> None:
+    await ctx["send_slots"].aclose()
     if ctx.pop("owns_http", False):
         await ctx["http"].aclose()
     if ctx.pop("owns_db", False):
         await ctx["db"].dispose()
 
 
+async def relay_due_orders(ctx: Ctx) -> dict[str, int]:
+    """Relay every due order in batches (see relay.relay_due)."""
+    run = await relay.relay_due(ctx["db"], ctx["settings"], ctx["send_slots"])
+    jobs: JobQueue = ctx["jobs"]
+    for order_id in run.cancel_due:
+        await jobs.relay_cancel(order_id)
+    if run.more:
+        await jobs.relay_due()  # the run stopped for time with orders still due
+    return dict(run.outcomes)
+
+
 async def relay_order(ctx: Ctx, order_id: int) -> str:
+    """One order: jobs of this kind, enqueued by earlier versions, may still be queued."""
     outcome = await relay.relay_order(ctx["db"], ctx["http"], ctx["settings"], order_id)
     if outcome.cancel_due:
         await ctx["jobs"].relay_cancel(order_id)
@@ -89,8 +103,8 @@ async def sweep(ctx: Ctx) -> dict[str, int]:
     to_review = await relay.move_stale_sending_to_review(db, settings)
     await refill_relay.stale_refills_to_queue(db, settings)
     orders = await relay.due_orders(db)
-    for order_id in orders:
-        await jobs.relay_order(order_id)
+    if orders:
+        await jobs.relay_due()
     cancels = await relay.due_cancels(db)
     for order_id in cancels:
         await jobs.relay_cancel(order_id)
@@ -153,7 +167,15 @@ async def enforce_retention(ctx: Ctx) -> dict[str, int]:
     return {"users_purged": len(purged), **counts}
 
 
-FUNCTIONS = [relay_order, relay_cancel, relay_refill, sync_statuses, sync_refills, sweep]
+FUNCTIONS = [
+    relay_due_orders,
+    relay_order,
+    relay_cancel,
+    relay_refill,
+    sync_statuses,
+    sync_refills,
+    sweep,
+]
 
 
 def _every(seconds: int) -> set[int]:

@@ -8,13 +8,19 @@ review. Upstream calls never run inside a database transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Service
@@ -36,11 +42,14 @@ from app.orders.models import (
 from app.orders.service import refresh_parent, refund
 from app.orders.types import cost_for, handler_for
 from app.providers.client import (
+    Lane,
+    ProviderClient,
     ProviderError,
     ProviderPermanent,
     ProviderTransient,
     ProviderUnknownOutcome,
 )
+from app.providers.crypto import decrypt_key
 from app.providers.models import Provider
 from app.providers.service import client_for
 from app.settings import Settings
@@ -62,7 +71,20 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, 3600))
 
 
-def upstream_fields(order: Order) -> dict[str, str]:
+class RelayedOrder(Protocol):
+    """What relaying needs of an order: a full Order or a claimed row."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def link(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def provider_service_id(self) -> str | None: ...
+
+
+def upstream_fields(order: RelayedOrder) -> dict[str, str]:
     fields = {"service": order.provider_service_id or "", "link": order.link}
     fields.update(handler_for(order.type).upstream_fields(order.params))
     if order.link == "":
@@ -70,99 +92,237 @@ def upstream_fields(order: Order) -> dict[str, str]:
     return fields
 
 
-async def _claim(db: Database, order_id: int) -> tuple[Order, Provider] | None:
-    """queued → sending, committed before anything leaves."""
+@dataclass(frozen=True)
+class Claim:
+    """An order whose attempt is recorded and committed (`sending`): it may now leave."""
+
+    id: int
+    type: str
+    link: str
+    params: dict[str, Any]
+    quantity: int
+    service_id: int
+    parent_id: int | None
+    provider_id: int
+    provider_service_id: str | None
+    attempts: int
+    provider: Provider
+
+
+CLAIM_COLUMNS = (
+    Order.id,
+    Order.type,
+    Order.link,
+    Order.params,
+    Order.quantity,
+    Order.service_id,
+    Order.parent_id,
+    Order.provider_id,
+    Order.provider_service_id,
+    Order.attempts,
+)
+
+
+async def claim_due(db: Database, limit: int, *, order_id: int | None = None) -> list[Claim]:
+    """queued → sending for up to `limit` due orders in one transaction, their attempts
+    recorded, committed before anything leaves. Rows another worker is claiming right now
+    are skipped, so concurrent claims never take the same order."""
+    now = utcnow()
+    due = select(Order.id).where(
+        Order.upstream_state == UP_QUEUED,
+        Order.status == PENDING,
+        Order.next_attempt_at <= now,
+    )
+    if order_id is not None:
+        due = due.where(Order.id == order_id)
+    due_cte = (
+        due.order_by(Order.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+    ).cte("due")
     async with db.transaction() as session:
-        order = await session.scalar(
-            update(Order)
-            .where(
-                Order.id == order_id,
-                Order.upstream_state == UP_QUEUED,
-                Order.status == PENDING,
-                Order.next_attempt_at <= utcnow(),
-            )
-            .values(
-                upstream_state=UP_SENDING,
-                sending_since=utcnow(),
-                attempts=Order.attempts + 1,
-            )
-            .returning(Order)
-        )
-        if order is None:
-            return None
-        provider = await session.get(Provider, order.provider_id) if order.provider_id else None
-        if provider is None or not provider.enabled:
-            # Nothing can leave: put it back to wait for the operator to fix the mapping.
+        rows = (
             await session.execute(
                 update(Order)
-                .where(Order.id == order_id)
+                .where(Order.id == due_cte.c.id)
+                .values(
+                    upstream_state=UP_SENDING,
+                    sending_since=now,
+                    attempts=Order.attempts + 1,
+                )
+                .returning(*CLAIM_COLUMNS)
+            )
+        ).all()
+        if not rows:
+            return []
+        provider_ids = {row.provider_id for row in rows if row.provider_id is not None}
+        providers = {
+            p.id: p
+            for p in await session.scalars(select(Provider).where(Provider.id.in_(provider_ids)))
+        }
+        claims: list[Claim] = []
+        parked: list[int] = []
+        for row in rows:
+            provider = providers.get(row.provider_id) if row.provider_id is not None else None
+            if provider is None or not provider.enabled:
+                parked.append(row.id)
+                continue
+            claims.append(Claim(**row._asdict(), provider=provider))
+        if parked:
+            # Nothing can leave: put them back to wait for the operator to fix the mapping.
+            await session.execute(
+                update(Order)
+                .where(Order.id.in_(parked))
                 .values(
                     upstream_state=UP_QUEUED,
                     sending_since=None,
-                    next_attempt_at=utcnow() + timedelta(minutes=5),
+                    next_attempt_at=now + timedelta(minutes=5),
                     last_error="provider missing or disabled",
                 )
             )
-            return None
-        session.add(
-            UpstreamEvent(
-                order_id=order.id,
-                action="add",
-                outcome="attempt",
-                detail={"attempt": order.attempts, "provider_id": provider.id},
+        if claims:
+            await session.execute(
+                insert(UpstreamEvent),
+                [
+                    {
+                        "order_id": claim.id,
+                        "action": "add",
+                        "outcome": "attempt",
+                        "detail": {"attempt": claim.attempts, "provider_id": claim.provider_id},
+                    }
+                    for claim in claims
+                ],
             )
-        )
-        return order, provider
+    return claims
 
 
-async def relay_order(
-    db: Database, http: httpx.AsyncClient, settings: Settings, order_id: int
-) -> RelayOutcome:
-    claimed = await _claim(db, order_id)
-    if claimed is None:
-        return RelayOutcome(order_id, "skipped")
-    order, provider = claimed
-    client = client_for(provider, settings.secret_key, http)
+Answer = str | ProviderError  # the provider's order id, or why there is none
+
+
+async def send(claim: Claim, client: ProviderClient) -> Answer:
     try:
-        provider_order_id = await client.add(upstream_fields(order))
+        return await client.add(upstream_fields(claim))
     except ProviderError as exc:
-        return await _record_failure(db, settings, order, exc)
+        return exc
+    except Exception as exc:  # whatever it was, the outcome is unknown
+        log.exception("unexpected error relaying an order", extra={"order_id": claim.id})
+        return ProviderUnknownOutcome(f"add: {type(exc).__name__}")
+
+
+async def record(
+    db: Database, settings: Settings, answers: Sequence[tuple[Claim, Answer]]
+) -> list[RelayOutcome]:
+    """Record what came back: accepted orders together in one transaction, failures
+    (rare) one by one through their own rules."""
+    sent = [(claim, answer) for claim, answer in answers if isinstance(answer, str)]
+    outcomes: list[RelayOutcome] = []
+    if sent:
+        outcomes.extend(await _record_sent(db, settings, sent))
+    for claim, answer in answers:
+        if isinstance(answer, ProviderError):
+            outcomes.append(await _record_failure(db, settings, claim, answer))
+    return outcomes
+
+
+SENT_SQL = text(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:provider_order_ids AS text[]),
+            CAST(:priced AS boolean[]), CAST(:charges AS numeric[]),
+            CAST(:currencies AS text[]), CAST(:fx_rates AS numeric[])
+        ) AS v(id, provider_order_id, priced, provider_charge, provider_currency, fx_rate)
+    ), sent AS (
+        UPDATE orders AS o SET
+            upstream_state = 'sent',
+            provider_order_id = v.provider_order_id,
+            status = 'In progress',
+            sending_since = NULL,
+            last_error = NULL,
+            provider_charge = CASE WHEN v.priced THEN v.provider_charge ELSE o.provider_charge END,
+            provider_currency =
+                CASE WHEN v.priced THEN v.provider_currency ELSE o.provider_currency END,
+            fx_rate = CASE WHEN v.priced THEN v.fx_rate ELSE o.fx_rate END,
+            updated_at = now()
+        FROM v
+        WHERE o.id = v.id
+            AND o.upstream_state IN ('sending', 'review')
+            AND o.provider_order_id IS NULL
+        RETURNING o.id, o.cancel_state
+    ), events AS (
+        INSERT INTO upstream_events (order_id, action, outcome, detail, created_at)
+        SELECT v.id, 'add', 'sent', jsonb_build_object('provider_order_id', v.provider_order_id),
+            now()
+        FROM v
+    )
+    SELECT id, cancel_state FROM sent
+    """
+)
+
+
+async def _record_sent(
+    db: Database, settings: Settings, sent: Sequence[tuple[Claim, str]]
+) -> list[RelayOutcome]:
     async with db.transaction() as session:
-        changed = await session.scalar(
-            update(Order)
-            .where(
-                Order.id == order.id,
-                Order.upstream_state.in_((UP_SENDING, UP_REVIEW)),
-                Order.provider_order_id.is_(None),
-            )
-            .values(
-                upstream_state=UP_SENT,
-                provider_order_id=provider_order_id,
-                status=IN_PROGRESS,
-                sending_since=None,
-                last_error=None,
-                **await upstream_cost(session, settings, order, provider),
-            )
-            .returning(Order.cancel_state)
+        costs = await upstream_costs(session, settings, [claim for claim, _ in sent])
+        rows = await session.execute(
+            SENT_SQL,
+            {
+                "ids": [claim.id for claim, _ in sent],
+                "provider_order_ids": [provider_order_id for _, provider_order_id in sent],
+                "priced": [claim.id in costs for claim, _ in sent],
+                "charges": [costs[c.id].charge if c.id in costs else None for c, _ in sent],
+                "currencies": [costs[c.id].currency if c.id in costs else None for c, _ in sent],
+                "fx_rates": [costs[c.id].fx_rate if c.id in costs else None for c, _ in sent],
+            },
         )
-        session.add(
-            UpstreamEvent(
-                order_id=order.id,
-                action="add",
-                outcome="sent",
-                detail={"provider_order_id": provider_order_id},
-            )
+        cancel_due = {row.id for row in rows if row.cancel_state == "requested"}
+        for parent_id in sorted({c.parent_id for c, _ in sent if c.parent_id is not None}):
+            await refresh_parent(session, parent_id)
+    RELAY_OUTCOMES.labels("sent").inc(len(sent))
+    return [RelayOutcome(claim.id, "sent", cancel_due=claim.id in cancel_due) for claim, _ in sent]
+
+
+@dataclass(frozen=True)
+class UpstreamCost:
+    charge: Decimal
+    currency: str
+    fx_rate: Decimal | None
+
+
+async def upstream_costs(
+    session: AsyncSession, settings: Settings, claims: Sequence[Claim]
+) -> dict[int, UpstreamCost]:
+    """What the provider bills for each order and the conversion rate of the day; orders
+    whose service has no provider rate are left out (the margin report lists them)."""
+    service_ids = {claim.service_id for claim in claims}
+    provider_rates = {
+        service_id: rate
+        for service_id, rate in await session.execute(
+            select(Service.id, Service.provider_rate).where(Service.id.in_(service_ids))
         )
-        if order.parent_id is not None:
-            await refresh_parent(session, order.parent_id)
-    RELAY_OUTCOMES.labels("sent").inc()
-    return RelayOutcome(order.id, "sent", cancel_due=changed == "requested")
+        if rate is not None
+    }
+    fx_rates: dict[str, Decimal | None] = {}
+    costs: dict[int, UpstreamCost] = {}
+    for claim in claims:
+        provider_rate = provider_rates.get(claim.service_id)
+        if provider_rate is None:
+            continue
+        currency = claim.provider.currency
+        if currency not in fx_rates:
+            try:
+                fx_rates[currency] = await conversion_rate(session, settings, currency)
+            except NoConversionRate:
+                fx_rates[currency] = None  # the margin report lists such orders as unpriced
+        costs[claim.id] = UpstreamCost(
+            cost_for(claim.type, provider_rate, claim.quantity), currency, fx_rates[currency]
+        )
+    return costs
 
 
 async def upstream_cost(
     session: AsyncSession, settings: Settings, order: Order, provider: Provider
 ) -> dict[str, object]:
-    """What the provider bills for the order and the conversion rate of the day."""
+    """What the provider bills for one order and the conversion rate of the day."""
     provider_rate = await session.scalar(
         select(Service.provider_rate).where(Service.id == order.service_id)
     )
@@ -179,8 +339,175 @@ async def upstream_cost(
     }
 
 
+async def relay_order(
+    db: Database, http: httpx.AsyncClient, settings: Settings, order_id: int
+) -> RelayOutcome:
+    """Relay one order (jobs enqueued per order by earlier versions still arrive)."""
+    claims = await claim_due(db, 1, order_id=order_id)
+    if not claims:
+        return RelayOutcome(order_id, "skipped")
+    claim = claims[0]
+    answer = await send(claim, client_for(claim.provider, settings.secret_key, http))
+    return (await record(db, settings, [(claim, answer)]))[0]
+
+
+class SendSlots:
+    """Upstream `add` calls in flight in this worker process, shared by its relay jobs. A
+    job claims only as many orders as it has free slots, so a claimed order never waits
+    for its turn: the age of a `sending` attempt is the age of its call.
+
+    Each slot has its own HTTP lane (a pool of one connection, see Lane)."""
+
+    def __init__(self, size: int, http: httpx.AsyncClient) -> None:
+        self.size = max(1, size)
+        # One run of this worker claims at a time (claims stay large); a run that starts
+        # meanwhile only raises `kicked`, and the claiming run claims again before it stops.
+        self.claiming = False
+        self.kicked = False
+        self._free = list(range(self.size))
+        self._freed = asyncio.Event()
+        tls = httpx.create_ssl_context()
+        self._lanes = [Lane(http, 1, tls) for _ in range(self.size)]
+
+    @property
+    def free(self) -> int:
+        return len(self._free)
+
+    def take(self, wanted: int) -> list[int]:
+        taken = self._free[: max(0, wanted)]
+        del self._free[: len(taken)]
+        return taken
+
+    def give(self, slots: Sequence[int]) -> None:
+        self._free.extend(slots)
+        if slots:
+            self._freed.set()
+
+    def http(self, slot: int) -> Lane:
+        return self._lanes[slot]
+
+    async def wait(self) -> None:
+        self._freed.clear()
+        await self._freed.wait()
+
+    async def aclose(self) -> None:
+        for lane in self._lanes:
+            await lane.aclose()
+
+
+@dataclass
+class RelayRun:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    cancel_due: list[int] = field(default_factory=list)
+    # Stopped claiming because the run is long: due orders may remain, kick another run.
+    more: bool = False
+    claims: int = 0  # claim transactions
+    records: int = 0  # transactions recording outcomes of accepted orders
+
+
+# Outcomes that arrived are recorded at least this often, so a slow call never holds back
+# the record of the others for long.
+RECORD_EVERY = 0.05
+
+
+async def relay_due(
+    db: Database,
+    settings: Settings,
+    slots: SendSlots,
+    *,
+    max_seconds: float = 60.0,
+) -> RelayRun:
+    """Relay every due order: claim as many as there are free send slots, send them
+    concurrently, record outcomes as they arrive, and claim again as slots free up, until
+    a claim finds fewer due orders than it asked for (or the run has lasted
+    `max_seconds`). Any order committed before the run started is claimed by it, or by
+    the run of this worker that is claiming already: that one claims again before it
+    stops whenever another run started in the meantime.
+
+    Claims and records work on half the slots at a time: each transaction carries many
+    orders, and the other half of the calls keeps going meanwhile."""
+    run = RelayRun()
+    keys: dict[int, str] = {}  # provider id → decrypted API key, once per run
+    flying: set[asyncio.Task[None]] = set()
+    arrived: list[tuple[Claim, Answer]] = []
+    enough = asyncio.Event()
+    half = max(1, slots.size // 2)
+    waiting = 0  # calls without an answer yet
+    if slots.claiming:
+        slots.kicked = True
+        return run
+    slots.claiming = claiming = True
+    deadline = time.monotonic() + max_seconds
+
+    def stop_claiming() -> None:
+        nonlocal claiming
+        claiming = slots.claiming = False
+
+    async def one(claim: Claim, slot: int) -> None:
+        nonlocal waiting
+        try:
+            key = keys.get(claim.provider_id)
+            if key is None:
+                key = keys[claim.provider_id] = decrypt_key(
+                    settings.secret_key, claim.provider.api_key_encrypted
+                )
+            answer = await send(claim, ProviderClient(claim.provider.url, key, slots.http(slot)))
+        finally:
+            slots.give([slot])
+            waiting -= 1
+        arrived.append((claim, answer))
+        if len(arrived) >= half or not waiting:
+            enough.set()
+
+    try:
+        while True:
+            if claiming and time.monotonic() >= deadline:
+                stop_claiming()
+                run.more = True
+            if claiming and (slots.free >= half or (not flying and slots.free > 0)):
+                taken = slots.take(slots.free)
+                claims: list[Claim] = []
+                run.claims += 1
+                slots.kicked = False
+                try:
+                    claims = await claim_due(db, len(taken))
+                finally:
+                    slots.give(taken[len(claims) :])
+                if len(claims) < len(taken) and not slots.kicked:
+                    stop_claiming()  # nothing else is due now
+                waiting += len(claims)
+                for claim, slot in zip(claims, taken, strict=False):
+                    task = asyncio.create_task(one(claim, slot))
+                    flying.add(task)
+                    task.add_done_callback(flying.discard)
+            elif claiming and not flying and not arrived:
+                await slots.wait()  # other jobs of this worker hold every slot
+                continue
+            if not flying and not arrived:
+                return run
+            if waiting and len(arrived) < half:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(enough.wait(), RECORD_EVERY)
+            enough.clear()
+            batch = arrived[:]
+            del arrived[:]
+            if batch:
+                run.records += 1
+                for outcome in await record(db, settings, batch):
+                    run.outcomes[outcome.outcome] += 1
+                    if outcome.cancel_due:
+                        run.cancel_due.append(outcome.order_id)
+    finally:
+        if claiming:
+            stop_claiming()
+        # Stopped mid-flight (shutdown, database lost): calls whose outcome is not recorded
+        # stay `sending`, and the sweeper moves them to review. Never resent blindly.
+        for task in list(flying):
+            task.cancel()
+
+
 async def _record_failure(
-    db: Database, settings: Settings, order: Order, exc: ProviderError
+    db: Database, settings: Settings, order: Claim, exc: ProviderError
 ) -> RelayOutcome:
     kind = type(exc).__name__
     async with db.transaction() as session:

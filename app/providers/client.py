@@ -10,14 +10,17 @@ Every failure is classified so that callers can decide safely:
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 
 MAX_IDS = 100
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 CANONICAL_STATUSES = {
     "pending": "Pending",
@@ -114,10 +117,57 @@ def build_http_client(
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         ),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         headers={"User-Agent": "smm-panel"},
         follow_redirects=False,
     )
+
+
+class Poster(Protocol):
+    """What ProviderClient needs of HTTP: post a form, get the whole answer back."""
+
+    async def post(
+        self, url: str, *, content: str, headers: Mapping[str, str]
+    ) -> httpx.Response: ...
+
+
+class Lane:
+    """One small connection pool used through its transport, with the timeouts and
+    headers of `like`. For posting forms to providers at a high rate: the client layer
+    (cookies, auth, redirects, hooks) does nothing for these calls and costs a good part
+    of each, and a pool's bookkeeping on each request grows with its connections, so many
+    small pools cost far less per call than one big one at equal concurrency. Errors are
+    httpx's, as from a client, so they are classified alike."""
+
+    def __init__(
+        self, like: httpx.AsyncClient, connections: int, ssl_context: ssl.SSLContext
+    ) -> None:
+        # One TLS context shared by every lane: building one loads the CA bundle (tens of
+        # milliseconds each).
+        self._transport = httpx.AsyncHTTPTransport(
+            verify=ssl_context,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+        self._timeout = like.timeout.as_dict()
+        self._headers = like.headers
+
+    async def post(self, url: str, *, content: str, headers: Mapping[str, str]) -> httpx.Response:
+        request = httpx.Request(
+            "POST",
+            url,
+            content=content,
+            headers={**self._headers, **headers},
+            extensions={"timeout": self._timeout},
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -169,7 +219,7 @@ def _error_of(value: Any) -> ProviderError | None:
 
 
 class ProviderClient:
-    def __init__(self, url: str, api_key: str, http: httpx.AsyncClient) -> None:
+    def __init__(self, url: str, api_key: str, http: httpx.AsyncClient | Poster) -> None:
         self.url = url
         self._key = api_key
         self.http = http
@@ -182,7 +232,8 @@ class ProviderClient:
         data.update({k: str(v) for k, v in fields.items()})
         unknown = ProviderUnknownOutcome if mutating else ProviderTransient
         try:
-            response = await self.http.post(self.url, data=data)
+            # The form encoded here, as httpx would, at a fraction of its cost per request.
+            response = await self.http.post(self.url, content=urlencode(data), headers=FORM)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise ProviderNotSent(f"{action}: not sent ({type(exc).__name__})") from exc
         except httpx.TimeoutException as exc:

@@ -262,7 +262,7 @@ async def _record_sent(
     db: Database, settings: Settings, sent: Sequence[tuple[Claim, str]]
 ) -> list[RelayOutcome]:
     async with db.transaction() as session:
-        costs = await upstream_costs(session, settings, [claim for claim, _ in sent])
+        costs = await upstream_costs(session, settings, [(c, c.provider) for c, _ in sent])
         rows = await session.execute(
             SENT_SQL,
             {
@@ -287,13 +287,33 @@ class UpstreamCost:
     currency: str
     fx_rate: Decimal | None
 
+    def columns(self) -> dict[str, object]:
+        return {
+            "provider_charge": self.charge,
+            "provider_currency": self.currency,
+            "fx_rate": self.fx_rate,
+        }
+
+
+class CostedOrder(Protocol):
+    """What pricing needs of a sent order: a full Order or a claimed row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def service_id(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+
 
 async def upstream_costs(
-    session: AsyncSession, settings: Settings, claims: Sequence[Claim]
+    session: AsyncSession, settings: Settings, orders: Sequence[tuple[CostedOrder, Provider]]
 ) -> dict[int, UpstreamCost]:
     """What the provider bills for each order and the conversion rate of the day; orders
     whose service has no provider rate are left out (the margin report lists them)."""
-    service_ids = {claim.service_id for claim in claims}
+    service_ids = {order.service_id for order, _ in orders}
     provider_rates = {
         service_id: rate
         for service_id, rate in await session.execute(
@@ -303,40 +323,20 @@ async def upstream_costs(
     }
     fx_rates: dict[str, Decimal | None] = {}
     costs: dict[int, UpstreamCost] = {}
-    for claim in claims:
-        provider_rate = provider_rates.get(claim.service_id)
+    for order, provider in orders:
+        provider_rate = provider_rates.get(order.service_id)
         if provider_rate is None:
             continue
-        currency = claim.provider.currency
+        currency = provider.currency
         if currency not in fx_rates:
             try:
                 fx_rates[currency] = await conversion_rate(session, settings, currency)
             except NoConversionRate:
                 fx_rates[currency] = None  # the margin report lists such orders as unpriced
-        costs[claim.id] = UpstreamCost(
-            cost_for(claim.type, provider_rate, claim.quantity), currency, fx_rates[currency]
+        costs[order.id] = UpstreamCost(
+            cost_for(order.type, provider_rate, order.quantity), currency, fx_rates[currency]
         )
     return costs
-
-
-async def upstream_cost(
-    session: AsyncSession, settings: Settings, order: Order, provider: Provider
-) -> dict[str, object]:
-    """What the provider bills for one order and the conversion rate of the day."""
-    provider_rate = await session.scalar(
-        select(Service.provider_rate).where(Service.id == order.service_id)
-    )
-    if provider_rate is None:
-        return {}
-    try:
-        fx_rate: Decimal | None = await conversion_rate(session, settings, provider.currency)
-    except NoConversionRate:
-        fx_rate = None  # the margin report lists such orders as unpriced
-    return {
-        "provider_charge": cost_for(order.type, provider_rate, order.quantity),
-        "provider_currency": provider.currency,
-        "fx_rate": fx_rate,
-    }
 
 
 async def relay_order(
@@ -636,7 +636,10 @@ async def review_mark_sent(
     provider = (
         await session.get(Provider, order.provider_id) if order and order.provider_id else None
     )
-    cost = await upstream_cost(session, settings, order, provider) if order and provider else {}
+    costs = (
+        await upstream_costs(session, settings, [(order, provider)]) if order and provider else {}
+    )
+    cost = costs.get(order_id)
     return (
         await session.scalar(
             update(Order)
@@ -646,7 +649,7 @@ async def review_mark_sent(
                 provider_order_id=provider_order_id,
                 status=IN_PROGRESS,
                 sending_since=None,
-                **cost,
+                **(cost.columns() if cost is not None else {}),
             )
             .returning(Order.id)
         )

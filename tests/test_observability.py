@@ -16,10 +16,9 @@ from app import logs
 from app.context import AppContext
 from app.logs import JsonFormatter
 from app.providers.sandbox import SandboxConfig, SandboxService
-from app.providers.service import create_provider
 from app.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.upstream import call_job, run_jobs, sandbox, upstream_states
+from tests.upstream import call_job, register_provider, run_jobs, sandbox, upstream_states
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -49,15 +48,7 @@ async def provider(ctx: AppContext, settings: Settings) -> AsyncIterator[int]:
         keys={"sandbox-key": Decimal("200")},
     )
     async with sandbox(config) as (url, _):
-        async with ctx.db.transaction() as session:
-            row = await create_provider(
-                session,
-                secret=settings.secret_key,
-                name="Sandbox",
-                url=f"{url}/api/v2",
-                api_key="sandbox-key",
-            )
-        yield row.id
+        yield await register_provider(ctx, settings, url)
 
 
 async def test_metrics_after_a_small_workload(

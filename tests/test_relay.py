@@ -13,10 +13,16 @@ from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.providers.sandbox import SandboxConfig, SandboxService
-from app.providers.service import create_provider
 from app.settings import Settings
 from tests.conftest import Api, ledger_ok
-from tests.upstream import call_job, run_jobs, sandbox, sandbox_stats, set_behaviour
+from tests.upstream import (
+    call_job,
+    register_provider,
+    run_jobs,
+    sandbox,
+    sandbox_stats,
+    set_behaviour,
+)
 
 LINK = "https://instagram.com/relay"
 
@@ -43,15 +49,7 @@ async def upstream(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[st
         refill_seconds=0,
     )
     async with sandbox(config) as (url, app):
-        async with ctx.db.transaction() as session:
-            provider = await create_provider(
-                session,
-                secret=settings.secret_key,
-                name="Sandbox",
-                url=f"{url}/api/v2",
-                api_key="sandbox-key",
-            )
-        yield {"url": url, "app": app, "provider_id": provider.id}
+        yield {"url": url, "app": app, "provider_id": await register_provider(ctx, settings, url)}
 
 
 @pytest.fixture
@@ -240,15 +238,9 @@ async def test_connection_refused_is_retried(
 ) -> None:
     from tests.upstream import free_port
 
-    async with ctx.db.transaction() as session:
-        provider = await create_provider(
-            session,
-            secret=settings.secret_key,
-            name="Down",
-            url=f"http://127.0.0.1:{free_port()}/api/v2",
-            api_key="k",
-        )
-    sid = await make_service(provider_id=provider.id, provider_service_id="1")
+    down = f"http://127.0.0.1:{free_port()}"
+    provider_id = await register_provider(ctx, settings, down, name="Down", key="k")
+    sid = await make_service(provider_id=provider_id, provider_service_id="1")
     user = await make_user(balance="10")
     await api(user.key, "add", service=sid, link=LINK, quantity=1000)
     await run_jobs(settings, ctx)

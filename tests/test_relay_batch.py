@@ -16,11 +16,11 @@ from app.orders import sync
 from app.orders.models import Order, UpstreamEvent
 from app.providers.client import ProviderOrderStatus, ProviderTransient
 from app.providers.sandbox import SandboxConfig, SandboxService
-from app.providers.service import create_provider
 from app.settings import Settings
 from tests.conftest import Api, ledger_ok
 from tests.upstream import (
     call_job,
+    register_provider,
     run_jobs,
     sandbox,
     sandbox_stats,
@@ -42,15 +42,7 @@ async def upstream(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[st
         refill_seconds=0,
     )
     async with sandbox(config) as (url, app):
-        async with ctx.db.transaction() as session:
-            provider = await create_provider(
-                session,
-                secret=settings.secret_key,
-                name="Sandbox",
-                url=f"{url}/api/v2",
-                api_key="sandbox-key",
-            )
-        yield {"url": url, "app": app, "provider_id": provider.id}
+        yield {"url": url, "app": app, "provider_id": await register_provider(ctx, settings, url)}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from app.context import AppContext
 from app.embedded import free_port
 from app.providers.client import build_http_client
 from app.providers.sandbox import SandboxConfig, create_sandbox_app
+from app.providers.service import create_provider
 from app.settings import Settings
 from workers.main import build_worker
 
@@ -95,3 +96,19 @@ async def set_behaviour(url: str, service_id: int, **body: Any) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.post(f"{url}/sandbox/services/{service_id}/behaviour", json=body)
         assert response.status_code == 200
+
+
+async def register_provider(
+    ctx: AppContext,
+    settings: Settings,
+    url: str,
+    *,
+    name: str = "Sandbox",
+    key: str = "sandbox-key",
+) -> int:
+    """Register the panel at `url` (a sandbox's base URL) as a provider; its id."""
+    async with ctx.db.transaction() as session:
+        provider = await create_provider(
+            session, secret=settings.secret_key, name=name, url=f"{url}/api/v2", api_key=key
+        )
+    return provider.id

@@ -27,7 +27,8 @@ from app.accounts.service import hash_key
 from app.catalog.models import Service
 from app.db import Database
 from app.errors import DomainError, DuplicateActiveOrder, IncorrectOrderId
-from app.orders.models import UP_MANUAL, UP_QUEUED
+from app.orders.models import UP_DRIPFEED, UP_QUEUED
+from app.orders.service import upstream_state_for
 from app.orders.types import handler_for, parse_int
 
 MAX_CACHED = 50_000
@@ -194,16 +195,13 @@ class HotPath:
             _bounded(self.rates)[(user_id, service_id)] = rate
         service = cached.service
         try:
-            request = handler_for(service.type).parse(service, fields)
-            charge = handler_for(service.type).charge(rate, request)
+            handler = handler_for(service.type)
+            request = handler.parse(service, fields)
+            charge = handler.charge(rate, request)
         except DomainError:
             return None
-        upstream_state = UP_QUEUED if service.provider_id is not None else UP_MANUAL
-        if charge <= 0 or (
-            request.runs is not None
-            and upstream_state == UP_QUEUED
-            and not service.provider_dripfeed
-        ):
+        upstream_state = upstream_state_for(service, request)
+        if charge <= 0 or upstream_state == UP_DRIPFEED:
             return None  # free orders and drip-feed runs kept by the panel: the full path
         try:
             row = await pool.fetchrow(

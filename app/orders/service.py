@@ -42,7 +42,7 @@ from app.orders.models import (
     Order,
     UpstreamEvent,
 )
-from app.orders.types import handler_for, parse_int
+from app.orders.types import OrderRequest, handler_for, parse_int
 
 
 class OrderNotCancelable(DomainError):
@@ -55,6 +55,17 @@ class PlacedOrder:
     charge: Decimal
     # Orders to relay (the order itself, or its drip-feed runs) and when each is due.
     relays: list[tuple[int, datetime]]
+
+
+def upstream_state_for(service: Service, request: OrderRequest) -> str:
+    """Where a new order starts upstream: queued for its provider, manual without one, or
+    dripfeed when the provider cannot drip-feed (the panel sends each run as a child
+    order)."""
+    if service.provider_id is None:
+        return UP_MANUAL
+    if request.runs is not None and not service.provider_dripfeed:
+        return UP_DRIPFEED
+    return UP_QUEUED
 
 
 async def place_order(
@@ -72,13 +83,8 @@ async def place_order(
     handler = handler_for(service.type)
     request = handler.parse(service, fields)
     charge = handler.charge(offered.rate, request)
-    upstream_state = UP_QUEUED if service.provider_id is not None else UP_MANUAL
-    # Drip-feed the provider cannot do itself: the panel sends each run as a child order.
-    panel_dripfeed = (
-        request.runs is not None and upstream_state == UP_QUEUED and not service.provider_dripfeed
-    )
-    if panel_dripfeed:
-        upstream_state = UP_DRIPFEED
+    upstream_state = upstream_state_for(service, request)
+    panel_dripfeed = upstream_state == UP_DRIPFEED
     now = utcnow()
     order_id = await session.scalar(
         pg_insert(Order)

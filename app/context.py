@@ -1,24 +1,17 @@
-"""Process-wide resources shared by requests: database, job queue, settings."""
+"""The application's context: the shared services plus the hot-path caches of API v2."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import httpx
 from fastapi import Request
 
-from app.db import Database
-from app.jobs import JobQueue
-from app.orders.fast import HotPath
-from app.settings import Settings
+from app.http.context import Services
+from app.orders.hot import HotPath
 
 
 @dataclass
-class AppContext:
-    settings: Settings
-    db: Database
-    jobs: JobQueue
-    http: httpx.AsyncClient  # the one shared client for upstream calls made by the API
+class AppContext(Services):
     hot: HotPath = field(init=False)  # single-statement add and status
 
     def __post_init__(self) -> None:

@@ -1,6 +1,9 @@
 """Database engine, session factory and the declarative base.
 
-Transactions have one owner: the endpoint or job that opens `Database.transaction()`.
+Transactions have one owner: the request (through the `Tx` dependency of app/http/tx.py,
+which opens `Database.transaction()`) or the job. Work that must follow a commit (enqueueing
+a job) is registered with `after_commit(session, work)` and runs only once the transaction
+has committed; a rolled-back transaction drops it.
 The hot paths of the public API (`add`, `status`) run single statements on a plain asyncpg
 pool (`Database.driver()`) instead: one round trip, no ORM.
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -33,6 +36,15 @@ NAMING = {
 
 # Every money column: exact, 8 fractional digits (rates may need more than cents).
 Money = Numeric(20, 8)
+
+
+AfterCommit = Callable[[], Awaitable[object]]
+_AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, work: AfterCommit) -> None:
+    """Run `work` once the session's transaction has committed (never if it rolls back)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(work)
 
 
 class Base(DeclarativeBase):
@@ -88,9 +100,14 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        """A session inside one transaction: committed on success, rolled back on error;
+        the work registered with `after_commit` runs after the commit, in order."""
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                yield session
+            pending: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+        for work in pending:
+            await work()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

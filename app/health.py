@@ -10,8 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
-from app.admin.auth import require_admin
 from app.context import AppContext, get_context
+from app.http.auth import require_admin
 from app.metrics import ORDERS_BY_STATUS, PROVIDER_BALANCE, QUEUE_DEPTH, REVIEW_QUEUE
 from app.orders.models import STATUSES, UP_REVIEW, Order
 from app.providers.models import Provider

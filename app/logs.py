@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from app.observability import REQUEST_ID
+# The id of the request being served, set by the HTTP middleware (app/http/observability).
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 _SECRET_FIELDS = {"key", "api_key", "token", "password", "secret", "authorization"}

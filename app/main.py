@@ -7,25 +7,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.admin.problems import install as install_problem_handlers
 from app.admin.router import router as admin_router
 from app.api_v2.router import DirectRoute
 from app.api_v2.router import router as api_v2_router
 from app.context import AppContext
-from app.currencies.router import router as currencies_router
 from app.db import Database
 from app.health import metrics_router, scrape_router
 from app.health import router as health_router
+from app.http.observability import RequestContext
+from app.http.problems import install as install_problem_handlers
+from app.http.security import BodySizeLimit, SecurityHeaders
 from app.jobs import JobQueue
-from app.observability import RequestContext
-from app.payments.router import admin_router as payments_admin_router
 from app.payments.router import router as payments_router
-from app.privacy.router import router as privacy_router
-from app.providers.admin_router import router as providers_admin_router
 from app.providers.client import build_http_client
-from app.referrals.router import router as referrals_router
-from app.reports.router import router as reports_router
-from app.security import BodySizeLimit, SecurityHeaders
 from app.settings import Settings, get_settings
 
 
@@ -80,11 +74,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(scrape_router)
     app.include_router(api_v2_router)
     app.include_router(admin_router)
-    app.include_router(providers_admin_router)
-    app.include_router(currencies_router)
-    app.include_router(reports_router)
     app.include_router(payments_router)
-    app.include_router(payments_admin_router)
-    app.include_router(referrals_router)
-    app.include_router(privacy_router)
     return app

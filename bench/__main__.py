@@ -433,7 +433,7 @@ async def bench_worker(results: dict[str, Any]) -> None:
         SYNC_ORDERS,
     )
     await conn.execute("ANALYZE orders")
-    from app.orders import sync
+    from app.flows import sync
 
     started = time.perf_counter()
     outcome = await sync.sync_all(db, http, settings)

@@ -118,7 +118,7 @@ async def test_worker_killed_mid_call_never_sends_twice(
             assert (order.status, order.upstream_state) == ("Pending", "review")
         assert (await sandbox_stats(url))["add_calls"] == {"1": 1}
         # The operator knows it was not created upstream and cancels it: full refund.
-        from app.orders.relay import review_cancel
+        from app.flows.review import review_cancel
 
         async with ctx.db.transaction() as session:
             assert await review_cancel(session, 1)

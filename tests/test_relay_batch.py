@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.context import AppContext
+from app.flows import sync
 from app.ledger.models import LedgerEntry
-from app.orders import sync
 from app.orders.models import Order, UpstreamEvent
 from app.providers.client import ProviderOrderStatus, ProviderTransient
 from app.providers.sandbox import SandboxConfig, SandboxService
@@ -321,7 +321,7 @@ async def test_a_run_started_while_another_claims_leaves_its_orders_to_it(
     services: list[int],
     upstream: dict[str, Any],
 ) -> None:
-    from app.orders import relay
+    from app.flows import relay
     from app.providers.client import build_http_client
 
     user = await make_user(balance="100")

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from arq import cron
+from arq.cron import CronJob
 from arq.worker import Worker
 from arq.worker import func as job_function
 from prometheus_client import start_http_server
@@ -20,15 +21,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import func, select
 
 from app.db import Database, utcnow
+from app.flows import refills as refill_relay
+from app.flows import relay, sync
 from app.jobs import JobQueue, redis_settings
 from app.metrics import PROVIDER_ALERTS, PROVIDER_BALANCE, REVIEW_QUEUE
-from app.orders import relay, sync
 from app.orders.models import UP_REVIEW, Order
 from app.privacy import service as privacy
 from app.providers.client import ProviderError, build_http_client
 from app.providers.models import Provider
 from app.providers.service import client_for
-from app.refills import relay as refill_relay
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -183,25 +184,30 @@ def _every(seconds: int) -> set[int]:
     return set(range(0, 60, seconds))
 
 
-def build_worker(
-    settings: Settings, *, burst: bool = False, ctx: Ctx | None = None, **overrides: Any
-) -> Worker:
-    cron_jobs = [
+def cron_jobs(settings: Settings) -> list[CronJob]:
+    """The schedule, the same for every way of starting a worker."""
+    return [
         cron(sweep, second=_every(10), run_at_startup=True),
         cron(sync_statuses, second=_every(settings.status_sync_seconds)),
         cron(sync_refills, second={30}),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
         cron(enforce_retention, hour={3}, minute={30}, second={0}),
     ]
+
+
+def worker_options(settings: Settings, *, burst: bool = False) -> dict[str, Any]:
+    """Everything arq's Worker takes, built in one place for `smm-panel worker`, `smm-panel
+    run`, tests and `arq workers.main.WorkerSettings`."""
+    schedule = cron_jobs(settings)
     # A burst worker runs no schedule, but still runs cron jobs another worker left queued.
     leftover_crons = (
-        [job_function(job.coroutine, name=job.name) for job in cron_jobs] if burst else []
+        [job_function(job.coroutine, name=job.name) for job in schedule] if burst else []
     )
-    options: dict[str, Any] = dict(
+    return dict(
         functions=[*FUNCTIONS, *leftover_crons],
-        cron_jobs=[] if burst else cron_jobs,
+        cron_jobs=[] if burst else schedule,
         queue_name=settings.queue_name,
-        redis_settings=redis_settings(settings.redis_url or ""),
+        redis_settings=redis_settings(settings.redis_url or "redis://127.0.0.1:6379"),
         on_startup=startup,
         on_shutdown=shutdown,
         burst=burst,
@@ -209,10 +215,17 @@ def build_worker(
         max_jobs=50,
         job_timeout=300,
         max_tries=5,
-        ctx={"settings": settings, **(ctx or {})},
+        ctx={"settings": settings},
         handle_signals=not burst,
         poll_delay=0.2,
     )
+
+
+def build_worker(
+    settings: Settings, *, burst: bool = False, ctx: Ctx | None = None, **overrides: Any
+) -> Worker:
+    options = worker_options(settings, burst=burst)
+    options["ctx"] = {**options["ctx"], **(ctx or {})}
     options.update(overrides)
     return Worker(**options)
 
@@ -239,13 +252,13 @@ async def run_worker(settings: Settings) -> None:
         await asyncio.sleep(2)
 
 
-class WorkerSettings:
-    """For `arq workers.main.WorkerSettings` (the same jobs as `smm-panel worker`)."""
+def _settings_class(settings: Settings) -> type:
+    """arq's CLI reads a worker's options as class attributes: the same options."""
+    options = worker_options(settings)
+    options.pop("burst")
+    options.pop("handle_signals")
+    return type("WorkerSettings", (), options)
 
-    functions = FUNCTIONS
-    on_startup = startup
-    on_shutdown = shutdown
-    keep_result = 0
-    cron_jobs = [cron(sweep, second=_every(10), run_at_startup=True)]
-    redis_settings = redis_settings(get_settings().redis_url or "redis://127.0.0.1:6379")
-    queue_name = get_settings().queue_name
+
+# For `arq workers.main.WorkerSettings`: the same jobs and schedule as `smm-panel worker`.
+WorkerSettings = _settings_class(get_settings())

@@ -103,6 +103,23 @@ async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = Fa
     return user
 
 
+async def get_live_user(session: AsyncSession, user_id: int) -> User:
+    """The user, unless missing (NotFound) or erased (Conflict: nothing new may be attached)."""
+    user = await get_user(session, user_id)
+    if user.deleted_at is not None:
+        raise Conflict("This user's data was erased")
+    return user
+
+
+async def unblock_user(session: AsyncSession, user_id: int) -> User:
+    """Keys work again; money forfeited on block stays forfeited."""
+    user = await get_user(session, user_id, for_update=True)
+    user.status = USER_ACTIVE
+    user.blocked_at = None
+    await session.flush()
+    return user
+
+
 async def issue_key(session: AsyncSession, user_id: int) -> IssuedKey:
     """A new key for the user; earlier keys keep working (use rotate_key to replace them)."""
     key = new_key()

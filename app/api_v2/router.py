@@ -20,22 +20,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.accounts.models import User
 from app.accounts.service import Principal, authenticate
 from app.api_v2 import docs
-from app.api_v2.parsing import as_id, read_fields, split_ids
 from app.api_v2.render import order_status, service_row
 from app.catalog import service as catalog
 from app.context import AppContext, get_context
-from app.db import utcnow
+from app.db import after_commit, utcnow
 from app.errors import (
     DomainError,
     IncorrectOrderId,
     IncorrectRequest,
     RefillNotFound,
 )
+from app.http.forms import as_id, read_fields, split_ids
+from app.http.security import RateLimited, check_rate
 from app.metrics import REQUEST_SECONDS, REQUESTS
 from app.money import format_money
 from app.orders import service as orders
 from app.refills import service as refills
-from app.security import RateLimited, check_rate
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["API v2"])
@@ -44,14 +44,14 @@ Fields = dict[str, str]
 
 
 class Call:
-    """One API v2 call: its resources, caller and fields; after-commit work collects here."""
+    """One API v2 call: its resources, caller and fields. Work that must follow the commit
+    is registered on the session (`app.db.after_commit`)."""
 
     def __init__(self, ctx: AppContext, session: AsyncSession, who: Principal, fields: Fields):
         self.ctx = ctx
         self.session = session
         self.who = who
         self.fields = fields
-        self.after_commit: list[Callable[[], Awaitable[Any]]] = []
 
     def ids(self, name: str) -> list[str]:
         return split_ids(self.fields.get(name), self.ctx.settings.max_ids_per_request)
@@ -69,7 +69,7 @@ async def action_add(call: Call) -> Any:
     now = utcnow()
     for order_id, due in placed.relays:
         if due <= now:
-            call.after_commit.append(partial(call.ctx.jobs.relay_order, order_id))
+            after_commit(call.session, partial(call.ctx.jobs.relay_order, order_id))
     return {"order": placed.order_id}
 
 
@@ -121,7 +121,7 @@ async def _each(
 async def _refill_one(call: Call, order_id: int) -> int:
     refill = await refills.request_refill(call.session, call.who.user_id, order_id)
     if refill.upstream_state == "queued":
-        call.after_commit.append(lambda: call.ctx.jobs.relay_refill(refill.id))
+        after_commit(call.session, partial(call.ctx.jobs.relay_refill, refill.id))
     return refill.id
 
 
@@ -165,7 +165,7 @@ async def action_refill_status(call: Call) -> Any:
 
 async def _cancel_one(call: Call, order_id: int) -> int:
     for due in await orders.cancel_order(call.session, call.who.user_id, order_id):
-        call.after_commit.append(partial(call.ctx.jobs.relay_cancel, due))
+        after_commit(call.session, partial(call.ctx.jobs.relay_cancel, due))
     return 1
 
 
@@ -249,7 +249,6 @@ async def _handle(request: Request) -> Response:
         if fast is not None:
             request.state.action = name
             return fast
-        call_after: list[Callable[[], Awaitable[Any]]] = []
         async with ctx.db.transaction() as session:
             who = await authenticate(session, fields.get("key"))
             action = ACTIONS.get(name)
@@ -258,7 +257,6 @@ async def _handle(request: Request) -> Response:
                 raise IncorrectRequest()
             call = Call(ctx, session, who, fields)
             result = await action(call)
-            call_after = call.after_commit
     except DomainError as exc:
         return _error(exc.message)
     except RateLimited as exc:
@@ -268,8 +266,6 @@ async def _handle(request: Request) -> Response:
     except (OperationalError, DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         log.exception("api v2 call failed on infrastructure")
         return _error("Service temporarily unavailable, try again later", 503)
-    for job in call_after:
-        await job()
     return JSONResponse(result)
 
 

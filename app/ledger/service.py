@@ -154,6 +154,26 @@ async def adjust(
     return Movement(entry_id, amount, new_balance)
 
 
+async def list_entries(
+    session: AsyncSession,
+    *,
+    limit: int,
+    offset: int,
+    user_id: int | None = None,
+    kind: str | None = None,
+    order_id: int | None = None,
+) -> list[LedgerEntry]:
+    """Entries, newest first, filtered."""
+    stmt = select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(limit).offset(offset)
+    if user_id is not None:
+        stmt = stmt.where(LedgerEntry.user_id == user_id)
+    if kind:
+        stmt = stmt.where(LedgerEntry.kind == kind)
+    if order_id is not None:
+        stmt = stmt.where(LedgerEntry.order_id == order_id)
+    return list(await session.scalars(stmt))
+
+
 async def _lock_balance(session: AsyncSession, user_id: int) -> Decimal:
     balance = await session.scalar(select(User.balance).where(User.id == user_id).with_for_update())
     if balance is None:

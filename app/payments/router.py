@@ -11,30 +11,34 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
+from app.accounts import service as accounts
 from app.accounts.service import authenticate
-from app.admin.auth import require_admin
-from app.admin.problems import get_or_404
-from app.api_v2.parsing import read_fields
-from app.context import AppContext, get_context
 from app.errors import DomainError, IncorrectRequest
+from app.http.audit import Audit
+from app.http.context import Services, ServicesDep, get_services
+from app.http.forms import read_fields
+from app.http.paths import Limit, Offset, PathId, QueryId
+from app.http.problems import get_or_404
+from app.http.tx import Reader, Tx
+from app.ledger.schemas import MovementOut
 from app.metrics import DEPOSITS, PAYMENT_NOTIFICATIONS
 from app.money import format_money
 from app.payments import gateways
 from app.payments import service as payments
 from app.payments.models import GATEWAYS, Payment, PaymentNotification
+from app.payments.schemas import NotificationOut, PaymentDetail, PaymentOut, TopupIn
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/payments", tags=["payments"])
-admin_router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
+admin_router = APIRouter(tags=["payments"])
 
 
 async def _record(
-    ctx: AppContext,
+    ctx: Services,
     gateway: str,
     outcome: str,
     payment_id: int | None,
@@ -54,7 +58,7 @@ async def _record(
 
 
 async def _settle(
-    ctx: AppContext,
+    ctx: Services,
     request: Request,
     gateway: str,
     confirmed: gateways.Confirmed,
@@ -79,7 +83,7 @@ async def _settle(
 
 
 async def _form_notification(request: Request, gateway: str, verify: Any, answer: Any) -> Response:
-    ctx = get_context(request)
+    ctx = get_services(request)
     try:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
     except DomainError:
@@ -148,7 +152,7 @@ async def freekassa_notify(request: Request) -> Response:
     "payment by its id; 503 when it cannot be asked (YooKassa notifies again later).",
 )
 async def yookassa_notify(request: Request) -> Response:
-    ctx = get_context(request)
+    ctx = get_services(request)
     gateway = "yookassa"
     try:
         body = await request.json()
@@ -202,7 +206,7 @@ async def yookassa_notify(request: Request) -> Response:
     "/api/v2.",
 )
 async def create_invoice(request: Request) -> JSONResponse:
-    ctx = get_context(request)
+    ctx = get_services(request)
     try:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
         async with ctx.db.session() as session:
@@ -249,44 +253,40 @@ async def create_invoice(request: Request) -> JSONResponse:
 # Operator's view --------------------------------------------------------------------------
 
 
-class PaymentOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    user_id: int
-    gateway: str
-    amount: Decimal
-    currency: str
-    credit_amount: Decimal
-    status: str
-    external_id: str | None
-    ledger_entry_id: int | None
-    created_at: Any
-    paid_at: Any
+@admin_router.post(
+    "/users/{user_id}/topup",
+    tags=["users"],
+    summary="Top up a balance",
+    description="With `payment_ref`, a replay of the same top-up credits nothing.",
+)
+async def topup(
+    tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId, body: TopupIn
+) -> MovementOut:
+    user = await accounts.get_live_user(tx, user_id)
+    movement = await payments.manual_topup(
+        tx,
+        services.settings,
+        user_id=user_id,
+        amount=body.amount,
+        reason=body.reason,
+        operator=audit.actor,
+        payment_ref=body.payment_ref,
+    )
+    if movement is None:
+        await tx.refresh(user)
+        return MovementOut(user_id=user_id, balance=user.balance, duplicate=True)
+    await audit("user.topup", "user", user_id, after=body)
+    return MovementOut(user_id=user_id, balance=movement.balance_after)
 
 
-class NotificationOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    gateway: str
-    payment_id: int | None
-    outcome: str
-    remote_addr: str | None
-    payload: dict[str, Any]
-    created_at: Any
-
-
-class PaymentDetail(PaymentOut):
-    notifications: list[NotificationOut]
-
-
-@admin_router.get("/payments", tags=["payments"], summary="Gateway payments, newest first")
+@admin_router.get("/payments", summary="Gateway payments, newest first")
 async def list_payments(
-    request: Request,
-    user_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    session: Reader,
+    user_id: QueryId | None = None,
     status: Annotated[str | None, Query(pattern="^(pending|paid)$")] = None,
     gateway: Annotated[str | None, Query(pattern="^(robokassa|freekassa|yookassa)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[PaymentOut]:
     stmt = select(Payment).order_by(Payment.id.desc()).limit(limit).offset(offset)
     if user_id is not None:
@@ -295,26 +295,20 @@ async def list_payments(
         stmt = stmt.where(Payment.status == status)
     if gateway is not None:
         stmt = stmt.where(Payment.gateway == gateway)
-    async with get_context(request).db.session() as session:
-        return [PaymentOut.model_validate(p) for p in await session.scalars(stmt)]
+    return [PaymentOut.model_validate(p) for p in await session.scalars(stmt)]
 
 
 @admin_router.get(
-    "/payments/{payment_id}",
-    tags=["payments"],
-    summary="A payment with every notification received for it",
+    "/payments/{payment_id}", summary="A payment with every notification received for it"
 )
-async def get_payment(
-    request: Request, payment_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
-) -> PaymentDetail:
-    async with get_context(request).db.session() as session:
-        payment = await get_or_404(session, Payment, payment_id, "Payment")
-        notes = await session.scalars(
-            select(PaymentNotification)
-            .where(PaymentNotification.payment_id == payment_id)
-            .order_by(PaymentNotification.id)
-        )
-        return PaymentDetail(
-            **PaymentOut.model_validate(payment).model_dump(),
-            notifications=[NotificationOut.model_validate(n) for n in notes],
-        )
+async def get_payment(session: Reader, payment_id: PathId) -> PaymentDetail:
+    payment = await get_or_404(session, Payment, payment_id, "Payment")
+    notes = await session.scalars(
+        select(PaymentNotification)
+        .where(PaymentNotification.payment_id == payment_id)
+        .order_by(PaymentNotification.id)
+    )
+    return PaymentDetail(
+        **PaymentOut.model_validate(payment).model_dump(),
+        notifications=[NotificationOut.model_validate(n) for n in notes],
+    )

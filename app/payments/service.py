@@ -81,6 +81,39 @@ async def create_invoice(
     return payment
 
 
+async def manual_topup(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    amount: Decimal,
+    reason: str,
+    operator: str,
+    payment_ref: str | None = None,
+) -> ledger.Movement | None:
+    """An operator's deposit (bank transfer, cash…), rewarding the user's referrer. With
+    `payment_ref` it happens at most once: a replay returns None and credits nothing."""
+    movement = await ledger.credit(
+        session,
+        user_id=user_id,
+        amount=amount,
+        kind="deposit",
+        reason=reason,
+        payment_ref=payment_ref,
+        operator=operator,
+        idempotency_key=f"deposit:manual:{payment_ref}" if payment_ref else None,
+    )
+    if movement is not None:
+        await reward_deposit(
+            session,
+            share=settings.referral_share,
+            user_id=user_id,
+            deposit_entry_id=movement.entry_id,
+            amount=amount,
+        )
+    return movement
+
+
 async def log_notification(
     session: AsyncSession,
     *,

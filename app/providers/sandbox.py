@@ -20,8 +20,8 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from app.api_v2.parsing import as_id, read_fields, split_ids
 from app.errors import DomainError
+from app.http.forms import as_id, read_fields, split_ids
 from app.money import charge_for, format_money
 
 ADD_BEHAVIOURS = ("reject", "slow", "timeout", "http500", "malformed")

@@ -6,15 +6,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from app.admin.auth import require_admin
-from app.admin.problems import Problem
-from app.context import get_context
+from app.http.context import ServicesDep
+from app.http.problems import Problem
+from app.http.tx import Reader
 from app.reports.service import GroupBy, MarginRow, margin_report
 
-router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
+admin_router = APIRouter(tags=["reports"])
 
 
 class MarginRowOut(BaseModel):
@@ -78,9 +78,8 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-@router.get(
+@admin_router.get(
     "/reports/margin",
-    tags=["reports"],
     summary="Margin per service or provider over a date range",
     description="Orders placed from `from` to `to` (inclusive, UTC days). Revenue = charges "
     "minus refunds; cost = what providers bill for the sent orders (Partial: the delivered "
@@ -88,7 +87,8 @@ def _midnight(day: date) -> datetime:
     "each order was sent. Orders whose cost is unknown are counted in `unpriced_orders`.",
 )
 async def margin(
-    request: Request,
+    session: Reader,
+    services: ServicesDep,
     start: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
     end: Annotated[date, Query(alias="to", description="last day, YYYY-MM-DD")],
     group_by: GroupBy = "service",
@@ -97,15 +97,13 @@ async def margin(
         raise Problem(422, "`to` must not be before `from`")
     if (end - start).days > 3660 or end >= date.max:
         raise Problem(422, "The range is limited to ten years")
-    ctx = get_context(request)
-    async with ctx.db.session() as session:
-        report = await margin_report(
-            session,
-            start=_midnight(start),
-            end=_midnight(end) + timedelta(days=1),
-            group_by=group_by,
-            currency=ctx.settings.currency,
-        )
+    report = await margin_report(
+        session,
+        start=_midnight(start),
+        end=_midnight(end) + timedelta(days=1),
+        group_by=group_by,
+        currency=services.settings.currency,
+    )
     return MarginReportOut(
         start=report.start,
         end=report.end,

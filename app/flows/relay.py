@@ -29,7 +29,6 @@ from app.db import Database, utcnow
 from app.metrics import PROVIDER_ALERTS, RELAY_OUTCOMES
 from app.orders.models import (
     CANCELED,
-    IN_PROGRESS,
     PENDING,
     UP_QUEUED,
     UP_REJECTED,
@@ -526,7 +525,7 @@ async def _record_failure(
             log.warning("order outcome unknown, moved to review", extra={"order_id": order.id})
             return RelayOutcome(order.id, "review")
         if isinstance(exc, ProviderPermanent):
-            await _give_up(session, order.id, UP_REJECTED, exc.message)
+            await give_up(session, order.id, UP_REJECTED, exc.message)
             RELAY_OUTCOMES.labels("rejected").inc()
             return RelayOutcome(order.id, "rejected")
         if isinstance(exc, ProviderTransient) and FUNDS_ERROR in exc.message.lower():
@@ -536,7 +535,7 @@ async def _record_failure(
                 extra={"provider_id": order.provider_id, "order_id": order.id},
             )
         if order.attempts >= settings.relay_max_attempts:
-            await _give_up(session, order.id, UP_REJECTED, f"gave up: {exc.message}")
+            await give_up(session, order.id, UP_REJECTED, f"gave up: {exc.message}")
             RELAY_OUTCOMES.labels("gave_up").inc()
             return RelayOutcome(order.id, "gave_up")
         # Surely not created upstream (not sent, or a transient refusal): retry later.
@@ -562,7 +561,7 @@ async def _set_state(session: AsyncSession, order_id: int, state: str, error: st
     )
 
 
-async def _give_up(session: AsyncSession, order_id: int, state: str, error: str) -> None:
+async def give_up(session: AsyncSession, order_id: int, state: str, error: str) -> None:
     """The order cannot be placed upstream: Canceled with a full refund."""
     order = await session.scalar(
         update(Order)
@@ -613,57 +612,6 @@ async def due_orders(db: Database, limit: int = 1000) -> list[int]:
                 .limit(limit)
             )
         )
-
-
-# Review queue actions (operator).
-
-
-async def review_resend(session: AsyncSession, order_id: int) -> bool:
-    return (
-        await session.scalar(
-            update(Order)
-            .where(Order.id == order_id, Order.upstream_state == UP_REVIEW)
-            .values(upstream_state=UP_QUEUED, next_attempt_at=utcnow(), sending_since=None)
-            .returning(Order.id)
-        )
-    ) is not None
-
-
-async def review_mark_sent(
-    session: AsyncSession, order_id: int, provider_order_id: str, settings: Settings
-) -> bool:
-    order = await session.get(Order, order_id)
-    provider = (
-        await session.get(Provider, order.provider_id) if order and order.provider_id else None
-    )
-    costs = (
-        await upstream_costs(session, settings, [(order, provider)]) if order and provider else {}
-    )
-    cost = costs.get(order_id)
-    return (
-        await session.scalar(
-            update(Order)
-            .where(Order.id == order_id, Order.upstream_state == UP_REVIEW)
-            .values(
-                upstream_state=UP_SENT,
-                provider_order_id=provider_order_id,
-                status=IN_PROGRESS,
-                sending_since=None,
-                **(cost.columns() if cost is not None else {}),
-            )
-            .returning(Order.id)
-        )
-    ) is not None
-
-
-async def review_cancel(session: AsyncSession, order_id: int) -> bool:
-    before = await session.scalar(
-        select(Order.upstream_state).where(Order.id == order_id).with_for_update()
-    )
-    if before != UP_REVIEW:
-        return False
-    await _give_up(session, order_id, UP_REJECTED, "canceled by operator from review")
-    return True
 
 
 async def relay_cancel(

@@ -1,5 +1,6 @@
-"""Reading an API v2 request: query string, form (urlencoded or multipart) or JSON object,
-all turned into a flat mapping of strings, parsed strictly later."""
+"""Reading an action-style request (API v2, gateway notifications, invoices): query string,
+form (urlencoded or multipart) or JSON object, all turned into a flat mapping of strings,
+parsed strictly later."""
 
 from __future__ import annotations
 
@@ -15,11 +16,6 @@ from app.errors import DomainError, IncorrectRequest
 
 class RequestTooLarge(DomainError):
     message = "Request too large"
-
-
-class TooManyIds(DomainError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"Too many IDs: at most {limit} per request")
 
 
 def _as_text(value: Any) -> str | None:
@@ -82,6 +78,11 @@ async def _read(request: Request, max_bytes: int) -> dict[str, str]:
         raise IncorrectRequest() from exc
     fields.update(pairs)
     return fields
+
+
+class TooManyIds(DomainError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many IDs: at most {limit} per request")
 
 
 def split_ids(raw: str | None, limit: int) -> list[str]:

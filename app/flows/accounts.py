@@ -1,5 +1,6 @@
-"""Blocking an account (chargeback, fraud): keys stop working, active orders are
-canceled, and the balance is forfeited through the ledger, never silently overwritten."""
+"""Accounts across domains: opening one with a first deposit, and blocking one
+(chargeback, fraud): keys stop working, active orders are canceled, and the balance is
+forfeited through the ledger, never silently overwritten."""
 
 from __future__ import annotations
 
@@ -9,12 +10,57 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts import service as accounts
 from app.accounts.models import USER_BLOCKED, User
+from app.accounts.service import IssuedKey
 from app.db import utcnow
 from app.errors import NotFound
 from app.ledger import service as ledger
 from app.orders.models import ACTIVE_STATUSES, Order
 from app.orders.service import OrderNotCancelable, refresh_parent, stop_order
+from app.payments import service as payments
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class OpenedAccount:
+    user: User
+    key: IssuedKey
+
+
+async def open_account(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    name: str | None,
+    currency: str,
+    credit_limit: Decimal,
+    referral_code: str | None,
+    initial_balance: Decimal,
+    operator: str,
+) -> OpenedAccount:
+    """A new user with an API key and, if asked, a first deposit (rewarding the referrer)."""
+    user = await accounts.create_user(
+        session,
+        email=email,
+        name=name,
+        currency=currency,
+        credit_limit=credit_limit,
+        referral_code=referral_code,
+    )
+    issued = await accounts.issue_key(session, user.id)
+    if initial_balance > 0:
+        await payments.manual_topup(
+            session,
+            settings,
+            user_id=user.id,
+            amount=initial_balance,
+            reason="Initial balance",
+            operator=operator,
+        )
+    await session.refresh(user)
+    return OpenedAccount(user, issued)
 
 
 @dataclass

@@ -1,0 +1,206 @@
+"""Operator endpoints of the catalog: categories, services and per-user custom rates."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from app.accounts import service as accounts
+from app.catalog.models import Category, Service, UserRate
+from app.catalog.schemas import (
+    CategoryIn,
+    CategoryOut,
+    CategoryPatch,
+    RateIn,
+    RateOut,
+    ServiceIn,
+    ServiceOut,
+    ServicePatch,
+)
+from app.db import utcnow
+from app.http.audit import Audit
+from app.http.paths import Limit, Offset, PathId
+from app.http.problems import Problem, get_or_404
+from app.http.tx import Reader, Tx
+
+admin_router = APIRouter(tags=["catalog"])
+
+NULLABLE_SERVICE_FIELDS = {
+    "description",
+    "link_pattern",
+    "provider_id",
+    "provider_service_id",
+    "provider_rate",
+}
+
+
+# Custom rates -----------------------------------------------------------------------------
+
+
+@admin_router.get("/users/{user_id}/rates", tags=["users"], summary="Custom rates of a user")
+async def list_rates(session: Reader, user_id: PathId) -> list[RateOut]:
+    rows = await session.scalars(select(UserRate).where(UserRate.user_id == user_id))
+    return [RateOut(user_id=r.user_id, service_id=r.service_id, rate=r.rate) for r in rows]
+
+
+@admin_router.put(
+    "/users/{user_id}/rates/{service_id}",
+    tags=["users"],
+    summary="Set a custom rate",
+    description="Shown by `services` and used for charges.",
+)
+async def set_rate(
+    tx: Tx, audit: Audit, user_id: PathId, service_id: PathId, body: RateIn
+) -> RateOut:
+    await accounts.get_user(tx, user_id)
+    await get_or_404(tx, Service, service_id, "Service")
+    await tx.execute(
+        pg_insert(UserRate)
+        .values(user_id=user_id, service_id=service_id, rate=body.rate)
+        .on_conflict_do_update(index_elements=["user_id", "service_id"], set_={"rate": body.rate})
+    )
+    out = RateOut(user_id=user_id, service_id=service_id, rate=body.rate)
+    await audit("rate.set", "user", user_id, after=out)
+    return out
+
+
+@admin_router.delete(
+    "/users/{user_id}/rates/{service_id}",
+    tags=["users"],
+    summary="Remove a custom rate",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def delete_rate(tx: Tx, audit: Audit, user_id: PathId, service_id: PathId) -> None:
+    await tx.execute(
+        delete(UserRate).where(UserRate.user_id == user_id, UserRate.service_id == service_id)
+    )
+    await audit("rate.delete", "user", user_id, before={"service_id": service_id})
+
+
+# Categories -------------------------------------------------------------------------------
+
+
+@admin_router.get("/categories", summary="List categories")
+async def list_categories(session: Reader) -> list[CategoryOut]:
+    rows = await session.scalars(select(Category).order_by(Category.position, Category.id))
+    return [CategoryOut.model_validate(c) for c in rows]
+
+
+@admin_router.post("/categories", summary="Create a category", status_code=status.HTTP_201_CREATED)
+async def create_category(tx: Tx, audit: Audit, body: CategoryIn) -> CategoryOut:
+    category = Category(**body.model_dump())
+    tx.add(category)
+    await tx.flush()
+    out = CategoryOut.model_validate(category)
+    await audit("category.create", "category", category.id, after=out)
+    return out
+
+
+@admin_router.get("/categories/{category_id}", summary="Show a category")
+async def get_category(session: Reader, category_id: PathId) -> CategoryOut:
+    return CategoryOut.model_validate(await get_or_404(session, Category, category_id, "Category"))
+
+
+@admin_router.patch("/categories/{category_id}", summary="Change a category")
+async def patch_category(
+    tx: Tx, audit: Audit, category_id: PathId, body: CategoryPatch
+) -> CategoryOut:
+    category = await get_or_404(tx, Category, category_id, "Category")
+    before = CategoryOut.model_validate(category)
+    for name, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(category, name, value)
+    await tx.flush()
+    out = CategoryOut.model_validate(category)
+    await audit("category.update", "category", category_id, before=before, after=out)
+    return out
+
+
+@admin_router.delete(
+    "/categories/{category_id}",
+    summary="Delete an empty category",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def delete_category(tx: Tx, audit: Audit, category_id: PathId) -> None:
+    category = await get_or_404(tx, Category, category_id, "Category")
+    used = await tx.scalar(select(func.count(Service.id)).where(Service.category_id == category_id))
+    if used:
+        raise Problem(409, "Category still has services")
+    before = CategoryOut.model_validate(category)
+    await tx.delete(category)
+    await audit("category.delete", "category", category_id, before=before)
+
+
+# Services ---------------------------------------------------------------------------------
+
+
+@admin_router.get("/services", summary="List services (deleted ones included)")
+async def list_services(
+    session: Reader,
+    limit: Limit = 500,
+    offset: Offset = 0,
+    category_id: int | None = None,
+    provider_id: int | None = None,
+) -> list[ServiceOut]:
+    stmt = select(Service).order_by(Service.id).limit(limit).offset(offset)
+    if category_id is not None:
+        stmt = stmt.where(Service.category_id == category_id)
+    if provider_id is not None:
+        stmt = stmt.where(Service.provider_id == provider_id)
+    return [ServiceOut.model_validate(s) for s in await session.scalars(stmt)]
+
+
+@admin_router.post("/services", summary="Create a service", status_code=status.HTTP_201_CREATED)
+async def create_service(tx: Tx, audit: Audit, body: ServiceIn) -> ServiceOut:
+    await get_or_404(tx, Category, body.category_id, "Category")
+    service = Service(**body.model_dump(exclude_none=True))
+    tx.add(service)
+    await tx.flush()
+    await tx.refresh(service)
+    out = ServiceOut.model_validate(service)
+    await audit("service.create", "service", service.id, after=out)
+    return out
+
+
+@admin_router.get("/services/{service_id}", summary="Show a service")
+async def get_service(session: Reader, service_id: PathId) -> ServiceOut:
+    return ServiceOut.model_validate(await get_or_404(session, Service, service_id, "Service"))
+
+
+@admin_router.patch(
+    "/services/{service_id}",
+    summary="Change a service",
+    description="Existing orders keep the terms they were placed with.",
+)
+async def patch_service(tx: Tx, audit: Audit, service_id: PathId, body: ServicePatch) -> ServiceOut:
+    service = await get_or_404(tx, Service, service_id, "Service")
+    before = ServiceOut.model_validate(service)
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if value is None and name not in NULLABLE_SERVICE_FIELDS:
+            continue  # null cannot clear a required field: leave it as it is
+        setattr(service, name, value)
+    if service.min_quantity > service.max_quantity:
+        raise Problem(422, "min_quantity must not exceed max_quantity")
+    await tx.flush()
+    await tx.refresh(service)
+    out = ServiceOut.model_validate(service)
+    await audit("service.update", "service", service_id, before=before, after=out)
+    return out
+
+
+@admin_router.delete(
+    "/services/{service_id}",
+    summary="Remove a service",
+    description="Soft delete: it disappears from `services` and refuses new "
+    "orders; existing orders continue.",
+)
+async def delete_service(tx: Tx, audit: Audit, service_id: PathId) -> ServiceOut:
+    service = await get_or_404(tx, Service, service_id, "Service")
+    before = ServiceOut.model_validate(service)
+    service.enabled = False
+    service.deleted_at = utcnow()
+    await tx.flush()
+    await tx.refresh(service)
+    out = ServiceOut.model_validate(service)
+    await audit("service.delete", "service", service_id, before=before, after=out)
+    return out

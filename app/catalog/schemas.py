@@ -1,0 +1,154 @@
+"""Categories, services and custom rates as the operator API shows them (money as exact
+decimal strings)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from app.catalog.models import SERVICE_TYPES
+from app.http.schemas import example
+
+
+class RateIn(BaseModel):
+    model_config = example(rate="0.75")
+    rate: Decimal = Field(ge=0, max_digits=20, decimal_places=8)
+
+
+class RateOut(BaseModel):
+    model_config = example(user_id=1, service_id=3, rate="0.75")
+    user_id: int
+    service_id: int
+    rate: Decimal
+
+
+class CategoryIn(BaseModel):
+    model_config = example(name="Instagram", position=0, enabled=True)
+    name: str = Field(min_length=1, max_length=200)
+    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
+    enabled: bool = True
+
+
+class CategoryPatch(BaseModel):
+    model_config = example(enabled=False)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    enabled: bool | None = None
+
+
+class CategoryOut(CategoryIn):
+    model_config = example(id=1, name="Instagram", position=0, enabled=True)
+    id: int
+
+
+class ServiceFields(BaseModel):
+    category_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = None
+    type: str | None = None
+    rate: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
+    min_quantity: int | None = Field(default=None, ge=1, le=10**15)
+    max_quantity: int | None = Field(default=None, ge=1, le=10**15)
+    step: int | None = Field(default=None, ge=1, le=10**6)
+    refill: bool | None = None
+    refill_days: int | None = Field(default=None, ge=0, le=3650)
+    cancel: bool | None = None
+    dripfeed: bool | None = None
+    link_pattern: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+    position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    provider_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    provider_service_id: str | None = Field(default=None, max_length=64)
+    provider_rate: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
+    provider_dripfeed: bool | None = None
+
+    @field_validator("type")
+    @classmethod
+    def known_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in SERVICE_TYPES:
+            raise ValueError(f"type must be one of {', '.join(SERVICE_TYPES)}")
+        return value
+
+    @field_validator("link_pattern")
+    @classmethod
+    def compiles(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"link_pattern does not compile: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def bounds(self) -> ServiceFields:
+        if self.min_quantity and self.max_quantity and self.min_quantity > self.max_quantity:
+            raise ValueError("min_quantity must not exceed max_quantity")
+        return self
+
+
+class ServiceIn(ServiceFields):
+    model_config = example(
+        category_id=1,
+        name="Instagram Followers",
+        type="Default",
+        rate="0.90",
+        min_quantity=50,
+        max_quantity=10000,
+        refill=True,
+        refill_days=30,
+        cancel=True,
+        link_pattern=r"^https://(www\.)?instagram\.com/",
+    )
+    category_id: int = Field(ge=1, le=2**63 - 1)
+    name: str = Field(min_length=1, max_length=300)
+    type: str = "Default"
+    rate: Decimal = Field(ge=0, max_digits=20, decimal_places=8)
+    min_quantity: int = Field(ge=1, le=10**15)
+    max_quantity: int = Field(ge=1, le=10**15)
+
+
+class ServicePatch(ServiceFields):
+    model_config = example(rate="1.10", enabled=False)
+
+
+class ServiceOut(BaseModel):
+    model_config = example(
+        id=1,
+        category_id=1,
+        name="Instagram Followers",
+        type="Default",
+        rate="0.90000000",
+        min_quantity=50,
+        max_quantity=10000,
+        step=1,
+        refill=True,
+        refill_days=30,
+        cancel=True,
+        dripfeed=False,
+        enabled=True,
+        position=0,
+    )
+    id: int
+    category_id: int
+    name: str
+    description: str | None = None
+    type: str
+    rate: Decimal
+    min_quantity: int
+    max_quantity: int
+    step: int
+    refill: bool
+    refill_days: int
+    cancel: bool
+    dripfeed: bool
+    link_pattern: str | None = None
+    enabled: bool
+    position: int
+    provider_id: int | None = None
+    provider_service_id: str | None = None
+    provider_rate: Decimal | None = None
+    provider_dripfeed: bool = False
+    deleted_at: datetime | None = None

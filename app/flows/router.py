@@ -1,0 +1,147 @@
+"""Operator endpoints whose work crosses domains: opening and blocking accounts, and the
+review queue of orders whose upstream outcome is unknown (under /admin/v1)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import APIRouter, status
+
+from app.accounts import service as accounts
+from app.accounts.schemas import BlockIn, BlockOut, UserCreated, UserIn, UserOut
+from app.db import after_commit
+from app.flows import review
+from app.flows.accounts import block_user, open_account
+from app.flows.schemas import MarkSentIn, ReviewOrder, ReviewResult
+from app.http.audit import Audit
+from app.http.context import ServicesDep
+from app.http.paths import PathId
+from app.http.problems import Problem
+from app.http.tx import Reader, Tx
+
+admin_router = APIRouter()
+
+
+@admin_router.post(
+    "/users",
+    tags=["users"],
+    summary="Create a user",
+    description="Returns the user and an API key, shown this once (only its hash is stored).",
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_user(tx: Tx, audit: Audit, services: ServicesDep, body: UserIn) -> UserCreated:
+    opened = await open_account(
+        tx,
+        services.settings,
+        email=body.email,
+        name=body.name,
+        currency=body.currency.upper(),
+        credit_limit=body.credit_limit,
+        referral_code=body.referral_code,
+        initial_balance=body.initial_balance,
+        operator=audit.actor,
+    )
+    out = UserOut.model_validate(opened.user)
+    await audit("user.create", "user", opened.user.id, after=out)
+    return UserCreated(**out.model_dump(), api_key=opened.key.key)
+
+
+@admin_router.post(
+    "/users/{user_id}/block",
+    tags=["users"],
+    summary="Block an account",
+    description="Keys stop working, active orders are canceled, the balance is "
+    "forfeited with a ledger entry (chargeback, fraud).",
+)
+async def block(
+    tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId, body: BlockIn
+) -> BlockOut:
+    before = UserOut.model_validate(await accounts.get_user(tx, user_id))
+    result = await block_user(tx, user_id, operator=audit.actor, reason=body.reason)
+    out = BlockOut(
+        user_id=user_id,
+        withdrawn=result.withdrawn,
+        cancel_requested=result.cancel_requested,
+        forfeited=result.forfeited,
+    )
+    await audit(
+        "user.block",
+        "user",
+        user_id,
+        before=before,
+        after={**out.model_dump(mode="json"), "reason": body.reason},
+    )
+    for order_id in result.cancel_requested:
+        after_commit(tx, partial(services.jobs.relay_cancel, order_id))
+    return out
+
+
+# Review queue -----------------------------------------------------------------------------
+
+
+@admin_router.get(
+    "/review",
+    tags=["review queue"],
+    summary="Orders whose upstream outcome is unknown",
+    description="They are never resent automatically: decide with resend, mark-sent or cancel.",
+)
+async def review_queue(session: Reader, limit: int = 100, offset: int = 0) -> list[ReviewOrder]:
+    orders = await review.in_review(session, limit=min(max(limit, 1), 1000), offset=max(offset, 0))
+    return [
+        ReviewOrder(
+            id=o.id,
+            user_id=o.user_id,
+            service_id=o.service_id,
+            provider_id=o.provider_id,
+            link=o.link,
+            quantity=o.quantity,
+            charge=o.charge,
+            attempts=o.attempts,
+            last_error=o.last_error,
+            created_at=o.created_at,
+        )
+        for o in orders
+    ]
+
+
+async def _resolved(done: bool, audit: Audit, order_id: int, action: str, **after: str) -> None:
+    if not done:
+        raise Problem(409, "order is not in the review queue")
+    await audit(f"review.{action}", "order", order_id, after=after or None)
+
+
+@admin_router.post(
+    "/review/{order_id}/resend",
+    tags=["review queue"],
+    summary="Send the order upstream again",
+    description="Only when you know the provider did not create it: a resend can double it.",
+)
+async def review_resend(
+    tx: Tx, audit: Audit, services: ServicesDep, order_id: PathId
+) -> ReviewResult:
+    await _resolved(await review.review_resend(tx, order_id), audit, order_id, "resend")
+    after_commit(tx, partial(services.jobs.relay_order, order_id))
+    return ReviewResult(order_id=order_id, action="resend")
+
+
+@admin_router.post(
+    "/review/{order_id}/mark-sent",
+    tags=["review queue"],
+    summary="Attach the provider's order id (it was created upstream)",
+)
+async def review_mark_sent(
+    tx: Tx, audit: Audit, services: ServicesDep, order_id: PathId, body: MarkSentIn
+) -> ReviewResult:
+    done = await review.review_mark_sent(tx, order_id, body.provider_order_id, services.settings)
+    await _resolved(done, audit, order_id, "mark_sent", provider_order_id=body.provider_order_id)
+    return ReviewResult(order_id=order_id, action="mark_sent")
+
+
+@admin_router.post(
+    "/review/{order_id}/cancel",
+    tags=["review queue"],
+    summary="Cancel the order with a full refund",
+)
+async def review_cancel(tx: Tx, audit: Audit, order_id: PathId) -> ReviewResult:
+    await _resolved(await review.review_cancel(tx, order_id), audit, order_id, "cancel")
+    return ReviewResult(order_id=order_id, action="cancel")

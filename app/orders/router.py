@@ -1,0 +1,109 @@
+"""Operator endpoints for orders: search, detail with upstream history, manual status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.http.audit import Audit
+from app.http.paths import Limit, Offset, PathId, QueryId
+from app.http.problems import get_or_404
+from app.http.tx import Reader, Tx
+from app.ledger.models import LedgerEntry
+from app.ledger.schemas import LedgerEntryOut
+from app.orders.models import Order, UpstreamEvent
+from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn
+from app.orders.service import StatusReport, apply_status
+
+admin_router = APIRouter(tags=["orders"])
+
+
+@admin_router.get("/orders", summary="Search orders, newest first")
+async def list_orders(
+    session: Reader,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    user_id: QueryId | None = None,
+    service_id: QueryId | None = None,
+    status_filter: Annotated[str | None, Query(alias="status")] = None,
+    upstream_state: str | None = None,
+    link: Annotated[str | None, Query(description="part of the link")] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> list[OrderOut]:
+    stmt = select(Order).order_by(Order.id.desc()).limit(limit).offset(offset)
+    filters = {
+        Order.user_id: user_id,
+        Order.service_id: service_id,
+        Order.status: status_filter,
+        Order.upstream_state: upstream_state,
+    }
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if link:
+        stmt = stmt.where(Order.link.contains(link, autoescape=True))
+    if created_from is not None:
+        stmt = stmt.where(Order.created_at >= created_from)
+    if created_to is not None:
+        stmt = stmt.where(Order.created_at < created_to)
+    return [OrderOut.model_validate(o) for o in await session.scalars(stmt)]
+
+
+async def order_detail(session: AsyncSession, order_id: int) -> OrderDetail:
+    order = await get_or_404(session, Order, order_id, "Order")
+    events = await session.scalars(
+        select(UpstreamEvent).where(UpstreamEvent.order_id == order_id).order_by(UpstreamEvent.id)
+    )
+    runs = list(
+        await session.scalars(select(Order).where(Order.parent_id == order_id).order_by(Order.id))
+    )
+    family = [order_id, *(r.id for r in runs)]
+    entries = await session.scalars(
+        select(LedgerEntry).where(LedgerEntry.order_id.in_(family)).order_by(LedgerEntry.id)
+    )
+    return OrderDetail(
+        **OrderOut.model_validate(order).model_dump(),
+        params=order.params,
+        upstream_history=[EventOut.model_validate(e) for e in events],
+        ledger=[LedgerEntryOut.model_validate(e) for e in entries],
+        runs_of=[OrderOut.model_validate(r) for r in runs],
+    )
+
+
+@admin_router.get(
+    "/orders/{order_id}",
+    summary="Order detail",
+    description="With its upstream history, its ledger entries and drip-feed runs.",
+)
+async def get_order(session: Reader, order_id: PathId) -> OrderDetail:
+    return await order_detail(session, order_id)
+
+
+@admin_router.post(
+    "/orders/{order_id}/status",
+    summary="Set an order's status",
+    description="For orders fulfilled by hand. Partial and Canceled refund by rule, "
+    "exactly once; a final order does not move.",
+)
+async def set_order_status(
+    tx: Tx, audit: Audit, order_id: PathId, body: OrderStatusIn
+) -> OrderDetail:
+    before = OrderOut.model_validate(await get_or_404(tx, Order, order_id, "Order"))
+    changed = await apply_status(
+        tx,
+        order_id,
+        StatusReport(body.status, body.start_count, body.remains),
+        source=f"operator:{audit.actor}",
+    )
+    detail = await order_detail(tx, order_id)
+    if changed:
+        after = OrderOut(
+            **detail.model_dump(exclude={"params", "upstream_history", "ledger", "runs_of"})
+        )
+        await audit("order.status", "order", order_id, before=before, after=after)
+    return detail

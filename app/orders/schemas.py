@@ -1,0 +1,83 @@
+"""Orders as the operator API shows them. Money as exact decimal strings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.http.schemas import example
+from app.ledger.schemas import LedgerEntryOut
+
+
+class OrderOut(BaseModel):
+    model_config = example(
+        id=1,
+        user_id=1,
+        service_id=1,
+        type="Default",
+        link="https://instagram.com/x",
+        quantity=1000,
+        charge="0.90000000",
+        refunded="0",
+        status="In progress",
+        upstream_state="sent",
+        provider_order_id="998877",
+        start_count=3572,
+        remains=1000,
+        created_at="2026-01-01T00:00:00Z",
+    )
+    id: int
+    user_id: int
+    service_id: int
+    parent_id: int | None = None
+    type: str
+    link: str
+    quantity: int
+    runs: int | None = None
+    interval_minutes: int | None = None
+    charge: Decimal
+    refunded: Decimal
+    status: str
+    upstream_state: str
+    provider_id: int | None = None
+    provider_order_id: str | None = None
+    start_count: int | None = None
+    remains: int | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    cancel_state: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class EventOut(BaseModel):
+    model_config = example(
+        id=1,
+        action="add",
+        outcome="sent",
+        detail={"provider_order_id": "1"},
+        created_at="2026-01-01T00:00:00Z",
+    )
+    id: int
+    action: str
+    outcome: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class OrderDetail(OrderOut):
+    model_config = example(id=1, status="Partial", upstream_history=[], ledger=[], runs_of=[])
+    params: dict[str, Any] = {}
+    upstream_history: list[EventOut]
+    ledger: list[LedgerEntryOut]
+    runs_of: list[OrderOut] = Field(default=[], description="drip-feed runs")
+
+
+class OrderStatusIn(BaseModel):
+    model_config = example(status="Partial", start_count=3572, remains=157)
+    status: str = Field(pattern="^(In progress|Processing|Completed|Partial|Canceled)$")
+    start_count: int | None = Field(default=None, ge=0, le=10**15)
+    remains: int | None = Field(default=None, ge=-(10**15), le=10**15)

@@ -1,0 +1,158 @@
+"""Operator endpoints for providers: registration, live balance, catalog import."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy import select
+
+from app.db import utcnow
+from app.http.audit import Audit
+from app.http.context import ServicesDep
+from app.http.paths import PathId
+from app.http.problems import get_or_404
+from app.http.tx import Reader, Tx
+from app.providers import service as providers
+from app.providers.client import ProviderError
+from app.providers.crypto import encrypt_key
+from app.providers.models import Provider
+from app.providers.schemas import (
+    BalanceOut,
+    ImportIn,
+    ImportOut,
+    ProviderIn,
+    ProviderOut,
+    ProviderPatch,
+)
+
+admin_router = APIRouter(tags=["providers"])
+
+
+def _out(provider: Provider) -> ProviderOut:
+    return ProviderOut(
+        id=provider.id,
+        name=provider.name,
+        url=provider.url,
+        currency=provider.currency,
+        enabled=provider.enabled,
+        last_balance=provider.last_balance,
+        last_balance_at=provider.last_balance_at,
+    )
+
+
+@admin_router.get("/providers", summary="List providers")
+async def list_providers(session: Reader) -> list[ProviderOut]:
+    return [_out(p) for p in await session.scalars(select(Provider).order_by(Provider.id))]
+
+
+@admin_router.post(
+    "/providers",
+    summary="Register a provider",
+    description=(
+        "Another panel speaking API v2. Its API key is encrypted at rest and never returned."
+    ),
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_provider(
+    tx: Tx, audit: Audit, services: ServicesDep, body: ProviderIn
+) -> ProviderOut:
+    provider = await providers.create_provider(
+        tx,
+        secret=services.settings.secret_key,
+        name=body.name,
+        url=str(body.url),
+        api_key=body.api_key,
+        currency=body.currency.upper(),
+        enabled=body.enabled,
+    )
+    out = _out(provider)
+    await audit("provider.create", "provider", provider.id, after=out)
+    return out
+
+
+@admin_router.get("/providers/{provider_id}", summary="Show a provider")
+async def get_provider(session: Reader, provider_id: PathId) -> ProviderOut:
+    return _out(await get_or_404(session, Provider, provider_id, "Provider"))
+
+
+@admin_router.patch("/providers/{provider_id}", summary="Change a provider")
+async def patch_provider(
+    tx: Tx, audit: Audit, services: ServicesDep, provider_id: PathId, body: ProviderPatch
+) -> ProviderOut:
+    provider = await get_or_404(tx, Provider, provider_id, "Provider")
+    before = _out(provider)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "api_key" in changes:
+        provider.api_key_encrypted = encrypt_key(
+            services.settings.secret_key, changes.pop("api_key")
+        )
+    for name, value in changes.items():
+        setattr(provider, name, str(value) if name == "url" else value)
+    await tx.flush()
+    out = _out(provider)
+    await audit("provider.update", "provider", provider.id, before=before, after=out)
+    return out
+
+
+@admin_router.delete(
+    "/providers/{provider_id}",
+    summary="Disable a provider",
+    description="Providers are never deleted (orders refer to them); this disables it.",
+)
+async def delete_provider(tx: Tx, audit: Audit, provider_id: PathId) -> ProviderOut:
+    provider = await get_or_404(tx, Provider, provider_id, "Provider")
+    before = _out(provider)
+    provider.enabled = False
+    await tx.flush()
+    out = _out(provider)
+    await audit("provider.disable", "provider", provider.id, before=before, after=out)
+    return out
+
+
+@admin_router.get("/providers/{provider_id}/balance", summary="Read the provider's balance (live)")
+async def provider_balance(services: ServicesDep, provider_id: PathId) -> BalanceOut:
+    # No transaction is held open across the upstream call.
+    async with services.db.session() as session:
+        provider = await get_or_404(session, Provider, provider_id, "Provider")
+    client = providers.client_for(provider, services.settings.secret_key, services.http)
+    try:
+        balance = await client.balance()
+    except ProviderError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"provider error: {exc.message}") from exc
+    async with services.db.transaction() as session:
+        row = await get_or_404(session, Provider, provider_id, "Provider")
+        row.last_balance = balance.balance
+        row.last_balance_at = utcnow()
+    return BalanceOut(provider_id=provider_id, balance=balance.balance, currency=balance.currency)
+
+
+@admin_router.post(
+    "/providers/{provider_id}/import",
+    summary="Import or refresh the provider's services with a markup",
+    description=(
+        "Creates our services for new provider services, refreshes mapped ones and disables "
+        "services whose upstream vanished (existing orders continue)."
+    ),
+)
+async def import_provider_services(
+    tx: Tx, audit: Audit, services: ServicesDep, provider_id: PathId, body: ImportIn
+) -> ImportOut:
+    provider = await get_or_404(tx, Provider, provider_id, "Provider")
+    client = providers.client_for(provider, services.settings.secret_key, services.http)
+    try:
+        result = await providers.import_services(
+            tx,
+            provider,
+            client,
+            providers.Markup(body.multiplier, body.fixed),
+            update_rates=body.update_rates,
+        )
+    except ProviderError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"provider error: {exc.message}") from exc
+    out = ImportOut(created=result.created, updated=result.updated, disabled=result.disabled)
+    await audit(
+        "provider.import",
+        "provider",
+        provider.id,
+        after={**out.model_dump(), **body.model_dump(mode="json")},
+    )
+    return out

@@ -1,0 +1,93 @@
+"""Providers as the operator API shows them (their API keys never leave the database)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+
+class ProviderIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Upstream panel",
+                    "url": "https://provider.example/api/v2",
+                    "api_key": "their-api-key",
+                    "currency": "USD",
+                }
+            ]
+        }
+    )
+    name: str = Field(min_length=1, max_length=200)
+    url: HttpUrl = Field(description="the provider's API v2 endpoint")
+    api_key: str = Field(min_length=1, max_length=500, description="stored encrypted, never shown")
+    currency: str = Field(default="USD", min_length=3, max_length=3)
+    enabled: bool = True
+
+
+class ProviderPatch(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"enabled": False}]})
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    url: HttpUrl | None = None
+    api_key: str | None = Field(default=None, min_length=1, max_length=500)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    enabled: bool | None = None
+
+
+class ProviderOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 1,
+                    "name": "Upstream panel",
+                    "url": "https://provider.example/api/v2",
+                    "currency": "USD",
+                    "enabled": True,
+                    "last_balance": "120.50000",
+                    "last_balance_at": "2026-01-01T00:00:00Z",
+                }
+            ]
+        }
+    )
+    id: int
+    name: str
+    url: str
+    currency: str
+    enabled: bool
+    last_balance: Decimal | None
+    last_balance_at: datetime | None
+
+
+class BalanceOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"provider_id": 1, "balance": "120.5", "currency": "USD"}]}
+    )
+    provider_id: int
+    balance: Decimal
+    currency: str
+
+
+class ImportIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"multiplier": "1.5", "fixed": "0.10", "update_rates": True}]
+        }
+    )
+    multiplier: Decimal = Field(
+        default=Decimal("1.5"), gt=0, description="our rate = theirs × this"
+    )
+    fixed: Decimal = Field(default=Decimal(0), ge=0, description="… + this, per 1000")
+    update_rates: bool = Field(default=True, description="also reprice already imported services")
+
+
+class ImportOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"created": 12, "updated": 3, "disabled": 1}]}
+    )
+    created: int
+    updated: int
+    disabled: int

@@ -1,0 +1,39 @@
+"""The referral program as the operator API shows it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ReferrerIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"referral_code": "K3XQ7M2PLA"}]})
+    referral_code: str = Field(min_length=1, max_length=16)
+
+
+class ReferrerOut(BaseModel):
+    user_id: int
+    referred_by_id: int | None
+
+
+class VoidIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "Deposit charged back"}]})
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class RewardOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    referrer_id: int
+    referred_id: int | None
+    deposit_entry_id: int
+    deposit_amount: Decimal
+    share: Decimal
+    amount: Decimal
+    status: str
+    created_at: datetime
+    voided_at: datetime | None
+    voided_by: str | None
+    void_reason: str | None

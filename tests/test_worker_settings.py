@@ -1,0 +1,40 @@
+"""`arq workers.main.WorkerSettings` and `smm-panel worker` run the same jobs on the same
+schedule: a worker started either way syncs statuses, so Partial orders get refunded."""
+
+from __future__ import annotations
+
+from arq.cron import CronJob
+
+from app.settings import Settings
+from workers import main
+
+
+def frozen(value: object) -> object:
+    return frozenset(value) if isinstance(value, set) else value
+
+
+def schedule(jobs: list[CronJob]) -> set[tuple[object, ...]]:
+    return {
+        (job.name, frozen(job.hour), frozen(job.minute), frozen(job.second), job.run_at_startup)
+        for job in jobs
+    }
+
+
+def test_arq_worker_settings_schedule_what_smm_panel_worker_schedules() -> None:
+    settings = main.get_settings()
+    worker = main.build_worker(settings)
+    try:
+        assert schedule(main.WorkerSettings.cron_jobs) == schedule(worker.cron_jobs)
+        names = {job.name for job in main.WorkerSettings.cron_jobs}
+        assert {"cron:sweep", "cron:sync_statuses", "cron:sync_refills"} <= names
+        registered = {fn.__name__ for fn in main.WorkerSettings.functions}
+        assert registered == {fn.__name__ for fn in main.FUNCTIONS}
+        assert main.WorkerSettings.queue_name == settings.queue_name
+    finally:
+        del worker
+
+
+def test_the_schedule_follows_the_settings() -> None:
+    fast = main.cron_jobs(Settings(status_sync_seconds=5))
+    sync = next(job for job in fast if job.name == "cron:sync_statuses")
+    assert sync.second == set(range(0, 60, 5))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +20,8 @@ from app.context import AppContext
 from app.ledger import service as ledger
 from app.main import create_app
 from app.settings import Settings
-
-BASE_DB = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-ADMIN_TOKEN = "test-admin-token"
+from tests.support.api import Api, MakeService, MakeUser, Reseller
+from tests.support.env import ADMIN_TOKEN, BASE_DB, TABLES, TEST_REDIS
 
 
 def _with_db(url: str, name: str) -> str:
@@ -73,13 +69,6 @@ def ctx(app: FastAPI) -> AppContext:
     return context
 
 
-TABLES = (
-    "audit_log, upstream_events, refills, ledger_entries, orders, user_rates, services, "
-    "categories, providers, api_keys, payments, payment_notifications, referral_rewards, "
-    "currency_rates, users"
-)
-
-
 @pytest.fixture(autouse=True)
 async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if "ctx" not in request.fixturenames:
@@ -100,15 +89,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@dataclass
-class Reseller:
-    user_id: int
-    key: str
-
-
-Api = Callable[..., Awaitable[Any]]
-
-
 @pytest.fixture
 def api(client: httpx.AsyncClient) -> Api:
     """Call /api/v2 with form fields and return the decoded JSON (asserting HTTP 200)."""
@@ -124,7 +104,7 @@ def api(client: httpx.AsyncClient) -> Api:
 
 
 @pytest.fixture
-def make_user(ctx: AppContext) -> Callable[..., Awaitable[Reseller]]:
+def make_user(ctx: AppContext) -> MakeUser:
     async def make(balance: str | Decimal = "0", email: str | None = None) -> Reseller:
         async with ctx.db.transaction() as session:
             user = await accounts.create_user(
@@ -145,7 +125,7 @@ def make_user(ctx: AppContext) -> Callable[..., Awaitable[Reseller]]:
 
 
 @pytest.fixture
-def make_service(ctx: AppContext) -> Callable[..., Awaitable[int]]:
+def make_service(ctx: AppContext) -> MakeService:
     async def make(**overrides: Any) -> int:
         async with ctx.db.transaction() as session:
             category = Category(name=overrides.pop("category", "First Category"))
@@ -168,9 +148,3 @@ def make_service(ctx: AppContext) -> Callable[..., Awaitable[int]]:
             return service.id
 
     return make
-
-
-async def ledger_ok(ctx: AppContext) -> None:
-    async with ctx.db.session() as session:
-        report = await ledger.check_invariants(session)
-    assert report.ok, report.violations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -16,10 +15,11 @@ from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, Api, ledger_ok
-from tests.upstream import run_jobs, sandbox
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.env import AUTH
+from tests.support.ledger import ledger_ok
+from tests.support.upstream import run_jobs, sandbox
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LINK = "https://instagram.com/admin"
 
 
@@ -90,7 +90,11 @@ async def test_create_user_key_rotate_and_topup(
 
 
 async def test_block_cancels_refunds_once_and_forfeits(
-    client: httpx.AsyncClient, api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    client: httpx.AsyncClient,
+    api: Api,
+    ctx: AppContext,
+    make_user: MakeUser,
+    make_service: MakeService,
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
@@ -123,7 +127,7 @@ async def test_block_cancels_refunds_once_and_forfeits(
 
 
 async def test_catalog_crud_is_what_resellers_see(
-    client: httpx.AsyncClient, api: Api, make_user: Any
+    client: httpx.AsyncClient, api: Api, make_user: MakeUser
 ) -> None:
     user = await make_user(balance="10")
     category = (
@@ -179,7 +183,11 @@ async def test_catalog_crud_is_what_resellers_see(
 
 
 async def test_operator_partial_refunds_once_and_is_audited(
-    client: httpx.AsyncClient, api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    client: httpx.AsyncClient,
+    api: Api,
+    ctx: AppContext,
+    make_user: MakeUser,
+    make_service: MakeService,
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
@@ -254,7 +262,7 @@ async def test_openapi_documents_every_operation_with_examples(client: httpx.Asy
 
 
 async def test_providers_import_and_review_queue(
-    client: httpx.AsyncClient, api: Api, ctx: AppContext, settings: Settings, make_user: Any
+    client: httpx.AsyncClient, api: Api, ctx: AppContext, settings: Settings, make_user: MakeUser
 ) -> None:
     config = SandboxConfig(
         services=[

@@ -6,7 +6,6 @@ import asyncio
 import json
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +16,8 @@ from app.db import utcnow
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.service import StatusReport, apply_status
-from tests.conftest import Api, ledger_ok
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.ledger import ledger_ok
 
 LINK = "https://instagram.com/someone"
 
@@ -38,7 +38,9 @@ async def balance_of(ctx: AppContext, user_id: int) -> Decimal:
 # --- services / balance -----------------------------------------------------------------
 
 
-async def test_services_lists_exact_shape(api: Api, make_user: Any, make_service: Any) -> None:
+async def test_services_lists_exact_shape(
+    api: Api, make_user: MakeUser, make_service: MakeService
+) -> None:
     user = await make_user()
     sid = await make_service()
     await make_service(name="Hidden", enabled=False)
@@ -58,7 +60,7 @@ async def test_services_lists_exact_shape(api: Api, make_user: Any, make_service
     ]
 
 
-async def test_balance_shape(api: Api, make_user: Any) -> None:
+async def test_balance_shape(api: Api, make_user: MakeUser) -> None:
     user = await make_user(balance="100.84292")
     assert await api(user.key, "balance") == {"balance": "100.84292", "currency": "USD"}
 
@@ -71,7 +73,7 @@ async def test_wrong_or_missing_key(api: Api, client: httpx.AsyncClient, key: st
 
 
 @pytest.mark.parametrize("action", ["", "withdraw", "BALANCEX"])
-async def test_unknown_or_missing_action(api: Api, make_user: Any, action: str) -> None:
+async def test_unknown_or_missing_action(api: Api, make_user: MakeUser, action: str) -> None:
     user = await make_user()
     assert await api(user.key, action) == {"error": "Incorrect request"}
 
@@ -80,7 +82,7 @@ async def test_unknown_or_missing_action(api: Api, make_user: Any, action: str) 
 
 
 async def test_form_json_get_and_multipart_encodings(
-    client: httpx.AsyncClient, make_user: Any, make_service: Any
+    client: httpx.AsyncClient, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
@@ -110,7 +112,7 @@ async def test_form_json_get_and_multipart_encodings(
 
 
 async def test_bad_bodies_answer_in_protocol_shape(
-    client: httpx.AsyncClient, make_user: Any
+    client: httpx.AsyncClient, make_user: MakeUser
 ) -> None:
     user = await make_user()
     broken = await client.post(
@@ -131,7 +133,7 @@ async def test_bad_bodies_answer_in_protocol_shape(
 
 
 async def test_add_charges_exactly_and_status_reports(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
@@ -154,7 +156,7 @@ async def test_add_charges_exactly_and_status_reports(
 
 
 async def test_charge_rounds_up_at_rate_precision(
-    api: Api, make_user: Any, make_service: Any
+    api: Api, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="1")
     cheap = await make_service(rate=Decimal("0.0123"), min_quantity=1)
@@ -198,8 +200,8 @@ async def test_charge_rounds_up_at_rate_precision(
 async def test_add_validation_errors(
     api: Api,
     ctx: AppContext,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     fields: dict[str, str],
     error: str | None,
 ) -> None:
@@ -216,7 +218,7 @@ async def test_add_validation_errors(
 
 
 async def test_add_respects_link_pattern_and_step(
-    api: Api, make_user: Any, make_service: Any
+    api: Api, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service(link_pattern=r"^https://(www\.)?instagram\.com/", step=10)
@@ -230,7 +232,7 @@ async def test_add_respects_link_pattern_and_step(
 
 
 async def test_add_refuses_disabled_and_deleted_services(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     disabled = await make_service(enabled=False)
@@ -242,7 +244,7 @@ async def test_add_refuses_disabled_and_deleted_services(
 
 
 async def test_not_enough_funds(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="0.08999")
     sid = await make_service()
@@ -255,7 +257,7 @@ async def test_not_enough_funds(
 
 
 async def test_duplicate_active_link_refused_until_order_finishes(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service()
@@ -277,7 +279,9 @@ async def test_duplicate_active_link_refused_until_order_finishes(
     await ledger_ok(ctx)
 
 
-async def test_package_charges_the_rate(api: Api, make_user: Any, make_service: Any) -> None:
+async def test_package_charges_the_rate(
+    api: Api, make_user: MakeUser, make_service: MakeService
+) -> None:
     user = await make_user(balance="10")
     sid = await make_service(type="Package", rate=Decimal("4.99"), min_quantity=1, max_quantity=1)
     assert await api(user.key, "add", service=sid, link=LINK) == {"order": 1}
@@ -289,7 +293,7 @@ async def test_package_charges_the_rate(api: Api, make_user: Any, make_service: 
 
 
 async def test_status_of_foreign_or_missing_order(
-    api: Api, make_user: Any, make_service: Any
+    api: Api, make_user: MakeUser, make_service: MakeService
 ) -> None:
     owner, stranger = await make_user(balance="10"), await make_user(balance="10")
     sid = await make_service()
@@ -299,7 +303,7 @@ async def test_status_of_foreign_or_missing_order(
 
 
 async def test_multi_status_with_100_mixed_ids(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     owner, stranger = await make_user(balance="1000"), await make_user(balance="1000")
     sid = await make_service()
@@ -338,7 +342,7 @@ async def test_multi_status_with_100_mixed_ids(
 
 
 async def test_refill_rules_and_shapes(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user, stranger = await make_user(balance="100"), await make_user()
     sid = await make_service(refill=True, refill_days=30)
@@ -381,7 +385,7 @@ async def test_refill_rules_and_shapes(
 
 
 async def test_multi_refill_success_shape(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service()
@@ -398,7 +402,7 @@ async def test_multi_refill_success_shape(
 
 
 async def test_cancel_pending_refunds_in_full_once(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user, stranger = await make_user(balance="10"), await make_user()
     sid = await make_service()
@@ -424,7 +428,7 @@ async def test_cancel_pending_refunds_in_full_once(
 
 
 async def test_concurrent_cancels_refund_exactly_once(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
@@ -445,7 +449,7 @@ async def test_concurrent_cancels_refund_exactly_once(
 
 
 async def test_200_concurrent_adds_spend_exactly_the_balance(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service(rate=Decimal("1.00"), min_quantity=1000, max_quantity=1000)
@@ -462,7 +466,7 @@ async def test_200_concurrent_adds_spend_exactly_the_balance(
 
 
 async def test_two_concurrent_identical_adds_one_wins(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service()
@@ -480,7 +484,7 @@ async def test_two_concurrent_identical_adds_one_wins(
 
 
 async def test_partial_refunds_remains_once_and_final_orders_never_move(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service(rate=Decimal("0.90"))
@@ -502,7 +506,7 @@ async def test_partial_refunds_remains_once_and_final_orders_never_move(
 
 
 async def test_over_delivery_is_never_charged(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
@@ -513,7 +517,7 @@ async def test_over_delivery_is_never_charged(
 
 
 async def test_responses_are_json_bytes_with_string_numbers(
-    client: httpx.AsyncClient, make_user: Any, make_service: Any
+    client: httpx.AsyncClient, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="1")
     sid = await make_service()

@@ -12,10 +12,10 @@ from sqlalchemy import func, select, text
 from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.providers.sandbox import SandboxConfig, SandboxService
-from tests.conftest import ADMIN_TOKEN, Api
-from tests.upstream import sandbox
+from tests.support.api import Api
+from tests.support.env import AUTH
+from tests.support.upstream import sandbox
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 MUTATING = {"post", "put", "patch", "delete"}
 
 

@@ -25,8 +25,10 @@ from app.orders.models import Order
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
 from app.settings import Settings
-from tests.conftest import BASE_DB, Api, ledger_ok
-from tests.upstream import call_job, run_jobs, sandbox, sandbox_stats, serve_app
+from tests.support.api import Api, MakeUser
+from tests.support.env import BASE_DB
+from tests.support.ledger import ledger_ok
+from tests.support.upstream import call_job, run_jobs, sandbox, sandbox_stats, serve_app
 
 LINK = "https://instagram.com/chain"
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +70,7 @@ async def map_service(ctx: AppContext, settings: Settings, url: str, key: str, r
 
 
 async def test_worker_killed_mid_call_never_sends_twice(
-    api: Api, ctx: AppContext, settings: Settings, make_user: Any
+    api: Api, ctx: AppContext, settings: Settings, make_user: MakeUser
 ) -> None:
     async with sandbox(sandbox_config(behaviour="timeout", timeout_seconds=5)) as (url, _):
         sid = await map_service(ctx, settings, f"{url}/api/v2", "sandbox-key", "0.90")
@@ -127,7 +129,7 @@ async def test_worker_killed_mid_call_never_sends_twice(
 
 
 async def test_chain_reseller_to_a_to_b_to_sandbox(
-    api: Api, ctx: AppContext, settings: Settings, make_user: Any
+    api: Api, ctx: AppContext, settings: Settings, make_user: MakeUser
 ) -> None:
     name = f"smm_test_b_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(BASE_DB)

@@ -18,7 +18,8 @@ from app.catalog.models import Category, Service, UserRate
 from app.context import AppContext
 from app.errors import IncorrectOrderId
 from app.orders.models import Order
-from tests.conftest import Api, ledger_ok
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.ledger import ledger_ok
 
 DUPLICATE = "You have active order with this link. Please wait until order being completed."
 
@@ -47,7 +48,7 @@ async def warm(api: Api, ctx: AppContext, key: str, sid: int, link: str) -> int:
 
 
 async def test_fast_add_charges_and_records_like_the_full_path(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user("10")
     sid = await make_service(rate=Decimal("0.9"))
@@ -67,7 +68,7 @@ async def test_fast_add_charges_and_records_like_the_full_path(
 
 
 async def test_changes_after_caching_are_honoured_at_once(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user("100")
     sid = await make_service(rate=Decimal("1.0"), min_quantity=50)
@@ -106,7 +107,7 @@ async def test_changes_after_caching_are_honoured_at_once(
 
 
 async def test_revoked_key_and_blocked_user_refused_on_the_next_add(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     sid = await make_service()
     user = await make_user("10")
@@ -127,7 +128,7 @@ async def test_revoked_key_and_blocked_user_refused_on_the_next_add(
 
 
 async def test_refusals_leave_no_order_and_move_no_money(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     sid = await make_service(rate=Decimal("1"))
     user = await make_user("0.3")
@@ -146,7 +147,7 @@ async def test_refusals_leave_no_order_and_move_no_money(
 
 
 async def test_concurrent_identical_fast_adds_one_wins(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     sid = await make_service(rate=Decimal("1"))
     user = await make_user("10")
@@ -166,7 +167,7 @@ async def test_concurrent_identical_fast_adds_one_wins(
 
 
 async def test_multi_status_rendered_by_postgres_equals_the_python_renderer(
-    ctx: AppContext, make_user: Any, make_service: Any
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user()
     other = await make_user()

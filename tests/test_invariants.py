@@ -19,7 +19,9 @@ from app.ledger import service as ledger
 from app.orders import service as orders
 from app.orders.models import Order
 from app.refills import service as refills
-from tests.conftest import TABLES, Api, ledger_ok
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.env import TABLES
+from tests.support.ledger import ledger_ok
 
 USERS = 3
 
@@ -116,7 +118,7 @@ def test_random_interleavings_keep_the_ledger_invariants(
 
 
 async def test_1000_concurrent_adds_on_one_account(
-    api: Api, ctx: AppContext, make_user: Any, make_service: Any
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="500")
     sid = await make_service(rate=Decimal("1.00"), min_quantity=1000, max_quantity=1000)

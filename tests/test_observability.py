@@ -6,7 +6,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
@@ -17,10 +16,10 @@ from app.context import AppContext
 from app.logs import JsonFormatter
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, Api
-from tests.upstream import call_job, register_provider, run_jobs, sandbox, upstream_states
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.env import AUTH
+from tests.support.upstream import call_job, register_provider, run_jobs, sandbox, upstream_states
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -56,8 +55,8 @@ async def test_metrics_after_a_small_workload(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     provider: int,
 ) -> None:
     assert (await client.get("/metrics")).status_code == 401

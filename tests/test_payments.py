@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.payments.models import PaymentNotification
-from tests.conftest import ADMIN_TOKEN, Api, ledger_ok
-from tests.upstream import serve_app
-from tests.yookassa import SECRET, SHOP_ID, create_yookassa_app, succeed
+from tests.support.api import Api, MakeUser
+from tests.support.env import AUTH
+from tests.support.ledger import ledger_ok
+from tests.support.upstream import serve_app
+from tests.support.yookassa import SECRET, SHOP_ID, create_yookassa_app, succeed
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 RK_LOGIN, RK_PASS1, RK_PASS2 = "panel-shop", "rk-pass-one", "rk-pass-two"
 FK_MERCHANT, FK_SECRET1, FK_SECRET2 = "4242", "fk-word-one", "fk-word-two"
 
@@ -102,7 +103,7 @@ def freekassa_fields(
 
 
 async def test_invoice_prices_in_the_gateway_currency_and_signs_the_link(
-    api_invoice: Any, make_user: Any
+    api_invoice: Any, make_user: MakeUser
 ) -> None:
     user = await make_user()
     body = await api_invoice(user.key, "robokassa", "10")
@@ -117,7 +118,7 @@ async def test_invoice_prices_in_the_gateway_currency_and_signs_the_link(
     assert f"s={fk_sign}" in fk["pay_url"]
 
 
-async def test_invoice_errors(api_invoice: Any, make_user: Any, ctx: AppContext) -> None:
+async def test_invoice_errors(api_invoice: Any, make_user: MakeUser, ctx: AppContext) -> None:
     user = await make_user()
     assert await api_invoice("nope", "robokassa", "10") == {"error": "Invalid API key"}
     assert await api_invoice(user.key, "paypal", "10") == {"error": "Incorrect gateway"}
@@ -133,7 +134,7 @@ async def test_invoice_errors(api_invoice: Any, make_user: Any, ctx: AppContext)
 
 
 async def test_robokassa_valid_replayed_forged_and_mismatched(
-    client: httpx.AsyncClient, api_invoice: Any, make_user: Any, ctx: AppContext, api: Api
+    client: httpx.AsyncClient, api_invoice: Any, make_user: MakeUser, ctx: AppContext, api: Api
 ) -> None:
     user = await make_user()
     inv = (await api_invoice(user.key, "robokassa", "10"))["payment"]
@@ -170,7 +171,7 @@ async def test_robokassa_valid_replayed_forged_and_mismatched(
 
 
 async def test_robokassa_sha256_when_the_shop_uses_it(
-    client: httpx.AsyncClient, api_invoice: Any, make_user: Any, ctx: AppContext
+    client: httpx.AsyncClient, api_invoice: Any, make_user: MakeUser, ctx: AppContext
 ) -> None:
     ctx.settings.robokassa_hash = "sha256"
     user = await make_user()
@@ -185,7 +186,7 @@ async def test_robokassa_sha256_when_the_shop_uses_it(
 
 
 async def test_freekassa_valid_replayed_forged_and_mismatched(
-    client: httpx.AsyncClient, api_invoice: Any, make_user: Any, ctx: AppContext
+    client: httpx.AsyncClient, api_invoice: Any, make_user: MakeUser, ctx: AppContext
 ) -> None:
     user = await make_user()
     inv = (await api_invoice(user.key, "freekassa", "10"))["payment"]
@@ -243,7 +244,7 @@ def yk_notification(payment_id: str, event: str = "payment.succeeded") -> dict[s
 async def test_yookassa_payment_confirmed_by_its_id(
     client: httpx.AsyncClient,
     api_invoice: Any,
-    make_user: Any,
+    make_user: MakeUser,
     ctx: AppContext,
     yookassa: FastAPI,
     api: Api,
@@ -299,7 +300,7 @@ async def test_yookassa_payment_confirmed_by_its_id(
 async def test_yookassa_mismatches_credit_nothing(
     client: httpx.AsyncClient,
     api_invoice: Any,
-    make_user: Any,
+    make_user: MakeUser,
     ctx: AppContext,
     yookassa: FastAPI,
     changes: dict[str, Any],
@@ -316,7 +317,7 @@ async def test_yookassa_mismatches_credit_nothing(
 
 
 async def test_concurrent_notifications_credit_once(
-    client: httpx.AsyncClient, api_invoice: Any, make_user: Any, ctx: AppContext
+    client: httpx.AsyncClient, api_invoice: Any, make_user: MakeUser, ctx: AppContext
 ) -> None:
     import asyncio
 

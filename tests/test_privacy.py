@@ -17,10 +17,10 @@ from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, Api, ledger_ok
-from tests.upstream import call_job
-
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+from tests.support.api import Api, MakeService
+from tests.support.env import AUTH
+from tests.support.ledger import ledger_ok
+from tests.support.upstream import call_job
 
 
 async def reseller(client: httpx.AsyncClient, email: str, balance: str = "10") -> dict[str, Any]:
@@ -40,7 +40,7 @@ async def count(ctx: AppContext, model: Any, *where: Any) -> int:
 
 
 async def test_export_holds_everything_about_the_user_and_no_secrets(
-    client: httpx.AsyncClient, ctx: AppContext, api: Api, make_service: Any
+    client: httpx.AsyncClient, ctx: AppContext, api: Api, make_service: MakeService
 ) -> None:
     user = await reseller(client, "jane@example.com")
     service = await make_service(min_quantity=100)
@@ -65,7 +65,7 @@ async def test_export_holds_everything_about_the_user_and_no_secrets(
 
 
 async def test_erasure_removes_personal_fields_and_keeps_money_records(
-    client: httpx.AsyncClient, ctx: AppContext, api: Api, make_service: Any
+    client: httpx.AsyncClient, ctx: AppContext, api: Api, make_service: MakeService
 ) -> None:
     user = await reseller(client, "jane@example.com")
     uid, key = user["id"], user["api_key"]
@@ -103,7 +103,11 @@ async def test_erasure_removes_personal_fields_and_keeps_money_records(
 
 
 async def test_retention_job_purges_erased_users_after_a_year_only(
-    client: httpx.AsyncClient, ctx: AppContext, settings: Settings, api: Api, make_service: Any
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    settings: Settings,
+    api: Api,
+    make_service: MakeService,
 ) -> None:
     service = await make_service(min_quantity=100)
     referrer = await reseller(client, "ref@example.com", balance="0")

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
-from tests.conftest import ADMIN_TOKEN, Api, ledger_ok
-
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.env import AUTH
+from tests.support.ledger import ledger_ok
 
 
 async def create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -96,7 +96,7 @@ async def test_operator_voids_a_reward_once(
 
 
 async def test_void_refused_when_the_reward_was_spent(
-    client: httpx.AsyncClient, ctx: AppContext, make_service: Any, api: Api
+    client: httpx.AsyncClient, ctx: AppContext, make_service: MakeService, api: Api
 ) -> None:
     referrer = await create(client, email="ref@example.com")
     await create(
@@ -153,7 +153,11 @@ async def test_referral_abuse_is_refused(client: httpx.AsyncClient, ctx: AppCont
 
 
 async def test_discount_lowers_rates_in_services_and_charges(
-    client: httpx.AsyncClient, ctx: AppContext, make_user: Any, make_service: Any, api: Api
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    make_user: MakeUser,
+    make_service: MakeService,
+    api: Api,
 ) -> None:
     user = await make_user(balance="10")
     plain = await make_service(name="Plain", rate=Decimal("0.90"), min_quantity=10)

@@ -14,8 +14,9 @@ from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
-from tests.conftest import Api, ledger_ok
-from tests.upstream import (
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.ledger import ledger_ok
+from tests.support.upstream import (
     call_job,
     register_provider,
     run_jobs,
@@ -53,7 +54,7 @@ async def upstream(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[st
 
 
 @pytest.fixture
-async def relayed_service(make_service: Any, upstream: dict[str, Any]) -> int:
+async def relayed_service(make_service: MakeService, upstream: dict[str, Any]) -> int:
     sid: int = await make_service(
         rate=Decimal("0.90"),
         min_quantity=10,
@@ -85,7 +86,7 @@ async def test_order_relayed_and_completed_end_to_end(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
 ) -> None:
@@ -125,7 +126,7 @@ async def test_partial_and_canceled_refunded_exactly_once(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
 ) -> None:
@@ -157,7 +158,7 @@ async def test_permanent_rejection_cancels_with_full_refund(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
 ) -> None:
@@ -179,7 +180,7 @@ async def test_provider_out_of_funds_is_retried_later_not_canceled(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
 ) -> None:
@@ -210,7 +211,7 @@ async def test_unknown_outcome_goes_to_review_and_is_never_resent(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
     behaviour: str,
@@ -233,10 +234,10 @@ async def test_connection_refused_is_retried(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
 ) -> None:
-    from tests.upstream import free_port
+    from tests.support.upstream import free_port
 
     down = f"http://127.0.0.1:{free_port()}"
     provider_id = await register_provider(ctx, settings, down, name="Down", key="k")
@@ -253,7 +254,7 @@ async def test_redis_flushed_mid_flow_loses_no_order(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
 ) -> None:
@@ -275,7 +276,7 @@ async def test_cancel_of_a_sent_order_is_relayed_and_refunded_on_report(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
 ) -> None:
@@ -298,7 +299,7 @@ async def test_refill_relayed_and_followed(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
     upstream: dict[str, Any],
 ) -> None:
@@ -317,8 +318,8 @@ async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     upstream: dict[str, Any],
 ) -> None:
     sid = await make_service(
@@ -365,7 +366,7 @@ async def test_upstream_history_is_recorded(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     relayed_service: int,
 ) -> None:
     user = await make_user(balance="10")
@@ -384,8 +385,8 @@ async def test_subscription_reserved_up_front_and_unused_posts_refunded(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     upstream: dict[str, Any],
 ) -> None:
     sid = await make_service(
@@ -428,8 +429,8 @@ async def test_drip_feed_relayed_as_one_order_when_the_provider_does_it(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     upstream: dict[str, Any],
 ) -> None:
     sid = await make_service(
@@ -454,8 +455,8 @@ async def test_a_failed_drip_feed_run_refunds_its_share(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     upstream: dict[str, Any],
 ) -> None:
     sid = await make_service(

@@ -17,8 +17,9 @@ from app.orders.models import Order, UpstreamEvent
 from app.providers.client import ProviderOrderStatus, ProviderTransient
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
-from tests.conftest import Api, ledger_ok
-from tests.upstream import (
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.ledger import ledger_ok
+from tests.support.upstream import (
     call_job,
     register_provider,
     run_jobs,
@@ -46,7 +47,7 @@ async def upstream(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[st
 
 
 @pytest.fixture
-async def services(make_service: Any, upstream: dict[str, Any]) -> list[int]:
+async def services(make_service: MakeService, upstream: dict[str, Any]) -> list[int]:
     """Our services mapped to the sandbox's 1, 2 and 3."""
     return [
         await make_service(
@@ -97,7 +98,7 @@ async def test_one_job_relays_many_orders_in_batches_with_their_costs(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     services: list[int],
     upstream: dict[str, Any],
 ) -> None:
@@ -138,7 +139,7 @@ async def test_concurrent_relay_runs_never_send_an_order_twice(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     services: list[int],
     upstream: dict[str, Any],
 ) -> None:
@@ -155,7 +156,7 @@ async def test_a_batch_with_a_timeout_and_a_refusal_records_each_outcome(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     services: list[int],
     upstream: dict[str, Any],
 ) -> None:
@@ -199,7 +200,7 @@ async def test_bulk_status_sync_applies_changes_once_and_refunds_exactly_once(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     services: list[int],
     upstream: dict[str, Any],
 ) -> None:
@@ -269,7 +270,7 @@ async def test_stale_reports_never_move_a_final_order_nor_refund_twice(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     services: list[int],
     upstream: dict[str, Any],
 ) -> None:
@@ -317,7 +318,7 @@ async def test_a_run_started_while_another_claims_leaves_its_orders_to_it(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
+    make_user: MakeUser,
     services: list[int],
     upstream: dict[str, Any],
 ) -> None:

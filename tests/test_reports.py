@@ -17,10 +17,10 @@ from app.orders.models import Order
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
 from app.settings import Settings
-from tests.conftest import ADMIN_TOKEN, Api, ledger_ok
-from tests.upstream import run_jobs, sandbox, upstream_states
-
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.env import AUTH
+from tests.support.ledger import ledger_ok
+from tests.support.upstream import run_jobs, sandbox, upstream_states
 
 
 @pytest.fixture
@@ -72,8 +72,8 @@ async def test_margin_report_matches_hand_computed_figures(
     client: httpx.AsyncClient,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     providers: dict[str, int],
 ) -> None:
     # 1 RUB = 0.011 USD on the day the ruble orders are sent.
@@ -150,8 +150,8 @@ async def test_orders_to_a_provider_without_a_rate_are_reported_unpriced(
     client: httpx.AsyncClient,
     ctx: AppContext,
     settings: Settings,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     providers: dict[str, int],
 ) -> None:
     likes = await make_service(
@@ -202,8 +202,8 @@ async def test_an_order_marked_sent_from_review_is_priced(
     api: Api,
     client: httpx.AsyncClient,
     ctx: AppContext,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     providers: dict[str, int],
 ) -> None:
     service = await make_service(

@@ -17,8 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import ADMIN_TOKEN, TEST_REDIS
-from tests.upstream import free_port
+from tests.support.env import ADMIN_TOKEN, AUTH, TEST_REDIS
+from tests.support.upstream import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ def test_generated_requests_never_fail_the_server(served_schema: Any) -> None:
         )
         @given(case=operation.as_strategy())
         def call(case: Any) -> None:
-            response = case.call(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+            response = case.call(headers=AUTH, timeout=10)
             calls.append(f"{case.method} {case.path}")
             # 502 is the honest answer when a registered provider cannot be reached.
             upstream = case.path.startswith("/admin/v1/providers/") and response.status_code == 502

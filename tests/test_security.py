@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from app.context import AppContext
-from tests.conftest import ADMIN_TOKEN, Api
+from tests.support.api import Api, MakeService, MakeUser
+from tests.support.env import ADMIN_TOKEN, AUTH
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def limits(ctx: AppContext) -> Iterator[Any]:
 
 
 async def test_per_key_rate_limit_answers_in_protocol_shape(
-    client: httpx.AsyncClient, make_user: Any, limits: Any
+    client: httpx.AsyncClient, make_user: MakeUser, limits: Any
 ) -> None:
     user, other = await make_user(), await make_user()
     limits(per_key=3)
@@ -71,8 +72,8 @@ async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> 
 async def test_api_keys_never_reach_the_logs(
     client: httpx.AsyncClient,
     api: Api,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -80,7 +81,7 @@ async def test_api_keys_never_reach_the_logs(
     sid = await make_service()
     created = await client.post(
         "/admin/v1/users",
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        headers=AUTH,
         json={"email": "log@example.com"},
     )
     new_key = created.json()["api_key"]
@@ -100,16 +101,14 @@ async def test_readiness_reports_database_and_redis(client: httpx.AsyncClient) -
 
 
 async def test_metrics_are_scraped_after_a_workload(
-    client: httpx.AsyncClient, api: Api, make_user: Any, make_service: Any
+    client: httpx.AsyncClient, api: Api, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
     await api(user.key, "add", service=sid, link="https://instagram.com/m", quantity=100)
     await api(user.key, "add", service=sid, link="https://instagram.com/m", quantity=100)
     assert (await client.get("/admin/v1/metrics")).status_code == 401
-    scraped = await client.get(
-        "/admin/v1/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    )
+    scraped = await client.get("/admin/v1/metrics", headers=AUTH)
     text = scraped.text
     assert 'smm_orders{status="Pending"} 1.0' in text
     assert 'smm_api_requests_total{action="add",outcome="ok"}' in text

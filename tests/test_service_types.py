@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.api_v2.docs import TYPE_EXAMPLES
 from app.context import AppContext
 from app.orders.models import Order
-from tests.conftest import Api
+from tests.support.api import Api, MakeService, MakeUser
 
 L = "https://instagram.com/p/abc"
 FUTURE = (datetime.now(UTC) + timedelta(days=30)).strftime("%d/%m/%Y")
@@ -220,8 +220,8 @@ async def order_params(ctx: AppContext, order_id: int) -> tuple[int, dict[str, A
 async def test_type_happy_path(
     api: Api,
     ctx: AppContext,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     type_name: str,
     fields: dict[str, str],
     units: int,
@@ -244,8 +244,8 @@ async def test_type_happy_path(
 async def test_package_types_charge_the_rate(
     api: Api,
     ctx: AppContext,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     type_name: str,
     fields: dict[str, str],
     params: dict[str, Any],
@@ -262,8 +262,8 @@ async def test_package_types_charge_the_rate(
 )
 async def test_type_validation_errors(
     api: Api,
-    make_user: Any,
-    make_service: Any,
+    make_user: MakeUser,
+    make_service: MakeService,
     type_name: str,
     fields: dict[str, str],
     error: str,
@@ -277,7 +277,7 @@ async def test_type_validation_errors(
 
 
 async def test_subscription_duplicate_rule_is_per_username(
-    api: Api, make_user: Any, make_service: Any
+    api: Api, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service(type="Subscriptions", rate=Decimal("1"), min_quantity=1)
@@ -302,7 +302,7 @@ async def test_openapi_has_an_add_example_for_every_type(client: Any) -> None:
 
 @pytest.mark.parametrize("type_name", list(TYPE_EXAMPLES))
 async def test_documented_examples_are_accepted(
-    api: Api, make_user: Any, make_service: Any, type_name: str
+    api: Api, make_user: MakeUser, make_service: MakeService, type_name: str
 ) -> None:
     user = await make_user(balance="1000")
     sid = await make_service(type=type_name, rate=Decimal("1"), min_quantity=1, max_quantity=10000)

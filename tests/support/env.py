@@ -1,0 +1,17 @@
+"""Where the tests' PostgreSQL and Redis are, and the admin token of the test app."""
+
+from __future__ import annotations
+
+import os
+
+BASE_DB = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ADMIN_TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+# Every table, emptied before each test that uses the app.
+TABLES = (
+    "audit_log, upstream_events, refills, ledger_entries, orders, user_rates, services, "
+    "categories, providers, api_keys, payments, payment_notifications, referral_rewards, "
+    "currency_rates, users"
+)

@@ -47,6 +47,14 @@ def after_commit(session: AsyncSession, work: AfterCommit) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(work)
 
 
+def sql_literal(word: str) -> str:
+    """A constant of the code (a state name, a kind) as an SQL string literal, for the
+    statements that restate a Python rule: they take their constants from Python."""
+    if not word.replace(" ", "").replace("_", "").isalnum():
+        raise ValueError(f"not a plain constant: {word!r}")
+    return f"'{word}'"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

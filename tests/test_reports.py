@@ -229,3 +229,61 @@ async def test_an_order_marked_sent_from_review_is_priced(
             "USD",
             Decimal("1"),
         )
+
+
+COST_CASES = [
+    # status, provider_charge, quantity, remains
+    ("Completed", Decimal("0.40000"), 1000, 0),
+    ("Completed", Decimal("0.40000"), 1000, None),
+    ("In progress", Decimal("1.23456789"), 777, 300),
+    ("Pending", Decimal("0.00000001"), 1, None),
+    ("Partial", Decimal("0.40000"), 1000, 250),
+    ("Partial", Decimal("0.33333333"), 3, 1),
+    ("Partial", Decimal("7.00000000"), 9, None),
+    ("Partial", Decimal("1.00000000"), 1000, 1000),
+    ("Canceled", Decimal("0.40000"), 1000, 1000),
+    ("Canceled", Decimal("5.00000000"), 10, 0),
+]
+
+
+async def test_cost_sql_is_the_twin_of_order_cost(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    """The margin report's per-order cost in SQL equals `order_cost` on the same rows."""
+    from sqlalchemy import text
+
+    from app.reports.service import order_cost
+    from app.reports.sql import COST_EXPR
+
+    user = await make_user()
+    sid = await make_service()
+    async with ctx.db.transaction() as session:
+        ids = []
+        for n, (status, charge, quantity, remains) in enumerate(COST_CASES):
+            order = Order(
+                user_id=user.user_id,
+                service_id=sid,
+                type="Default",
+                link=f"https://x.com/cost/{n}",
+                link_normalized=f"x.com/cost/{n}",
+                quantity=quantity,
+                rate=Decimal("1"),
+                charge=Decimal("1"),
+                status=status,
+                upstream_state="sent",
+                remains=remains,
+                provider_charge=charge,
+                provider_order_id=str(n),
+            )
+            session.add(order)
+            await session.flush()
+            ids.append(order.id)
+        rows = await session.execute(
+            text(f"SELECT o.id, {COST_EXPR} AS cost FROM orders o WHERE o.id = ANY(:ids)"),
+            {"ids": ids},
+        )
+        in_sql = {row.id: Decimal(row.cost) for row in rows}
+    eight = Decimal("0.00000001")
+    for order_id, (status, charge, quantity, remains) in zip(ids, COST_CASES, strict=True):
+        expected = order_cost(status, charge, quantity, remains)
+        assert in_sql[order_id].quantize(eight) == expected.quantize(eight), (status, remains)

@@ -16,8 +16,24 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.orders.models import CANCELED, PARTIAL
+from app.reports.sql import COST, GROUPS, ORDERS, REVENUE
+
 GroupBy = Literal["service", "provider"]
 EIGHT = Decimal("0.00000001")
+
+
+def order_cost(
+    status: str, provider_charge: Decimal, quantity: int, remains: int | None
+) -> Decimal:
+    """What the provider bills for a sent order, in its currency: nothing when Canceled,
+    the delivered share when Partial, the whole charge otherwise (the twin of COST_EXPR in
+    app/reports/sql.py, which computes it for a whole range in PostgreSQL)."""
+    if status == CANCELED:
+        return Decimal(0)
+    if status == PARTIAL:
+        return provider_charge * (quantity - (remains or 0)) / quantity
+    return provider_charge
 
 
 @dataclass
@@ -59,54 +75,21 @@ class MarginReport:
         return total
 
 
-_GROUPS = {
-    "service": ("o.service_id", "SELECT id, name FROM services WHERE id = ANY(:keys)"),
-    "provider": ("o.provider_id", "SELECT id, name FROM providers WHERE id = ANY(:keys)"),
-}
-
-_REVENUE = """
-    SELECT {key} AS key, -SUM(l.amount) AS revenue
-    FROM ledger_entries l JOIN orders o ON o.id = l.order_id
-    WHERE l.kind IN ('charge', 'refund') AND o.created_at >= :start AND o.created_at < :end
-    GROUP BY 1
-"""
-_ORDERS = """
-    SELECT {key} AS key, COUNT(*) AS orders
-    FROM orders o
-    WHERE o.parent_id IS NULL AND o.created_at >= :start AND o.created_at < :end
-    GROUP BY 1
-"""
-_COST = """
-    SELECT {key} AS key,
-           SUM(CASE
-                 WHEN o.status = 'Canceled' THEN 0
-                 WHEN o.status = 'Partial'
-                   THEN o.provider_charge * (o.quantity - COALESCE(o.remains, 0)) / o.quantity
-                 ELSE o.provider_charge
-               END * o.fx_rate)
-             FILTER (WHERE o.provider_charge IS NOT NULL AND o.fx_rate IS NOT NULL) AS cost,
-           COUNT(*) FILTER (WHERE o.provider_charge IS NULL OR o.fx_rate IS NULL) AS unpriced
-    FROM orders o
-    WHERE o.provider_order_id IS NOT NULL AND o.created_at >= :start AND o.created_at < :end
-    GROUP BY 1
-"""
-
-
 async def margin_report(
     session: AsyncSession, *, start: datetime, end: datetime, group_by: GroupBy, currency: str
 ) -> MarginReport:
-    key, names_sql = _GROUPS[group_by]
+    key, names_sql = GROUPS[group_by]
     params = {"start": start, "end": end}
     rows: dict[int | None, MarginRow] = {}
 
     def row(k: int | None) -> MarginRow:
         return rows.setdefault(k, MarginRow(k, ""))
 
-    for k, revenue in await session.execute(text(_REVENUE.format(key=key)), params):
+    for k, revenue in await session.execute(text(REVENUE.format(key=key)), params):
         row(k).revenue = Decimal(revenue)
-    for k, orders in await session.execute(text(_ORDERS.format(key=key)), params):
+    for k, orders in await session.execute(text(ORDERS.format(key=key)), params):
         row(k).orders = orders
-    for k, cost, unpriced in await session.execute(text(_COST.format(key=key)), params):
+    for k, cost, unpriced in await session.execute(text(COST.format(key=key)), params):
         row(k).cost = Decimal(cost or 0).quantize(EIGHT, ROUND_HALF_EVEN)
         row(k).unpriced_orders = unpriced
     keys = [k for k in rows if k is not None]

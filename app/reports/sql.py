@@ -1,0 +1,47 @@
+"""The margin report's statements. COST_EXPR restates `order_cost` (app/reports/service.py)
+for PostgreSQL, so a range of orders is costed in one statement; the two are kept equal by
+tests/test_reports.py::test_cost_sql_is_the_twin_of_order_cost."""
+
+from __future__ import annotations
+
+from app.db import sql_literal as literal
+from app.orders.models import CANCELED, PARTIAL
+
+# What the provider bills for one sent order `o`, in its currency.
+COST_EXPR = f"""CASE
+    WHEN o.status = {literal(CANCELED)} THEN 0
+    WHEN o.status = {literal(PARTIAL)}
+      THEN o.provider_charge * (o.quantity - COALESCE(o.remains, 0)) / o.quantity
+    ELSE o.provider_charge
+  END"""
+
+GROUPS = {
+    "service": ("o.service_id", "SELECT id, name FROM services WHERE id = ANY(:keys)"),
+    "provider": ("o.provider_id", "SELECT id, name FROM providers WHERE id = ANY(:keys)"),
+}
+
+REVENUE = """
+    SELECT {key} AS key, -SUM(l.amount) AS revenue
+    FROM ledger_entries l JOIN orders o ON o.id = l.order_id
+    WHERE l.kind IN ('charge', 'refund') AND o.created_at >= :start AND o.created_at < :end
+    GROUP BY 1
+"""
+ORDERS = """
+    SELECT {key} AS key, COUNT(*) AS orders
+    FROM orders o
+    WHERE o.parent_id IS NULL AND o.created_at >= :start AND o.created_at < :end
+    GROUP BY 1
+"""
+COST = (
+    """
+    SELECT {key} AS key,
+           SUM("""
+    + COST_EXPR
+    + """ * o.fx_rate)
+             FILTER (WHERE o.provider_charge IS NOT NULL AND o.fx_rate IS NOT NULL) AS cost,
+           COUNT(*) FILTER (WHERE o.provider_charge IS NULL OR o.fx_rate IS NULL) AS unpriced
+    FROM orders o
+    WHERE o.provider_order_id IS NOT NULL AND o.created_at >= :start AND o.created_at < :end
+    GROUP BY 1
+"""
+)

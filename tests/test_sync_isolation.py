@@ -19,13 +19,12 @@ from app.context import AppContext
 from app.flows import sync
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
-from app.providers.client import build_http_client
+from app.providers.client import ProviderError, ProviderOrderStatus, build_http_client
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import register_provider, run_jobs, serve_app
-
 
 STILL_RUNNING = '{"status": "In progress"}'
 
@@ -122,9 +121,7 @@ async def test_one_order_with_an_absurd_report_does_not_stall_its_batch(
     assert (second.checked, second.changed, second.errors, second.anomalies) == (6, 0, 0, 2)
 
     async with ctx.db.session() as session:
-        rows = {
-            o.id: o for o in await session.scalars(select(Order).where(Order.id.in_(ours)))
-        }
+        rows = {o.id: o for o in await session.scalars(select(Order).where(Order.id.in_(ours)))}
         refunds = (
             await session.execute(
                 select(LedgerEntry.order_id, LedgerEntry.amount)
@@ -171,13 +168,81 @@ async def test_one_order_with_an_absurd_report_does_not_stall_its_batch(
 
     # The operator sees the flag on the order and can list flagged orders.
     detail = (await client.get(f"/admin/v1/orders/{ours[4]}", headers=AUTH)).json()
-    assert detail["anomaly"] == [
-        {"kind": "out_of_range", "field": "remains", "value": str(10**20)}
-    ]
+    assert detail["anomaly"] == [{"kind": "out_of_range", "field": "remains", "value": str(10**20)}]
     assert detail["anomaly_at"] is not None
     assert detail["upstream_history"][-1]["outcome"] == "anomaly"
     flagged = (await client.get("/admin/v1/orders?anomaly=true", headers=AUTH)).json()
     assert [o["id"] for o in flagged] == [ours[6], ours[4]]
     clean = (await client.get("/admin/v1/orders?anomaly=false", headers=AUTH)).json()
     assert sorted(o["id"] for o in clean) == sorted(set(ours) - {ours[4], ours[6]})
+    await ledger_ok(ctx)
+
+
+async def place_sent_orders(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: MakeUser,
+    make_service: MakeService,
+    provider: FakeProvider,
+    count: int,
+) -> list[int]:
+    service_id = await make_service(
+        rate=Decimal("1.00"),
+        min_quantity=10,
+        provider_id=provider.provider_id,
+        provider_service_id="1",
+    )
+    user = await make_user(balance="10")
+    ours = [
+        (await api(user.key, "add", service=service_id, link=f"https://x.y/{n}", quantity=100))[
+            "order"
+        ]
+        for n in range(count)
+    ]
+    await run_jobs(settings, ctx)
+    return ours
+
+
+async def test_a_statement_that_fails_skips_only_its_own_order(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: MakeUser,
+    make_service: MakeService,
+    provider: FakeProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ours = await place_sent_orders(api, ctx, settings, make_user, make_service, provider, 4)
+    rows = {str(n + 1): sync.Tracked(i, "In progress", None, None, 100) for n, i in enumerate(ours)}
+    # Reports built past the client's bounds: the database refuses the second one.
+    answers: dict[str, ProviderOrderStatus | ProviderError] = {
+        "1": ProviderOrderStatus("In progress", start_count=5, remains=70),
+        "2": ProviderOrderStatus("In progress", remains=10**20),
+        "3": ProviderOrderStatus("Completed", remains=0),
+        "4": ProviderOrderStatus("Canceled"),
+    }
+    result = sync.SyncResult()
+    with caplog.at_level("WARNING", logger="app.flows.sync"):
+        async with ctx.db.transaction() as session:
+            await sync._apply_batch(session, rows, answers, result, provider.provider_id)
+    assert (result.changed, result.errors) == (3, 1)
+    async with ctx.db.session() as session:
+        seen = [
+            (o.status, o.start_count, o.remains)
+            for o in await session.scalars(
+                select(Order).where(Order.id.in_(ours)).order_by(Order.id)
+            )
+        ]
+    assert seen == [
+        ("In progress", 5, 70),
+        ("In progress", None, None),
+        ("Completed", None, 0),
+        ("Canceled", None, 100),
+    ]
+    failed = [r for r in caplog.records if r.getMessage().startswith("status sync: progress")]
+    # The bulk statement failed, then each order on its own: only the second failed.
+    assert [r.__dict__["order_ids"] for r in failed] == [[ours[0], ours[1], ours[2]], [ours[1]]]
+    assert all("out of int64 range" in r.__dict__["reason"] for r in failed)
+    assert str(ours[1]) in failed[-1].getMessage()
     await ledger_ok(ctx)

@@ -5,15 +5,20 @@ a named equivalence test that runs it and its Python twin on the same rows
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
 
 from sqlalchemy import TextClause, text
 
 from app.orders.models import (
     ACTIVE_STATUSES,
     COMPLETED,
+    IN_PROGRESS,
     UP_DRIPFEED,
+    UP_REVIEW,
+    UP_SENDING,
+    UP_SENT,
 )
 from app.orders.service import StatusReport
 from app.orders.types import SubscriptionsType
@@ -32,6 +37,8 @@ def _in(values: Sequence[str]) -> str:
 # Status sync and relay (app/flows/sync.py, app/flows/relay.py)
 # ---------------------------------------------------------------------------------------
 
+PROGRESS_FROM = ACTIVE_STATUSES  # final orders never move on a report
+
 # The bulk twin of `orders.service.apply_status` for reports that move no money (In
 # progress, Processing, Completed): the same values, the same guards (only active orders
 # move; a drip-feed parent follows its runs), rows locked in id order (concurrent pages
@@ -47,7 +54,7 @@ PROGRESS_SQL: TextClause = text(
     ), locked AS (
         SELECT o.id FROM orders AS o
         WHERE o.id = ANY(CAST(:ids AS bigint[]))
-            AND o.status IN ({_in(ACTIVE_STATUSES)})
+            AND o.status IN ({_in(PROGRESS_FROM)})
             AND o.upstream_state <> {_quoted(UP_DRIPFEED)}
         ORDER BY o.id
         FOR UPDATE
@@ -64,7 +71,7 @@ PROGRESS_SQL: TextClause = text(
             updated_at = now()
         FROM v, locked
         WHERE o.id = v.id AND locked.id = v.id
-            AND o.status IN ({_in(ACTIVE_STATUSES)})
+            AND o.status IN ({_in(PROGRESS_FROM)})
             AND o.upstream_state <> {_quoted(UP_DRIPFEED)}
             AND (v.status <> o.status OR v.status = {_quoted(COMPLETED)}
                 OR v.start_count >= 0 OR v.remains IS NOT NULL)
@@ -103,3 +110,74 @@ POSTS_SQL: TextClause = text(
     WHERE o.id = v.id AND o.type = {_quoted(SubscriptionsType.name)}
     """  # noqa: S608
 )
+
+
+# Upstream states a provider's order id may be recorded from: the relay's own claims
+# (`sending`) and, by an operator, orders whose outcome was unknown (`review`). Either way
+# only once: an order that has a provider order id keeps it.
+SENT_FROM = (UP_SENDING, UP_REVIEW)
+
+# The bulk twin of `flows.review.review_mark_sent` for the relay's accepted orders: the
+# same values (sent, In progress, the provider's order id, what it bills for it) under the
+# same guards, one upstream event per order. Twin test:
+# tests/test_sql_twins.py::test_sent_sql_is_the_twin_of_review_mark_sent.
+SENT_SQL: TextClause = text(
+    f"""
+    WITH v AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:provider_order_ids AS text[]),
+            CAST(:priced AS boolean[]), CAST(:charges AS numeric[]),
+            CAST(:currencies AS text[]), CAST(:fx_rates AS numeric[])
+        ) AS v(id, provider_order_id, priced, provider_charge, provider_currency, fx_rate)
+    ), sent AS (
+        UPDATE orders AS o SET
+            upstream_state = {_quoted(UP_SENT)},
+            provider_order_id = v.provider_order_id,
+            status = {_quoted(IN_PROGRESS)},
+            sending_since = NULL,
+            last_error = NULL,
+            provider_charge = CASE WHEN v.priced THEN v.provider_charge ELSE o.provider_charge END,
+            provider_currency =
+                CASE WHEN v.priced THEN v.provider_currency ELSE o.provider_currency END,
+            fx_rate = CASE WHEN v.priced THEN v.fx_rate ELSE o.fx_rate END,
+            updated_at = now()
+        FROM v
+        WHERE o.id = v.id
+            AND o.upstream_state IN ({_in(SENT_FROM)})
+            AND o.provider_order_id IS NULL
+        RETURNING o.id, o.cancel_state
+    ), events AS (
+        INSERT INTO upstream_events (order_id, action, outcome, detail, created_at)
+        SELECT v.id, 'add', 'sent', jsonb_build_object('provider_order_id', v.provider_order_id),
+            now()
+        FROM v
+    )
+    SELECT id, cancel_state FROM sent
+    """  # noqa: S608
+)
+
+
+class Billed(Protocol):
+    """What the provider bills for an order (flows.relay.UpstreamCost)."""
+
+    @property
+    def charge(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def fx_rate(self) -> Decimal | None: ...
+
+
+def sent_params(
+    sent: Sequence[tuple[int, str]], costs: Mapping[int, Billed]
+) -> dict[str, list[Any]]:
+    """The parameters of SENT_SQL for (order id, provider order id) pairs; orders without
+    a cost keep the cost columns they have."""
+    return {
+        "ids": [order_id for order_id, _ in sent],
+        "provider_order_ids": [provider_order_id for _, provider_order_id in sent],
+        "priced": [order_id in costs for order_id, _ in sent],
+        "charges": [costs[i].charge if i in costs else None for i, _ in sent],
+        "currencies": [costs[i].currency if i in costs else None for i, _ in sent],
+        "fx_rates": [costs[i].fx_rate if i in costs else None for i, _ in sent],
+    }

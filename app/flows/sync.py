@@ -197,7 +197,13 @@ async def _apply_progress(
         changed = []
     result.changed += len(changed)
     for parent_id in sorted({row.parent_id for row in changed if row.parent_id is not None}):
-        await refresh_parent(session, parent_id)
+        await _isolated(
+            session,
+            "drip-feed parent",
+            [parent_id],
+            provider_id,
+            partial(refresh_parent, session, parent_id),
+        )
 
 
 async def _apply_batch(

@@ -13,6 +13,11 @@ PROVIDER_ERRORS = Counter(
 PROVIDER_ALERTS = Counter(
     "smm_provider_alerts_total", "Provider problems needing an operator", ["provider_id", "kind"]
 )
+PROVIDER_ANOMALIES = Counter(
+    "smm_provider_anomalies_total",
+    "Provider status reports that could not be applied (flagged on their order)",
+    ["provider_id", "kind"],
+)
 PROVIDER_BALANCE = Gauge("smm_provider_balance", "Last known provider balance", ["provider_id"])
 STATUS_UPDATES = Counter("smm_status_updates_total", "Orders changed by status sync")
 REVIEW_QUEUE = Gauge("smm_review_queue_orders", "Orders waiting for an operator decision")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.providers.client import (
+    Anomaly,
     ProviderClient,
     ProviderNotSent,
     ProviderOrderStatus,
@@ -228,3 +229,165 @@ async def test_the_key_stays_out_of_errors_and_repr() -> None:
         await client.add({})
     assert "secret-key" not in str(caught.value) and "secret-key" not in repr(client)
     assert json.dumps({"m": caught.value.message})
+
+
+# What real providers send, and what each becomes (the mapping is written down in the
+# module docstring of app.providers.client).
+
+
+def one_status(body: object, text: str | None = None) -> Handler:
+    return answering(200, body, text)
+
+
+@pytest.mark.parametrize(
+    ("sent", "remains"),
+    [
+        (157, 157),
+        ("157", 157),
+        ("12.0", 12),
+        (12.0, 12),
+        (12.5, 12),
+        ("12.9", 12),
+        ("1e3", 1000),
+        (-40, -40),  # over-delivery: the order reads it as 0 remains
+        ("-40", -40),
+        ("Unknown", None),
+        ("", None),
+        (None, None),
+        ("n/a", None),
+        (10**12, 10**12),
+    ],
+)
+async def test_remains_is_read_as_a_bounded_count(sent: object, remains: int | None) -> None:
+    status = await client_for(one_status({"status": "In progress", "remains": sent})).status("1")
+    assert (status.remains, status.anomalies) == (remains, ())
+
+
+@pytest.mark.parametrize(
+    ("field", "sent"),
+    [
+        ("remains", 10**20),
+        ("remains", "100000000000000000000"),
+        ("remains", -(10**13)),
+        ("remains", "Infinity"),
+        ("remains", "NaN"),
+        ("start_count", 10**19),
+        ("start_count", "1e300"),
+        ("charge", "1e30"),
+        ("charge", -1),
+        ("posts", 10**20),
+    ],
+)
+async def test_out_of_range_numbers_are_anomalies_and_never_passed_on(
+    field: str, sent: object
+) -> None:
+    body = {"status": "In progress", "remains": 5, "start_count": 7, "charge": "0.5", field: sent}
+    status = await client_for(one_status(body)).status("1")
+    assert status.anomalies == (Anomaly("out_of_range", field, str(sent)),)
+    if field in ("remains", "start_count", "charge"):
+        assert getattr(status, field) is None
+    assert status.status == "In progress"
+
+
+async def test_charge_as_a_json_number_or_text_is_an_exact_decimal() -> None:
+    for sent, charge in [(0.27819, "0.27819"), ("1.5", "1.5"), (2, "2"), ("-0", "0")]:
+        status = await client_for(one_status({"status": "Completed", "charge": sent})).status("1")
+        assert (status.charge, status.anomalies) == (Decimal(charge), ())
+    unknown = await client_for(one_status({"status": "Completed", "charge": "?"})).status("1")
+    assert (unknown.charge, unknown.anomalies) == (None, ())
+
+
+@pytest.mark.parametrize(
+    ("sent", "status"),
+    [
+        ("Pending", "Pending"),
+        ("pending", "Pending"),
+        ("In progress", "In progress"),
+        ("In Progress", "In progress"),
+        ("Inprogress", "In progress"),
+        ("inprogress", "In progress"),
+        ("in_progress", "In progress"),
+        ("IN-PROGRESS", "In progress"),
+        ("Processing", "Processing"),
+        ("Completed", "Completed"),
+        ("Complete", "Completed"),
+        ("completed", "Completed"),
+        ("Partial", "Partial"),
+        ("partial", "Partial"),
+        ("Canceled", "Canceled"),
+        ("Cancelled", "Canceled"),
+        ("cancelled", "Canceled"),
+        ("Refunded", "Canceled"),
+        ("refunded", "Canceled"),
+    ],
+)
+async def test_status_spellings_map_to_ours(sent: str, status: str) -> None:
+    report = await client_for(one_status({"status": sent, "remains": 3})).status("1")
+    assert (report.status, report.anomalies) == (status, ())
+
+
+@pytest.mark.parametrize("sent", ["Fail", "Failed", "fail", "Error", "error", "Rejected", "", "?"])
+async def test_unclear_or_unknown_statuses_are_anomalies(sent: str) -> None:
+    report = await client_for(one_status({"status": sent, "remains": 3})).status("1")
+    assert report.anomalies == (Anomaly("unknown_status", "status", sent),)
+    assert report.status == sent  # kept as sent, for the operator to read
+
+
+@pytest.mark.parametrize("text", ["<html><body>Cloudflare</body></html>", "", " ", "OK"])
+async def test_html_or_empty_bodies_with_http_200(text: str) -> None:
+    with pytest.raises(ProviderTransient):
+        await client_for(one_status(None, text)).status("1")
+    with pytest.raises(ProviderTransient):
+        await client_for(one_status(None, text)).statuses(["1", "2"])
+    with pytest.raises(ProviderUnknownOutcome):
+        await client_for(one_status(None, text)).add({"service": "1"})
+
+
+async def test_multi_status_items_each_keep_their_own_answer() -> None:
+    body = {
+        "1": {"status": "Completed", "remains": "0"},
+        "2": {"error": "Incorrect order ID"},
+        "3": {"status": "In progress", "remains": 10**20},
+        "4": "garbage",
+        "5": {"status": "Fail"},
+        "6": {"error": "Too many requests"},
+    }
+    result = await client_for(one_status(body)).statuses(["1", "2", "3", "4", "5", "6", "7"])
+    first, third, fifth = result["1"], result["3"], result["5"]
+    assert isinstance(first, ProviderOrderStatus) and first.anomalies == ()
+    assert (first.status, first.remains) == ("Completed", 0)
+    assert isinstance(result["2"], ProviderPermanent)
+    assert result["2"].message == "Incorrect order ID"
+    assert isinstance(third, ProviderOrderStatus)
+    assert third.anomalies == (Anomaly("out_of_range", "remains", str(10**20)),)
+    assert third.remains is None
+    assert isinstance(result["4"], ProviderTransient)
+    assert isinstance(fifth, ProviderOrderStatus)
+    assert fifth.anomalies == (Anomaly("unknown_status", "status", "Fail"),)
+    assert isinstance(result["6"], ProviderTransient)
+    assert isinstance(result["7"], ProviderTransient)  # not answered at all
+
+
+async def test_services_and_balance_numbers_are_bounded() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if form(request)["action"] == "balance":
+            return httpx.Response(200, json={"balance": "1e40", "currency": "USD"})
+        good = {"name": "ok", "type": "Default", "category": "C", "rate": 0.5, "min": "10"}
+        return httpx.Response(
+            200,
+            json=[
+                {**good, "service": 1, "max": "1e20"},
+                {**good, "service": 2, "max": 1000, "rate": "-1"},
+                {**good, "service": 3, "max": 1000, "rate": "1e15"},
+                {**good, "service": "x" * 65, "max": 1000},
+                {**good, "service": 5, "max": "1000.0", "name": "n" * 400},
+            ],
+        )
+
+    client = client_for(handler)
+    services = await client.services()
+    assert [(s.service, s.rate, s.min, s.max, len(s.name)) for s in services] == [
+        ("5", Decimal("0.5"), 10, 1000, 300)
+    ]
+    with pytest.raises(ProviderTransient):
+        await client.balance()

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Service
@@ -39,6 +39,7 @@ from app.orders.models import (
     UpstreamEvent,
 )
 from app.orders.service import refresh_parent, refund
+from app.orders.sql import SENT_SQL, sent_params
 from app.orders.types import cost_for, handler_for
 from app.providers.client import (
     Lane,
@@ -221,57 +222,13 @@ async def record(
     return outcomes
 
 
-SENT_SQL = text(
-    """
-    WITH v AS (
-        SELECT * FROM unnest(
-            CAST(:ids AS bigint[]), CAST(:provider_order_ids AS text[]),
-            CAST(:priced AS boolean[]), CAST(:charges AS numeric[]),
-            CAST(:currencies AS text[]), CAST(:fx_rates AS numeric[])
-        ) AS v(id, provider_order_id, priced, provider_charge, provider_currency, fx_rate)
-    ), sent AS (
-        UPDATE orders AS o SET
-            upstream_state = 'sent',
-            provider_order_id = v.provider_order_id,
-            status = 'In progress',
-            sending_since = NULL,
-            last_error = NULL,
-            provider_charge = CASE WHEN v.priced THEN v.provider_charge ELSE o.provider_charge END,
-            provider_currency =
-                CASE WHEN v.priced THEN v.provider_currency ELSE o.provider_currency END,
-            fx_rate = CASE WHEN v.priced THEN v.fx_rate ELSE o.fx_rate END,
-            updated_at = now()
-        FROM v
-        WHERE o.id = v.id
-            AND o.upstream_state IN ('sending', 'review')
-            AND o.provider_order_id IS NULL
-        RETURNING o.id, o.cancel_state
-    ), events AS (
-        INSERT INTO upstream_events (order_id, action, outcome, detail, created_at)
-        SELECT v.id, 'add', 'sent', jsonb_build_object('provider_order_id', v.provider_order_id),
-            now()
-        FROM v
-    )
-    SELECT id, cancel_state FROM sent
-    """
-)
-
-
 async def _record_sent(
     db: Database, settings: Settings, sent: Sequence[tuple[Claim, str]]
 ) -> list[RelayOutcome]:
     async with db.transaction() as session:
         costs = await upstream_costs(session, settings, [(c, c.provider) for c, _ in sent])
         rows = await session.execute(
-            SENT_SQL,
-            {
-                "ids": [claim.id for claim, _ in sent],
-                "provider_order_ids": [provider_order_id for _, provider_order_id in sent],
-                "priced": [claim.id in costs for claim, _ in sent],
-                "charges": [costs[c.id].charge if c.id in costs else None for c, _ in sent],
-                "currencies": [costs[c.id].currency if c.id in costs else None for c, _ in sent],
-                "fx_rates": [costs[c.id].fx_rate if c.id in costs else None for c, _ in sent],
-            },
+            SENT_SQL, sent_params([(claim.id, answer) for claim, answer in sent], costs)
         )
         cancel_due = {row.id for row in rows if row.cancel_state == "requested"}
         for parent_id in sorted({c.parent_id for c, _ in sent if c.parent_id is not None}):
@@ -355,7 +312,9 @@ class SendSlots:
     job claims only as many orders as it has free slots, so a claimed order never waits
     for its turn: the age of a `sending` attempt is the age of its call.
 
-    Each slot has its own HTTP lane (a pool of one connection, see Lane)."""
+    Each slot has its own HTTP lane (a pool of one connection, see Lane). Every slot is
+    either free or held by exactly one call (or a claim being made for it): `give` refuses
+    a slot that is not held, so a slot can be neither lost nor given back twice."""
 
     def __init__(self, size: int, http: httpx.AsyncClient) -> None:
         self.size = max(1, size)
@@ -364,6 +323,7 @@ class SendSlots:
         self.claiming = False
         self.kicked = False
         self._free = list(range(self.size))
+        self._held: set[int] = set()
         self._freed = asyncio.Event()
         tls = httpx.create_ssl_context()
         self._lanes = [Lane(http, 1, tls) for _ in range(self.size)]
@@ -372,13 +332,23 @@ class SendSlots:
     def free(self) -> int:
         return len(self._free)
 
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
     def take(self, wanted: int) -> list[int]:
         taken = self._free[: max(0, wanted)]
         del self._free[: len(taken)]
+        self._held.update(taken)
+        assert len(self._free) + len(self._held) == self.size
         return taken
 
     def give(self, slots: Sequence[int]) -> None:
+        for slot in slots:
+            assert slot in self._held, f"slot {slot} given back but not held"
+            self._held.remove(slot)
         self._free.extend(slots)
+        assert len(self._free) + len(self._held) == self.size
         if slots:
             self._freed.set()
 
@@ -409,6 +379,138 @@ class RelayRun:
 RECORD_EVERY = 0.05
 
 
+class RelayDue:
+    """One run of `relay_due`, in three steps that repeat until nothing is due:
+
+    - claim: take every free send slot and claim as many due orders in one committed
+      transaction (`claim_due`); slots left without an order are given back at once;
+    - send: one task per claimed order, on its own slot; the slot is given back when the
+      call ends, whatever happened;
+    - record: the answers that arrived, in one `record` call.
+
+    Invariants, checked as the run goes: an order is sent only once its claim committed
+    and at most once per run; every slot taken is given back; the calls in flight never
+    outnumber the slots this run holds, nor the worker's slots."""
+
+    def __init__(
+        self, db: Database, settings: Settings, slots: SendSlots, max_seconds: float
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.slots = slots
+        self.run = RelayRun()
+        self.deadline = time.monotonic() + max_seconds
+        self.half = max(1, slots.size // 2)
+        self.claiming = False
+        self._keys: dict[int, str] = {}  # provider id → decrypted API key, once per run
+        self._committed: set[int] = set()  # orders whose claim committed in this run
+        self._flying: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, int] = {}  # order id → its slot, while its call runs
+        self._arrived: list[tuple[Claim, Answer]] = []
+        self._enough = asyncio.Event()
+
+    async def __call__(self) -> RelayRun:
+        if self.slots.claiming:
+            self.slots.kicked = True  # the claiming run claims again before it stops
+            return self.run
+        self.slots.claiming = self.claiming = True
+        try:
+            while True:
+                if self.claiming and time.monotonic() >= self.deadline:
+                    self._stop_claiming()
+                    self.run.more = True
+                free = self.slots.free
+                if self.claiming and (free >= self.half or (not self._flying and free > 0)):
+                    await self.claim()
+                elif self.claiming and not self._flying and not self._arrived:
+                    await self.slots.wait()  # other jobs of this worker hold every slot
+                    continue
+                if not self._flying and not self._arrived:
+                    assert not self._in_flight, "a call ended without its answer"
+                    return self.run
+                await self._answers()
+                await self.record()
+        finally:
+            if self.claiming:
+                self._stop_claiming()
+            # Stopped mid-flight (shutdown, database lost): calls whose outcome is not
+            # recorded stay `sending`, and the sweeper moves them to review. Never resent
+            # blindly.
+            for task in list(self._flying):
+                task.cancel()
+
+    def _stop_claiming(self) -> None:
+        self.claiming = self.slots.claiming = False
+
+    async def claim(self) -> None:
+        """Claim as many due orders as there are free slots; commit; then send them."""
+        taken = self.slots.take(self.slots.free)
+        claims: list[Claim] = []
+        self.run.claims += 1
+        self.slots.kicked = False
+        try:
+            claims = await claim_due(self.db, len(taken))  # committed when it returns
+        finally:
+            self.slots.give(taken[len(claims) :])
+        assert len(claims) <= len(taken)
+        if len(claims) < len(taken) and not self.slots.kicked:
+            self._stop_claiming()  # nothing else is due now
+        self._committed.update(claim.id for claim in claims)
+        for claim, slot in zip(claims, taken, strict=False):
+            self.send(claim, slot)
+
+    def send(self, claim: Claim, slot: int) -> None:
+        assert claim.id in self._committed, "an order is sent only after its claim committed"
+        assert claim.id not in self._in_flight, "an order is sent at most once per run"
+        self._in_flight[claim.id] = slot
+        assert len(self._in_flight) <= self.slots.held <= self.slots.size
+        task = asyncio.create_task(self._call(claim, slot))
+        self._flying.add(task)
+        task.add_done_callback(self._flying.discard)
+        # A task canceled before it ever ran (the run stopped) never reaches the `finally`
+        # of _call: its slot is given back here instead.
+        task.add_done_callback(lambda _: self._release(claim.id))
+
+    async def _call(self, claim: Claim, slot: int) -> None:
+        try:
+            key = self._keys.get(claim.provider_id)
+            if key is None:
+                key = self._keys[claim.provider_id] = decrypt_key(
+                    self.settings.secret_key, claim.provider.api_key_encrypted
+                )
+            client = ProviderClient(claim.provider.url, key, self.slots.http(slot))
+            answer = await send(claim, client)
+        finally:
+            self._release(claim.id)
+        self._arrived.append((claim, answer))
+        if len(self._arrived) >= self.half or not self._in_flight:
+            self._enough.set()
+
+    def _release(self, order_id: int) -> None:
+        """The call of this order ended: its slot goes back, exactly once."""
+        slot = self._in_flight.pop(order_id, None)
+        if slot is not None:
+            self.slots.give([slot])
+
+    async def _answers(self) -> None:
+        """Wait a little for more answers, so that each record carries many."""
+        if self._in_flight and len(self._arrived) < self.half:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._enough.wait(), RECORD_EVERY)
+        self._enough.clear()
+
+    async def record(self) -> None:
+        batch = self._arrived[:]
+        del self._arrived[:]
+        if not batch:
+            return
+        self.run.records += 1
+        for outcome in await record(self.db, self.settings, batch):
+            self.run.outcomes[outcome.outcome] += 1
+            if outcome.cancel_due:
+                self.run.cancel_due.append(outcome.order_id)
+
+
 async def relay_due(
     db: Database,
     settings: Settings,
@@ -424,85 +526,8 @@ async def relay_due(
     stops whenever another run started in the meantime.
 
     Claims and records work on half the slots at a time: each transaction carries many
-    orders, and the other half of the calls keeps going meanwhile."""
-    run = RelayRun()
-    keys: dict[int, str] = {}  # provider id → decrypted API key, once per run
-    flying: set[asyncio.Task[None]] = set()
-    arrived: list[tuple[Claim, Answer]] = []
-    enough = asyncio.Event()
-    half = max(1, slots.size // 2)
-    waiting = 0  # calls without an answer yet
-    if slots.claiming:
-        slots.kicked = True
-        return run
-    slots.claiming = claiming = True
-    deadline = time.monotonic() + max_seconds
-
-    def stop_claiming() -> None:
-        nonlocal claiming
-        claiming = slots.claiming = False
-
-    async def one(claim: Claim, slot: int) -> None:
-        nonlocal waiting
-        try:
-            key = keys.get(claim.provider_id)
-            if key is None:
-                key = keys[claim.provider_id] = decrypt_key(
-                    settings.secret_key, claim.provider.api_key_encrypted
-                )
-            answer = await send(claim, ProviderClient(claim.provider.url, key, slots.http(slot)))
-        finally:
-            slots.give([slot])
-            waiting -= 1
-        arrived.append((claim, answer))
-        if len(arrived) >= half or not waiting:
-            enough.set()
-
-    try:
-        while True:
-            if claiming and time.monotonic() >= deadline:
-                stop_claiming()
-                run.more = True
-            if claiming and (slots.free >= half or (not flying and slots.free > 0)):
-                taken = slots.take(slots.free)
-                claims: list[Claim] = []
-                run.claims += 1
-                slots.kicked = False
-                try:
-                    claims = await claim_due(db, len(taken))
-                finally:
-                    slots.give(taken[len(claims) :])
-                if len(claims) < len(taken) and not slots.kicked:
-                    stop_claiming()  # nothing else is due now
-                waiting += len(claims)
-                for claim, slot in zip(claims, taken, strict=False):
-                    task = asyncio.create_task(one(claim, slot))
-                    flying.add(task)
-                    task.add_done_callback(flying.discard)
-            elif claiming and not flying and not arrived:
-                await slots.wait()  # other jobs of this worker hold every slot
-                continue
-            if not flying and not arrived:
-                return run
-            if waiting and len(arrived) < half:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(enough.wait(), RECORD_EVERY)
-            enough.clear()
-            batch = arrived[:]
-            del arrived[:]
-            if batch:
-                run.records += 1
-                for outcome in await record(db, settings, batch):
-                    run.outcomes[outcome.outcome] += 1
-                    if outcome.cancel_due:
-                        run.cancel_due.append(outcome.order_id)
-    finally:
-        if claiming:
-            stop_claiming()
-        # Stopped mid-flight (shutdown, database lost): calls whose outcome is not recorded
-        # stay `sending`, and the sweeper moves them to review. Never resent blindly.
-        for task in list(flying):
-            task.cancel()
+    orders, and the other half of the calls keeps going meanwhile. See RelayDue."""
+    return await RelayDue(db, settings, slots, max_seconds)()
 
 
 async def _record_failure(

@@ -41,6 +41,9 @@ async def review_resend(session: AsyncSession, order_id: int) -> bool:
 async def review_mark_sent(
     session: AsyncSession, order_id: int, provider_order_id: str, settings: Settings
 ) -> bool:
+    """The operator found the order in the provider's panel: it is sent, with what the
+    provider bills for it. The Python twin of `orders.sql.SENT_SQL` (the relay's bulk
+    record of accepted orders), kept equal by tests/test_sql_twins.py."""
     order = await session.get(Order, order_id)
     provider = (
         await session.get(Provider, order.provider_id) if order and order.provider_id else None
@@ -54,12 +57,17 @@ async def review_mark_sent(
     return (
         await session.scalar(
             update(Order)
-            .where(Order.id == order_id, Order.upstream_state == UP_REVIEW)
+            .where(
+                Order.id == order_id,
+                Order.upstream_state == UP_REVIEW,
+                Order.provider_order_id.is_(None),
+            )
             .values(
                 upstream_state=UP_SENT,
                 provider_order_id=provider_order_id,
                 status=IN_PROGRESS,
                 sending_since=None,
+                last_error=None,
                 **(cost.columns() if cost is not None else {}),
             )
             .returning(Order.id)

@@ -1,19 +1,32 @@
 """Status sync: ask each provider about our active orders in batches of 100 and apply
-what changed (refunds included, each exactly once)."""
+what changed (refunds included, each exactly once).
+
+One order never stalls the others. Every number a provider sends is bounded by the client
+(app/providers/client.py); a report that still cannot be applied (a number out of range,
+a status we cannot act on) is an anomaly: it is flagged on its order (`anomaly`,
+`anomaly_at`, shown by the operator API), recorded in its upstream history and counted
+(`smm_provider_anomalies_total{provider_id,kind}`), and the order is skipped. Each
+statement of a batch runs in its own savepoint: if one fails, only its own orders are
+skipped (a failed bulk progress statement is retried order by order), and the log line
+says why and for which orders.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
-from sqlalchemy import insert, select, text
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Database
-from app.metrics import PROVIDER_ERRORS, STATUS_UPDATES
+from app.db import Database, utcnow
+from app.metrics import PROVIDER_ANOMALIES, PROVIDER_ERRORS, STATUS_UPDATES
 from app.orders.models import (
     ACTIVE_STATUSES,
     COMPLETED,
@@ -26,7 +39,8 @@ from app.orders.models import (
     UpstreamEvent,
 )
 from app.orders.service import StatusReport, apply_status, refresh_parent
-from app.providers.client import ProviderClient, ProviderError, ProviderOrderStatus
+from app.orders.sql import POSTS_SQL, PROGRESS_SQL, progress_params
+from app.providers.client import ProviderClient, ProviderError, ProviderOrderStatus, to_int
 from app.providers.models import Provider
 from app.providers.service import client_for
 from app.settings import Settings
@@ -41,155 +55,241 @@ class SyncResult:
     checked: int = 0
     changed: int = 0
     errors: int = 0
+    anomalies: int = 0  # reports flagged on their order and not applied
 
 
 def report_from(status: ProviderOrderStatus) -> StatusReport | None:
-    if status.status not in STATUSES:
+    """What a provider's report says in our terms; None when it is anomalous (a number out
+    of range, a status we cannot act on): such a report is flagged and never applied."""
+    if status.anomalies or status.status not in STATUSES:
         return None
     # A provider's "Pending" is our "In progress": the order is ours to have sent.
     return StatusReport(
-        status=status.status if status.status != PENDING else "In progress",
+        status=status.status if status.status != PENDING else IN_PROGRESS,
         start_count=status.start_count,
         remains=status.remains,
     )
 
 
-def _differs(row: tuple[int, str, int | None, int | None], report: StatusReport) -> bool:
-    _, status, start_count, remains = row
+class Tracked(NamedTuple):
+    """An active order as the sync read it."""
+
+    id: int
+    status: str
+    start_count: int | None
+    remains: int | None
+    quantity: int | None = None  # None: not read, reported remains compared as they are
+
+
+def _differs(row: Tracked, report: StatusReport) -> bool:
+    """Whether applying the report would change the order, by the rules of apply_status
+    (over-delivery is 0 remains, remains never exceed the quantity, a negative start
+    count is ignored), so that a report applied once is not applied again each cycle."""
+    remains = report.remains
+    if remains is not None:
+        remains = max(remains, 0)
+        if row.quantity is not None:
+            remains = min(remains, row.quantity)
     return (
-        report.status != status
-        or (report.start_count is not None and report.start_count != start_count)
-        or (report.remains is not None and report.remains != remains)
+        report.status != row.status
+        or (
+            report.start_count is not None
+            and report.start_count >= 0
+            and report.start_count != row.start_count
+        )
+        or (remains is not None and remains != row.remains)
     )
 
 
-# Reports that move no money: applied to a whole page in one statement.
+# Reports that move no money: applied to a whole page in one statement (PROGRESS_SQL).
 PROGRESS_STATUSES = (IN_PROGRESS, PROCESSING, COMPLETED)
 
-# The bulk twin of `apply_status` for PROGRESS_STATUSES: the same values, the same
-# guards (only active orders move; a drip-feed parent follows its runs), rows locked in id
-# order (concurrent pages cannot deadlock), one upstream event per order that changed.
-PROGRESS_SQL = text(
-    """
-    WITH v AS (
-        SELECT * FROM unnest(
-            CAST(:ids AS bigint[]), CAST(:statuses AS text[]),
-            CAST(:start_counts AS bigint[]), CAST(:remains AS bigint[])
-        ) AS v(id, status, start_count, remains)
-    ), locked AS (
-        SELECT o.id FROM orders AS o
-        WHERE o.id = ANY(CAST(:ids AS bigint[]))
-            AND o.status IN ('Pending', 'In progress', 'Processing')
-            AND o.upstream_state <> 'dripfeed'
-        ORDER BY o.id
-        FOR UPDATE
-    ), changed AS (
-        UPDATE orders AS o SET
-            status = v.status,
-            start_count = CASE WHEN v.start_count >= 0 THEN v.start_count
-                ELSE o.start_count END,
-            remains = CASE WHEN v.status = 'Completed' THEN 0
-                WHEN v.remains IS NULL THEN o.remains
-                ELSE LEAST(GREATEST(v.remains, 0), o.quantity) END,
-            finished_at = CASE WHEN v.status = 'Completed' THEN now()
-                ELSE o.finished_at END,
-            updated_at = now()
-        FROM v, locked
-        WHERE o.id = v.id AND locked.id = v.id
-            AND o.status IN ('Pending', 'In progress', 'Processing')
-            AND o.upstream_state <> 'dripfeed'
-            AND (v.status <> o.status OR v.status = 'Completed'
-                OR v.start_count >= 0 OR v.remains IS NOT NULL)
-        RETURNING o.id, o.parent_id, v.status, v.start_count, v.remains
-    ), events AS (
-        INSERT INTO upstream_events (order_id, action, outcome, detail, created_at)
-        SELECT id, 'status', status,
-            jsonb_build_object(
-                'source', 'provider', 'start_count', start_count, 'remains', remains
-            ),
-            now()
-        FROM changed
-    )
-    SELECT id, parent_id FROM changed
-    """
-)
+T = TypeVar("T")
 
-# Subscriptions: how many posts the provider has served, shown by `status`.
-POSTS_SQL = text(
-    """
-    UPDATE orders AS o SET
-        params = o.params || jsonb_build_object('posts_done', v.posts),
-        updated_at = now()
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:posts AS bigint[])) AS v(id, posts)
-    WHERE o.id = v.id AND o.type = 'Subscriptions'
-    """
-)
+
+async def _isolated(
+    session: AsyncSession,
+    what: str,
+    order_ids: Sequence[int],
+    provider_id: int | None,
+    statement: Callable[[], Awaitable[T]],
+) -> T | None:
+    """Run one statement in its own savepoint: if it fails, only its own work is undone
+    and the rest of the batch goes on. Logs why, with the orders concerned."""
+    try:
+        async with session.begin_nested():
+            return await statement()
+    except DBAPIError as exc:
+        reason = str(exc.orig if exc.orig is not None else exc).splitlines()[0][:300]
+        log.warning(
+            "status sync: %s not applied for orders %s: %s",
+            what,
+            ",".join(map(str, order_ids[:20])),
+            reason,
+            extra={"provider_id": provider_id, "order_ids": list(order_ids), "reason": reason},
+        )
+        return None
+
+
+async def _flag_anomalies(
+    session: AsyncSession,
+    anomalous: Sequence[tuple[int, ProviderOrderStatus]],
+    provider_id: int | None,
+) -> None:
+    """Record each anomalous report on its order (the flag, an upstream event, the metric),
+    once for as long as the provider keeps sending the same one."""
+    now = utcnow()
+    for order_id, answer in anomalous:
+        anomalies = [a.as_json() for a in answer.anomalies]
+        flagged = await session.scalar(
+            update(Order)
+            .where(Order.id == order_id, Order.anomaly.is_distinct_from(anomalies))
+            .values(anomaly=anomalies, anomaly_at=now)
+            .returning(Order.id)
+        )
+        if flagged is None:
+            continue
+        session.add(
+            UpstreamEvent(
+                order_id=order_id,
+                action="status",
+                outcome="anomaly",
+                detail={"source": "provider", "status": answer.status, "anomalies": anomalies},
+            )
+        )
+        for anomaly in answer.anomalies:
+            PROVIDER_ANOMALIES.labels(str(provider_id), anomaly.kind).inc()
+        log.warning(
+            "status report not applied: %s",
+            "; ".join(f"{a.field} {a.kind} ({a.value})" for a in answer.anomalies),
+            extra={"provider_id": provider_id, "order_id": order_id, "anomalies": anomalies},
+        )
+    await session.flush()
+
+
+async def _apply_progress(
+    session: AsyncSession,
+    progress: list[tuple[int, StatusReport]],
+    provider_id: int | None,
+    result: SyncResult,
+) -> None:
+    """The whole page in one statement; should it fail, order by order, so that only the
+    order that cannot be applied is skipped."""
+
+    async def apply(part: list[tuple[int, StatusReport]]) -> list[Row[Any]]:
+        return list((await session.execute(PROGRESS_SQL, progress_params(part))).all())
+
+    progress.sort(key=lambda item: item[0])
+    ids = [order_id for order_id, _ in progress]
+    changed = await _isolated(session, "progress", ids, provider_id, lambda: apply(progress))
+    if changed is None and len(progress) > 1:
+        changed = []
+        for item in progress:
+            one = await _isolated(
+                session, "progress", [item[0]], provider_id, partial(apply, [item])
+            )
+            if one is None:
+                result.errors += 1
+            else:
+                changed.extend(one)
+    elif changed is None:
+        result.errors += 1
+        changed = []
+    result.changed += len(changed)
+    for parent_id in sorted({row.parent_id for row in changed if row.parent_id is not None}):
+        await _isolated(
+            session,
+            "drip-feed parent",
+            [parent_id],
+            provider_id,
+            partial(refresh_parent, session, parent_id),
+        )
 
 
 async def _apply_batch(
     session: AsyncSession,
-    rows: dict[str, tuple[int, str, int | None, int | None]],
-    answers: dict[str, ProviderOrderStatus | ProviderError],
+    rows: Mapping[str, tuple[int, str, int | None, int | None] | Tracked],
+    answers: Mapping[str, ProviderOrderStatus | ProviderError],
     result: SyncResult,
+    provider_id: int | None = None,
 ) -> None:
     errors: list[tuple[int, str]] = []
+    anomalous: list[tuple[int, ProviderOrderStatus]] = []
     posts: list[tuple[int, int]] = []
     progress: list[tuple[int, StatusReport]] = []
     refunding: list[tuple[int, StatusReport]] = []
     for provider_order_id, answer in answers.items():
-        row = rows.get(provider_order_id)
-        if row is None:
+        found = rows.get(provider_order_id)
+        if found is None:
             continue
+        row = Tracked(*found)
         if isinstance(answer, ProviderError):
-            errors.append((row[0], answer.message[:500]))
+            errors.append((row.id, answer.message[:500]))
             continue
-        served = answer.extra.get("posts")
-        if served is not None and str(served).isdigit():
-            posts.append((row[0], int(str(served))))
         report = report_from(answer)
-        if report is None or not _differs(row, report):
+        if report is None:
+            anomalous.append((row.id, answer))
+            continue
+        served = to_int(answer.extra.get("posts"))
+        if served is not None and served >= 0:
+            posts.append((row.id, served))
+        if not _differs(row, report):
             continue
         if report.status in PROGRESS_STATUSES:
-            progress.append((row[0], report))
+            progress.append((row.id, report))
         else:
-            refunding.append((row[0], report))
+            refunding.append((row.id, report))
     if errors:
         result.errors += len(errors)
-        await session.execute(
-            insert(UpstreamEvent),
-            [
-                {
-                    "order_id": order_id,
-                    "action": "status",
-                    "outcome": "error",
-                    "detail": {"message": message},
-                }
-                for order_id, message in errors
-            ],
+        events = [
+            {
+                "order_id": order_id,
+                "action": "status",
+                "outcome": "error",
+                "detail": {"message": message},
+            }
+            for order_id, message in errors
+        ]
+        await _isolated(
+            session,
+            "error events",
+            [order_id for order_id, _ in errors],
+            provider_id,
+            lambda: session.execute(insert(UpstreamEvent), events),
+        )
+    if anomalous:
+        result.anomalies += len(anomalous)
+        await _isolated(
+            session,
+            "anomaly flags",
+            [order_id for order_id, _ in anomalous],
+            provider_id,
+            lambda: _flag_anomalies(session, anomalous, provider_id),
         )
     if posts:
-        await session.execute(
-            POSTS_SQL, {"ids": [i for i, _ in posts], "posts": [n for _, n in posts]}
+        await _isolated(
+            session,
+            "posts",
+            [order_id for order_id, _ in posts],
+            provider_id,
+            lambda: session.execute(
+                POSTS_SQL, {"ids": [i for i, _ in posts], "posts": [n for _, n in posts]}
+            ),
         )
     if progress:
-        progress.sort(key=lambda item: item[0])
-        changed = (
-            await session.execute(
-                PROGRESS_SQL,
-                {
-                    "ids": [order_id for order_id, _ in progress],
-                    "statuses": [report.status for _, report in progress],
-                    "start_counts": [report.start_count for _, report in progress],
-                    "remains": [report.remains for _, report in progress],
-                },
-            )
-        ).all()
-        result.changed += len(changed)
-        for parent_id in sorted({row.parent_id for row in changed if row.parent_id is not None}):
-            await refresh_parent(session, parent_id)
-    # Partial and Canceled refund: one by one, through the exact-once path.
+        await _apply_progress(session, progress, provider_id, result)
+    # Partial and Canceled refund: one by one, through the exact-once path, each on its own.
     for order_id, report in sorted(refunding, key=lambda item: item[0]):
-        if await apply_status(session, order_id, report, source="provider"):
+        changed = await _isolated(
+            session,
+            f"{report.status} report",
+            [order_id],
+            provider_id,
+            lambda: apply_status(session, order_id, report, source="provider"),  # noqa: B023
+        )
+        if changed is None:
+            result.errors += 1
+        elif changed:
             result.changed += 1
 
 
@@ -202,22 +302,39 @@ async def sync_provider(
     semaphore = asyncio.Semaphore(concurrency)
     tasks: list[asyncio.Task[None]] = []
 
-    async def one_batch(rows: dict[str, tuple[int, str, int | None, int | None]]) -> None:
+    async def one_batch(rows: dict[str, Tracked]) -> None:
+        ids = [row.id for row in rows.values()]
         async with semaphore:
             try:
                 answers = await client.statuses(list(rows))
             except ProviderError as exc:
                 result.errors += len(rows)
                 PROVIDER_ERRORS.labels(str(provider_id), type(exc).__name__).inc()
-                log.warning("status sync batch failed", extra={"provider_id": provider_id})
+                log.warning(
+                    "status sync batch failed: %s (orders %d to %d)",
+                    exc.message,
+                    ids[0],
+                    ids[-1],
+                    extra={"provider_id": provider_id, "order_ids": ids, "reason": exc.message},
+                )
                 return
             try:
                 async with db.transaction() as session:
-                    await _apply_batch(session, rows, answers, result)
-            except (DBAPIError, OSError):
-                # The next sync applies it again: every update is idempotent.
+                    await _apply_batch(session, rows, answers, result, provider_id)
+            except (DBAPIError, OSError) as exc:
+                # The database was lost mid-batch. The next sync applies it again: every
+                # update is idempotent.
                 result.errors += len(rows)
-                log.warning("status sync batch not applied", extra={"provider_id": provider_id})
+                reason = (
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                )
+                log.warning(
+                    "status sync batch not applied: %s (orders %d to %d)",
+                    reason,
+                    ids[0],
+                    ids[-1],
+                    extra={"provider_id": provider_id, "order_ids": ids, "reason": reason},
+                )
 
     while True:
         async with db.session() as session:
@@ -229,6 +346,7 @@ async def sync_provider(
                         Order.status,
                         Order.start_count,
                         Order.remains,
+                        Order.quantity,
                     )
                     .where(
                         Order.provider_id == provider_id,
@@ -243,7 +361,7 @@ async def sync_provider(
         if not batch:
             break
         last_id = batch[-1][0]
-        rows = {str(r[1]): (r[0], r[2], r[3], r[4]) for r in batch}
+        rows = {str(r[1]): Tracked(r[0], r[2], r[3], r[4], r[5]) for r in batch}
         result.checked += len(rows)
         while len(tasks) >= concurrency * 2:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -265,4 +383,5 @@ async def sync_all(db: Database, http: httpx.AsyncClient, settings: Settings) ->
         total.checked += part.checked
         total.changed += part.changed
         total.errors += part.errors
+        total.anomalies += part.anomalies
     return total

@@ -90,6 +90,7 @@ class Order(Base):
         ),
         Index("ix_orders_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
         Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_anomaly", "id", postgresql_where=text("anomaly IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -133,6 +134,10 @@ class Order(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=text("now()")
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last provider report that could not be applied (out-of-range numbers, a status
+    # we cannot act on), as [{kind, field, value}], and when it came: for the operator.
+    anomaly: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
+    anomaly_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UpstreamEvent(Base):

@@ -34,6 +34,10 @@ async def list_orders(
     link: Annotated[str | None, Query(description="part of the link")] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    anomaly: Annotated[
+        bool | None,
+        Query(description="true: only orders flagged with an anomalous provider report"),
+    ] = None,
 ) -> list[OrderOut]:
     stmt = select(Order).order_by(Order.id.desc()).limit(limit).offset(offset)
     filters = {
@@ -51,6 +55,8 @@ async def list_orders(
         stmt = stmt.where(Order.created_at >= created_from)
     if created_to is not None:
         stmt = stmt.where(Order.created_at < created_to)
+    if anomaly is not None:
+        stmt = stmt.where(Order.anomaly.is_not(None) if anomaly else Order.anomaly.is_(None))
     return [OrderOut.model_validate(o) for o in await session.scalars(stmt)]
 
 

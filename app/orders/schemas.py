@@ -51,6 +51,12 @@ class OrderOut(BaseModel):
     cancel_state: str | None = None
     created_at: datetime
     finished_at: datetime | None = None
+    anomaly: list[dict[str, str]] | None = Field(
+        default=None,
+        description="the last provider report that could not be applied, "
+        "as [{kind, field, value}] (kind: out_of_range, unknown_status)",
+    )
+    anomaly_at: datetime | None = None
 
 
 class EventOut(BaseModel):

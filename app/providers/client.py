@@ -5,6 +5,44 @@ Every failure is classified so that callers can decide safely:
 - ProviderUnknownOutcome: it may have been received; for `add` never resend blindly.
 - ProviderTransient: the provider answered, but the problem is temporary.
 - ProviderPermanent: the provider refused and will refuse again.
+
+Tolerant reader, bounded numbers. Nothing a provider sends reaches the database unread:
+every number is parsed and bounded here, and what cannot be read safely is either
+"unknown" (the panel keeps what it had) or an *anomaly* named on the report, which the
+status sync records on that order and skips without stopping the others.
+
+Counts (`start_count`, `remains`, `posts`, a service's `min` and `max`):
+- integers, numeric strings and JSON numbers are read alike: `157`, `"157"`, `"12.0"`,
+  `1e3`; a fractional value is rounded down (`12.5` → 12), so a refund is never computed
+  on more units than were reported;
+- `null`, `""`, `"Unknown"` or any other text that is not a number: unknown (None); the
+  order keeps its own value;
+- beyond ±MAX_COUNT (10^12), `NaN`, `Infinity`: out of range. On a status report this is
+  an anomaly (`out_of_range`); in a service list the service is skipped.
+- Relative to the order (applied by `orders.service.apply_status` and its SQL twin): a
+  negative `remains` is over-delivery and counts as 0 remains, a `remains` above the
+  order's quantity is clamped to the quantity, a negative `start_count` is ignored.
+
+Money (`charge`, `balance`, a service's `rate`): a decimal from a JSON number or a
+string, 0 ≤ x < MAX_MONEY (10^12, what `Numeric(20, 8)` holds); text that is not a number
+is unknown; a negative or larger amount is out of range (an anomaly on a status report,
+a skipped service, an unexpected answer to `balance`).
+
+Order statuses are matched case-insensitively, ignoring spaces, `_` and `-`:
+- `Pending` → Pending; `In progress`, `In Progress`, `Inprogress`, `in_progress` → In
+  progress; `Processing` → Processing; `Completed`, `Complete` → Completed; `Partial` →
+  Partial; `Canceled`, `Cancelled`, `Refunded` → Canceled (the provider gave the money
+  back: nothing was or will be delivered).
+- Anything else is an anomaly (`unknown_status`), and the order does not move. That
+  includes `Fail`, `Failed` and `Error` on purpose: panels use them both for orders they
+  gave up on and for orders their operator may still resend and complete, so treating
+  them as Canceled could refund an order that is then delivered. An operator decides
+  (`POST /admin/v1/orders/{id}/status`), with the report shown on the order.
+
+Bodies: HTML, an empty body or any other non-JSON with HTTP 200 is an unknown outcome
+for a mutating call (`add`, `refill`, `cancel`) and transient for a read. In a
+multi-status answer, an `{"error": …}` item is that order's error only; an item that is
+missing or not an object is a transient "no answer" for that order.
 """
 
 from __future__ import annotations
@@ -13,13 +51,18 @@ import json
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
 
 MAX_IDS = 100
+# Bounds of what is read from a provider (see the module docstring).
+MAX_COUNT = 10**12
+MAX_MONEY = Decimal(10**12)  # Numeric(20, 8) holds up to 12 integer digits
+MAX_SERVICE_ID = 64  # what a service mapping holds
+MAX_TEXT = 100  # an unreadable value is kept, this long at most, to show the operator
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 CANONICAL_STATUSES = {
@@ -34,6 +77,19 @@ CANONICAL_STATUSES = {
     "canceled": "Canceled",
     "cancelled": "Canceled",
     "rejected": "Rejected",
+}
+
+# Order statuses, keyed by their lowercase letters only (see `order_status`).
+ORDER_STATUSES = {
+    "pending": "Pending",
+    "inprogress": "In progress",
+    "processing": "Processing",
+    "completed": "Completed",
+    "complete": "Completed",
+    "partial": "Partial",
+    "canceled": "Canceled",
+    "cancelled": "Canceled",
+    "refunded": "Canceled",
 }
 
 # Errors a provider may stop giving on its own: retry later.
@@ -94,13 +150,29 @@ class ProviderService:
 
 
 @dataclass(frozen=True)
+class Anomaly:
+    """Something in a status report that cannot be applied as it is."""
+
+    kind: str  # out_of_range, unknown_status
+    field: str
+    value: str  # what the provider sent, at most MAX_TEXT characters
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "field": self.field, "value": self.value}
+
+
+@dataclass(frozen=True)
 class ProviderOrderStatus:
+    """One order's status report: `status` is canonical when it is known (else what was
+    sent), numbers are bounded, and `anomalies` says what could not be read safely."""
+
     status: str
     charge: Decimal | None = None
     start_count: int | None = None
     remains: int | None = None
     currency: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    anomalies: tuple[Anomaly, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,21 +242,54 @@ class Lane:
         await self._transport.aclose()
 
 
-def to_decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool) or value == "":
+class OutOfRange(ValueError):
+    """A number a provider sent that no order, service or balance can hold."""
+
+
+def _number(value: Any) -> Decimal | None:
+    """A finite or infinite number, or None when the value is not a number at all."""
+    if value is None or isinstance(value, bool):
         return None
     try:
-        number = Decimal(str(value).strip())
+        return Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() else None
+
+
+def read_count(value: Any) -> int | None:
+    """A count: None when unknown, OutOfRange beyond ±MAX_COUNT (or not finite)."""
+    number = _number(value)
+    if number is None:
+        return None
+    if not number.is_finite() or abs(number) > MAX_COUNT:
+        raise OutOfRange(str(value)[:MAX_TEXT])
+    return int(number.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def read_money(value: Any) -> Decimal | None:
+    """An amount: None when unknown, OutOfRange when negative or ≥ MAX_MONEY."""
+    number = _number(value)
+    if number is None:
+        return None
+    if not number.is_finite() or not Decimal(0) <= number < MAX_MONEY:
+        raise OutOfRange(str(value)[:MAX_TEXT])
+    return number + 0  # -0 → 0
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """An amount, None when unknown or out of range."""
+    try:
+        return read_money(value)
+    except OutOfRange:
+        return None
 
 
 def to_int(value: Any) -> int | None:
-    number = to_decimal(value)
-    if number is None:
+    """A count, None when unknown or out of range."""
+    try:
+        return read_count(value)
+    except OutOfRange:
         return None
-    return int(number)
 
 
 def to_bool(value: Any) -> bool:
@@ -200,15 +305,46 @@ def canonical_status(value: Any) -> str:
     return CANONICAL_STATUSES.get(text.lower(), text)
 
 
+def order_status(value: Any) -> str | None:
+    """An order status in our spelling, or None when it is not one we can act on."""
+    key = "".join(ch for ch in str(value or "").lower() if ch.isalpha())
+    return ORDER_STATUSES.get(key)
+
+
 def _order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
     known = {"status", "charge", "start_count", "remains", "currency"}
+    anomalies: list[Anomaly] = []
+
+    def count(name: str) -> int | None:
+        try:
+            return read_count(data.get(name))
+        except OutOfRange as exc:
+            anomalies.append(Anomaly("out_of_range", name, str(exc)))
+            return None
+
+    def money(name: str) -> Decimal | None:
+        try:
+            return read_money(data.get(name))
+        except OutOfRange as exc:
+            anomalies.append(Anomaly("out_of_range", name, str(exc)))
+            return None
+
+    sent = data.get("status")
+    status = order_status(sent)
+    if status is None:
+        anomalies.append(Anomaly("unknown_status", "status", str(sent)[:MAX_TEXT]))
+    charge, start_count, remains = money("charge"), count("start_count"), count("remains")
+    if "posts" in data:
+        count("posts")
+    currency = data.get("currency")
     return ProviderOrderStatus(
-        status=canonical_status(data.get("status")),
-        charge=to_decimal(data.get("charge")),
-        start_count=to_int(data.get("start_count")),
-        remains=to_int(data.get("remains")),
-        currency=str(data["currency"]) if data.get("currency") else None,
+        status=status or str(sent or "").strip()[:MAX_TEXT],
+        charge=charge,
+        start_count=start_count,
+        remains=remains,
+        currency=str(currency)[:3] if currency else None,
         extra={k: v for k, v in data.items() if k not in known},
+        anomalies=tuple(anomalies),
     )
 
 
@@ -268,6 +404,8 @@ class ProviderClient:
         for item in body:
             if not isinstance(item, Mapping) or item.get("service") is None:
                 continue
+            if len(str(item["service"])) > MAX_SERVICE_ID:
+                continue
             rate = to_decimal(item.get("rate"))
             low, high = to_int(item.get("min")), to_int(item.get("max"))
             if rate is None or low is None or high is None:
@@ -275,9 +413,9 @@ class ProviderClient:
             out.append(
                 ProviderService(
                     service=str(item["service"]),
-                    name=str(item.get("name") or ""),
-                    type=str(item.get("type") or "Default"),
-                    category=str(item.get("category") or ""),
+                    name=str(item.get("name") or "")[:300],
+                    type=str(item.get("type") or "Default")[:40],
+                    category=str(item.get("category") or "")[:200],
                     rate=rate,
                     min=low,
                     max=high,

@@ -331,7 +331,10 @@ async def test_providers_import_and_review_queue(
 
 
 @pytest.mark.parametrize("path", ["/admin/v1/users/999", "/admin/v1/orders/999"])
-async def test_missing_things_are_404_problems(client: httpx.AsyncClient, path: str) -> None:
+async def test_missing_things_are_404_problems(
+    client: httpx.AsyncClient, ctx: AppContext, path: str
+) -> None:
+    # With `ctx`, every table is emptied first: no user or order exists.
     response = await client.get(path, headers=AUTH)
     assert response.status_code == 404
     assert response.json()["title"] == "Not Found"

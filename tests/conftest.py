@@ -76,7 +76,7 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     context: AppContext = request.getfixturevalue("ctx")
     async with context.db.engine.begin() as conn:
-        await conn.exec_driver_sql(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
     if context.jobs.redis is not None:
         await context.jobs.redis.flushdb()
     yield

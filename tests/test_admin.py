@@ -15,7 +15,7 @@ from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
-from tests.support.api import Api, MakeService, MakeUser
+from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import run_jobs, sandbox
@@ -98,13 +98,14 @@ async def test_block_cancels_refunds_once_and_forfeits(
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
-    await api(user.key, "add", service=sid, link=LINK, quantity=1000)  # 0.90, pending
+    # 0.90, pending
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=1000))
     response = await client.post(
         f"/admin/v1/users/{user.user_id}/block", headers=AUTH, json={"reason": "chargeback"}
     )
     assert response.json() == {
         "user_id": user.user_id,
-        "withdrawn": [1],
+        "withdrawn": [order_id],
         "cancel_requested": [],
         "forfeited": "10.00000000",
     }
@@ -155,8 +156,8 @@ async def test_catalog_crud_is_what_resellers_see(
         f"/admin/v1/users/{user.user_id}/rates/{sid}", headers=AUTH, json={"rate": "0.04"}
     )
     assert (await api(user.key, "services"))[0]["rate"] == "0.04"
-    await api(user.key, "add", service=sid, link=LINK, quantity=1000)
-    assert (await api(user.key, "status", order=1))["charge"] == "0.04000"
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=1000))
+    assert (await api(user.key, "status", order=order_id))["charge"] == "0.04000"
     bad = await client.post(
         "/admin/v1/services",
         headers=AUTH,
@@ -179,7 +180,7 @@ async def test_catalog_crud_is_what_resellers_see(
         "error": "Incorrect service ID"
     }
     # The existing order still answers.
-    assert (await api(user.key, "status", order=1))["status"] == "Pending"
+    assert (await api(user.key, "status", order=order_id))["status"] == "Pending"
 
 
 async def test_operator_partial_refunds_once_and_is_audited(
@@ -191,10 +192,11 @@ async def test_operator_partial_refunds_once_and_is_audited(
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
-    await api(user.key, "add", service=sid, link=LINK, quantity=309)  # 0.27810
+    # 0.27810
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=309))
     for _ in range(2):
         response = await client.post(
-            "/admin/v1/orders/1/status",
+            f"/admin/v1/orders/{order_id}/status",
             headers=AUTH,
             json={"status": "Partial", "start_count": 10, "remains": 157},
         )
@@ -210,7 +212,7 @@ async def test_operator_partial_refunds_once_and_is_audited(
     audit = (await client.get("/admin/v1/audit?entity=order", headers=AUTH)).json()
     assert len(audit) == 1 and audit[0]["action"] == "order.status"
     listed = (await client.get("/admin/v1/orders?status=Partial", headers=AUTH)).json()
-    assert [o["id"] for o in listed] == [1]
+    assert [o["id"] for o in listed] == [order_id]
     check = (await client.get("/admin/v1/ledger/check", headers=AUTH)).json()
     assert check["ok"] is True and check["checked_orders"] == 1
 
@@ -308,18 +310,20 @@ async def test_providers_import_and_review_queue(
         assert [s["name"] for s in await api(user.key, "services")] == ["Followers"]
         # An order with an unknown outcome lands in the review queue.
         sid = offered["Followers"]["service"]
-        await api(user.key, "add", service=sid, link=LINK, quantity=100)
+        order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=100))
         await run_jobs(settings, ctx)
         queue = (await client.get("/admin/v1/review", headers=AUTH)).json()
-        assert [o["id"] for o in queue] == [1]
+        assert [o["id"] for o in queue] == [order_id]
         marked = await client.post(
-            "/admin/v1/review/1/mark-sent", headers=AUTH, json={"provider_order_id": "77"}
+            f"/admin/v1/review/{order_id}/mark-sent",
+            headers=AUTH,
+            json={"provider_order_id": "77"},
         )
-        assert marked.json() == {"order_id": 1, "action": "mark_sent"}
-        assert (await api(user.key, "status", order=1))["status"] == "In progress"
-        again_marked = await client.post("/admin/v1/review/1/cancel", headers=AUTH)
+        assert marked.json() == {"order_id": order_id, "action": "mark_sent"}
+        assert (await api(user.key, "status", order=order_id))["status"] == "In progress"
+        again_marked = await client.post(f"/admin/v1/review/{order_id}/cancel", headers=AUTH)
         assert again_marked.status_code == 409
-        detail = (await client.get("/admin/v1/orders/1", headers=AUTH)).json()
+        detail = (await client.get(f"/admin/v1/orders/{order_id}", headers=AUTH)).json()
         assert [e["outcome"] for e in detail["upstream_history"]] == [
             "attempt",
             "ProviderUnknownOutcome",
@@ -327,7 +331,10 @@ async def test_providers_import_and_review_queue(
 
 
 @pytest.mark.parametrize("path", ["/admin/v1/users/999", "/admin/v1/orders/999"])
-async def test_missing_things_are_404_problems(client: httpx.AsyncClient, path: str) -> None:
+async def test_missing_things_are_404_problems(
+    client: httpx.AsyncClient, ctx: AppContext, path: str
+) -> None:
+    # With `ctx`, every table is emptied first: no user or order exists.
     response = await client.get(path, headers=AUTH)
     assert response.status_code == 404
     assert response.json()["title"] == "Not Found"

@@ -16,10 +16,13 @@ from app.db import utcnow
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.orders.service import StatusReport, apply_status
-from tests.support.api import Api, MakeService, MakeUser
+from app.refills.models import Refill
+from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.ledger import ledger_ok
 
 LINK = "https://instagram.com/someone"
+# Stands for the id of a service that does not exist (the one after the test's own service).
+NO_SUCH_SERVICE = "no such service"
 
 
 async def finish(ctx: AppContext, order_id: int, status: str, remains: int = 0) -> None:
@@ -103,10 +106,11 @@ async def test_form_json_get_and_multipart_encodings(
         "/api/v2",
         json={"key": user.key, "action": "add", "service": sid, "link": LINK, "quantity": 100},
     )
-    assert added.json() == {"order": 1}
+    order_id = order_id_of(added.json())
     # Unknown parameters are ignored.
     status = await client.get(
-        "/api/v2", params={"key": user.key, "action": "status", "order": "1", "foo": "bar"}
+        "/api/v2",
+        params={"key": user.key, "action": "status", "order": str(order_id), "foo": "bar"},
     )
     assert status.json()["status"] == "Pending"
 
@@ -137,8 +141,8 @@ async def test_add_charges_exactly_and_status_reports(
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
-    assert await api(user.key, "add", service=sid, link=LINK, quantity=309) == {"order": 1}
-    assert await api(user.key, "status", order=1) == {
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=309))
+    assert await api(user.key, "status", order=order_id) == {
         "charge": "0.27810",
         "start_count": "0",
         "status": "Pending",
@@ -150,7 +154,7 @@ async def test_add_charges_exactly_and_status_reports(
         entries = (await session.scalars(select(LedgerEntry).order_by(LedgerEntry.id))).all()
     assert [(e.kind, e.amount, e.order_id) for e in entries] == [
         ("deposit", Decimal("10"), None),
-        ("charge", Decimal("-0.2781"), 1),
+        ("charge", Decimal("-0.2781"), order_id),
     ]
     await ledger_ok(ctx)
 
@@ -160,20 +164,20 @@ async def test_charge_rounds_up_at_rate_precision(
 ) -> None:
     user = await make_user(balance="1")
     cheap = await make_service(rate=Decimal("0.0123"), min_quantity=1)
-    assert await api(user.key, "add", service=cheap, link=LINK, quantity=1) == {"order": 1}
+    order_id = order_id_of(await api(user.key, "add", service=cheap, link=LINK, quantity=1))
     # 0.0123 / 1000 = 0.0000123 needs 7 digits: charged exactly, shown with them.
-    status = await api(user.key, "status", order=1)
+    status = await api(user.key, "status", order=order_id)
     assert status["charge"] == "0.0000123"
     plain = await make_service(rate=Decimal("0.333"), min_quantity=1)
-    await api(user.key, "add", service=plain, link=LINK + "2", quantity=7)
+    second = (await api(user.key, "add", service=plain, link=LINK + "2", quantity=7))["order"]
     # 0.333 × 7 / 1000 = 0.002331 → 6 digits needed by the rate per unit
-    assert (await api(user.key, "status", order=2))["charge"] == "0.002331"
+    assert (await api(user.key, "status", order=second))["charge"] == "0.002331"
 
 
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
-        ({"service": "999"}, "Incorrect service ID"),
+        ({"service": NO_SUCH_SERVICE}, "Incorrect service ID"),
         ({"service": "abc"}, "Incorrect service ID"),
         ({"service": ""}, "Incorrect service ID"),
         ({"link": ""}, "Incorrect link"),
@@ -208,6 +212,8 @@ async def test_add_validation_errors(
     user = await make_user(balance="100")
     sid = await make_service(link_pattern=r"^https?://(www\.)?[a-z.]+/")
     request = {"service": str(sid), "link": LINK, "quantity": "100", **fields}
+    if request["service"] == NO_SUCH_SERVICE:
+        request["service"] = str(sid + 1)
     if error is None:  # accepted: unicode is fine in a path
         assert "order" in await api(user.key, "add", **request)
         return
@@ -228,7 +234,7 @@ async def test_add_respects_link_pattern_and_step(
     assert await api(user.key, "add", service=sid, link=LINK, quantity=105) == {
         "error": "Quantity must be a multiple of 10"
     }
-    assert await api(user.key, "add", service=sid, link=LINK, quantity=110) == {"order": 1}
+    order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=110))
 
 
 async def test_add_refuses_disabled_and_deleted_services(
@@ -261,7 +267,7 @@ async def test_duplicate_active_link_refused_until_order_finishes(
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service()
-    assert await api(user.key, "add", service=sid, link=LINK, quantity=100) == {"order": 1}
+    first = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=100))
     duplicate = {
         "error": "You have active order with this link. Please wait until order being completed."
     }
@@ -273,7 +279,7 @@ async def test_duplicate_active_link_refused_until_order_finishes(
     assert "order" in await api(other.key, "add", service=sid, link=LINK, quantity=100)
     second = await make_service(name="Likes")
     assert "order" in await api(user.key, "add", service=second, link=LINK, quantity=100)
-    await finish(ctx, 1, "Completed")
+    await finish(ctx, first, "Completed")
     result = await api(user.key, "add", service=sid, link=LINK, quantity=100)
     assert "order" in result
     await ledger_ok(ctx)
@@ -284,8 +290,8 @@ async def test_package_charges_the_rate(
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service(type="Package", rate=Decimal("4.99"), min_quantity=1, max_quantity=1)
-    assert await api(user.key, "add", service=sid, link=LINK) == {"order": 1}
-    assert (await api(user.key, "status", order=1))["charge"] == "4.99000"
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK))
+    assert (await api(user.key, "status", order=order_id))["charge"] == "4.99000"
     assert await api(user.key, "balance") == {"balance": "5.01000", "currency": "USD"}
 
 
@@ -297,8 +303,8 @@ async def test_status_of_foreign_or_missing_order(
 ) -> None:
     owner, stranger = await make_user(balance="10"), await make_user(balance="10")
     sid = await make_service()
-    await api(owner.key, "add", service=sid, link=LINK, quantity=100)
-    for order in ("1", "2", "abc", "", "-1", "0"):
+    owned = (await api(owner.key, "add", service=sid, link=LINK, quantity=100))["order"]
+    for order in (str(owned), str(owned + 1), "abc", "", "-1", "0"):
         assert await api(stranger.key, "status", order=order) == {"error": "Incorrect order ID"}
 
 
@@ -317,7 +323,8 @@ async def test_multi_status_with_100_mixed_ids(
             (await api(stranger.key, "add", service=sid, link=f"{LINK}/{i}", quantity=100))["order"]
         )
     await finish(ctx, own[0], "Partial", remains=40)
-    missing = list(range(10_000, 10_019))
+    top = max(own + foreign)
+    missing = list(range(top + 10_000, top + 10_019))
     ids = [str(i) for i in own + foreign + missing] + ["abc"]
     assert len(ids) == 100
     result = await api(owner.key, "status", orders=",".join(ids))
@@ -347,40 +354,50 @@ async def test_refill_rules_and_shapes(
     user, stranger = await make_user(balance="100"), await make_user()
     sid = await make_service(refill=True, refill_days=30)
     no_refill = await make_service(refill=False)
-    await api(user.key, "add", service=sid, link=LINK, quantity=100)  # 1
-    await api(user.key, "add", service=no_refill, link=LINK, quantity=100)  # 2
-    await api(user.key, "add", service=sid, link=LINK + "/old", quantity=100)  # 3
-    assert await api(user.key, "refill", order=1) == {
+    first = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=100))
+    second = order_id_of(await api(user.key, "add", service=no_refill, link=LINK, quantity=100))
+    old = order_id_of(await api(user.key, "add", service=sid, link=LINK + "/old", quantity=100))
+    assert await api(user.key, "refill", order=first) == {
         "error": "Refill is not available for this order"
     }
-    await finish(ctx, 1, "Completed")
-    await finish(ctx, 2, "Completed")
-    await finish(ctx, 3, "Completed")
+    await finish(ctx, first, "Completed")
+    await finish(ctx, second, "Completed")
+    await finish(ctx, old, "Completed")
     async with ctx.db.transaction() as session:
         await session.execute(
-            update(Order).where(Order.id == 3).values(finished_at=utcnow() - timedelta(days=31))
+            update(Order).where(Order.id == old).values(finished_at=utcnow() - timedelta(days=31))
         )
-    assert await api(user.key, "refill", order=2) == {
+    assert await api(user.key, "refill", order=second) == {
         "error": "Refill is disabled for this service"
     }
-    assert await api(user.key, "refill", order=3) == {"error": "Refill period has expired"}
-    assert await api(stranger.key, "refill", order=1) == {"error": "Incorrect order ID"}
-    assert await api(user.key, "refill", order=1) == {"refill": "1"}
-    assert await api(user.key, "refill", order=1) == {
+    assert await api(user.key, "refill", order=old) == {"error": "Refill period has expired"}
+    assert await api(stranger.key, "refill", order=first) == {"error": "Incorrect order ID"}
+    answer = await api(user.key, "refill", order=first)
+    async with ctx.db.session() as session:
+        refill_id = await session.scalar(select(Refill.id).where(Refill.order_id == first))
+    assert refill_id is not None
+    assert answer == {"refill": str(refill_id)}
+    assert await api(user.key, "refill", order=first) == {
         "error": "Refill is already in progress for this order"
     }
-    assert await api(user.key, "refill", orders="1,2,999,x") == [
-        {"order": 1, "refill": {"error": "Refill is already in progress for this order"}},
-        {"order": 2, "refill": {"error": "Refill is disabled for this service"}},
-        {"order": 999, "refill": {"error": "Incorrect order ID"}},
+    no_order = old + 1000
+    assert await api(user.key, "refill", orders=f"{first},{second},{no_order},x") == [
+        {"order": first, "refill": {"error": "Refill is already in progress for this order"}},
+        {"order": second, "refill": {"error": "Refill is disabled for this service"}},
+        {"order": no_order, "refill": {"error": "Incorrect order ID"}},
         {"order": "x", "refill": {"error": "Incorrect order ID"}},
     ]
-    assert await api(user.key, "refill_status", refill=1) == {"status": "Pending"}
-    assert await api(stranger.key, "refill_status", refill=1) == {"error": "Refill not found"}
-    assert await api(user.key, "refill_status", refill=77) == {"error": "Refill not found"}
-    assert await api(user.key, "refill_status", refills="1,77") == [
-        {"refill": 1, "status": "Pending"},
-        {"refill": 77, "status": {"error": "Refill not found"}},
+    no_refill_id = refill_id + 1000
+    assert await api(user.key, "refill_status", refill=refill_id) == {"status": "Pending"}
+    assert await api(stranger.key, "refill_status", refill=refill_id) == {
+        "error": "Refill not found"
+    }
+    assert await api(user.key, "refill_status", refill=no_refill_id) == {
+        "error": "Refill not found"
+    }
+    assert await api(user.key, "refill_status", refills=f"{refill_id},{no_refill_id}") == [
+        {"refill": refill_id, "status": "Pending"},
+        {"refill": no_refill_id, "status": {"error": "Refill not found"}},
     ]
 
 
@@ -389,13 +406,23 @@ async def test_multi_refill_success_shape(
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service()
+    orders: list[int] = []
     for i in range(3):
-        await api(user.key, "add", service=sid, link=f"{LINK}/{i}", quantity=100)
-        await finish(ctx, i + 1, "Completed")
-    assert await api(user.key, "refill", orders="1,3") == [
-        {"order": 1, "refill": 1},
-        {"order": 3, "refill": 2},
+        orders.append(
+            order_id_of(await api(user.key, "add", service=sid, link=f"{LINK}/{i}", quantity=100))
+        )
+        await finish(ctx, orders[-1], "Completed")
+    first, _, third = orders
+    answer = await api(user.key, "refill", orders=f"{first},{third}")
+    async with ctx.db.session() as session:
+        rows = (await session.execute(select(Refill.order_id, Refill.id))).all()
+    made = {order_id: refill_id for order_id, refill_id in rows}
+    assert set(made) == {first, third}
+    assert answer == [
+        {"order": first, "refill": made[first]},
+        {"order": third, "refill": made[third]},
     ]
+    assert all(type(item["refill"]) is int for item in answer)
 
 
 # --- cancel -------------------------------------------------------------------------------
@@ -407,21 +434,22 @@ async def test_cancel_pending_refunds_in_full_once(
     user, stranger = await make_user(balance="10"), await make_user()
     sid = await make_service()
     no_cancel = await make_service(cancel=False)
-    await api(user.key, "add", service=sid, link=LINK, quantity=1000)  # 1: 0.90
-    await api(user.key, "add", service=no_cancel, link=LINK, quantity=100)  # 2
+    first = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=1000))
+    second = order_id_of(await api(user.key, "add", service=no_cancel, link=LINK, quantity=100))
     assert await api(user.key, "balance") == {"balance": "9.01000", "currency": "USD"}
-    assert await api(user.key, "cancel", orders="9,1,2") == [
-        {"order": 9, "cancel": {"error": "Incorrect order ID"}},
-        {"order": 1, "cancel": 1},
-        {"order": 2, "cancel": {"error": "Cancel is disabled for this service"}},
+    no_order = second + 1000
+    assert await api(user.key, "cancel", orders=f"{no_order},{first},{second}") == [
+        {"order": no_order, "cancel": {"error": "Incorrect order ID"}},
+        {"order": first, "cancel": 1},
+        {"order": second, "cancel": {"error": "Cancel is disabled for this service"}},
     ]
     assert await api(user.key, "balance") == {"balance": "9.91000", "currency": "USD"}
-    assert (await api(user.key, "status", order=1))["status"] == "Canceled"
-    assert await api(user.key, "cancel", order=1) == [
-        {"order": 1, "cancel": {"error": "Order cannot be canceled"}}
+    assert (await api(user.key, "status", order=first))["status"] == "Canceled"
+    assert await api(user.key, "cancel", order=first) == [
+        {"order": first, "cancel": {"error": "Order cannot be canceled"}}
     ]
-    assert await api(stranger.key, "cancel", order=2) == [
-        {"order": 2, "cancel": {"error": "Incorrect order ID"}}
+    assert await api(stranger.key, "cancel", order=second) == [
+        {"order": second, "cancel": {"error": "Incorrect order ID"}}
     ]
     assert await api(user.key, "balance") == {"balance": "9.91000", "currency": "USD"}
     await ledger_ok(ctx)
@@ -432,9 +460,9 @@ async def test_concurrent_cancels_refund_exactly_once(
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
-    await api(user.key, "add", service=sid, link=LINK, quantity=1000)
-    results = await asyncio.gather(*(api(user.key, "cancel", order=1) for _ in range(10)))
-    successes = [r for r in results if r == [{"order": 1, "cancel": 1}]]
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=1000))
+    results = await asyncio.gather(*(api(user.key, "cancel", order=order_id) for _ in range(10)))
+    successes = [r for r in results if r == [{"order": order_id, "cancel": 1}]]
     assert len(successes) == 1
     assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
     async with ctx.db.session() as session:
@@ -488,13 +516,14 @@ async def test_partial_refunds_remains_once_and_final_orders_never_move(
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service(rate=Decimal("0.90"))
-    await api(user.key, "add", service=sid, link=LINK, quantity=309)  # charge 0.27810
-    await finish(ctx, 1, "Partial", remains=157)
-    await finish(ctx, 1, "Partial", remains=157)
-    await finish(ctx, 1, "Completed")
-    await finish(ctx, 1, "Canceled")
+    # charge 0.27810
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=309))
+    await finish(ctx, order_id, "Partial", remains=157)
+    await finish(ctx, order_id, "Partial", remains=157)
+    await finish(ctx, order_id, "Completed")
+    await finish(ctx, order_id, "Canceled")
     # 157 × 0.2781 / 309 = 0.1413 exactly; rounded down at 5 digits
-    assert await api(user.key, "status", order=1) == {
+    assert await api(user.key, "status", order=order_id) == {
         "charge": "0.27810",
         "start_count": "100",
         "status": "Partial",
@@ -510,9 +539,9 @@ async def test_over_delivery_is_never_charged(
 ) -> None:
     user = await make_user(balance="10")
     sid = await make_service()
-    await api(user.key, "add", service=sid, link=LINK, quantity=100)
-    await finish(ctx, 1, "Partial", remains=-20)
-    assert (await api(user.key, "status", order=1))["remains"] == "0"
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=100))
+    await finish(ctx, order_id, "Partial", remains=-20)
+    assert (await api(user.key, "status", order=order_id))["remains"] == "0"
     assert await api(user.key, "balance") == {"balance": "9.91000", "currency": "USD"}
 
 
@@ -521,7 +550,7 @@ async def test_responses_are_json_bytes_with_string_numbers(
 ) -> None:
     user = await make_user(balance="1")
     sid = await make_service()
-    await client.post(
+    added = await client.post(
         "/api/v2",
         data={
             "key": user.key,
@@ -531,8 +560,9 @@ async def test_responses_are_json_bytes_with_string_numbers(
             "quantity": "100",
         },
     )
+    order_id = order_id_of(added.json())
     response = await client.post(
-        "/api/v2", data={"key": user.key, "action": "status", "order": "1"}
+        "/api/v2", data={"key": user.key, "action": "status", "order": str(order_id)}
     )
     assert json.loads(response.content) == {
         "charge": "0.09000",

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.providers.sandbox import SandboxConfig, SandboxService
-from tests.support.api import Api
+from tests.support.api import Api, order_id_of
 from tests.support.env import AUTH
 from tests.support.upstream import sandbox
 
@@ -107,25 +107,43 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         await audited("PUT", "/currencies/{code}", {"rate": "1.1"}, code="EUR")
         await audited("DELETE", "/currencies/{code}", code="EUR")
 
-        for n in range(4):
-            await api(key, "add", service=sid, link=f"https://x.com/{n}", quantity=100)
+        orders = [
+            order_id_of(await api(key, "add", service=sid, link=f"https://x.com/{n}", quantity=100))
+            for n in range(4)
+        ]
         await audited(
             "POST",
             "/orders/{order_id}/status",
             {"status": "Completed", "remains": 0},
-            order_id=1,
+            order_id=orders[0],
         )
-        assert await api(key, "refill", order=1) == {"refill": "1"}
-        await audited("POST", "/refills/{refill_id}/status", {"status": "Completed"}, refill_id=1)
-        async with ctx.db.transaction() as session:
-            await session.execute(text("UPDATE orders SET upstream_state = 'review' WHERE id > 1"))
-        await audited("POST", "/review/{order_id}/resend", order_id=2)
+        refill = await api(key, "refill", order=orders[0])
+        refill_id = int(refill["refill"])
+        assert refill == {"refill": str(refill_id)}
         await audited(
-            "POST", "/review/{order_id}/mark-sent", {"provider_order_id": "77"}, order_id=3
+            "POST", "/refills/{refill_id}/status", {"status": "Completed"}, refill_id=refill_id
         )
-        await audited("POST", "/review/{order_id}/cancel", order_id=4)
+        async with ctx.db.transaction() as session:
+            await session.execute(
+                text("UPDATE orders SET upstream_state = 'review' WHERE id = ANY(:ids)"),
+                {"ids": orders[1:]},
+            )
+        await audited("POST", "/review/{order_id}/resend", order_id=orders[1])
+        await audited(
+            "POST", "/review/{order_id}/mark-sent", {"provider_order_id": "77"}, order_id=orders[2]
+        )
+        await audited("POST", "/review/{order_id}/cancel", order_id=orders[3])
 
-        await audited("POST", "/referral-rewards/{reward_id}/void", {"reason": "x"}, reward_id=1)
+        rewards = (
+            await client.get(f"/admin/v1/referral-rewards?referred_id={bid}", headers=AUTH)
+        ).json()
+        assert [(r["referrer_id"], r["status"]) for r in rewards] == [(uid, "credited")]
+        await audited(
+            "POST",
+            "/referral-rewards/{reward_id}/void",
+            {"reason": "x"},
+            reward_id=rewards[0]["id"],
+        )
         await audited("DELETE", "/users/{user_id}/referrer", user_id=bid)
         await audited(
             "PUT", "/users/{user_id}/referrer", {"referral_code": a["referral_code"]}, user_id=bid

@@ -25,7 +25,7 @@ from app.orders.models import Order
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
 from app.settings import Settings
-from tests.support.api import Api, MakeUser
+from tests.support.api import Api, MakeUser, order_id_of
 from tests.support.env import BASE_DB
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import call_job, run_jobs, sandbox, sandbox_stats, serve_app
@@ -75,7 +75,7 @@ async def test_worker_killed_mid_call_never_sends_twice(
     async with sandbox(sandbox_config(behaviour="timeout", timeout_seconds=5)) as (url, _):
         sid = await map_service(ctx, settings, f"{url}/api/v2", "sandbox-key", "0.90")
         user = await make_user(balance="10")
-        assert await api(user.key, "add", service=sid, link=LINK, quantity=1000) == {"order": 1}
+        order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=1000))
         env = {
             **os.environ,
             "DATABASE_URL": settings.database_url or "",
@@ -112,10 +112,10 @@ async def test_worker_killed_mid_call_never_sends_twice(
         # arq hands out again (its worker died) finds nothing to send.
         stale = settings.model_copy(update={"sending_stale_seconds": 0})
         assert (await call_job(stale, ctx, "sweep"))["to_review"] == 1
-        assert await call_job(stale, ctx, "relay_order", 1) == "skipped"
+        assert await call_job(stale, ctx, "relay_order", order_id) == "skipped"
         await call_job(stale, ctx, "sweep")
         async with ctx.db.session() as session:
-            order = await session.get(Order, 1)
+            order = await session.get(Order, order_id)
             assert order is not None
             assert (order.status, order.upstream_state) == ("Pending", "review")
         assert (await sandbox_stats(url))["add_calls"] == {"1": 1}
@@ -123,7 +123,7 @@ async def test_worker_killed_mid_call_never_sends_twice(
         from app.flows.review import review_cancel
 
         async with ctx.db.transaction() as session:
-            assert await review_cancel(session, 1)
+            assert await review_cancel(session, order_id)
         assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
         await ledger_ok(ctx)
 
@@ -159,9 +159,9 @@ async def test_chain_reseller_to_a_to_b_to_sandbox(
             # Panel A: resells B.
             sid = await map_service(ctx, settings, f"{b_http}/api/v2", a_key, "0.90")
             reseller = await make_user(balance="10")
-            assert await api(reseller.key, "add", service=sid, link=LINK, quantity=1000) == {
-                "order": 1
-            }
+            order_id = order_id_of(
+                await api(reseller.key, "add", service=sid, link=LINK, quantity=1000)
+            )
             await run_jobs(settings, ctx)  # A → B
             await run_jobs(b_settings, b_ctx)  # B → sandbox
             assert await call_job(b_settings, b_ctx, "sync_statuses") == {  # B learns Partial
@@ -170,7 +170,7 @@ async def test_chain_reseller_to_a_to_b_to_sandbox(
                 "errors": 0,
             }
             await call_job(settings, ctx, "sync_statuses")  # A learns it from B
-            assert await api(reseller.key, "status", order=1) == {
+            assert await api(reseller.key, "status", order=order_id) == {
                 "charge": "0.90000",
                 "start_count": "8919",
                 "status": "Partial",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,8 @@ from tests.support.ledger import ledger_ok
 
 USERS = 3
 
+# Orders are named by their place among the scenario's placed orders (1 = the first placed);
+# a place not taken yet names an order that does not exist.
 operation = st.one_of(
     st.tuples(st.just("add"), st.integers(0, USERS - 1), st.integers(0, 5), st.integers(5, 400)),
     st.tuples(st.just("cancel"), st.integers(0, USERS - 1), st.integers(1, 25)),
@@ -39,39 +42,53 @@ operation = st.one_of(
 )
 
 
+@dataclass
+class Scenario:
+    service_id: int
+    users: list[int] = field(default_factory=list)
+    orders: list[int] = field(default_factory=list)  # ids of the placed orders, in order
+
+    def order_id(self, place: int) -> int:
+        """The id of the order placed `place`-th, or an id no order has."""
+        if place <= len(self.orders):
+            return self.orders[place - 1]
+        return max(self.orders, default=0) + place
+
+
 async def run_scenario(url: str, steps: list[tuple[Any, ...]]) -> None:
     db = Database(url, pool_size=5, max_overflow=0)
     try:
         async with db.engine.begin() as conn:
-            await conn.exec_driver_sql(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
         async with db.transaction() as session:
             category = Category(name="P")
             session.add(category)
             await session.flush()
-            session.add(
-                Service(
-                    id=1,
-                    category_id=category.id,
-                    name="S",
-                    rate=Decimal("0.37"),
-                    min_quantity=5,
-                    max_quantity=400,
-                    cancel=True,
-                    refill=True,
-                    refill_days=30,
-                )
+            service = Service(
+                category_id=category.id,
+                name="S",
+                rate=Decimal("0.37"),
+                min_quantity=5,
+                max_quantity=400,
+                cancel=True,
+                refill=True,
+                refill_days=30,
             )
-            users = []
+            session.add(service)
+            await session.flush()
+            scenario = Scenario(service.id)
             for i in range(USERS):
                 user = await accounts.create_user(session, email=f"p{i}@x")
                 await ledger.credit(
                     session, user_id=user.id, amount=Decimal("0.5"), kind="deposit", reason="start"
                 )
-                users.append(user.id)
+                scenario.users.append(user.id)
         for step in steps:
             try:
                 async with db.transaction() as session:
-                    await apply(session, users, step)
+                    placed = await apply(session, scenario, step)
+                if placed is not None:
+                    scenario.orders.append(placed)
             except DomainError:
                 pass  # a refusal changes nothing, which the check below also verifies
             async with db.session() as session:
@@ -81,20 +98,28 @@ async def run_scenario(url: str, steps: list[tuple[Any, ...]]) -> None:
         await db.dispose()
 
 
-async def apply(session: Any, users: list[int], step: tuple[Any, ...]) -> None:
+async def apply(session: Any, scenario: Scenario, step: tuple[Any, ...]) -> int | None:
+    """Run one step; the id of the order it placed, if it placed one."""
     kind = step[0]
+    users = scenario.users
     if kind == "add":
         _, who, link, quantity = step
-        await orders.place_order(
+        placed = await orders.place_order(
             session,
             users[who],
-            {"service": "1", "link": f"https://x.io/{link}", "quantity": str(quantity)},
+            {
+                "service": str(scenario.service_id),
+                "link": f"https://x.io/{link}",
+                "quantity": str(quantity),
+            },
         )
+        return placed.order_id
     elif kind == "cancel":
-        _, who, order_id = step
-        await orders.cancel_order(session, users[who], order_id)
+        _, who, place = step
+        await orders.cancel_order(session, users[who], scenario.order_id(place))
     elif kind == "report":
-        _, order_id, status, remains = step
+        _, place, status, remains = step
+        order_id = scenario.order_id(place)
         if await session.get(Order, order_id) is not None:
             await orders.apply_status(
                 session, order_id, orders.StatusReport(status, 10, remains), source="test"
@@ -105,8 +130,9 @@ async def apply(session: Any, users: list[int], step: tuple[Any, ...]) -> None:
             session, user_id=users[who], amount=Decimal(cents) / 100, kind="deposit", reason="topup"
         )
     else:
-        _, who, order_id = step
-        await refills.request_refill(session, users[who], order_id)
+        _, who, place = step
+        await refills.request_refill(session, users[who], scenario.order_id(place))
+    return None
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

@@ -70,7 +70,7 @@ async def test_metrics_after_a_small_workload(
     user = await make_user(balance="10")
     for n in range(3):
         await api(user.key, "add", service=service, link=f"https://x.com/{n}", quantity=100)
-    await api(user.key, "add", service=999, link="https://x.com/z", quantity=100)
+    await api(user.key, "add", service=service + 1, link="https://x.com/z", quantity=100)
     await api(user.key, "status", orders="1,2,3")
     await client.post("/payments/robokassa/result", data={"OutSum": "1", "InvId": "1"})
     after_api = await scrape(client)

@@ -17,7 +17,7 @@ from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.settings import Settings
-from tests.support.api import Api, MakeService
+from tests.support.api import Api, MakeService, order_id_of
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import call_job
@@ -61,7 +61,9 @@ async def test_export_holds_everything_about_the_user_and_no_secrets(
     async with ctx.db.session() as session:
         actions = list(await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
     assert actions[-1] == "user.export"
-    assert (await client.get("/admin/v1/users/999/export", headers=AUTH)).status_code == 404
+    # Every table was emptied before the test: the next id is no one's.
+    missing = user["id"] + 1
+    assert (await client.get(f"/admin/v1/users/{missing}/export", headers=AUTH)).status_code == 404
 
 
 async def test_erasure_removes_personal_fields_and_keeps_money_records(
@@ -70,12 +72,16 @@ async def test_erasure_removes_personal_fields_and_keeps_money_records(
     user = await reseller(client, "jane@example.com")
     uid, key = user["id"], user["api_key"]
     service = await make_service(min_quantity=100)
-    await api(key, "add", service=service, link="https://x.com/jane", quantity=100)
+    order_id = order_id_of(
+        await api(key, "add", service=service, link="https://x.com/jane", quantity=100)
+    )
     refused = await client.delete(f"/admin/v1/users/{uid}", headers=AUTH)
     assert refused.status_code == 409
     assert "active order" in refused.json()["detail"]
     await client.post(
-        "/admin/v1/orders/1/status", headers=AUTH, json={"status": "Completed", "remains": 0}
+        f"/admin/v1/orders/{order_id}/status",
+        headers=AUTH,
+        json={"status": "Completed", "remains": 0},
     )
     erased = await client.delete(f"/admin/v1/users/{uid}", headers=AUTH)
     assert erased.status_code == 200, erased.text
@@ -87,7 +93,7 @@ async def test_erasure_removes_personal_fields_and_keeps_money_records(
     assert shown["deleted_at"] is not None
     assert Decimal(shown["balance"]) == Decimal("9.91")
     async with ctx.db.session() as session:
-        order = await session.get(Order, 1)
+        order = await session.get(Order, order_id)
         assert order is not None
         assert (order.link, order.params, order.charge) == ("", {}, Decimal("0.09"))
         audit = list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
@@ -174,8 +180,10 @@ async def test_activity_logs_are_kept_one_year(
     await reseller(client, "b@example.com")
     year_ago = utcnow() - timedelta(days=366)
     async with ctx.db.transaction() as session:
+        first_entry = await session.scalar(select(func.min(AuditEntry.id)))
         await session.execute(
-            text("UPDATE audit_log SET created_at = :t WHERE id = 1"), {"t": year_ago}
+            text("UPDATE audit_log SET created_at = :t WHERE id = :id"),
+            {"t": year_ago, "id": first_entry},
         )
         session.add_all(
             [

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
-from tests.support.api import Api, MakeService, MakeUser
+from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 
@@ -173,9 +173,11 @@ async def test_discount_lowers_rates_in_services_and_charges(
     rates = {s["name"]: s["rate"] for s in await api(user.key, "services")}
     # 0.90 less 12.5 % = 0.7875; the custom rate wins over the discount.
     assert rates == {"Plain": "0.7875", "Custom": "1.50"}
-    await api(user.key, "add", service=plain, link="https://x.com/d", quantity=1000)
+    order_id = order_id_of(
+        await api(user.key, "add", service=plain, link="https://x.com/d", quantity=1000)
+    )
     # The rate per unit (0.0007875) needs 7 digits, so the charge is shown with 7.
-    assert (await api(user.key, "status", order=1))["charge"] == "0.7875000"
+    assert (await api(user.key, "status", order=order_id))["charge"] == "0.7875000"
     assert await api(user.key, "balance") == {"balance": "9.21250", "currency": "USD"}
     bad = await client.patch(
         f"/admin/v1/users/{user.user_id}", headers=AUTH, json={"discount_percent": "120"}

@@ -13,8 +13,9 @@ from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.providers.sandbox import SandboxConfig, SandboxService
+from app.refills.models import Refill
 from app.settings import Settings
-from tests.support.api import Api, MakeService, MakeUser
+from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import (
     call_job,
@@ -72,6 +73,16 @@ async def order_row(ctx: AppContext, order_id: int) -> Order:
         return order
 
 
+async def runs_of(ctx: AppContext, parent_id: int) -> list[int]:
+    """The ids of a drip-feed order's runs, in run order."""
+    async with ctx.db.session() as session:
+        return list(
+            await session.scalars(
+                select(Order.id).where(Order.parent_id == parent_id).order_by(Order.id)
+            )
+        )
+
+
 async def refunds(ctx: AppContext) -> list[tuple[int | None, Decimal]]:
     async with ctx.db.session() as session:
         rows = await session.execute(
@@ -91,11 +102,11 @@ async def test_order_relayed_and_completed_end_to_end(
     upstream: dict[str, Any],
 ) -> None:
     user = await make_user(balance="10")
-    assert await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000) == {
-        "order": 1
-    }
+    order_id = order_id_of(
+        await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    )
     assert await run_jobs(settings, ctx) == 1
-    order = await order_row(ctx, 1)
+    order = await order_row(ctx, order_id)
     assert (order.status, order.upstream_state, order.provider_order_id) == (
         "In progress",
         "sent",
@@ -104,7 +115,7 @@ async def test_order_relayed_and_completed_end_to_end(
     assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 1}
     result = await call_job(settings, ctx, "sync_statuses")
     assert result == {"checked": 1, "changed": 1, "errors": 0}
-    status = await api(user.key, "status", order=1)
+    status = await api(user.key, "status", order=order_id)
     assert status == {
         "charge": "0.90000",
         "start_count": "8919",
@@ -132,11 +143,13 @@ async def test_partial_and_canceled_refunded_exactly_once(
 ) -> None:
     user = await make_user(balance="10")
     await set_behaviour(upstream["url"], 1, behaviour="partial", partial_percent=37)
-    await api(user.key, "add", service=relayed_service, link=LINK, quantity=309)  # 0.27810
+    first = order_id_of(  # 0.27810
+        await api(user.key, "add", service=relayed_service, link=LINK, quantity=309)
+    )
     await run_jobs(settings, ctx)
     await call_job(settings, ctx, "sync_statuses")
     # delivered 37 % of 309 = 114, remains 195: 195 × 0.2781 / 309 = 0.1755 exactly
-    assert await api(user.key, "status", order=1) == {
+    assert await api(user.key, "status", order=first) == {
         "charge": "0.27810",
         "start_count": "8919",
         "status": "Partial",
@@ -144,12 +157,14 @@ async def test_partial_and_canceled_refunded_exactly_once(
         "currency": "USD",
     }
     await set_behaviour(upstream["url"], 1, behaviour="cancel")
-    await api(user.key, "add", service=relayed_service, link=LINK + "2", quantity=1000)  # 0.90
+    second = order_id_of(  # 0.90
+        await api(user.key, "add", service=relayed_service, link=LINK + "2", quantity=1000)
+    )
     await run_jobs(settings, ctx)
     for _ in range(3):  # duplicate reports change nothing
         await call_job(settings, ctx, "sync_statuses")
-    assert (await api(user.key, "status", order=2))["status"] == "Canceled"
-    assert await refunds(ctx) == [(1, Decimal("0.1755")), (2, Decimal("0.9"))]
+    assert (await api(user.key, "status", order=second))["status"] == "Canceled"
+    assert await refunds(ctx) == [(first, Decimal("0.1755")), (second, Decimal("0.9"))]
     assert await api(user.key, "balance") == {"balance": "9.89740", "currency": "USD"}
     await ledger_ok(ctx)
 
@@ -164,9 +179,11 @@ async def test_permanent_rejection_cancels_with_full_refund(
 ) -> None:
     user = await make_user(balance="10")
     await set_behaviour(upstream["url"], 1, behaviour="reject", error="Incorrect link")
-    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    order_id = order_id_of(
+        await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    )
     await run_jobs(settings, ctx)
-    order = await order_row(ctx, 1)
+    order = await order_row(ctx, order_id)
     assert (order.status, order.upstream_state, order.last_error) == (
         "Canceled",
         "rejected",
@@ -190,9 +207,11 @@ async def test_provider_out_of_funds_is_retried_later_not_canceled(
     before = alerts._value.get()
     user = await make_user(balance="10")
     await set_behaviour(upstream["url"], 1, behaviour="reject", error="Not enough funds on balance")
-    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    order_id = order_id_of(
+        await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    )
     await run_jobs(settings, ctx)
-    order = await order_row(ctx, 1)
+    order = await order_row(ctx, order_id)
     assert (order.status, order.upstream_state, order.attempts) == ("Pending", "queued", 1)
     assert order.next_attempt_at is not None and order.last_error == "Not enough funds on balance"
     assert alerts._value.get() == before + 1
@@ -202,7 +221,7 @@ async def test_provider_out_of_funds_is_retried_later_not_canceled(
         await session.execute(update(Order).values(next_attempt_at=func.now()))
     assert (await call_job(settings, ctx, "sweep"))["orders"] == 1
     await run_jobs(settings, ctx)
-    assert (await order_row(ctx, 1)).upstream_state == "sent"
+    assert (await order_row(ctx, order_id)).upstream_state == "sent"
     assert await api(user.key, "balance") == {"balance": "9.10000", "currency": "USD"}
 
 
@@ -218,14 +237,16 @@ async def test_unknown_outcome_goes_to_review_and_is_never_resent(
 ) -> None:
     user = await make_user(balance="10")
     await set_behaviour(upstream["url"], 1, behaviour=behaviour, timeout_seconds=5)
-    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    order_id = order_id_of(
+        await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    )
     await run_jobs(settings, ctx, read_timeout=0.5)
-    order = await order_row(ctx, 1)
+    order = await order_row(ctx, order_id)
     assert (order.status, order.upstream_state) == ("Pending", "review")
     # Sweeps and workers leave it alone: only an operator decides.
     await call_job(settings, ctx, "sweep")
     await run_jobs(settings, ctx)
-    assert (await order_row(ctx, 1)).upstream_state == "review"
+    assert (await order_row(ctx, order_id)).upstream_state == "review"
     assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 1}
     assert await api(user.key, "balance") == {"balance": "9.10000", "currency": "USD"}
 
@@ -243,9 +264,9 @@ async def test_connection_refused_is_retried(
     provider_id = await register_provider(ctx, settings, down, name="Down", key="k")
     sid = await make_service(provider_id=provider_id, provider_service_id="1")
     user = await make_user(balance="10")
-    await api(user.key, "add", service=sid, link=LINK, quantity=1000)
+    order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=1000))
     await run_jobs(settings, ctx)
-    order = await order_row(ctx, 1)
+    order = await order_row(ctx, order_id)
     assert (order.status, order.upstream_state, order.attempts) == ("Pending", "queued", 1)
     assert "not sent" in (order.last_error or "")
 
@@ -283,14 +304,16 @@ async def test_cancel_of_a_sent_order_is_relayed_and_refunded_on_report(
     user = await make_user(balance="10")
     await set_behaviour(upstream["url"], 1, behaviour="complete")
     upstream["app"].state.sandbox.config.seconds_to_start = 60  # stays Pending upstream
-    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    order_id = order_id_of(
+        await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    )
     await run_jobs(settings, ctx)
-    assert await api(user.key, "cancel", orders="1") == [{"order": 1, "cancel": 1}]
-    assert (await order_row(ctx, 1)).cancel_state == "requested"
+    assert await api(user.key, "cancel", orders=str(order_id)) == [{"order": order_id, "cancel": 1}]
+    assert (await order_row(ctx, order_id)).cancel_state == "requested"
     await run_jobs(settings, ctx)  # relay_cancel
-    assert (await order_row(ctx, 1)).cancel_state == "sent"
+    assert (await order_row(ctx, order_id)).cancel_state == "sent"
     await call_job(settings, ctx, "sync_statuses")
-    assert (await api(user.key, "status", order=1))["status"] == "Canceled"
+    assert (await api(user.key, "status", order=order_id))["status"] == "Canceled"
     assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
     await ledger_ok(ctx)
 
@@ -304,14 +327,20 @@ async def test_refill_relayed_and_followed(
     upstream: dict[str, Any],
 ) -> None:
     user = await make_user(balance="10")
-    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    order_id = order_id_of(
+        await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    )
     await run_jobs(settings, ctx)
     await call_job(settings, ctx, "sync_statuses")
-    assert await api(user.key, "refill", order=1) == {"refill": "1"}
+    answer = await api(user.key, "refill", order=order_id)
+    async with ctx.db.session() as session:
+        refill_id = await session.scalar(select(Refill.id).where(Refill.order_id == order_id))
+    assert refill_id is not None
+    assert answer == {"refill": str(refill_id)}
     await run_jobs(settings, ctx)  # relay_refill
-    assert await api(user.key, "refill_status", refill=1) == {"status": "Pending"}
+    assert await api(user.key, "refill_status", refill=refill_id) == {"status": "Pending"}
     assert await call_job(settings, ctx, "sync_refills") == 1
-    assert await api(user.key, "refill_status", refill=1) == {"status": "Completed"}
+    assert await api(user.key, "refill_status", refill=refill_id) == {"status": "Completed"}
 
 
 async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
@@ -330,13 +359,15 @@ async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
         provider_service_id="1",
     )
     user = await make_user(balance="10")
-    assert await api(
-        user.key, "add", service=sid, link=LINK, quantity=100, runs=3, interval=30
-    ) == {"order": 1}
+    order_id = order_id_of(
+        await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=3, interval=30)
+    )
+    runs = await runs_of(ctx, order_id)
+    assert len(runs) == 3
     assert await api(user.key, "balance") == {"balance": "9.70000", "currency": "USD"}
     await run_jobs(settings, ctx)  # only the first run is due
     await call_job(settings, ctx, "sync_statuses")
-    status = await api(user.key, "status", order=1)
+    status = await api(user.key, "status", order=order_id)
     assert status == {
         "charge": "0.30000",
         "start_count": "8919",
@@ -348,14 +379,16 @@ async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
     }
     # A new worker (a restart) finds the next run in the database once it is due.
     async with ctx.db.transaction() as session:
-        await session.execute(update(Order).where(Order.id == 3).values(next_attempt_at=func.now()))
+        await session.execute(
+            update(Order).where(Order.id == runs[1]).values(next_attempt_at=func.now())
+        )
     assert (await call_job(settings, ctx, "sweep"))["orders"] == 1
     await run_jobs(settings, ctx)
     await call_job(settings, ctx, "sync_statuses")
-    assert (await api(user.key, "status", order=1))["runs_done"] == "2"
+    assert (await api(user.key, "status", order=order_id))["runs_done"] == "2"
     # Cancel mid-way: the third run never leaves and its share comes back.
-    assert await api(user.key, "cancel", order=1) == [{"order": 1, "cancel": 1}]
-    final = await api(user.key, "status", order=1)
+    assert await api(user.key, "cancel", order=order_id) == [{"order": order_id, "cancel": 1}]
+    final = await api(user.key, "status", order=order_id)
     assert (final["status"], final["remains"], final["runs_done"]) == ("Partial", "100", "2")
     assert await api(user.key, "balance") == {"balance": "9.80000", "currency": "USD"}
     assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 2}
@@ -407,12 +440,12 @@ async def test_subscription_reserved_up_front_and_unused_posts_refunded(
         posts=5,
         expiry="01/01/2099",
     )
-    assert order == {"order": 1}
+    order_id = order_id_of(order)
     assert await api(user.key, "balance") == {"balance": "9.50000", "currency": "USD"}
     await run_jobs(settings, ctx)
     await call_job(settings, ctx, "sync_statuses")
     # The subscription expired with 2 of 5 posts served: 300 of 500 reserved units unused.
-    assert await api(user.key, "status", order=1) == {
+    assert await api(user.key, "status", order=order_id) == {
         "charge": "0.50000",
         "start_count": "8919",
         "status": "Partial",
@@ -467,16 +500,22 @@ async def test_a_failed_drip_feed_run_refunds_its_share(
         provider_service_id="1",
     )
     user = await make_user(balance="10")
-    await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=2, interval=5)
+    order_id = order_id_of(
+        await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=2, interval=5)
+    )
+    runs = await runs_of(ctx, order_id)
+    assert len(runs) == 2
     await run_jobs(settings, ctx)  # run 1 sent
     await call_job(settings, ctx, "sync_statuses")  # run 1 completed
     await set_behaviour(upstream["url"], 1, behaviour="reject", error="Incorrect link")
     async with ctx.db.transaction() as session:
-        await session.execute(update(Order).where(Order.id == 3).values(next_attempt_at=func.now()))
+        await session.execute(
+            update(Order).where(Order.id == runs[1]).values(next_attempt_at=func.now())
+        )
     await call_job(settings, ctx, "sweep")
     await run_jobs(settings, ctx)  # run 2 refused for good
-    status = await api(user.key, "status", order=1)
+    status = await api(user.key, "status", order=order_id)
     assert (status["status"], status["remains"], status["runs_done"]) == ("Partial", "100", "1")
-    assert await refunds(ctx) == [(3, Decimal("0.1"))]
+    assert await refunds(ctx) == [(runs[1], Decimal("0.1"))]
     assert await api(user.key, "balance") == {"balance": "9.90000", "currency": "USD"}
     await ledger_ok(ctx)

@@ -17,7 +17,7 @@ from app.orders.models import Order
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
 from app.settings import Settings
-from tests.support.api import Api, MakeService, MakeUser
+from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import run_jobs, sandbox, upstream_states
@@ -96,22 +96,26 @@ async def test_margin_report_matches_hand_computed_figures(
         provider_rate=Decimal("50"),
     )
     user = await make_user(balance="100")
+    orders: list[int] = []
     for n, (service, quantity) in enumerate(
         [(followers, 1000), (followers, 500), (followers, 200), (likes, 1000), (followers, 100)]
     ):
         result = await api(
             user.key, "add", service=service, link=f"https://x.com/{n}", quantity=quantity
         )
-        assert "order" in result, result
+        orders.append(order_id_of(result))
     assert await run_jobs(settings, ctx) >= 1
     assert await upstream_states(ctx) == ["sent"] * 5
-    await set_status(client, 1, status="Completed", remains=0)
-    await set_status(client, 2, status="Partial", remains=100)  # refund 100 × 0.45 / 500 = 0.09
-    await set_status(client, 3, status="Canceled")  # full refund 0.18, costs nothing
-    # Order 5 was placed last month: outside the range.
+    await set_status(client, orders[0], status="Completed", remains=0)
+    # refund 100 × 0.45 / 500 = 0.09
+    await set_status(client, orders[1], status="Partial", remains=100)
+    await set_status(client, orders[2], status="Canceled")  # full refund 0.18, costs nothing
+    # The fifth order was placed last month: outside the range.
     async with ctx.db.transaction() as session:
         await session.execute(
-            update(Order).where(Order.id == 5).values(created_at=utcnow() - timedelta(days=40))
+            update(Order)
+            .where(Order.id == orders[4])
+            .values(created_at=utcnow() - timedelta(days=40))
         )
     # A later change of the rate does not reprice orders already sent.
     await client.put("/admin/v1/currencies/RUB", headers=AUTH, json={"rate": "0.02"})
@@ -214,15 +218,19 @@ async def test_an_order_marked_sent_from_review_is_priced(
         provider_rate=Decimal("0.40"),
     )
     user = await make_user(balance="10")
-    await api(user.key, "add", service=service, link="https://x.com/r", quantity=500)
+    order_id = order_id_of(
+        await api(user.key, "add", service=service, link="https://x.com/r", quantity=500)
+    )
     async with ctx.db.transaction() as session:
-        await session.execute(update(Order).where(Order.id == 1).values(upstream_state="review"))
+        await session.execute(
+            update(Order).where(Order.id == order_id).values(upstream_state="review")
+        )
     response = await client.post(
-        "/admin/v1/review/1/mark-sent", headers=AUTH, json={"provider_order_id": "55"}
+        f"/admin/v1/review/{order_id}/mark-sent", headers=AUTH, json={"provider_order_id": "55"}
     )
     assert response.status_code == 200, response.text
     async with ctx.db.session() as session:
-        order = await session.get(Order, 1)
+        order = await session.get(Order, order_id)
         assert order is not None
         assert (order.provider_charge, order.provider_currency, order.fx_rate) == (
             Decimal("0.2"),

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.api_v2.docs import TYPE_EXAMPLES
 from app.context import AppContext
 from app.orders.models import Order
-from tests.support.api import Api, MakeService, MakeUser
+from tests.support.api import Api, MakeService, MakeUser, order_id_of
 
 L = "https://instagram.com/p/abc"
 FUTURE = (datetime.now(UTC) + timedelta(days=30)).strftime("%d/%m/%Y")
@@ -231,10 +231,9 @@ async def test_type_happy_path(
     sid = await make_service(
         type=type_name, rate=Decimal("1.00"), min_quantity=1, max_quantity=10000, dripfeed=True
     )
-    result = await api(user.key, "add", service=sid, **fields)
-    assert result == {"order": 1}
-    assert await order_params(ctx, 1) == (units, params)
-    status = await api(user.key, "status", order=1)
+    order_id = order_id_of(await api(user.key, "add", service=sid, **fields))
+    assert await order_params(ctx, order_id) == (units, params)
+    status = await api(user.key, "status", order=order_id)
     assert status["charge"] == f"{Decimal(units) / 1000:.5f}"
     if type_name == "Subscriptions":
         assert (status["posts"], status["expiry"]) == ("0", FUTURE)
@@ -252,8 +251,8 @@ async def test_package_types_charge_the_rate(
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service(type=type_name, rate=Decimal("7.5"), min_quantity=1, max_quantity=1)
-    assert await api(user.key, "add", service=sid, **fields) == {"order": 1}
-    assert await order_params(ctx, 1) == (1, params)
+    order_id = order_id_of(await api(user.key, "add", service=sid, **fields))
+    assert await order_params(ctx, order_id) == (1, params)
     assert await api(user.key, "balance") == {"balance": "92.50000", "currency": "USD"}
 
 
@@ -277,14 +276,22 @@ async def test_type_validation_errors(
 
 
 async def test_subscription_duplicate_rule_is_per_username(
-    api: Api, make_user: MakeUser, make_service: MakeService
+    api: Api, ctx: AppContext, make_user: MakeUser, make_service: MakeService
 ) -> None:
     user = await make_user(balance="100")
     sid = await make_service(type="Subscriptions", rate=Decimal("1"), min_quantity=1)
     fields = {"min": "10", "max": "20", "posts": "2"}
-    assert await api(user.key, "add", service=sid, username="@Star", **fields) == {"order": 1}
+    first = order_id_of(await api(user.key, "add", service=sid, username="@Star", **fields))
     assert "error" in await api(user.key, "add", service=sid, username="star", **fields)
-    assert await api(user.key, "add", service=sid, username="other", **fields) == {"order": 3}
+    other = order_id_of(await api(user.key, "add", service=sid, username="other", **fields))
+    assert other > first
+    async with ctx.db.session() as session:
+        placed = list(
+            await session.scalars(
+                select(Order.id).where(Order.user_id == user.user_id).order_by(Order.id)
+            )
+        )
+    assert placed == [first, other]
 
 
 async def test_openapi_has_an_add_example_for_every_type(client: Any) -> None:
@@ -306,4 +313,6 @@ async def test_documented_examples_are_accepted(
 ) -> None:
     user = await make_user(balance="1000")
     sid = await make_service(type=type_name, rate=Decimal("1"), min_quantity=1, max_quantity=10000)
-    assert await api(user.key, "add", service=sid, **TYPE_EXAMPLES[type_name]) == {"order": 1}
+    # The example is sent as documented, with the service id replaced by the one created here.
+    example = {**TYPE_EXAMPLES[type_name], "service": str(sid)}
+    order_id_of(await api(user.key, "add", **example))

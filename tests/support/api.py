@@ -31,3 +31,11 @@ class MakeService(Protocol):
     """A service in a new category; keyword arguments override the Service columns."""
 
     async def __call__(self, **overrides: Any) -> int: ...
+
+
+def order_id_of(answer: Any) -> int:
+    """The id in an `add` answer, asserting the answer is exactly `{"order": <int>}`."""
+    assert isinstance(answer, dict) and list(answer) == ["order"], answer
+    order_id = answer["order"]
+    assert type(order_id) is int and order_id > 0, answer
+    return order_id

@@ -3,13 +3,13 @@ decimal strings)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from app.catalog.models import SERVICE_TYPES
+from app.catalog.patterns import compile_pattern
 from app.http.schemas import example
 
 
@@ -76,10 +76,7 @@ class ServiceFields(BaseModel):
     @classmethod
     def compiles(cls, value: str | None) -> str | None:
         if value:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"link_pattern does not compile: {exc}") from exc
+            compile_pattern(value)  # PatternError (a ValueError) says why RE2 refuses it
         return value
 
     @model_validator(mode="after")

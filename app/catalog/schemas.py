@@ -57,7 +57,12 @@ class ServiceFields(BaseModel):
     refill_days: int | None = Field(default=None, ge=0, le=3650)
     cancel: bool | None = None
     dripfeed: bool | None = None
-    link_pattern: str | None = Field(default=None, max_length=500)
+    link_pattern: str | None = Field(
+        default=None,
+        max_length=500,
+        description="RE2 expression a link must match (searched, unless anchored); "
+        "backreferences and lookarounds are refused",
+    )
     enabled: bool | None = None
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     provider_id: int | None = Field(default=None, ge=1, le=2**63 - 1)

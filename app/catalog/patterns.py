@@ -52,7 +52,10 @@ def _cached(pattern: str) -> Matcher | None:
         return compile_pattern(pattern)
     except PatternError as exc:
         # Logged once per process and pattern (the answer is cached).
-        log.error("service link pattern unusable; no link matches it", extra={"reason": str(exc)})
+        log.error(
+            "service link pattern unusable; no link matches it",
+            extra={"pattern": pattern, "reason": str(exc)},
+        )
         return None
 
 

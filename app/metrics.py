@@ -25,6 +25,11 @@ ORDERS_BY_STATUS = Gauge("smm_orders", "Orders by status (read at scrape time)",
 PAYMENT_NOTIFICATIONS = Counter(
     "smm_payment_notifications_total", "Gateway notifications", ["gateway", "outcome"]
 )
+PAYMENT_NOTIFICATIONS_TRUNCATED = Counter(
+    "smm_payment_notifications_truncated_total",
+    "Refused gateway notifications whose payload was stored truncated",
+    ["gateway", "outcome"],
+)
 DEPOSITS = Counter("smm_deposits_total", "Deposits credited", ["gateway"])
 HTTP_REQUESTS = Counter("smm_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("smm_http_request_seconds", "HTTP request latency", ["route"])

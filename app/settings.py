@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     rate_limit_per_key: int = Field(
         default=1200, description="API v2 calls per minute per key (0 = off)"
     )
+    rate_limit_notify_per_ip: int = Field(
+        default=300, description="payment gateway notifications per minute per IP (0 = off)"
+    )
     queue_name: str = Field(default="arq:queue", description="arq queue the worker consumes")
     # Upstream relay.
     provider_connect_timeout: float = 5.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import secrets
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -335,3 +337,81 @@ async def test_concurrent_notifications_credit_once(
         )
     assert credited == 1
     await ledger_ok(ctx)
+
+
+def random_fields(total_bytes: int, width: int = 1500) -> dict[str, str]:
+    """Random form fields adding up to about `total_bytes`."""
+    count = total_bytes // width
+    return {
+        f"f{i}_{secrets.token_hex(4)}": secrets.token_urlsafe(width)[:width] for i in range(count)
+    }
+
+
+async def stored_payloads(ctx: AppContext) -> list[tuple[str, dict[str, Any]]]:
+    async with ctx.db.session() as session:
+        rows = await session.execute(
+            select(PaymentNotification.outcome, PaymentNotification.payload).order_by(
+                PaymentNotification.id
+            )
+        )
+        return [(outcome, payload) for outcome, payload in rows.all()]
+
+
+async def test_refused_notifications_are_stored_bounded_accepted_ones_whole(
+    client: httpx.AsyncClient, api_invoice: Any, make_user: MakeUser, ctx: AppContext
+) -> None:
+    user = await make_user()
+    inv = (await api_invoice(user.key, "robokassa", "10"))["payment"]
+    url = "/payments/robokassa/result"
+    junk = random_fields(240_000)
+    forged = {**robokassa_fields(inv, "909.10", password="guess"), **junk}
+    assert (await client.post(url, data=forged)).text == "rejected: bad_signature"
+    extra = {"note": "x" * 6000}  # an accepted notification is kept as it came
+    good = {**robokassa_fields(inv, "909.10"), **extra}
+    assert (await client.post(url, data=good)).text == f"OK{inv}"
+    yk = {"type": "notification", "event": "payment.succeeded", "object": {"id": "nope"}}
+    yk_body = {**yk, **random_fields(100_000)}
+    assert (await client.post("/payments/yookassa/notify", json=yk_body)).status_code == 400
+
+    (o1, refused), (o2, accepted), (o3, yk_refused) = await stored_payloads(ctx)
+    assert (o1, o2, o3) == ("bad_signature", "credited", "unknown_payment")
+    assert accepted == good
+    for payload, source in ((refused, forged), (yk_refused, yk_body)):
+        assert len(json.dumps(payload).encode()) <= 4096
+        marker = payload.pop("_truncated")
+        size = len(json.dumps(source, ensure_ascii=False).encode())
+        assert marker == {"bytes": size, "fields": len(source), "kept": len(payload)}
+        # The leading fields, cut short (JSONB keeps its own key order).
+        assert set(payload) == set(list(source)[: len(payload)])
+        for key, value in payload.items():
+            text = source[key] if isinstance(source[key], str) else json.dumps(source[key])
+            assert value == text[:256]
+    assert {"OutSum", "InvId", "SignatureValue"} <= set(refused)
+    assert await deposits(ctx, user.user_id) == [Decimal("10")]
+    metrics = (await client.get("/metrics", headers=AUTH)).text
+    assert (
+        'smm_payment_notifications_truncated_total{gateway="robokassa",outcome="bad_signature"}'
+        in metrics
+    )
+
+
+async def test_notifications_are_rate_limited_per_ip_in_the_gateway_shape(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    ctx.settings.rate_limit_notify_per_ip = 3
+    url = "/payments/robokassa/result"
+    answers = [
+        (await client.post(url, data=robokassa_fields(7, "1.00", password="guess"))).status_code
+        for _ in range(4)
+    ]
+    assert answers == [400, 400, 400, 429]
+    limited = await client.post(url, data=robokassa_fields(7, "1.00"))
+    assert (limited.status_code, limited.text) == (429, "Too many requests, try again later")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    yk = await client.post("/payments/yookassa/notify", json={"type": "notification"})
+    assert (yk.status_code, yk.json()) == (429, {"error": "Too many requests, try again later"})
+    assert await outcomes(ctx) == ["bad_signature"] * 3  # nothing stored past the limit
+    # The API v2 limits are counted apart.
+    assert (await client.post("/api/v2", data={"key": "k", "action": "balance"})).json() == {
+        "error": "Invalid API key"
+    }

@@ -318,6 +318,88 @@ async def test_cancel_of_a_sent_order_is_relayed_and_refunded_on_report(
     await ledger_ok(ctx)
 
 
+async def cancel_events(ctx: AppContext, order_id: int) -> list[str]:
+    async with ctx.db.session() as session:
+        rows = await session.scalars(
+            select(UpstreamEvent.outcome)
+            .where(UpstreamEvent.order_id == order_id, UpstreamEvent.action == "cancel")
+            .order_by(UpstreamEvent.id)
+        )
+        return list(rows)
+
+
+async def test_repeated_cancel_is_refused_and_never_sent_upstream_again(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: MakeUser,
+    relayed_service: int,
+    upstream: dict[str, Any],
+) -> None:
+    user = await make_user(balance="10")
+    await set_behaviour(upstream["url"], 1, behaviour="complete")
+    upstream["app"].state.sandbox.config.seconds_to_start = 60  # stays Pending upstream
+    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    await run_jobs(settings, ctx)
+    already = {"order": 1, "cancel": {"error": "Cancel already requested for this order"}}
+    assert await api(user.key, "cancel", orders="1") == [{"order": 1, "cancel": 1}]
+    # Asked again before the worker relayed it, then after the provider took it.
+    assert await api(user.key, "cancel", order=1) == [already]
+    await run_jobs(settings, ctx)  # relay_cancel
+    assert await api(user.key, "cancel", orders="1") == [already]
+    assert await call_job(settings, ctx, "sweep") is not None
+    await run_jobs(settings, ctx)
+    order = await order_row(ctx, 1)
+    assert (order.cancel_state, order.last_error) == ("sent", None)
+    assert await cancel_events(ctx, 1) == ["accepted"]
+    await call_job(settings, ctx, "sync_statuses")
+    order = await order_row(ctx, 1)
+    assert (order.status, order.cancel_state) == ("Canceled", "sent")
+    assert await api(user.key, "cancel", order=1) == [
+        {"order": 1, "cancel": {"error": "Order cannot be canceled"}}
+    ]
+    assert await cancel_events(ctx, 1) == ["accepted"]
+    assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
+    await ledger_ok(ctx)
+
+
+async def test_repeated_cancel_of_a_drip_feed_order_is_refused(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: MakeUser,
+    make_service: MakeService,
+    upstream: dict[str, Any],
+) -> None:
+    sid = await make_service(
+        rate=Decimal("1.00"),
+        min_quantity=10,
+        dripfeed=True,
+        provider_id=upstream["provider_id"],
+        provider_service_id="1",
+    )
+    upstream["app"].state.sandbox.config.seconds_to_start = 60
+    user = await make_user(balance="10")
+    await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=3, interval=30)
+    await run_jobs(settings, ctx)  # the first run is sent
+    # The runs not sent are refunded now; the one in flight is canceled upstream.
+    assert await api(user.key, "cancel", order=1) == [{"order": 1, "cancel": 1}]
+    assert await api(user.key, "balance") == {"balance": "9.90000", "currency": "USD"}
+    assert await api(user.key, "cancel", order=1) == [
+        {"order": 1, "cancel": {"error": "Cancel already requested for this order"}}
+    ]
+    await run_jobs(settings, ctx)
+    assert await api(user.key, "cancel", order=1) == [
+        {"order": 1, "cancel": {"error": "Cancel already requested for this order"}}
+    ]
+    await run_jobs(settings, ctx)
+    assert await cancel_events(ctx, 2) == ["accepted"]
+    await call_job(settings, ctx, "sync_statuses")
+    assert (await api(user.key, "status", order=1))["status"] == "Canceled"
+    assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
+    await ledger_ok(ctx)
+
+
 async def test_refill_relayed_and_followed(
     api: Api,
     ctx: AppContext,

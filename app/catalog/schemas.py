@@ -3,13 +3,13 @@ decimal strings)."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from app.catalog.models import SERVICE_TYPES
+from app.catalog.patterns import compile_pattern
 from app.http.schemas import example
 
 
@@ -57,7 +57,12 @@ class ServiceFields(BaseModel):
     refill_days: int | None = Field(default=None, ge=0, le=3650)
     cancel: bool | None = None
     dripfeed: bool | None = None
-    link_pattern: str | None = Field(default=None, max_length=500)
+    link_pattern: str | None = Field(
+        default=None,
+        max_length=500,
+        description="RE2 expression a link must match (searched, unless anchored); "
+        "backreferences and lookarounds are refused",
+    )
     enabled: bool | None = None
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     provider_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
@@ -76,10 +81,7 @@ class ServiceFields(BaseModel):
     @classmethod
     def compiles(cls, value: str | None) -> str | None:
         if value:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"link_pattern does not compile: {exc}") from exc
+            compile_pattern(value)  # PatternError (a ValueError) says why RE2 refuses it
         return value
 
     @model_validator(mode="after")

@@ -10,8 +10,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from app.errors import DomainError, IncorrectRequest
+
+MAX_FIELDS = 200
 
 
 class RequestTooLarge(DomainError):
@@ -19,17 +23,29 @@ class RequestTooLarge(DomainError):
 
 
 def _as_text(value: Any) -> str | None:
-    if value is None:
-        return None
+    if isinstance(value, list):
+        # `orders: [1, 2]` in a JSON body means the same as "1,2". One level only: a
+        # nested list is no field value, and walking it could exhaust the stack.
+        items = [_scalar_text(v) for v in value]
+        return ",".join(i for i in items if i is not None)
+    return _scalar_text(value)
+
+
+def _scalar_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, str | int | Decimal):
         return str(value)
-    if isinstance(value, list):
-        # `orders: [1, 2]` in a JSON body means the same as "1,2".
-        items = [_as_text(v) for v in value]
-        return ",".join(i for i in items if i is not None)
     return None
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON document, or IncorrectRequest for anything unreadable, including nesting
+    deep enough to exhaust the parser's stack (`[[[[…`)."""
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise IncorrectRequest() from exc
 
 
 async def read_fields(request: Request, max_bytes: int) -> dict[str, str]:
@@ -48,7 +64,12 @@ async def _read(request: Request, max_bytes: int) -> dict[str, str]:
         raise RequestTooLarge()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        form = await request.form(max_files=0, max_fields=200)
+        try:
+            form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+        except (HTTPException, MultiPartException) as exc:
+            # A file part, a missing or bad boundary, too many fields: Starlette raises its
+            # own 400 here, which would escape the protocol's error shape.
+            raise IncorrectRequest() from exc
         for key, value in form.multi_items():
             if isinstance(value, str):
                 fields[key] = value
@@ -61,10 +82,7 @@ async def _read(request: Request, max_bytes: int) -> dict[str, str]:
     if not body:
         return fields
     if content_type == "application/json" or (not content_type and body.lstrip()[:1] == b"{"):
-        try:
-            data = json.loads(body, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IncorrectRequest() from exc
+        data = parse_json(body)
         if not isinstance(data, dict):
             raise IncorrectRequest()
         for key, value in data.items():
@@ -73,7 +91,7 @@ async def _read(request: Request, max_bytes: int) -> dict[str, str]:
                 fields[str(key)] = text
         return fields
     try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=200)
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IncorrectRequest() from exc
     fields.update(pairs)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Protocol, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +47,16 @@ from app.orders.types import OrderRequest, handler_for, parse_int
 
 class OrderNotCancelable(DomainError):
     message = "Order cannot be canceled"
+
+
+class CancelAlreadyRequested(OrderNotCancelable):
+    message = "Cancel already requested for this order"
+
+
+# An order's cancel_state: "requested" (due upstream), "sent" (the provider took it) or
+# "rejected" (the provider refused it: the user may ask again).
+CANCEL_REQUESTED, CANCEL_SENT, CANCEL_REJECTED = "requested", "sent", "rejected"
+CANCEL_PENDING_STATES = (CANCEL_REQUESTED, CANCEL_SENT)
 
 
 @dataclass(frozen=True)
@@ -264,7 +274,18 @@ async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> li
                 .order_by(Order.id)
             )
         )
-        due = [run for run in runs if await stop_order(session, run)]
+        due: list[int] = []
+        acted = False
+        for run in runs:
+            try:
+                if await stop_order(session, run):
+                    due.append(run)
+                acted = True
+            except CancelAlreadyRequested:
+                continue
+        if runs and not acted:
+            # Only runs whose cancel is on its way already were left.
+            raise CancelAlreadyRequested()
         await refresh_parent(session, order.id)
         return due
     if await stop_order(session, order.id):
@@ -275,7 +296,9 @@ async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> li
 async def stop_order(session: AsyncSession, order_id: int) -> bool:
     """Withdraw an order that was not sent (refunded in full now), or mark a sent one for
     an upstream cancel (True). Conditional updates: a racing relay or a second cancel
-    cannot both act on it."""
+    cannot both act on it. A cancel already requested or taken by the provider is not
+    asked again (CancelAlreadyRequested): the provider would refuse a second one, and its
+    refusal must not be recorded on an order it is canceling."""
     withdrawn = await session.scalar(
         update(Order)
         .where(
@@ -296,12 +319,23 @@ async def stop_order(session: AsyncSession, order_id: int) -> bool:
         return False
     requested = await session.scalar(
         update(Order)
-        .where(Order.id == order_id, Order.status.in_(ACTIVE_STATUSES))
-        .values(cancel_requested_at=utcnow(), cancel_state="requested")
+        .where(
+            Order.id == order_id,
+            Order.status.in_(ACTIVE_STATUSES),
+            or_(Order.cancel_state.is_(None), Order.cancel_state.not_in(CANCEL_PENDING_STATES)),
+        )
+        .values(cancel_requested_at=utcnow(), cancel_state=CANCEL_REQUESTED)
         .returning(Order.id)
     )
     if requested is None:
-        raise OrderNotCancelable()
+        pending = await session.scalar(
+            select(Order.id).where(
+                Order.id == order_id,
+                Order.status.in_(ACTIVE_STATUSES),
+                Order.cancel_state.in_(CANCEL_PENDING_STATES),
+            )
+        )
+        raise CancelAlreadyRequested() if pending is not None else OrderNotCancelable()
     return True
 
 

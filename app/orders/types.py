@@ -4,7 +4,7 @@ and which fields are relayed upstream. One handler per type name shown by `servi
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from app.catalog.models import Service
+from app.catalog.patterns import link_matches
 from app.errors import (
     DomainError,
     IncorrectLink,
@@ -62,9 +63,18 @@ def normalize_link(link: str) -> str:
     return f"{host}{port}{path}{query}"
 
 
+# Unicode categories no link may carry: controls (`\x01`) and format characters, among
+# them the bidirectional overrides (`\u202e`) that make a link read as another one.
+REFUSED_LINK_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+def _link_char(char: str) -> bool:
+    return not char.isspace() and unicodedata.category(char) not in REFUSED_LINK_CATEGORIES
+
+
 def parse_link(service: Service, value: str | None) -> tuple[str, str]:
     link = (value or "").strip()
-    if not link or len(link) > MAX_LINK_LENGTH or any(c.isspace() for c in link):
+    if not link or len(link) > MAX_LINK_LENGTH or not all(_link_char(c) for c in link):
         raise IncorrectLink()
     try:
         parts = urlsplit(link)
@@ -73,7 +83,7 @@ def parse_link(service: Service, value: str | None) -> tuple[str, str]:
         raise IncorrectLink() from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise IncorrectLink()
-    if service.link_pattern and not re.search(service.link_pattern, link):
+    if service.link_pattern and not link_matches(service.link_pattern, link):
         raise IncorrectLink()
     return link, normalize_link(link)
 

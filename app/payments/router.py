@@ -3,12 +3,14 @@
 Every notification is logged with its outcome, accepted or not. A notification is only
 acknowledged once its payment is credited (or was credited before: gateways resend until
 they are acknowledged, so a replay is answered as the first one was, and credits nothing).
+Anyone can send a notification, so they are rate-limited per client IP, and what is kept of
+a refused one is bounded (an accepted one is kept whole).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -23,9 +25,10 @@ from app.http.context import Services, ServicesDep, get_services
 from app.http.forms import read_fields
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.problems import get_or_404
+from app.http.security import RateLimited, check_rate
 from app.http.tx import Reader, Tx
 from app.ledger.schemas import MovementOut
-from app.metrics import DEPOSITS, PAYMENT_NOTIFICATIONS
+from app.metrics import DEPOSITS, PAYMENT_NOTIFICATIONS, PAYMENT_NOTIFICATIONS_TRUNCATED
 from app.money import format_money
 from app.payments import gateways
 from app.payments import service as payments
@@ -35,6 +38,27 @@ from app.payments.schemas import NotificationOut, PaymentDetail, PaymentOut, Top
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/payments", tags=["payments"])
 admin_router = APIRouter(tags=["payments"])
+TOO_MANY = "Too many requests, try again later"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _rate_limited(ctx: Services, request: Request, gateway: str) -> int | None:
+    """Seconds to wait when this client IP sent too many notifications this minute."""
+    try:
+        await check_rate(
+            ctx.jobs.redis,
+            ip=f"notify:{_client(request)}",
+            key=None,
+            per_ip=ctx.settings.rate_limit_notify_per_ip,
+            per_key=0,
+        )
+    except RateLimited as exc:
+        PAYMENT_NOTIFICATIONS.labels(gateway, "rate_limited").inc()
+        return exc.retry_after
+    return None
 
 
 async def _record(
@@ -45,7 +69,11 @@ async def _record(
     request: Request,
     payload: dict[str, Any],
 ) -> None:
+    """Log a notification that credited nothing, its payload bounded."""
     PAYMENT_NOTIFICATIONS.labels(gateway, outcome).inc()
+    payload, truncated = payments.bounded_payload(payload)
+    if truncated:
+        PAYMENT_NOTIFICATIONS_TRUNCATED.labels(gateway, outcome).inc()
     async with ctx.db.transaction() as session:
         await payments.log_notification(
             session,
@@ -84,6 +112,11 @@ async def _settle(
 
 async def _form_notification(request: Request, gateway: str, verify: Any, answer: Any) -> Response:
     ctx = get_services(request)
+    retry_after = await _rate_limited(ctx, request, gateway)
+    if retry_after is not None:
+        return PlainTextResponse(
+            TOO_MANY, status_code=429, headers={"Retry-After": str(retry_after)}
+        )
     try:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
     except DomainError:
@@ -154,10 +187,12 @@ async def freekassa_notify(request: Request) -> Response:
 async def yookassa_notify(request: Request) -> Response:
     ctx = get_services(request)
     gateway = "yookassa"
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    retry_after = await _rate_limited(ctx, request, gateway)
+    if retry_after is not None:
+        return JSONResponse(
+            {"error": TOO_MANY}, status_code=429, headers={"Retry-After": str(retry_after)}
+        )
+    body = _json_body(await request.body())
     payload: dict[str, Any] = body if isinstance(body, dict) else {}
     payment_id: int | None = None
     try:
@@ -189,6 +224,19 @@ async def yookassa_notify(request: Request) -> Response:
     return JSONResponse({})
 
 
+def _json_body(raw: bytes) -> Any:
+    """The notification's JSON, or None when unreadable: malformed, nested deep enough to
+    exhaust the parser's stack, or holding NaN/Infinity (which PostgreSQL cannot store)."""
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        return json.loads(raw, parse_constant=no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
 @router.get(
     "/invoice",
     operation_id="create_invoice_get",
@@ -214,10 +262,7 @@ async def create_invoice(request: Request) -> JSONResponse:
         gateway = (fields.get("gateway") or "").strip().lower()
         if gateway not in GATEWAYS:
             raise IncorrectRequest("Incorrect gateway")
-        try:
-            amount = Decimal((fields.get("amount") or "").strip())
-        except InvalidOperation:
-            raise payments.IncorrectAmount() from None
+        amount = payments.parse_amount(fields.get("amount"))
         async with ctx.db.transaction() as session:
             payment = await payments.create_invoice(
                 session, ctx.settings, user_id=who.user_id, gateway=gateway, amount=amount

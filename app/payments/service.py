@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_UP, Decimal
 from typing import Any
 
@@ -19,6 +20,12 @@ from app.referrals.service import reward_deposit
 from app.settings import Settings
 
 CENT = Decimal("0.01")
+# What is kept of a refused notification: anyone can send one, so it must not be able to
+# grow the activity log by the size of the request body each time.
+REFUSED_PAYLOAD_MAX_BYTES = 4096
+REFUSED_KEY_MAX_CHARS = 64
+REFUSED_VALUE_MAX_CHARS = 256
+TRUNCATED_MARKER = "_truncated"
 
 
 class GatewayUnavailable(DomainError):
@@ -32,6 +39,21 @@ class DepositTooSmall(DomainError):
 
 class IncorrectAmount(DomainError):
     message = "Incorrect amount"
+
+
+AMOUNT_DIGITS = frozenset("0123456789")
+
+
+def parse_amount(text: str | None) -> Decimal:
+    """A deposit amount as the user typed it: ASCII digits with at most one decimal point.
+    `Decimal` alone would also take `５` (any Unicode digit), `1_000`, `1e3` or `Infinity`."""
+    raw = (text or "").strip()
+    whole, _, fraction = raw.partition(".")
+    if not whole or not set(whole) <= AMOUNT_DIGITS or not set(fraction) <= AMOUNT_DIGITS:
+        raise IncorrectAmount()
+    if len(raw) > 30:
+        raise IncorrectAmount()
+    return Decimal(raw)
 
 
 def gateway_currency(settings: Settings, gateway: str) -> str:
@@ -112,6 +134,35 @@ async def manual_topup(
             amount=amount,
         )
     return movement
+
+
+def bounded_payload(
+    payload: dict[str, Any], max_bytes: int = REFUSED_PAYLOAD_MAX_BYTES
+) -> tuple[dict[str, Any], bool]:
+    """A refused notification's payload as it is stored, and whether it was cut.
+
+    Within `max_bytes` (as JSON) it is kept whole. Otherwise the leading fields that fit,
+    each key and value cut short, plus a marker with the original size and field count.
+    """
+    try:
+        size = len(json.dumps(payload, ensure_ascii=False, default=str).encode())
+    except (ValueError, RecursionError):
+        size = -1  # not even encodable: keep only the marker
+    if 0 <= size <= max_bytes:
+        return payload, False
+    kept: dict[str, Any] = {}
+    budget = max_bytes - 200  # room for the marker
+    if size >= 0:
+        for key, value in payload.items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            name, cut = str(key)[:REFUSED_KEY_MAX_CHARS], text[:REFUSED_VALUE_MAX_CHARS]
+            cost = len(json.dumps({name: cut}, ensure_ascii=False).encode())
+            if cost > budget:
+                break
+            kept[name] = cut
+            budget -= cost
+    kept[TRUNCATED_MARKER] = {"bytes": size, "fields": len(payload), "kept": len(kept)}
+    return kept, True
 
 
 async def log_notification(

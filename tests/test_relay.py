@@ -339,26 +339,26 @@ async def test_repeated_cancel_is_refused_and_never_sent_upstream_again(
     user = await make_user(balance="10")
     await set_behaviour(upstream["url"], 1, behaviour="complete")
     upstream["app"].state.sandbox.config.seconds_to_start = 60  # stays Pending upstream
-    await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
+    oid = order_id_of(await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000))
     await run_jobs(settings, ctx)
-    already = {"order": 1, "cancel": {"error": "Cancel already requested for this order"}}
-    assert await api(user.key, "cancel", orders="1") == [{"order": 1, "cancel": 1}]
+    already = {"order": oid, "cancel": {"error": "Cancel already requested for this order"}}
+    assert await api(user.key, "cancel", orders=str(oid)) == [{"order": oid, "cancel": 1}]
     # Asked again before the worker relayed it, then after the provider took it.
-    assert await api(user.key, "cancel", order=1) == [already]
+    assert await api(user.key, "cancel", order=oid) == [already]
     await run_jobs(settings, ctx)  # relay_cancel
-    assert await api(user.key, "cancel", orders="1") == [already]
+    assert await api(user.key, "cancel", orders=str(oid)) == [already]
     assert await call_job(settings, ctx, "sweep") is not None
     await run_jobs(settings, ctx)
-    order = await order_row(ctx, 1)
+    order = await order_row(ctx, oid)
     assert (order.cancel_state, order.last_error) == ("sent", None)
-    assert await cancel_events(ctx, 1) == ["accepted"]
+    assert await cancel_events(ctx, oid) == ["accepted"]
     await call_job(settings, ctx, "sync_statuses")
-    order = await order_row(ctx, 1)
+    order = await order_row(ctx, oid)
     assert (order.status, order.cancel_state) == ("Canceled", "sent")
-    assert await api(user.key, "cancel", order=1) == [
-        {"order": 1, "cancel": {"error": "Order cannot be canceled"}}
+    assert await api(user.key, "cancel", order=oid) == [
+        {"order": oid, "cancel": {"error": "Order cannot be canceled"}}
     ]
-    assert await cancel_events(ctx, 1) == ["accepted"]
+    assert await cancel_events(ctx, oid) == ["accepted"]
     assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
     await ledger_ok(ctx)
 
@@ -380,22 +380,24 @@ async def test_repeated_cancel_of_a_drip_feed_order_is_refused(
     )
     upstream["app"].state.sandbox.config.seconds_to_start = 60
     user = await make_user(balance="10")
-    await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=3, interval=30)
+    oid = order_id_of(
+        await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=3, interval=30)
+    )
     await run_jobs(settings, ctx)  # the first run is sent
     # The runs not sent are refunded now; the one in flight is canceled upstream.
-    assert await api(user.key, "cancel", order=1) == [{"order": 1, "cancel": 1}]
+    assert await api(user.key, "cancel", order=oid) == [{"order": oid, "cancel": 1}]
     assert await api(user.key, "balance") == {"balance": "9.90000", "currency": "USD"}
-    assert await api(user.key, "cancel", order=1) == [
-        {"order": 1, "cancel": {"error": "Cancel already requested for this order"}}
+    assert await api(user.key, "cancel", order=oid) == [
+        {"order": oid, "cancel": {"error": "Cancel already requested for this order"}}
     ]
     await run_jobs(settings, ctx)
-    assert await api(user.key, "cancel", order=1) == [
-        {"order": 1, "cancel": {"error": "Cancel already requested for this order"}}
+    assert await api(user.key, "cancel", order=oid) == [
+        {"order": oid, "cancel": {"error": "Cancel already requested for this order"}}
     ]
     await run_jobs(settings, ctx)
-    assert await cancel_events(ctx, 2) == ["accepted"]
+    assert await cancel_events(ctx, (await runs_of(ctx, oid))[0]) == ["accepted"]
     await call_job(settings, ctx, "sync_statuses")
-    assert (await api(user.key, "status", order=1))["status"] == "Canceled"
+    assert (await api(user.key, "status", order=oid))["status"] == "Canceled"
     assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
     await ledger_ok(ctx)
 

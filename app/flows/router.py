@@ -35,7 +35,9 @@ async def create_user(tx: Tx, audit: Audit, services: ServicesDep, body: UserIn)
         services.settings,
         email=body.email,
         name=body.name,
-        currency=body.currency.upper(),
+        currency=accounts.check_currency(
+            body.currency or services.settings.currency, services.settings.currency
+        ),
         credit_limit=body.credit_limit,
         referral_code=body.referral_code,
         initial_balance=body.initial_balance,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.http.schemas import AdminInput, PlainDecimal
 
 
 class ReviewOrder(BaseModel):
@@ -33,13 +34,13 @@ class ReviewOrder(BaseModel):
     provider_id: int | None
     link: str
     quantity: int
-    charge: Decimal
+    charge: PlainDecimal
     attempts: int
     last_error: str | None
     created_at: datetime
 
 
-class MarkSentIn(BaseModel):
+class MarkSentIn(AdminInput):
     model_config = ConfigDict(json_schema_extra={"examples": [{"provider_order_id": "998877"}]})
     provider_order_id: str = Field(min_length=1, max_length=64)
 

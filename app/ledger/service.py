@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import USER_ACTIVE, User
 from app.errors import NotEnoughFunds, NotFound
 from app.ledger.models import LedgerEntry
+from app.money import plain
 
 
 @dataclass(frozen=True)
@@ -248,4 +249,4 @@ async def check_invariants(session: AsyncSession) -> InvariantReport:
 
 
 def _plain(value: object) -> object:
-    return str(value) if isinstance(value, Decimal) else value
+    return plain(value) if isinstance(value, Decimal) else value

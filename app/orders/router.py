@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http.audit import Audit
 from app.http.paths import Limit, Offset, PathId, QueryId
-from app.http.problems import get_or_404
+from app.http.problems import Problem, get_or_404
 from app.http.tx import Reader, Tx
 from app.ledger.models import LedgerEntry
 from app.ledger.schemas import LedgerEntryOut
-from app.orders.models import Order, UpstreamEvent
+from app.orders.models import FINAL_STATUSES, UP_DRIPFEED, Order, UpstreamEvent
 from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn
 from app.orders.service import StatusReport, apply_status
 
@@ -88,12 +88,19 @@ async def get_order(session: Reader, order_id: PathId) -> OrderDetail:
     "/orders/{order_id}/status",
     summary="Set an order's status",
     description="For orders fulfilled by hand. Partial and Canceled refund by rule, "
-    "exactly once; a final order does not move.",
+    "exactly once; a finished order does not move (409).",
 )
 async def set_order_status(
     tx: Tx, audit: Audit, order_id: PathId, body: OrderStatusIn
 ) -> OrderDetail:
-    before = OrderOut.model_validate(await get_or_404(tx, Order, order_id, "Order"))
+    order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise Problem(404, "Order not found")
+    if order.status in FINAL_STATUSES:
+        raise Problem(409, f"Order already finished ({order.status}): its status cannot change")
+    if order.upstream_state == UP_DRIPFEED:
+        raise Problem(409, "A drip-feed order's status follows its runs: set a run's status")
+    before = OrderOut.model_validate(order)
     changed = await apply_status(
         tx,
         order_id,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.http.schemas import example
+from app.http.schemas import AdminInput, PlainDecimal, example
 from app.ledger.schemas import LedgerEntryOut
 
 
@@ -38,8 +37,8 @@ class OrderOut(BaseModel):
     quantity: int
     runs: int | None = None
     interval_minutes: int | None = None
-    charge: Decimal
-    refunded: Decimal
+    charge: PlainDecimal
+    refunded: PlainDecimal
     status: str
     upstream_state: str
     provider_id: int | None = None
@@ -76,7 +75,7 @@ class OrderDetail(OrderOut):
     runs_of: list[OrderOut] = Field(default=[], description="drip-feed runs")
 
 
-class OrderStatusIn(BaseModel):
+class OrderStatusIn(AdminInput):
     model_config = example(status="Partial", start_count=3572, remains=157)
     status: str = Field(pattern="^(In progress|Processing|Completed|Partial|Canceled)$")
     start_count: int | None = Field(default=None, ge=0, le=10**15)

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from app.db import Database, utcnow
 from app.flows import refills as refill_relay
 from app.flows import relay, sync
-from app.jobs import JobQueue, redis_settings
+from app.jobs import SERIALIZERS, JobQueue, redis_settings
 from app.metrics import PROVIDER_ALERTS, PROVIDER_BALANCE, REVIEW_QUEUE
 from app.orders.models import UP_REVIEW, Order
 from app.privacy import service as privacy
@@ -218,6 +218,7 @@ def worker_options(settings: Settings, *, burst: bool = False) -> dict[str, Any]
         ctx={"settings": settings},
         handle_signals=not burst,
         poll_delay=0.2,
+        **SERIALIZERS,  # JSON, never pickle
     )
 
 

@@ -21,8 +21,6 @@ from typing import Any
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import ConnectionPool
 
-from app.money import plain
-
 log = logging.getLogger(__name__)
 
 # Kicks of the relay within one slot of time collapse into one job, which starts when the
@@ -40,7 +38,7 @@ def _json_default(value: object) -> str:
     if isinstance(value, BaseException):
         return repr(value)
     if isinstance(value, Decimal):
-        return plain(value)
+        return format(value, "f")  # plain decimal, never exponent notation
     raise TypeError(f"{type(value).__name__} cannot travel in a job")
 
 

@@ -15,8 +15,9 @@ from app.http.problems import Problem, get_or_404
 from app.http.tx import Reader, Tx
 from app.ledger.models import LedgerEntry
 from app.ledger.schemas import LedgerEntryOut
+from app.orders.history import last_sent_requests
 from app.orders.models import FINAL_STATUSES, UP_DRIPFEED, Order, UpstreamEvent
-from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn
+from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn, SentRequestOut
 from app.orders.service import StatusReport, apply_status
 
 admin_router = APIRouter(tags=["orders"])
@@ -66,9 +67,11 @@ async def order_detail(session: AsyncSession, order_id: int) -> OrderDetail:
     entries = await session.scalars(
         select(LedgerEntry).where(LedgerEntry.order_id.in_(family)).order_by(LedgerEntry.id)
     )
+    sent = (await last_sent_requests(session, [order_id])).get(order_id)
     return OrderDetail(
         **OrderOut.model_validate(order).model_dump(),
         params=order.params,
+        sent_request=SentRequestOut.of(sent),
         upstream_history=[EventOut.model_validate(e) for e in events],
         ledger=[LedgerEntryOut.model_validate(e) for e in entries],
         runs_of=[OrderOut.model_validate(r) for r in runs],
@@ -110,7 +113,9 @@ async def set_order_status(
     detail = await order_detail(tx, order_id)
     if changed:
         after = OrderOut(
-            **detail.model_dump(exclude={"params", "upstream_history", "ledger", "runs_of"})
+            **detail.model_dump(
+                exclude={"params", "sent_request", "upstream_history", "ledger", "runs_of"}
+            )
         )
         await audit("order.status", "order", order_id, before=before, after=after)
     return detail

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.http.schemas import AdminInput, PlainDecimal, example
 from app.ledger.schemas import LedgerEntryOut
+from app.orders.history import SentRequest
 
 
 class OrderOut(BaseModel):
@@ -67,9 +68,29 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
+class SentRequestOut(BaseModel):
+    model_config = example(
+        fields={"action": "add", "service": "102", "link": "https://x.com/a", "quantity": "1000"},
+        provider_id=1,
+        sent_at="2026-01-01T00:00:00Z",
+    )
+    fields: dict[str, str] = Field(description="the form fields sent upstream, without the key")
+    provider_id: int | None
+    sent_at: datetime = Field(description="when the attempt was recorded, just before the call")
+
+    @classmethod
+    def of(cls, sent: SentRequest | None) -> SentRequestOut | None:
+        if sent is None:
+            return None
+        return cls(fields=sent.fields, provider_id=sent.provider_id, sent_at=sent.at)
+
+
 class OrderDetail(OrderOut):
     model_config = example(id=1, status="Partial", upstream_history=[], ledger=[], runs_of=[])
     params: dict[str, Any] = {}
+    sent_request: SentRequestOut | None = Field(
+        default=None, description="the exact request of the latest attempt upstream"
+    )
     upstream_history: list[EventOut]
     ledger: list[LedgerEntryOut]
     runs_of: list[OrderOut] = Field(default=[], description="drip-feed runs")

@@ -172,6 +172,14 @@ async def erase_user(session: AsyncSession, user_id: int) -> Erased:
         .returning(Order.id)
     )
     orders_scrubbed = len(scrubbed.all())
+    # The requests recorded with each attempt upstream carry the same links and fields.
+    await session.execute(
+        text(
+            "UPDATE upstream_events SET detail = detail - 'request'"
+            " WHERE order_id IN (SELECT id FROM orders WHERE user_id = :uid)"
+        ),
+        {"uid": user_id},
+    )
     await session.execute(
         update(PaymentNotification)
         .where(

@@ -107,7 +107,7 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         await audited("PUT", "/currencies/{code}", {"rate": "1.1"}, code="EUR")
         await audited("DELETE", "/currencies/{code}", code="EUR")
 
-        for n in range(4):
+        for n in range(5):
             await api(key, "add", service=sid, link=f"https://x.com/{n}", quantity=100)
         await audited(
             "POST",
@@ -124,6 +124,9 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
             "POST", "/review/{order_id}/mark-sent", {"provider_order_id": "77"}, order_id=3
         )
         await audited("POST", "/review/{order_id}/cancel", order_id=4)
+        window = {"created_from": "2000-01-01T00:00:00Z", "created_to": "2100-01-01T00:00:00Z"}
+        bulk = {"action": "cancel", "provider_id": pid, **window}
+        assert (await audited("POST", "/review/bulk", bulk))["order_ids"] == [5]
 
         await audited("POST", "/referral-rewards/{reward_id}/void", {"reason": "x"}, reward_id=1)
         await audited("DELETE", "/users/{user_id}/referrer", user_id=bid)

@@ -98,18 +98,17 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_user_topup(settings: Settings, args: argparse.Namespace) -> None:
-    from app.ledger import service as ledger
+    from app.payments import service as payments
 
     async def work(session: Any) -> dict[str, Any]:
-        movement = await ledger.credit(
+        movement = await payments.manual_topup(
             session,
+            settings,
             user_id=args.user_id,
             amount=Decimal(args.amount),
-            kind="deposit",
             reason=args.reason,
             operator="cli",
             payment_ref=args.payment_ref,
-            idempotency_key=f"deposit:manual:{args.payment_ref}" if args.payment_ref else None,
         )
         if movement is None:
             return {"user_id": args.user_id, "duplicate": True}

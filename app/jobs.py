@@ -3,13 +3,19 @@
 Redis only delivers: every job is derivable from database rows, so enqueueing happens
 after commit, uses deterministic ids (duplicates collapse), and a failure to enqueue is
 logged and left to the sweeper instead of failing the request.
+
+Jobs travel as JSON, never pickle (arq's default): whoever can write to Redis could
+otherwise run code in the worker. A payload that is not JSON is refused by the worker
+and never executed; job arguments are plain ids.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
@@ -26,6 +32,35 @@ def redis_settings(url: str) -> RedisSettings:
     return RedisSettings.from_dsn(url)
 
 
+def _json_default(value: object) -> str:
+    # Only results may carry something else than JSON: a failed job's exception, a
+    # Decimal. They are kept as text; a job's own arguments are ids and names.
+    if isinstance(value, BaseException):
+        return repr(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")  # plain decimal, never exponent notation
+    raise TypeError(f"{type(value).__name__} cannot travel in a job")
+
+
+def serialize_job(data: dict[str, Any]) -> bytes:
+    """arq's job and result envelopes as JSON."""
+    return json.dumps(data, default=_json_default, separators=(",", ":")).encode()
+
+
+def deserialize_job(payload: bytes) -> dict[str, Any]:
+    """JSON only: anything else (a pickle, garbage) raises, and arq fails the job unrun."""
+    data = json.loads(payload)
+    if not isinstance(data, dict):
+        raise ValueError("a job payload is a JSON object")
+    return data
+
+
+SERIALIZERS: dict[str, Any] = {
+    "job_serializer": serialize_job,
+    "job_deserializer": deserialize_job,
+}
+
+
 class JobQueue:
     def __init__(self, redis: ArqRedis | None, queue_name: str) -> None:
         self.redis = redis
@@ -34,12 +69,16 @@ class JobQueue:
     @classmethod
     async def connect(cls, url: str, queue_name: str) -> JobQueue:
         try:
-            redis = await create_pool(redis_settings(url), default_queue_name=queue_name)
+            redis = await create_pool(
+                redis_settings(url), default_queue_name=queue_name, **SERIALIZERS
+            )
         except Exception:
             # Redis down at start: serve anyway with a client that connects on first use;
             # until then enqueues fail softly and the sweeper catches up.
             log.warning("redis unavailable at start; background jobs wait for the sweeper")
-            redis = ArqRedis(ConnectionPool.from_url(url), default_queue_name=queue_name)
+            redis = ArqRedis(
+                ConnectionPool.from_url(url), default_queue_name=queue_name, **SERIALIZERS
+            )
         return cls(redis, queue_name)
 
     async def enqueue(

@@ -34,3 +34,9 @@ DEPOSITS = Counter("smm_deposits_total", "Deposits credited", ["gateway"])
 HTTP_REQUESTS = Counter("smm_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("smm_http_request_seconds", "HTTP request latency", ["route"])
 QUEUE_DEPTH = Gauge("smm_queue_jobs", "Jobs waiting in the queue (read at scrape time)")
+LEDGER_VIOLATIONS = Gauge(
+    "smm_ledger_violations", "Ledger invariant violations found by the last scheduled audit"
+)
+LEDGER_CHECKED_AT = Gauge(
+    "smm_ledger_checked_at", "Unix time of the last scheduled ledger audit that completed"
+)

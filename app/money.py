@@ -48,6 +48,11 @@ def format_money(value: Decimal, min_places: int = WIRE_PLACES) -> str:
     return format(value.quantize(quantum(places)), "f")  # never exponent notation
 
 
+def plain(value: Decimal) -> str:
+    """The value's own digits as a plain decimal: `0E-8` → `0.00000000`, `1E+3` → `1000`."""
+    return format(value, "f")
+
+
 def parse_money(text: str) -> Decimal:
     """Parse a decimal amount strictly (no floats, no exponents, no NaN)."""
     cleaned = text.strip()

@@ -109,7 +109,7 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
 
         orders = [
             order_id_of(await api(key, "add", service=sid, link=f"https://x.com/{n}", quantity=100))
-            for n in range(4)
+            for n in range(5)
         ]
         await audited(
             "POST",
@@ -133,6 +133,9 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
             "POST", "/review/{order_id}/mark-sent", {"provider_order_id": "77"}, order_id=orders[2]
         )
         await audited("POST", "/review/{order_id}/cancel", order_id=orders[3])
+        window = {"created_from": "2000-01-01T00:00:00Z", "created_to": "2100-01-01T00:00:00Z"}
+        bulk = {"action": "cancel", "provider_id": pid, **window}
+        assert (await audited("POST", "/review/bulk", bulk))["order_ids"] == [orders[4]]
 
         rewards = (
             await client.get(f"/admin/v1/referral-rewards?referred_id={bid}", headers=AUTH)

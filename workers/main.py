@@ -23,8 +23,15 @@ from sqlalchemy import func, select
 from app.db import Database, utcnow
 from app.flows import refills as refill_relay
 from app.flows import relay, sync
-from app.jobs import JobQueue, redis_settings
-from app.metrics import PROVIDER_ALERTS, PROVIDER_BALANCE, REVIEW_QUEUE
+from app.jobs import SERIALIZERS, JobQueue, redis_settings
+from app.ledger import service as ledger
+from app.metrics import (
+    LEDGER_CHECKED_AT,
+    LEDGER_VIOLATIONS,
+    PROVIDER_ALERTS,
+    PROVIDER_BALANCE,
+    REVIEW_QUEUE,
+)
 from app.orders.models import UP_REVIEW, Order
 from app.privacy import service as privacy
 from app.providers.client import ProviderError, build_http_client
@@ -168,6 +175,29 @@ async def enforce_retention(ctx: Ctx) -> dict[str, int]:
     return {"users_purged": len(purged), **counts}
 
 
+async def audit_ledger(ctx: Ctx) -> dict[str, int]:
+    """Every 10 minutes: the ledger invariant check (SPEC §3) over the whole database.
+
+    The result is exported (smm_ledger_violations, smm_ledger_checked_at) and any violation
+    is logged at error level with the first ones, so an alert fires without anyone asking.
+    """
+    db: Database = ctx["db"]
+    async with db.session() as session:
+        report = await ledger.check_invariants(session)
+    LEDGER_VIOLATIONS.set(len(report.violations))
+    LEDGER_CHECKED_AT.set(utcnow().timestamp())
+    if not report.ok:
+        log.error(
+            "ledger invariant violated",
+            extra={"violations": len(report.violations), "first": report.violations[:5]},
+        )
+    return {
+        "violations": len(report.violations),
+        "checked_users": report.checked_users,
+        "checked_orders": report.checked_orders,
+    }
+
+
 FUNCTIONS = [
     relay_due_orders,
     relay_order,
@@ -176,6 +206,7 @@ FUNCTIONS = [
     sync_statuses,
     sync_refills,
     sweep,
+    audit_ledger,
 ]
 
 
@@ -192,6 +223,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(sync_refills, second={30}),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
         cron(enforce_retention, hour={3}, minute={30}, second={0}),
+        cron(audit_ledger, minute=set(range(5, 60, 10)), second={45}),
     ]
 
 
@@ -218,6 +250,7 @@ def worker_options(settings: Settings, *, burst: bool = False) -> dict[str, Any]
         ctx={"settings": settings},
         handle_signals=not burst,
         poll_delay=0.2,
+        **SERIALIZERS,  # JSON, never pickle
     )
 
 

@@ -32,6 +32,8 @@ class User(Base):
         CheckConstraint("balance >= -credit_limit", name="balance_floor"),
         CheckConstraint("discount_percent >= 0 AND discount_percent <= 100", name="discount"),
         CheckConstraint("referred_by_id IS NULL OR referred_by_id <> id", name="no_self_referral"),
+        # One mailbox, one user: emails are stored lower-cased and unique whatever the case.
+        Index("uq_users_email_lower", text("lower(email)"), unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

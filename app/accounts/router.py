@@ -11,6 +11,7 @@ from app.accounts import service as accounts
 from app.accounts.models import User
 from app.accounts.schemas import KeyOut, UserOut, UserPatch
 from app.http.audit import Audit
+from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId
 from app.http.problems import Problem
 from app.http.tx import Reader, Tx
@@ -40,19 +41,17 @@ async def list_users(
     description="`discount_percent` lowers the rate of every service the user has no custom "
     "rate for, in `services` and in charges, from the next call on.",
 )
-async def patch_user(tx: Tx, audit: Audit, user_id: PathId, body: UserPatch) -> UserOut:
+async def patch_user(
+    tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId, body: UserPatch
+) -> UserOut:
     changes = body.model_dump(exclude_unset=True)
-    if any(changes.get(name, "") is None for name in ("email", "credit_limit", "discount_percent")):
-        raise Problem(422, "email, credit_limit and discount_percent cannot be null")
-    user = await accounts.get_live_user(tx, user_id)
-    before = UserOut.model_validate(user)
-    if "email" in changes and changes["email"] != user.email:
-        taken = await tx.scalar(select(User.id).where(User.email == changes["email"]))
-        if taken is not None:
-            raise Problem(409, "A user with this email already exists")
-    for name, value in changes.items():
-        setattr(user, name, value)
-    await tx.flush()
+    fields = ("email", "currency", "credit_limit", "discount_percent")
+    if any(changes.get(name, "") is None for name in fields):
+        raise Problem(422, "email, currency, credit_limit and discount_percent cannot be null")
+    before = UserOut.model_validate(await accounts.get_live_user(tx, user_id))
+    user = await accounts.update_user(
+        tx, user_id, changes, panel_currency=services.settings.currency
+    )
     out = UserOut.model_validate(user)
     await audit("user.update", "user", user_id, before=before, after=out)
     return out

@@ -7,20 +7,25 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from app.http.schemas import example
+from app.http.schemas import AdminInput, PlainDecimal, example
 
 
-class UserIn(BaseModel):
+class UserIn(AdminInput):
     model_config = example(
         email="reseller@example.com", name="Reseller", currency="USD", initial_balance="25.00"
     )
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str | None = Field(default=None, max_length=200)
-    currency: str = Field(default="USD", min_length=3, max_length=3)
-    credit_limit: Decimal = Field(
+    currency: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=3,
+        description="the panel's currency (the default); no other is accepted",
+    )
+    credit_limit: PlainDecimal = Field(
         default=Decimal(0), ge=0, max_digits=20, decimal_places=8, description="allowed overdraft"
     )
-    initial_balance: Decimal = Field(
+    initial_balance: PlainDecimal = Field(
         default=Decimal(0), ge=0, max_digits=20, decimal_places=8, description="a first deposit"
     )
     referral_code: str | None = Field(
@@ -28,14 +33,17 @@ class UserIn(BaseModel):
     )
 
 
-class UserPatch(BaseModel):
+class UserPatch(AdminInput):
     model_config = example(discount_percent="10", name="Reseller Ltd")
     email: str | None = Field(
         default=None, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
     )
     name: str | None = Field(default=None, max_length=200)
-    credit_limit: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
-    discount_percent: Decimal | None = Field(
+    currency: str | None = Field(
+        default=None, min_length=3, max_length=3, description="only the panel's currency"
+    )
+    credit_limit: PlainDecimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
+    discount_percent: PlainDecimal | None = Field(
         default=None,
         ge=0,
         le=100,
@@ -62,11 +70,11 @@ class UserOut(BaseModel):
     name: str | None
     status: str
     currency: str
-    balance: Decimal
-    credit_limit: Decimal
+    balance: PlainDecimal
+    credit_limit: PlainDecimal
     created_at: datetime
     blocked_at: datetime | None
-    discount_percent: Decimal = Decimal(0)
+    discount_percent: PlainDecimal = Decimal(0)
     referral_code: str | None = None
     referred_by_id: int | None = None
     deleted_at: datetime | None = None
@@ -86,7 +94,7 @@ class KeyOut(BaseModel):
     prefix: str
 
 
-class BlockIn(BaseModel):
+class BlockIn(AdminInput):
     model_config = example(reason="Chargeback on payment 123")
     reason: str = Field(min_length=1, max_length=300)
 
@@ -96,4 +104,4 @@ class BlockOut(BaseModel):
     user_id: int
     withdrawn: list[int]
     cancel_requested: list[int]
-    forfeited: Decimal
+    forfeited: PlainDecimal

@@ -9,13 +9,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import USER_ACTIVE, ApiKey, User
 from app.db import utcnow
-from app.errors import Conflict, InvalidApiKey, NotFound
+from app.errors import Conflict, InvalidApiKey, InvalidField, NotFound
 
 KEY_BYTES = 16  # 32 hex characters, the usual shape of a panel API key
 PREFIX_LEN = 6
@@ -44,6 +45,26 @@ class Principal:
     currency: str
 
 
+def normal_email(email: str) -> str:
+    """Emails are stored and compared lower-cased: one mailbox, one user."""
+    return email.strip().lower()
+
+
+def check_currency(currency: str, panel_currency: str) -> str:
+    """Charges, refunds and balances are kept in the panel's currency; a user's currency
+    can only be that one (a different one would be shown but never applied)."""
+    if currency.strip().upper() != panel_currency.upper():
+        raise InvalidField(f"currency must be the panel's currency ({panel_currency.upper()})")
+    return panel_currency.upper()
+
+
+async def email_taken(session: AsyncSession, email: str, *, other_than: int | None = None) -> bool:
+    stmt = select(User.id).where(func.lower(User.email) == normal_email(email))
+    if other_than is not None:
+        stmt = stmt.where(User.id != other_than)
+    return (await session.scalar(stmt.limit(1))) is not None
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -55,8 +76,8 @@ async def create_user(
 ) -> User:
     """A new user; `referral_code` is the code of the user who referred them."""
     if email is not None:
-        exists = await session.scalar(select(User.id).where(User.email == email))
-        if exists is not None:
+        email = normal_email(email)
+        if await email_taken(session, email):
             raise Conflict("A user with this email already exists")
     referrer_id = None
     if referral_code:
@@ -108,6 +129,34 @@ async def get_live_user(session: AsyncSession, user_id: int) -> User:
     user = await get_user(session, user_id)
     if user.deleted_at is not None:
         raise Conflict("This user's data was erased")
+    return user
+
+
+async def update_user(
+    session: AsyncSession, user_id: int, changes: dict[str, Any], *, panel_currency: str
+) -> User:
+    """Apply an operator's changes to a live user, refusing what would mislead: a taken
+    email (compared lower-cased), another currency than the panel's, or a credit limit
+    below what the user already owes. The row is locked, so the balance cannot move
+    between the check and the change."""
+    await get_live_user(session, user_id)
+    user = await get_user(session, user_id, for_update=True)
+    if "currency" in changes:
+        changes["currency"] = check_currency(changes["currency"], panel_currency)
+    if "email" in changes:
+        changes["email"] = normal_email(changes["email"])
+        if await email_taken(session, changes["email"], other_than=user_id):
+            raise Conflict("A user with this email already exists")
+    limit = changes.get("credit_limit")
+    if limit is not None and user.balance < -limit:
+        raise Conflict(
+            f"credit_limit {limit} is below the user's debt of {-user.balance}: "
+            "top up the balance first, or keep a limit of at least the debt"
+        )
+    for name, value in changes.items():
+        setattr(user, name, value)
+    await session.flush()
+    await session.refresh(user)  # answer what the database holds
     return user
 
 

@@ -134,6 +134,15 @@ async def delete_category(tx: Tx, audit: Audit, category_id: PathId) -> None:
 # Services ---------------------------------------------------------------------------------
 
 
+def _check_provider_pair(provider_id: int | None, provider_service_id: str | None) -> None:
+    """A service is relayed upstream only with both halves of the mapping: a provider
+    alone (or a provider's service id alone) would look mapped and never be sent."""
+    if (provider_id is None) != (provider_service_id is None):
+        raise Problem(
+            422, "provider_id and provider_service_id must be set together (or both null)"
+        )
+
+
 @admin_router.get("/services", summary="List services (deleted ones included)")
 async def list_services(
     session: Reader,
@@ -153,6 +162,7 @@ async def list_services(
 @admin_router.post("/services", summary="Create a service", status_code=status.HTTP_201_CREATED)
 async def create_service(tx: Tx, audit: Audit, body: ServiceIn) -> ServiceOut:
     await get_or_404(tx, Category, body.category_id, "Category")
+    _check_provider_pair(body.provider_id, body.provider_service_id)
     service = Service(**body.model_dump(exclude_none=True))
     tx.add(service)
     await tx.flush()
@@ -175,12 +185,17 @@ async def get_service(session: Reader, service_id: PathId) -> ServiceOut:
 async def patch_service(tx: Tx, audit: Audit, service_id: PathId, body: ServicePatch) -> ServiceOut:
     service = await get_or_404(tx, Service, service_id, "Service")
     before = ServiceOut.model_validate(service)
+    if service.deleted_at is not None and body.enabled:
+        raise Problem(
+            409, "Service was removed: it cannot be enabled again; create a new service instead"
+        )
     for name, value in body.model_dump(exclude_unset=True).items():
         if value is None and name not in NULLABLE_SERVICE_FIELDS:
             continue  # null cannot clear a required field: leave it as it is
         setattr(service, name, value)
     if service.min_quantity > service.max_quantity:
         raise Problem(422, "min_quantity must not exceed max_quantity")
+    _check_provider_pair(service.provider_id, service.provider_service_id)
     await tx.flush()
     await tx.refresh(service)
     out = ServiceOut.model_validate(service)

@@ -4,35 +4,34 @@ decimal strings)."""
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from app.catalog.models import SERVICE_TYPES
 from app.catalog.patterns import compile_pattern
-from app.http.schemas import example
+from app.http.schemas import AdminInput, PlainDecimal, example
 
 
-class RateIn(BaseModel):
+class RateIn(AdminInput):
     model_config = example(rate="0.75")
-    rate: Decimal = Field(ge=0, max_digits=20, decimal_places=8)
+    rate: PlainDecimal = Field(ge=0, max_digits=20, decimal_places=8)
 
 
 class RateOut(BaseModel):
     model_config = example(user_id=1, service_id=3, rate="0.75")
     user_id: int
     service_id: int
-    rate: Decimal
+    rate: PlainDecimal
 
 
-class CategoryIn(BaseModel):
+class CategoryIn(AdminInput):
     model_config = example(name="Instagram", position=0, enabled=True)
     name: str = Field(min_length=1, max_length=200)
     position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     enabled: bool = True
 
 
-class CategoryPatch(BaseModel):
+class CategoryPatch(AdminInput):
     model_config = example(enabled=False)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
@@ -44,12 +43,12 @@ class CategoryOut(CategoryIn):
     id: int
 
 
-class ServiceFields(BaseModel):
+class ServiceFields(AdminInput):
     category_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     name: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = None
     type: str | None = None
-    rate: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
+    rate: PlainDecimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
     min_quantity: int | None = Field(default=None, ge=1, le=10**15)
     max_quantity: int | None = Field(default=None, ge=1, le=10**15)
     step: int | None = Field(default=None, ge=1, le=10**6)
@@ -67,7 +66,7 @@ class ServiceFields(BaseModel):
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     provider_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     provider_service_id: str | None = Field(default=None, max_length=64)
-    provider_rate: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
+    provider_rate: PlainDecimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
     provider_dripfeed: bool | None = None
 
     @field_validator("type")
@@ -107,7 +106,7 @@ class ServiceIn(ServiceFields):
     category_id: int = Field(ge=1, le=2**63 - 1)
     name: str = Field(min_length=1, max_length=300)
     type: str = "Default"
-    rate: Decimal = Field(ge=0, max_digits=20, decimal_places=8)
+    rate: PlainDecimal = Field(ge=0, max_digits=20, decimal_places=8)
     min_quantity: int = Field(ge=1, le=10**15)
     max_quantity: int = Field(ge=1, le=10**15)
 
@@ -138,7 +137,7 @@ class ServiceOut(BaseModel):
     name: str
     description: str | None = None
     type: str
-    rate: Decimal
+    rate: PlainDecimal
     min_quantity: int
     max_quantity: int
     step: int
@@ -151,6 +150,6 @@ class ServiceOut(BaseModel):
     position: int
     provider_id: int | None = None
     provider_service_id: str | None = None
-    provider_rate: Decimal | None = None
+    provider_rate: PlainDecimal | None = None
     provider_dripfeed: bool = False
     deleted_at: datetime | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
@@ -12,15 +11,16 @@ from app.currencies import service as currencies
 from app.http.audit import Audit
 from app.http.context import ServicesDep
 from app.http.problems import Problem
+from app.http.schemas import AdminInput, PlainDecimal
 from app.http.tx import Reader, Tx
 
 admin_router = APIRouter(tags=["currencies"])
 Code = Annotated[str, Path(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 code, e.g. RUB")]
 
 
-class RateIn(BaseModel):
+class RateIn(AdminInput):
     model_config = ConfigDict(json_schema_extra={"examples": [{"rate": "0.0108"}]})
-    rate: Decimal = Field(
+    rate: PlainDecimal = Field(
         gt=0, max_digits=20, decimal_places=8, description="panel currency per unit"
     )
 
@@ -30,7 +30,7 @@ class RateOut(BaseModel):
         json_schema_extra={"examples": [{"code": "RUB", "rate": "0.0108", "source": "admin"}]}
     )
     code: str
-    rate: Decimal
+    rate: PlainDecimal
     source: str = Field(description="panel (the panel's own currency), admin or settings")
 
 

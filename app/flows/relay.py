@@ -186,7 +186,13 @@ async def claim_due(db: Database, limit: int, *, order_id: int | None = None) ->
                         "order_id": claim.id,
                         "action": "add",
                         "outcome": "attempt",
-                        "detail": {"attempt": claim.attempts, "provider_id": claim.provider_id},
+                        "detail": {
+                            "attempt": claim.attempts,
+                            "provider_id": claim.provider_id,
+                            # What leaves, as sent (the key aside): the operator matches
+                            # an order in review against the provider's panel with it.
+                            "request": {"action": "add", **upstream_fields(claim)},
+                        },
                     }
                     for claim in claims
                 ],

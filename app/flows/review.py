@@ -1,9 +1,18 @@
 """The review queue: orders whose upstream outcome is unknown wait for an operator, who
 resends them (the provider surely did not create them), attaches the provider's order id
 (it did), or cancels them with a full refund. Each action applies only to an order still
-in review, so two operators cannot both resolve one."""
+in review, so two operators cannot both resolve one.
+
+After a worker crash many orders of one provider land here at once: bulk actions resolve
+a selection (a provider and a window of creation times) the same way, order by order,
+each with its own audit entry. Each order shows the exact request its attempt sent, so
+the operator can look it up in the provider's panel before deciding.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,3 +92,54 @@ async def review_cancel(session: AsyncSession, order_id: int) -> bool:
         return False
     await relay.give_up(session, order_id, UP_REJECTED, "canceled by operator from review")
     return True
+
+
+BULK_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Orders in review sent to one provider, created in [created_from, created_to)."""
+
+    provider_id: int
+    created_from: datetime
+    created_to: datetime
+
+
+async def select_in_review(
+    session: AsyncSession, selection: Selection, *, lock: bool = False
+) -> list[int]:
+    """The selected orders still in review, oldest first (at most BULK_LIMIT). Locked rows
+    another operator is resolving right now are skipped."""
+    stmt = (
+        select(Order.id)
+        .where(
+            Order.upstream_state == UP_REVIEW,
+            Order.provider_id == selection.provider_id,
+            Order.created_at >= selection.created_from,
+            Order.created_at < selection.created_to,
+        )
+        .order_by(Order.id)
+        .limit(BULK_LIMIT)
+    )
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(await session.scalars(stmt))
+
+
+async def bulk_resend(session: AsyncSession, selection: Selection) -> list[int]:
+    """Queue every selected order again; the ids resent."""
+    resent = []
+    for order_id in await select_in_review(session, selection, lock=True):
+        if await review_resend(session, order_id):
+            resent.append(order_id)
+    return resent
+
+
+async def bulk_cancel(session: AsyncSession, selection: Selection) -> list[int]:
+    """Cancel every selected order with a full refund (each refunded once); the ids."""
+    canceled = []
+    for order_id in await select_in_review(session, selection, lock=True):
+        if await review_cancel(session, order_id):
+            canceled.append(order_id)
+    return canceled

@@ -12,12 +12,20 @@ from app.accounts.schemas import BlockIn, BlockOut, UserCreated, UserIn, UserOut
 from app.db import after_commit
 from app.flows import review
 from app.flows.accounts import block_user, open_account
-from app.flows.schemas import MarkSentIn, ReviewOrder, ReviewResult
+from app.flows.schemas import (
+    BulkReviewIn,
+    BulkReviewResult,
+    MarkSentIn,
+    ReviewOrder,
+    ReviewResult,
+)
 from app.http.audit import Audit
 from app.http.context import ServicesDep
 from app.http.paths import PathId
 from app.http.problems import Problem
 from app.http.tx import Reader, Tx
+from app.orders.history import last_sent_requests
+from app.orders.schemas import SentRequestOut
 
 admin_router = APIRouter()
 
@@ -35,7 +43,9 @@ async def create_user(tx: Tx, audit: Audit, services: ServicesDep, body: UserIn)
         services.settings,
         email=body.email,
         name=body.name,
-        currency=body.currency.upper(),
+        currency=accounts.check_currency(
+            body.currency or services.settings.currency, services.settings.currency
+        ),
         credit_limit=body.credit_limit,
         referral_code=body.referral_code,
         initial_balance=body.initial_balance,
@@ -87,6 +97,7 @@ async def block(
 )
 async def review_queue(session: Reader, limit: int = 100, offset: int = 0) -> list[ReviewOrder]:
     orders = await review.in_review(session, limit=min(max(limit, 1), 1000), offset=max(offset, 0))
+    sent = await last_sent_requests(session, [o.id for o in orders])
     return [
         ReviewOrder(
             id=o.id,
@@ -99,9 +110,43 @@ async def review_queue(session: Reader, limit: int = 100, offset: int = 0) -> li
             attempts=o.attempts,
             last_error=o.last_error,
             created_at=o.created_at,
+            sent_request=SentRequestOut.of(sent.get(o.id)),
         )
         for o in orders
     ]
+
+
+@admin_router.post(
+    "/review/bulk",
+    tags=["review queue"],
+    summary="Resend or cancel every order in review of one provider in a time window",
+    description="Selects the orders in review sent to `provider_id` and created in "
+    "[`created_from`, `created_to`), at most 1000 per call (`limited` says more remain). "
+    "`cancel` refunds each in full; `resend` sends each again, so use it only when the "
+    "provider surely did not create them (compare each order's `sent_request` with the "
+    "provider's panel). Each order is audited on its own. `dry_run` only lists them.",
+)
+async def review_bulk(
+    tx: Tx, audit: Audit, services: ServicesDep, body: BulkReviewIn
+) -> BulkReviewResult:
+    selection = review.Selection(body.provider_id, body.created_from, body.created_to)
+    if body.dry_run:
+        ids = await review.select_in_review(tx, selection)
+    elif body.action == "resend":
+        ids = await review.bulk_resend(tx, selection)
+    else:
+        ids = await review.bulk_cancel(tx, selection)
+    if not body.dry_run:
+        for order_id in ids:
+            await audit(f"review.{body.action}", "order", order_id, after={"bulk": True})
+        if body.action == "resend" and ids:
+            after_commit(tx, services.jobs.relay_due)
+    return BulkReviewResult(
+        action=body.action,
+        dry_run=body.dry_run,
+        order_ids=ids,
+        limited=len(ids) >= review.BULK_LIMIT,
+    )
 
 
 async def _resolved(done: bool, audit: Audit, order_id: int, action: str, **after: str) -> None:

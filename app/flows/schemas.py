@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.http.schemas import AdminInput, PlainDecimal
+from app.orders.schemas import SentRequestOut
 
 
 class ReviewOrder(BaseModel):
@@ -23,6 +26,16 @@ class ReviewOrder(BaseModel):
                     "attempts": 1,
                     "last_error": "read timeout",
                     "created_at": "2026-01-01T00:00:00Z",
+                    "sent_request": {
+                        "fields": {
+                            "action": "add",
+                            "service": "102",
+                            "link": "https://instagram.com/x",
+                            "quantity": "1000",
+                        },
+                        "provider_id": 1,
+                        "sent_at": "2026-01-01T00:00:01Z",
+                    },
                 }
             ]
         }
@@ -33,13 +46,16 @@ class ReviewOrder(BaseModel):
     provider_id: int | None
     link: str
     quantity: int
-    charge: Decimal
+    charge: PlainDecimal
     attempts: int
     last_error: str | None
     created_at: datetime
+    sent_request: SentRequestOut | None = Field(
+        default=None, description="the exact request of the latest attempt (no key)"
+    )
 
 
-class MarkSentIn(BaseModel):
+class MarkSentIn(AdminInput):
     model_config = ConfigDict(json_schema_extra={"examples": [{"provider_order_id": "998877"}]})
     provider_order_id: str = Field(min_length=1, max_length=64)
 
@@ -50,3 +66,48 @@ class ReviewResult(BaseModel):
     )
     order_id: int
     action: str
+
+
+class BulkReviewIn(AdminInput):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "cancel",
+                    "provider_id": 1,
+                    "created_from": "2026-01-01T10:00:00Z",
+                    "created_to": "2026-01-01T11:00:00Z",
+                    "dry_run": True,
+                }
+            ]
+        }
+    )
+    action: Literal["resend", "cancel"] = Field(
+        description="resend: the provider surely did not create them; cancel: full refund"
+    )
+    provider_id: int = Field(ge=1, le=2**63 - 1)
+    created_from: datetime = Field(description="inclusive")
+    created_to: datetime = Field(description="exclusive")
+    dry_run: bool = Field(default=False, description="only list the orders it would take")
+
+    @model_validator(mode="after")
+    def window(self) -> BulkReviewIn:
+        if self.created_from.tzinfo is None or self.created_to.tzinfo is None:
+            raise ValueError("created_from and created_to need a time zone (e.g. Z)")
+        if self.created_from >= self.created_to:
+            raise ValueError("created_from must be before created_to")
+        return self
+
+
+class BulkReviewResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"action": "cancel", "dry_run": False, "order_ids": [42, 43]}]
+        }
+    )
+    action: str
+    dry_run: bool
+    order_ids: list[int] = Field(description="the orders resolved (or, dry run, selected)")
+    limited: bool = Field(
+        default=False, description="the selection had more orders than one call takes (1000)"
+    )

@@ -1,10 +1,26 @@
-"""Helpers for the request and response models of the HTTP APIs."""
+"""Helpers for the request and response models of the HTTP APIs.
+
+- `PlainDecimal`: every Decimal the operator API answers is a plain decimal string
+  (`"0.00000000"`, `"1000"`, `"0.00000070"`), never exponent notation (`"0E-8"`, `"1E+3"`),
+  as on API v2. One serializer, used by every model that carries money.
+- `AdminInput`: the base of every operator request body; an unknown field is refused (422)
+  instead of being silently dropped, so a misspelt field never looks applied.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+from app.money import plain
+
+PlainDecimal = Annotated[Decimal, PlainSerializer(plain, return_type=str, when_used="json")]
+
+
+class AdminInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 def example(**values: Any) -> ConfigDict:

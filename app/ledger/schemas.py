@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.http.schemas import example
+from app.http.schemas import AdminInput, PlainDecimal, example
 
 
-class AdjustIn(BaseModel):
+class AdjustIn(AdminInput):
     model_config = example(amount="-1.50", reason="Goodwill correction")
-    amount: Decimal = Field(max_digits=20, decimal_places=8, description="signed, not zero")
+    amount: PlainDecimal = Field(max_digits=20, decimal_places=8, description="signed, not zero")
     reason: str = Field(min_length=1, max_length=300)
     allow_negative: bool = Field(default=False, description="may go below the credit floor")
 
@@ -28,7 +28,7 @@ class AdjustIn(BaseModel):
 class MovementOut(BaseModel):
     model_config = example(user_id=1, balance="75.00000000", duplicate=False)
     user_id: int
-    balance: Decimal
+    balance: PlainDecimal
     duplicate: bool = False
 
 
@@ -48,8 +48,8 @@ class LedgerEntryOut(BaseModel):
     id: int
     user_id: int
     kind: str
-    amount: Decimal
-    balance_after: Decimal
+    amount: PlainDecimal
+    balance_after: PlainDecimal
     reason: str
     order_id: int | None
     payment_ref: str | None

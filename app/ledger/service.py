@@ -3,20 +3,26 @@
 Every balance change writes one immutable ledger entry and updates the cached balance in
 the same transaction. Debits are conditional updates, so concurrent charges can never
 overdraw; unique indexes make a second charge or refund of one order impossible.
+
+Entries are immutable in the database too: a trigger refuses any UPDATE or DELETE of
+ledger_entries. The only deletion is `purge_entries`, the retention purge of erased users,
+which turns on the transaction-local setting PURGE_SETTING for its one statement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import CursorResult, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import USER_ACTIVE, User
 from app.errors import NotEnoughFunds, NotFound
 from app.ledger.models import LedgerEntry
+from app.money import plain
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,26 @@ async def _lock_balance(session: AsyncSession, user_id: int) -> Decimal:
     return balance
 
 
+# The switch the append-only trigger honours, for DELETE only (see the migration
+# "ledger_entries append-only in the database").
+PURGE_SETTING = "smm.ledger_purge"
+
+
+async def purge_entries(session: AsyncSession, user_ids: list[int]) -> int:
+    """Delete every ledger entry of `user_ids` (retention ended); the number deleted.
+
+    The one path past the append-only trigger: the setting is local to the transaction
+    and switched off again right after the statement. The caller audits the purge.
+    """
+    switch = text("SELECT set_config(:name, :value, true)")
+    await session.execute(switch, {"name": PURGE_SETTING, "value": "on"})
+    try:
+        result = await session.execute(delete(LedgerEntry).where(LedgerEntry.user_id.in_(user_ids)))
+    finally:
+        await session.execute(switch, {"name": PURGE_SETTING, "value": "off"})
+    return cast(CursorResult[Any], result).rowcount
+
+
 @dataclass
 class InvariantReport:
     ok: bool = True
@@ -248,4 +274,4 @@ async def check_invariants(session: AsyncSession) -> InvariantReport:
 
 
 def _plain(value: object) -> object:
-    return str(value) if isinstance(value, Decimal) else value
+    return plain(value) if isinstance(value, Decimal) else value

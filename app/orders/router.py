@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http.audit import Audit
 from app.http.paths import Limit, Offset, PathId, QueryId
-from app.http.problems import get_or_404
+from app.http.problems import Problem, get_or_404
 from app.http.tx import Reader, Tx
 from app.ledger.models import LedgerEntry
 from app.ledger.schemas import LedgerEntryOut
-from app.orders.models import Order, UpstreamEvent
-from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn
+from app.orders.history import last_sent_requests
+from app.orders.models import FINAL_STATUSES, UP_DRIPFEED, Order, UpstreamEvent
+from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn, SentRequestOut
 from app.orders.service import StatusReport, apply_status
 
 admin_router = APIRouter(tags=["orders"])
@@ -72,9 +73,11 @@ async def order_detail(session: AsyncSession, order_id: int) -> OrderDetail:
     entries = await session.scalars(
         select(LedgerEntry).where(LedgerEntry.order_id.in_(family)).order_by(LedgerEntry.id)
     )
+    sent = (await last_sent_requests(session, [order_id])).get(order_id)
     return OrderDetail(
         **OrderOut.model_validate(order).model_dump(),
         params=order.params,
+        sent_request=SentRequestOut.of(sent),
         upstream_history=[EventOut.model_validate(e) for e in events],
         ledger=[LedgerEntryOut.model_validate(e) for e in entries],
         runs_of=[OrderOut.model_validate(r) for r in runs],
@@ -94,12 +97,19 @@ async def get_order(session: Reader, order_id: PathId) -> OrderDetail:
     "/orders/{order_id}/status",
     summary="Set an order's status",
     description="For orders fulfilled by hand. Partial and Canceled refund by rule, "
-    "exactly once; a final order does not move.",
+    "exactly once; a finished order does not move (409).",
 )
 async def set_order_status(
     tx: Tx, audit: Audit, order_id: PathId, body: OrderStatusIn
 ) -> OrderDetail:
-    before = OrderOut.model_validate(await get_or_404(tx, Order, order_id, "Order"))
+    order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise Problem(404, "Order not found")
+    if order.status in FINAL_STATUSES:
+        raise Problem(409, f"Order already finished ({order.status}): its status cannot change")
+    if order.upstream_state == UP_DRIPFEED:
+        raise Problem(409, "A drip-feed order's status follows its runs: set a run's status")
+    before = OrderOut.model_validate(order)
     changed = await apply_status(
         tx,
         order_id,
@@ -109,7 +119,9 @@ async def set_order_status(
     detail = await order_detail(tx, order_id)
     if changed:
         after = OrderOut(
-            **detail.model_dump(exclude={"params", "upstream_history", "ledger", "runs_of"})
+            **detail.model_dump(
+                exclude={"params", "sent_request", "upstream_history", "ledger", "runs_of"}
+            )
         )
         await audit("order.status", "order", order_id, before=before, after=after)
     return detail

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.http.schemas import example
+from app.http.schemas import AdminInput, PlainDecimal, example
 from app.ledger.schemas import LedgerEntryOut
+from app.orders.history import SentRequest
 
 
 class OrderOut(BaseModel):
@@ -38,8 +38,8 @@ class OrderOut(BaseModel):
     quantity: int
     runs: int | None = None
     interval_minutes: int | None = None
-    charge: Decimal
-    refunded: Decimal
+    charge: PlainDecimal
+    refunded: PlainDecimal
     status: str
     upstream_state: str
     provider_id: int | None = None
@@ -74,15 +74,35 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
+class SentRequestOut(BaseModel):
+    model_config = example(
+        fields={"action": "add", "service": "102", "link": "https://x.com/a", "quantity": "1000"},
+        provider_id=1,
+        sent_at="2026-01-01T00:00:00Z",
+    )
+    fields: dict[str, str] = Field(description="the form fields sent upstream, without the key")
+    provider_id: int | None
+    sent_at: datetime = Field(description="when the attempt was recorded, just before the call")
+
+    @classmethod
+    def of(cls, sent: SentRequest | None) -> SentRequestOut | None:
+        if sent is None:
+            return None
+        return cls(fields=sent.fields, provider_id=sent.provider_id, sent_at=sent.at)
+
+
 class OrderDetail(OrderOut):
     model_config = example(id=1, status="Partial", upstream_history=[], ledger=[], runs_of=[])
     params: dict[str, Any] = {}
+    sent_request: SentRequestOut | None = Field(
+        default=None, description="the exact request of the latest attempt upstream"
+    )
     upstream_history: list[EventOut]
     ledger: list[LedgerEntryOut]
     runs_of: list[OrderOut] = Field(default=[], description="drip-feed runs")
 
 
-class OrderStatusIn(BaseModel):
+class OrderStatusIn(AdminInput):
     model_config = example(status="Partial", start_count=3572, remains=157)
     status: str = Field(pattern="^(In progress|Processing|Completed|Partial|Canceled)$")
     start_count: int | None = Field(default=None, ge=0, le=10**15)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.http.schemas import example
+from app.http.schemas import AdminInput, PlainDecimal, example
 
 
-class TopupIn(BaseModel):
+class TopupIn(AdminInput):
     model_config = example(amount="50.00", payment_ref="bank-2026-0001", reason="Bank transfer")
-    amount: Decimal = Field(gt=0, max_digits=20, decimal_places=8)
+    amount: PlainDecimal = Field(gt=0, max_digits=20, decimal_places=8)
     payment_ref: str | None = Field(
         default=None, max_length=150, description="makes the top-up idempotent"
     )
@@ -24,9 +23,9 @@ class PaymentOut(BaseModel):
     id: int
     user_id: int
     gateway: str
-    amount: Decimal
+    amount: PlainDecimal
     currency: str
-    credit_amount: Decimal
+    credit_amount: PlainDecimal
     status: str
     external_id: str | None
     ledger_entry_id: int | None

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.currencies.service import conversion_rate
 from app.db import utcnow
-from app.errors import DomainError
+from app.errors import Conflict, DomainError
 from app.ledger import service as ledger
+from app.ledger.models import LedgerEntry
 from app.money import format_money
 from app.payments import gateways
 from app.payments.models import PAYMENT_PAID, Payment, PaymentNotification
@@ -54,6 +55,15 @@ def parse_amount(text: str | None) -> Decimal:
     if len(raw) > 30:
         raise IncorrectAmount()
     return Decimal(raw)
+
+
+class PaymentRefUsed(Conflict):
+    """A payment reference names one deposit: one user, one amount."""
+
+    def __init__(self, payment_ref: str) -> None:
+        super().__init__(
+            f"payment_ref {payment_ref!r} was already used for another user or another amount"
+        )
 
 
 def gateway_currency(settings: Settings, gateway: str) -> str:
@@ -113,8 +123,13 @@ async def manual_topup(
     operator: str,
     payment_ref: str | None = None,
 ) -> ledger.Movement | None:
-    """An operator's deposit (bank transfer, cash…), rewarding the user's referrer. With
-    `payment_ref` it happens at most once: a replay returns None and credits nothing."""
+    """An operator's deposit (bank transfer, cash…), rewarding the user's referrer.
+
+    A `payment_ref` names one deposit across the panel: replaying it for the same user and
+    amount returns None and credits nothing; reusing it for another user or another amount
+    raises PaymentRefUsed (the operator mistyped a reference or an amount).
+    """
+    key = f"deposit:manual:{payment_ref}" if payment_ref else None
     movement = await ledger.credit(
         session,
         user_id=user_id,
@@ -123,9 +138,20 @@ async def manual_topup(
         reason=reason,
         payment_ref=payment_ref,
         operator=operator,
-        idempotency_key=f"deposit:manual:{payment_ref}" if payment_ref else None,
+        idempotency_key=key,
     )
-    if movement is not None:
+    if movement is None:
+        assert payment_ref is not None and key is not None
+        first = (
+            await session.execute(
+                select(LedgerEntry.user_id, LedgerEntry.amount).where(
+                    LedgerEntry.idempotency_key == key
+                )
+            )
+        ).one()
+        if first.user_id != user_id or first.amount != amount:
+            raise PaymentRefUsed(payment_ref)
+    else:
         await reward_deposit(
             session,
             share=settings.referral_share,

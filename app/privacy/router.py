@@ -14,6 +14,7 @@ from app.http.audit import Audit
 from app.http.context import ServicesDep
 from app.http.paths import PathId
 from app.http.tx import Tx
+from app.money import plain
 from app.privacy import service as privacy
 from app.privacy.schemas import ErasedOut
 
@@ -32,7 +33,7 @@ async def export_user(tx: Tx, audit: Audit, user_id: PathId) -> JSONResponse:
     await audit("user.export", "user", user_id)
     return JSONResponse(
         # Money stays exact: decimals as strings, never floats.
-        jsonable_encoder(data, custom_encoder={Decimal: str}),
+        jsonable_encoder(data, custom_encoder={Decimal: plain}),
         headers={"Content-Disposition": f'attachment; filename="user-{user_id}.json"'},
     )
 

@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import ApiKey, User
 from app.accounts.service import revoke_keys
 from app.audit.models import AuditEntry
+from app.audit.service import record
 from app.db import utcnow
 from app.errors import Conflict, NotFound
+from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.orders.models import ACTIVE_STATUSES, Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
@@ -170,6 +172,14 @@ async def erase_user(session: AsyncSession, user_id: int) -> Erased:
         .returning(Order.id)
     )
     orders_scrubbed = len(scrubbed.all())
+    # The requests recorded with each attempt upstream carry the same links and fields.
+    await session.execute(
+        text(
+            "UPDATE upstream_events SET detail = detail - 'request'"
+            " WHERE order_id IN (SELECT id FROM orders WHERE user_id = :uid)"
+        ),
+        {"uid": user_id},
+    )
     await session.execute(
         update(PaymentNotification)
         .where(
@@ -218,7 +228,7 @@ async def purge_erased_users(session: AsyncSession, cutoff: datetime) -> list[in
     )
     await session.execute(delete(Payment).where(Payment.user_id.in_(ids)))
     await session.execute(delete(ReferralReward).where(ReferralReward.referrer_id.in_(ids)))
-    await session.execute(delete(LedgerEntry).where(LedgerEntry.user_id.in_(ids)))
+    entries = await ledger.purge_entries(session, ids)
     await session.execute(
         delete(AuditEntry).where(
             AuditEntry.entity == "user", AuditEntry.entity_id.in_([str(i) for i in ids])
@@ -227,6 +237,14 @@ async def purge_erased_users(session: AsyncSession, cutoff: datetime) -> list[in
     # API keys and custom rates go with the user (ON DELETE CASCADE); users they referred
     # and rewards they generated for others lose the link (ON DELETE SET NULL).
     await session.execute(delete(User).where(User.id.in_(ids)))
+    # The purge leaves its own trace (ids only: nothing personal is left to keep).
+    await record(
+        session,
+        actor="retention",
+        action="ledger.purge",
+        entity="ledger",
+        after={"user_ids": ids, "entries": entries, "erased_before": cutoff.isoformat()},
+    )
     return ids
 
 

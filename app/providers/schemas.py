@@ -7,8 +7,10 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from app.http.schemas import AdminInput, PlainDecimal
 
-class ProviderIn(BaseModel):
+
+class ProviderIn(AdminInput):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -28,7 +30,7 @@ class ProviderIn(BaseModel):
     enabled: bool = True
 
 
-class ProviderPatch(BaseModel):
+class ProviderPatch(AdminInput):
     model_config = ConfigDict(json_schema_extra={"examples": [{"enabled": False}]})
     name: str | None = Field(default=None, min_length=1, max_length=200)
     url: HttpUrl | None = None
@@ -58,7 +60,7 @@ class ProviderOut(BaseModel):
     url: str
     currency: str
     enabled: bool
-    last_balance: Decimal | None
+    last_balance: PlainDecimal | None
     last_balance_at: datetime | None
 
 
@@ -67,20 +69,20 @@ class BalanceOut(BaseModel):
         json_schema_extra={"examples": [{"provider_id": 1, "balance": "120.5", "currency": "USD"}]}
     )
     provider_id: int
-    balance: Decimal
+    balance: PlainDecimal
     currency: str
 
 
-class ImportIn(BaseModel):
+class ImportIn(AdminInput):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"multiplier": "1.5", "fixed": "0.10", "update_rates": True}]
         }
     )
-    multiplier: Decimal = Field(
+    multiplier: PlainDecimal = Field(
         default=Decimal("1.5"), gt=0, description="our rate = theirs × this"
     )
-    fixed: Decimal = Field(default=Decimal(0), ge=0, description="… + this, per 1000")
+    fixed: PlainDecimal = Field(default=Decimal(0), ge=0, description="… + this, per 1000")
     update_rates: bool = Field(default=True, description="also reprice already imported services")
 
 

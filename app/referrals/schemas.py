@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.http.schemas import AdminInput, PlainDecimal
 
-class ReferrerIn(BaseModel):
+
+class ReferrerIn(AdminInput):
     model_config = ConfigDict(json_schema_extra={"examples": [{"referral_code": "K3XQ7M2PLA"}]})
     referral_code: str = Field(min_length=1, max_length=16)
 
@@ -18,7 +19,7 @@ class ReferrerOut(BaseModel):
     referred_by_id: int | None
 
 
-class VoidIn(BaseModel):
+class VoidIn(AdminInput):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "Deposit charged back"}]})
     reason: str = Field(min_length=1, max_length=300)
 
@@ -29,9 +30,9 @@ class RewardOut(BaseModel):
     referrer_id: int
     referred_id: int | None
     deposit_entry_id: int
-    deposit_amount: Decimal
-    share: Decimal
-    amount: Decimal
+    deposit_amount: PlainDecimal
+    share: PlainDecimal
+    amount: PlainDecimal
     status: str
     created_at: datetime
     voided_at: datetime | None

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from app.http.schemas import example
+from app.http.schemas import AdminInput, example
 
 
 class RefillOut(BaseModel):
@@ -28,6 +28,6 @@ class RefillOut(BaseModel):
     created_at: datetime
 
 
-class RefillStatusIn(BaseModel):
+class RefillStatusIn(AdminInput):
     model_config = example(status="Completed")
     status: str = Field(pattern="^(In progress|Completed|Rejected)$")

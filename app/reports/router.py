@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app.http.context import ServicesDep
 from app.http.problems import Problem
+from app.http.schemas import PlainDecimal
 from app.http.tx import Reader
 from app.reports.service import GroupBy, MarginRow, margin_report
 
@@ -21,10 +21,10 @@ class MarginRowOut(BaseModel):
     key: int | None
     name: str
     orders: int
-    revenue: Decimal
-    cost: Decimal
-    margin: Decimal
-    margin_percent: Decimal | None
+    revenue: PlainDecimal
+    cost: PlainDecimal
+    margin: PlainDecimal
+    margin_percent: PlainDecimal | None
     unpriced_orders: int
 
     @classmethod

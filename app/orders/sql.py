@@ -86,7 +86,7 @@ PROGRESS_SQL: TextClause = text(
         FROM changed
     )
     SELECT id, parent_id FROM changed
-    """  # noqa: S608 (only constants of app.orders.models are formatted in)
+    """
 )
 
 
@@ -108,7 +108,7 @@ POSTS_SQL: TextClause = text(
         updated_at = now()
     FROM unnest(CAST(:ids AS bigint[]), CAST(:posts AS bigint[])) AS v(id, posts)
     WHERE o.id = v.id AND o.type = {_quoted(SubscriptionsType.name)}
-    """  # noqa: S608
+    """
 )
 
 
@@ -153,7 +153,7 @@ SENT_SQL: TextClause = text(
         FROM v
     )
     SELECT id, cancel_state FROM sent
-    """  # noqa: S608
+    """
 )
 
 

@@ -1,7 +1,7 @@
 """users.email unique whatever its case, stored lower-cased
 
 Revision ID: a3e1c9d20b17
-Revises: 4f811be72051
+Revises: a7c3e51d0b92
 Create Date: 2026-11-29 09:00:00.000000
 
 Existing emails are lower-cased. If two users share an email that differs only by case,
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "a3e1c9d20b17"
-down_revision: str | None = "4f811be72051"
+down_revision: str | None = "a7c3e51d0b92"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

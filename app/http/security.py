@@ -63,11 +63,24 @@ SECURITY_HEADERS = [
 DOCS_PATHS = ("/docs", "/redoc")
 
 
-class SecurityHeaders:
-    """Adds hardening headers to every HTTP response (pure ASGI: no body buffering)."""
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def secure_cookie(value: bytes) -> bytes:
+    """A Set-Cookie value with the Secure attribute (added once)."""
+    attributes = [part.strip().lower() for part in value.split(b";")[1:]]
+    return value if b"secure" in attributes else value + b"; Secure"
+
+
+class SecurityHeaders:
+    """Adds hardening headers to every HTTP response (pure ASGI: no body buffering).
+
+    When the panel is served over HTTPS (PUBLIC_URL is https://), responses also carry HSTS
+    and every cookie is marked Secure, whatever set it."""
+
+    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
+        self.https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,6 +96,13 @@ class SecurityHeaders:
                     if name in present or (docs and name == b"content-security-policy"):
                         continue
                     headers.append((name, value))
+                if self.https:
+                    if HSTS[0] not in present:
+                        headers.append(HSTS)
+                    headers = [
+                        (name, secure_cookie(value) if name.lower() == b"set-cookie" else value)
+                        for name, value in headers
+                    ]
                 message = {**message, "headers": headers}
             await send(message)
 

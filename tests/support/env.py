@@ -15,3 +15,6 @@ TABLES = (
     "categories, providers, api_keys, payments, payment_notifications, referral_rewards, "
     "currency_rates, users"
 )
+
+# The test app's SECRET_KEY: a strong one, as `serve` demands (the suite's own Settings).
+SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"

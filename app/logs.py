@@ -21,8 +21,6 @@ from typing import Any, TextIO
 
 # The id of the request being served, set by the HTTP middleware (app/http/observability).
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
-# The order being worked on, where a flow sets it (log lines then carry `order_id`).
-ORDER_ID: ContextVar[int | None] = ContextVar("order_id", default=None)
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -47,6 +45,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,
         }
         body.update(_fields(record))
         if record.exc_info:
@@ -91,14 +90,12 @@ _default_factory = logging.getLogRecordFactory()
 
 
 def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    """Every record made while a request is served (or an order worked on) carries its id."""
+    """Every record made while a request is served carries its id (lines about an order
+    carry `order_id` as a field of their own)."""
     record = _default_factory(*args, **kwargs)
     request_id = REQUEST_ID.get()
     if request_id is not None:
         record.request_id = request_id
-    order_id = ORDER_ID.get()
-    if order_id is not None and not hasattr(record, "order_id"):
-        record.order_id = order_id
     return record
 
 

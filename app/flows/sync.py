@@ -209,15 +209,29 @@ async def sync_provider(
             except ProviderError as exc:
                 result.errors += len(rows)
                 PROVIDER_ERRORS.labels(str(provider_id), type(exc).__name__).inc()
-                log.warning("status sync batch failed", extra={"provider_id": provider_id})
+                log.warning(
+                    "status sync batch failed",
+                    extra={
+                        "provider_id": provider_id,
+                        "orders": len(rows),
+                        "error": f"{type(exc).__name__}: {exc}",
+                    },
+                )
                 return
             try:
                 async with db.transaction() as session:
                     await _apply_batch(session, rows, answers, result)
-            except (DBAPIError, OSError):
+            except (DBAPIError, OSError) as exc:
                 # The next sync applies it again: every update is idempotent.
                 result.errors += len(rows)
-                log.warning("status sync batch not applied", extra={"provider_id": provider_id})
+                log.warning(
+                    "status sync batch not applied",
+                    extra={
+                        "provider_id": provider_id,
+                        "order_ids": sorted(row[0] for row in rows.values()),
+                        "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                    },
+                )
 
     while True:
         async with db.session() as session:

@@ -57,6 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings is None:
         settings = get_settings()
         configure_logging(settings.log_level, json_format=settings.log_json)
+        # Started by uvicorn directly (not through `smm-panel serve`): the same refusal.
+        problems = settings.unsafe_secrets()
+        if problems:
+            raise SystemExit(f"smm-panel: error: {'; '.join(problems)}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

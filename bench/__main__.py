@@ -226,6 +226,7 @@ async def bench_api(results: dict[str, Any]) -> None:
         "REDIS_URL": REDIS,
         "LOG_LEVEL": "WARNING",
         "BENCH_DSN": DSN,
+        "SECRET_KEY": BENCH_SECRET_KEY,
         "RATE_LIMIT_PER_IP": "0",
         "RATE_LIMIT_PER_KEY": "0",
     }

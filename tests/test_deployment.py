@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from app.providers.service import create_provider
 from app.rotation import UnreadableSecret, rotate_secrets
 from app.settings import Settings, new_secret, weak_secret
 from tests.support.api import Api, MakeService, MakeUser
-from tests.support.cli import command_env, plain_url, run_tool, smm_panel, smm_panel_async
+from tests.support.cli import ROOT, command_env, plain_url, run_tool, smm_panel, smm_panel_async
 from tests.support.env import AUTH, BASE_DB, SECRET_KEY
 
 STRONG = "k" * 20 + "-strong-enough-0123456789"
@@ -294,3 +295,19 @@ async def test_backup_restores_into_a_fresh_database_and_checks_clean(
     assert report["ok"] is False
     assert report["violations"][0]["rule"] == "balance_equals_ledger_sum"
     assert report["violations"][0]["user_id"] == other.user_id
+
+
+def test_the_app_factory_refuses_a_weak_secret_under_plain_uvicorn() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", "9"],
+        cwd=ROOT,
+        env=command_env(SECRET_KEY="change-me"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "smm-panel: error: SECRET_KEY is a known placeholder (generate one with `smm-panel secret`)"
+    )

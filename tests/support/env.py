@@ -6,7 +6,8 @@ import os
 
 BASE_DB = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-ADMIN_TOKEN = "test-admin-token"
+# Strong, as `serve` demands of a configured token.
+ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghijklmnop"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 # Every table, emptied before each test that uses the app.

@@ -147,7 +147,9 @@ def configure_logging(
         named.propagate = True
     # arq reports every job at INFO: useful when debugging, noise otherwise.
     logging.getLogger("arq").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))
+    # Set-up chatter of the migration plugins and the embedded PostgreSQL.
+    for name in ("alembic.runtime.plugins", "pgserver"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_thread

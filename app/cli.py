@@ -166,8 +166,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         access_log=False,
         log_config=None,
         log_level=settings.log_level.lower(),
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        proxy_headers=False,  # app.http.proxy reads them (X-Forwarded-For and Forwarded)
+        # app.http.proxy reads X-Forwarded-For and Forwarded from FORWARDED_ALLOW_IPS.
+        proxy_headers=False,
     )
 
 

@@ -1,4 +1,10 @@
-"""The `smm-panel` command: run, serve, worker, migrate, sandbox, user helpers."""
+"""The `smm-panel` command: run, serve, worker, migrate, check, secrets, user helpers.
+
+Operator mistakes end in one line on stderr and a non-zero exit, never a traceback:
+arguments are validated before anything connects, and the errors an operator can cause
+(a domain refusal, an unreachable database, a secret that is too weak) are caught in
+`main` and printed as `smm-panel: error: …`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,91 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
-from decimal import Decimal
-from typing import Any
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any, NoReturn, TypeVar
 
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, new_secret
 
 log = logging.getLogger("smm_panel")
+T = TypeVar("T")
+
+EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+$")
+# Plain decimals only: no exponent, no sign games, at most 8 decimal places.
+AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,8})?$")
+
+ENV_DATABASE = "DATABASE_URL (PostgreSQL, postgresql+asyncpg://…)"
+ENV_SECRETS = "SECRET_KEY, SECRET_KEY_PREVIOUS, ADMIN_TOKEN"
+ENV_LOGS = "LOG_LEVEL, LOG_JSON"
+
+
+class OperatorError(Exception):
+    """A mistake or a condition the operator can fix; printed as one line."""
+
+
+def fail(message: str) -> NoReturn:
+    print(f"smm-panel: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line too (`smm-panel user create --help` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+# --- argument types: refused by argparse with a one-line usage error (exit 2) ---
+
+
+def email_arg(text: str) -> str:
+    text = text.strip()
+    if len(text) > 254 or not EMAIL.match(text):
+        raise argparse.ArgumentTypeError(f"not an email address: {text!r}")
+    return text
+
+
+def _amount(text: str, *, allow_zero: bool) -> Decimal:
+    if not AMOUNT.match(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"not a positive amount: {text!r} (a plain decimal such as 10 or 12.50)"
+        )
+    value = Decimal(text.strip())
+    if value == 0 and not allow_zero:
+        raise argparse.ArgumentTypeError("the amount must be greater than 0")
+    return value
+
+
+def balance_arg(text: str) -> Decimal:
+    return _amount(text, allow_zero=True)
+
+
+def amount_arg(text: str) -> Decimal:
+    return _amount(text, allow_zero=False)
+
+
+def user_id_arg(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"not a user id: {text!r}")
+    return int(text)
+
+
+def port_arg(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r}")
+    return int(text)
+
+
+def workers_arg(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"not a number of workers (1-64): {text!r}")
+    return int(text)
+
+
+# --- preconditions ---
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -25,47 +109,24 @@ def _configure_logging(settings: Settings) -> None:
 
 def _require_db(settings: Settings) -> str:
     if not settings.database_url:
-        sys.exit("DATABASE_URL is not set (use `smm-panel run` for the embedded default)")
+        raise OperatorError("DATABASE_URL is not set (`smm-panel run` starts an embedded default)")
     return settings.database_url
 
 
-def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
-    from app import migrate
-
-    migrate.upgrade(_require_db(settings))
-    print("migrated to head")
-
-
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
-
-    _require_db(settings)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers,
-        access_log=False,
-        log_level=settings.log_level.lower(),
-    )
+def _require_safe_secrets(settings: Settings) -> None:
+    problems = settings.unsafe_secrets()
+    if problems:
+        raise OperatorError("; ".join(problems))
 
 
-def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
-    from workers.main import run_worker
+def _run(coro: Awaitable[T]) -> T:
+    async def wrapper() -> T:
+        return await coro
 
-    _require_db(settings)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(settings))
-
-
-def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
-    from app.providers.sandbox import load_sandbox_config, serve_sandbox
-
-    asyncio.run(serve_sandbox(args.host, args.port, load_sandbox_config(args.config)))
+    return asyncio.run(wrapper())
 
 
-async def _with_session(settings: Settings, work: Any) -> Any:
+async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     from app.db import Database
 
     db = Database(_require_db(settings), pool_size=2, max_overflow=0)
@@ -76,6 +137,104 @@ async def _with_session(settings: Settings, work: Any) -> Any:
         await db.dispose()
 
 
+# --- commands ---
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
+    from app import migrate
+
+    _require_safe_secrets(settings)
+    url = _require_db(settings)
+    log.info("migrating", extra={"expected_revision": migrate.expected_revision()})
+    migrate.upgrade(url)
+    print("migrated to head")
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    _require_safe_secrets(settings)
+    _require_db(settings)
+    # Every process (the parent and each of --workers) logs through app.logs: uvicorn
+    # configures no handlers of its own (log_config=None), the app factory configures ours.
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers,
+        access_log=False,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        # app.http.proxy reads X-Forwarded-For and Forwarded from FORWARDED_ALLOW_IPS.
+        proxy_headers=False,
+    )
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
+    from app import migrate
+    from workers.main import run_worker
+
+    _require_safe_secrets(settings)
+    _require_db(settings)
+    log.info(
+        "worker starting",
+        extra={
+            "queue": settings.queue_name,
+            "relay_concurrency": settings.relay_concurrency,
+            "status_sync_seconds": settings.status_sync_seconds,
+            "expected_revision": migrate.expected_revision(),
+        },
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings))
+    log.info("worker stopped")
+
+
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
+    from app.providers.sandbox import load_sandbox_config, serve_sandbox
+
+    asyncio.run(serve_sandbox(args.host, args.port, load_sandbox_config(args.config)))
+
+
+def cmd_check(settings: Settings, _: argparse.Namespace) -> None:
+    from app.ledger import service as ledger
+
+    report = _run(_with_session(settings, ledger.check_invariants))
+    print(
+        json.dumps(
+            {
+                "ok": report.ok,
+                "checked_users": report.checked_users,
+                "checked_orders": report.checked_orders,
+                "violations": report.violations,
+            },
+            default=str,
+        )
+    )
+    if not report.ok:
+        fail(f"ledger check failed: {len(report.violations)} violation(s)")
+
+
+def cmd_secret(_: Settings, __: argparse.Namespace) -> None:
+    print(new_secret())
+
+
+def cmd_rotate_secret(settings: Settings, _: argparse.Namespace) -> None:
+    from app.rotation import UnreadableSecret, rotate_secrets
+
+    _require_safe_secrets(settings)
+
+    async def work(session: Any) -> dict[str, Any]:
+        report = await rotate_secrets(session, settings.secret_key)
+        return {"reencrypted": report.reencrypted, "already_current": report.already_current}
+
+    try:
+        print(json.dumps(_run(_with_session(settings, work))))
+    except UnreadableSecret as exc:
+        raise OperatorError(str(exc)) from None
+
+
 def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
     from app.accounts import service as accounts
     from app.ledger import service as ledger
@@ -83,18 +242,18 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> None:
     async def work(session: Any) -> dict[str, Any]:
         user = await accounts.create_user(session, email=args.email)
         issued = await accounts.issue_key(session, user.id)
-        if args.balance and Decimal(args.balance) > 0:
+        if args.balance:
             await ledger.credit(
                 session,
                 user_id=user.id,
-                amount=Decimal(args.balance),
+                amount=args.balance,
                 kind="deposit",
                 reason="Initial balance (CLI)",
                 operator="cli",
             )
         return {"id": user.id, "email": user.email, "api_key": issued.key}
 
-    print(json.dumps(asyncio.run(_with_session(settings, work))))
+    print(json.dumps(_run(_with_session(settings, work))))
 
 
 def cmd_user_topup(settings: Settings, args: argparse.Namespace) -> None:
@@ -121,19 +280,19 @@ def cmd_user_key(settings: Settings, args: argparse.Namespace) -> None:
     from app.accounts import service as accounts
 
     async def work(session: Any) -> dict[str, Any]:
+        await accounts.get_user(session, args.user_id)  # NotFound: "User not found"
         issued = await accounts.rotate_key(session, args.user_id)
         return {"user_id": args.user_id, "api_key": issued.key}
 
-    print(json.dumps(asyncio.run(_with_session(settings, work))))
-
-
-def cmd_admin_token(_: Settings, __: argparse.Namespace) -> None:
-    import secrets
-
-    print(secrets.token_urlsafe(32))
+    print(json.dumps(_run(_with_session(settings, work))))
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
+    from app.embedded import EXTRA_HINT, missing_embedded
+
+    need_db, need_redis = not settings.database_url, not settings.redis_url
+    if missing_embedded(need_db=need_db, need_redis=need_redis):
+        raise OperatorError(EXTRA_HINT)
     from app.runner import run_all
 
     # Ctrl-C is the normal way to stop it; the servers shut down in their finally blocks.
@@ -141,58 +300,199 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
         asyncio.run(run_all(settings, host=args.host, port=args.port))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smm-panel", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# --- the parser ---
 
-    p = sub.add_parser("run", help="everything in one process (embedded Postgres/Redis if unset)")
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
-    p.set_defaults(func=cmd_run)
+EPILOG = """\
+Every setting is an environment variable (or a line of ./.env); the README's
+configuration table lists them all. The ones each command reads are named in its
+own --help. Exit status: 0 done, 1 an error (one line on stderr), 2 bad arguments.
+"""
 
-    p = sub.add_parser("serve", help="the HTTP API (uvicorn)")
-    p.add_argument("--host", default=None)
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--workers", type=int, default=1)
-    p.set_defaults(func=cmd_serve)
 
-    sub.add_parser("worker", help="the background worker (arq)").set_defaults(func=cmd_worker)
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-
-    p = sub.add_parser("sandbox", help="the sandbox provider (a real API v2 server)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8001)
-    p.add_argument("--config", default=None, help="JSON file with keys, services, behaviours")
-    p.set_defaults(func=cmd_sandbox)
-
-    p = sub.add_parser("user", help="user helpers")
-    usub = p.add_subparsers(dest="user_command", required=True)
-    u = usub.add_parser("create", help="create a user; prints id and API key as JSON")
-    u.add_argument("--email", required=True)
-    u.add_argument("--balance", default=None)
-    u.set_defaults(func=cmd_user_create)
-    u = usub.add_parser("topup", help="credit a user's balance")
-    u.add_argument("user_id", type=int)
-    u.add_argument("amount")
-    u.add_argument("--reason", default="Top-up (CLI)")
-    u.add_argument("--payment-ref", default=None)
-    u.set_defaults(func=cmd_user_topup)
-    u = usub.add_parser("rotate-key", help="revoke a user's keys and print a new one")
-    u.add_argument("user_id", type=int)
-    u.set_defaults(func=cmd_user_key)
-
-    sub.add_parser("admin-token", help="print a random admin token").set_defaults(
-        func=cmd_admin_token
+def _command(
+    sub: Any,
+    name: str,
+    func: Callable[[Settings, argparse.Namespace], None],
+    summary: str,
+    env: str,
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}.\n\nEnvironment: {env}." if env else summary + ".",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.set_defaults(func=func)
+    return p
+
+
+def _host_port(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=None, help="address to listen on (default: HOST, 127.0.0.1)")
+    p.add_argument(
+        "--port", type=port_arg, default=None, help="port to listen on (default: PORT, 8000)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="smm-panel",
+        description="SMM panel: the reseller API v2, the operator API and the worker.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (COMMAND --help: more)"
+    )
+
+    p = _command(
+        sub,
+        "run",
+        cmd_run,
+        "everything in one process: embedded PostgreSQL/Redis when DATABASE_URL/REDIS_URL "
+        "are unset (the `embedded` extra), migrations, sandbox provider, demo catalog, API "
+        "and worker",
+        "DATABASE_URL, REDIS_URL, DATA_DIR (embedded data, generated SECRET_KEY and "
+        f"ADMIN_TOKEN), {ENV_SECRETS}, HOST, PORT, SANDBOX_PORT, DEMO_BALANCE, {ENV_LOGS}",
+    )
+    _host_port(p)
+
+    p = _command(
+        sub,
+        "serve",
+        cmd_serve,
+        "the HTTP API (uvicorn); refuses a missing or weak SECRET_KEY or a weak ADMIN_TOKEN",
+        f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, HOST, PORT, FORWARDED_ALLOW_IPS, "
+        f"PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, {ENV_LOGS}, LOG_REQUESTS",
+    )
+    _host_port(p)
+    p.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=1,
+        help="API processes to run (default 1); each one logs the same way",
+    )
+
+    _command(
+        sub,
+        "worker",
+        cmd_worker,
+        "the background worker (arq): relays orders, syncs statuses, sweeps",
+        f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, QUEUE_NAME, RELAY_CONCURRENCY, "
+        f"STATUS_SYNC_SECONDS, WORKER_METRICS_PORT, {ENV_LOGS}",
+    )
+    _command(
+        sub,
+        "migrate",
+        cmd_migrate,
+        "apply the database migrations (to the code's head)",
+        f"{ENV_DATABASE}, {ENV_SECRETS}, {ENV_LOGS}",
+    )
+    _command(
+        sub,
+        "check",
+        cmd_check,
+        "check the ledger invariants (balances equal their entries, order money matches); "
+        "prints the report as JSON and exits 1 on any violation: run it after a restore",
+        f"{ENV_DATABASE}, {ENV_LOGS}",
+    )
+    _command(
+        sub,
+        "secret",
+        cmd_secret,
+        "print a fresh strong value for SECRET_KEY or ADMIN_TOKEN",
+        "",
+    )
+    _command(
+        sub,
+        "admin-token",
+        cmd_secret,
+        "print a fresh strong value (same as `secret`)",
+        "",
+    )
+    _command(
+        sub,
+        "rotate-secret",
+        cmd_rotate_secret,
+        "re-encrypt every stored secret (provider API keys) under the current SECRET_KEY, "
+        "reading with the older keys of SECRET_KEY_PREVIOUS; audited",
+        f"{ENV_DATABASE}, {ENV_SECRETS}, {ENV_LOGS}",
+    )
+
+    p = _command(
+        sub, "sandbox", cmd_sandbox, "the sandbox provider (a real API v2 server)", ENV_LOGS
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=port_arg, default=8001, help="port to listen on (8001)")
+    p.add_argument("--config", default=None, help="JSON file with keys, services, behaviours")
+
+    p = sub.add_parser(
+        "user",
+        help="user helpers (create, topup, rotate-key)",
+        description="User helpers; each prints its result as one JSON object.",
+    )
+    usub = p.add_subparsers(
+        dest="user_command", required=True, metavar="ACTION", help="what to do with a user"
+    )
+    env = f"{ENV_DATABASE}, {ENV_LOGS}"
+    u = _command(
+        usub, "create", cmd_user_create, "create a user; prints id and API key as JSON", env
+    )
+    u.add_argument("--email", required=True, type=email_arg, help="the user's email (unique)")
+    u.add_argument(
+        "--balance",
+        type=balance_arg,
+        default=None,
+        help="initial balance credited as a deposit, a plain decimal >= 0",
+    )
+    u = _command(usub, "topup", cmd_user_topup, "credit a user's balance", env)
+    u.add_argument("user_id", type=user_id_arg, help="the user's id")
+    u.add_argument("amount", type=amount_arg, help="a plain decimal > 0, e.g. 25.50")
+    u.add_argument("--reason", default="Top-up (CLI)", help="shown in the user's ledger")
+    u.add_argument(
+        "--payment-ref",
+        default=None,
+        help="your reference for the payment; repeating it credits nothing twice",
+    )
+    u = _command(
+        usub, "rotate-key", cmd_user_key, "revoke a user's API keys and print a new one", env
+    )
+    u.add_argument("user_id", type=user_id_arg, help="the user's id")
     return parser
+
+
+def _explain(exc: BaseException) -> str | None:
+    """One line for the errors an operator causes or can fix; None for a real bug."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from app.errors import DomainError
+
+    if isinstance(exc, OperatorError | DomainError):
+        return str(exc)
+    if isinstance(exc, IntegrityError):
+        return f"refused by the database: {str(exc.orig).splitlines()[0]}"
+    if isinstance(exc, OSError | DBAPIError) or type(exc).__module__.startswith("asyncpg"):
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
+        return f"database unavailable: {detail}"
+    if isinstance(exc, InvalidOperation):
+        return "not a valid amount"
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # pydantic's ValidationError: a malformed environment variable
+        fail(f"configuration: {' '.join(str(exc).split())}")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     _configure_logging(settings)
-    args.func(settings, args)
+    try:
+        args.func(settings, args)
+    except Exception as exc:
+        message = _explain(exc)
+        if message is None:
+            raise
+        fail(message)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,21 @@ from app.ledger import service as ledger
 
 DEMO_EMAIL = "demo@smm-panel.local"
 
+
+def _typed(
+    name: str, type_name: str, rate: str, low: int, high: int, upstream_id: str
+) -> dict[str, Any]:
+    return dict(
+        name=name,
+        type=type_name,
+        rate=rate,
+        min_quantity=low,
+        max_quantity=high,
+        cancel=True,
+        provider_service_id=upstream_id,
+    )
+
+
 DEMO_CATALOG: list[tuple[str, list[dict[str, Any]]]] = [
     (
         "Instagram",
@@ -62,6 +77,40 @@ DEMO_CATALOG: list[tuple[str, list[dict[str, Any]]]] = [
             ),
         ],
     ),
+    # One service of every other type, so each `add` example of /docs runs as it stands.
+    # Listed after the first four in the sandbox's id order: on a fresh database the panel's
+    # service ids equal the sandbox's (1-16), the ids the examples use.
+    (
+        "Instagram Comments & Mentions",
+        [
+            _typed("Instagram Custom Comments", "Custom Comments", "20", 1, 1000, "5"),
+            _typed("Instagram Comments Package", "Custom Comments Package", "10", 1, 1, "6"),
+            _typed(
+                "Instagram Mentions with Hashtags", "Mentions with Hashtags", "4", 100, 10000, "7"
+            ),
+            _typed("Instagram Mentions Custom List", "Mentions Custom List", "6", 1, 1000, "8"),
+            _typed("Instagram Mentions Hashtag", "Mentions Hashtag", "4", 100, 10000, "9"),
+            _typed(
+                "Instagram Mentions User Followers",
+                "Mentions User Followers",
+                "4",
+                100,
+                10000,
+                "10",
+            ),
+            _typed(
+                "Instagram Mentions Media Likers", "Mentions Media Likers", "4", 100, 10000, "11"
+            ),
+            _typed("Instagram Comment Likes", "Comment Likes", "2", 10, 10000, "12"),
+        ],
+    ),
+    ("Twitter", [_typed("Twitter Poll Votes", "Poll", "2", 10, 10000, "13")]),
+    (
+        "Telegram",
+        [_typed("Telegram Invites from Groups", "Invites from Groups", "8", 10, 10000, "14")],
+    ),
+    ("Instagram Auto", [_typed("Instagram Auto Likes", "Subscriptions", "0.40", 50, 10000, "15")]),
+    ("Traffic", [_typed("Website Traffic", "Web Traffic", "0.20", 100, 1000000, "16")]),
 ]
 
 

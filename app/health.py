@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
+from app import migrate
 from app.context import AppContext, get_context
 from app.http.auth import require_admin
 from app.metrics import ORDERS_BY_STATUS, PROVIDER_BALANCE, QUEUE_DEPTH, REVIEW_QUEUE
@@ -79,7 +80,39 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: PostgreSQL and Redis are reachable")
+_expected: frozenset[str] | None = None
+
+
+def expected_schema() -> frozenset[str]:
+    """The code's migration head(s), read once per process."""
+    global _expected
+    if _expected is None:
+        _expected = migrate.expected_revisions()
+    return _expected
+
+
+async def schema_check(ctx: AppContext) -> str:
+    """ "ok" when the database is at the code's migration head(s)."""
+    expected = expected_schema()
+    try:
+        async with ctx.db.engine.connect() as conn:
+            applied = frozenset((await conn.execute(text(migrate.CURRENT_REVISION_SQL))).scalars())
+    except Exception:
+        applied = frozenset()
+    if applied == expected:
+        return "ok"
+    return (
+        f"error: database at {','.join(sorted(applied)) or 'no revision'}, "
+        f"code expects {','.join(sorted(expected))}"
+    )
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: PostgreSQL and Redis are reachable and the schema is the code's",
+    description="503 while PostgreSQL or Redis is unreachable, or while the database schema "
+    "is at another revision than the code's migrations (run `smm-panel migrate`).",
+)
 async def readyz(request: Request) -> JSONResponse:
     ctx = get_context(request)
     checks: dict[str, str] = {}
@@ -87,6 +120,7 @@ async def readyz(request: Request) -> JSONResponse:
         async with ctx.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
+        checks["schema"] = await schema_check(ctx)
     except Exception as exc:  # any failure means not ready
         checks["database"] = f"error: {type(exc).__name__}"
     try:

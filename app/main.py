@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
+from app import migrate
 from app.admin.router import router as admin_router
 from app.api_v2.router import DirectRoute
 from app.api_v2.router import router as api_v2_router
@@ -16,11 +19,16 @@ from app.health import metrics_router, scrape_router
 from app.health import router as health_router
 from app.http.observability import RequestContext
 from app.http.problems import install as install_problem_handlers
+from app.http.proxy import ProxyHeaders
 from app.http.security import BodySizeLimit, SecurityHeaders
 from app.jobs import JobQueue
+from app.logs import configure_logging
 from app.payments.router import router as payments_router
 from app.providers.client import build_http_client
 from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+DOCS_ASSETS = "/docs/assets"
 
 
 async def build_context(settings: Settings) -> AppContext:
@@ -44,18 +52,32 @@ async def close_context(ctx: AppContext) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    """The app; called without settings it is the factory that `smm-panel serve` hands to
+    uvicorn, run once in every worker process, so each process configures logging itself."""
+    if settings is None:
+        settings = get_settings()
+        configure_logging(settings.log_level, json_format=settings.log_json)
+        # Started by uvicorn directly (not through `smm-panel serve`): the same refusal.
+        problems = settings.unsafe_secrets()
+        if problems:
+            raise SystemExit(f"smm-panel: error: {'; '.join(problems)}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await build_context(settings)
+        log.info(
+            "schema revision expected",
+            extra={"expected_revision": migrate.expected_revision()},
+        )
         app.state.ctx = ctx
         try:
             yield
         finally:
             await close_context(ctx)
 
-    app = FastAPI(
+    # The docs pages load Swagger UI / ReDoc from the package itself: no CDN, no internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="smm-panel",
         version="0.1.0",
         description=(
@@ -66,9 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(DirectRoute)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, https=settings.https)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(RequestContext, log_requests=settings.log_requests)
+    # Outermost: everything inside sees the client's own address and scheme.
+    app.add_middleware(ProxyHeaders, trusted=settings.forwarded_allow_ips)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(scrape_router)

@@ -29,3 +29,21 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
+
+
+def expected_revisions() -> frozenset[str]:
+    """The head revision(s) of the code's migrations: what the schema must be at."""
+    from alembic.script import ScriptDirectory
+
+    root = project_root()
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "migrations"))
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
+
+
+def expected_revision() -> str:
+    return ",".join(sorted(expected_revisions()))
+
+
+# The database's applied revision(s), read by readiness (`alembic_version` is Alembic's).
+CURRENT_REVISION_SQL = "SELECT version_num FROM alembic_version"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 
 import uvicorn
@@ -17,7 +16,7 @@ from sqlalchemy import select
 
 from app import demo, migrate
 from app.db import Database
-from app.embedded import start_embedded
+from app.embedded import kept_secret, start_embedded
 from app.providers.models import Provider
 from app.providers.sandbox import default_sandbox_config, serve_sandbox
 from app.providers.service import create_provider
@@ -61,8 +60,14 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
         updates["database_url"] = embedded.database_url
     if embedded.redis_url:
         updates["redis_url"] = embedded.redis_url
+    # Generated once and kept under DATA_DIR: provider keys stay readable and the token
+    # stable across restarts.
+    if not settings.current_secret_key:
+        updates["secret_key"] = ",".join(
+            [kept_secret(settings.data_dir, "secret_key"), *settings.secret_key.split(",")[1:]]
+        ).rstrip(",")
     if not settings.admin_token:
-        updates["admin_token"] = secrets.token_urlsafe(24)
+        updates["admin_token"] = kept_secret(settings.data_dir, "admin_token")
     settings = settings.model_copy(update=updates)
     try:
         await asyncio.to_thread(migrate.upgrade, settings.database_url or "")
@@ -84,6 +89,7 @@ async def _serve_everything(settings: Settings, host: str, port: int, key: str) 
             access_log=False,
             log_level=settings.log_level.lower(),
             log_config=None,
+            proxy_headers=False,
         )
     )
     worker = build_worker(settings, handle_signals=False)

@@ -1,12 +1,49 @@
-"""Runtime configuration: every knob is an environment variable."""
+"""Runtime configuration: every knob is an environment variable.
+
+Secrets have a strength rule (`weak_secret`): `serve`, `worker` and `migrate` refuse to start
+on a missing or weak SECRET_KEY and on a weak ADMIN_TOKEN; the embedded default generates
+both once and keeps them under DATA_DIR.
+"""
 
 from __future__ import annotations
 
+import secrets
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+# Values copied from examples and old defaults: never a secret, whatever their length.
+PLACEHOLDERS = frozenset(
+    {
+        "change-me-in-production",
+        "change-me",
+        "changeme",
+        "change_me",
+        "secret",
+        "password",
+        "your-secret-key",
+        "test-admin-token",
+    }
+)
+
+
+def new_secret() -> str:
+    """A fresh strong value for SECRET_KEY or ADMIN_TOKEN (43 URL-safe characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def weak_secret(value: str | None) -> str | None:
+    """Why `value` is not an acceptable secret, or None when it is."""
+    if not value:
+        return "is not set"
+    if value.strip().lower() in PLACEHOLDERS or "change-me" in value.lower():
+        return "is a known placeholder"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
 
 
 class Settings(BaseSettings):
@@ -24,8 +61,13 @@ class Settings(BaseSettings):
         default=None, description="bearer token for /admin/v1 (unset = admin API refuses all)"
     )
     secret_key: str = Field(
-        default="change-me-in-production",
-        description="secret used to encrypt provider API keys at rest",
+        default="",
+        description="secret used to encrypt provider API keys at rest (>= 32 characters; "
+        "`smm-panel secret` prints one); older keys may follow, comma-separated",
+    )
+    secret_key_previous: str = Field(
+        default="",
+        description="comma-separated older SECRET_KEYs, still read until `rotate-secret`",
     )
     currency: str = Field(default="USD", description="the panel's currency")
     host: str = "127.0.0.1"
@@ -60,7 +102,11 @@ class Settings(BaseSettings):
     sandbox_port: int = 8001
     demo_balance: Decimal = Decimal("100")
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = Field(
+        default=None,
+        description="JSON lines (true) or coloured text (false); unset = JSON unless stdout "
+        "is a terminal",
+    )
     log_requests: bool = Field(default=True, description="one JSON log line per HTTP request")
     worker_metrics_port: int = Field(
         default=0, description="port of the worker's own Prometheus endpoint (0 = off)"
@@ -72,7 +118,14 @@ class Settings(BaseSettings):
     )
     # Deposits through payment gateways.
     public_url: str = Field(
-        default="http://127.0.0.1:8000", description="where users and gateways reach the panel"
+        default="http://127.0.0.1:8000",
+        description="where users and gateways reach the panel; https:// turns on HSTS and "
+        "Secure cookies",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="proxies whose X-Forwarded-For/Forwarded headers are believed: "
+        "comma-separated IPs or networks, or * (as uvicorn's --forwarded-allow-ips)",
     )
     min_deposit: Decimal = Field(default=Decimal("1"), description="in the panel's currency")
     robokassa_login: str | None = None
@@ -97,6 +150,38 @@ class Settings(BaseSettings):
     # logs (audit, upstream events, gateway notifications) are kept this long.
     retention_days: int = Field(default=365, ge=1)
     activity_retention_days: int = Field(default=365, ge=1)
+
+    @model_validator(mode="after")
+    def _fold_previous_keys(self) -> Settings:
+        """SECRET_KEY_PREVIOUS joins the keyring after the current key: reading tries each,
+        writing uses the first (app/keyring.py)."""
+        current, *older = [k.strip() for k in self.secret_key.split(",")]
+        keys = [k for k in older if k]
+        for old in self.secret_key_previous.split(","):
+            if old.strip() and old.strip() not in keys and old.strip() != current:
+                keys.append(old.strip())
+        self.secret_key = ",".join([current, *keys])
+        return self
+
+    @property
+    def current_secret_key(self) -> str:
+        return self.secret_key.split(",", 1)[0]
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.lower().startswith("https://")
+
+    def unsafe_secrets(self) -> list[str]:
+        """One line per secret that must not be used to start `serve`, `worker`, `migrate`."""
+        problems = []
+        why = weak_secret(self.current_secret_key)
+        if why:
+            problems.append(f"SECRET_KEY {why} (generate one with `smm-panel secret`)")
+        if self.admin_token is not None:
+            why = weak_secret(self.admin_token)
+            if why:
+                problems.append(f"ADMIN_TOKEN {why} (generate one with `smm-panel secret`)")
+        return problems
 
 
 @lru_cache

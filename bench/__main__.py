@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import platform
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -34,6 +35,8 @@ DB = os.environ.get("BENCH_DB", "smm_bench")
 # Which parts to run: "api", "worker" or both (the default).
 PARTS = os.environ.get("BENCH_ONLY", "api,worker").split(",")
 DSN = BASE.rsplit("/", 1)[0] + "/" + DB
+# Provider keys of the bench are encrypted with it (the bench database is made anew).
+BENCH_SECRET_KEY = secrets.token_urlsafe(32)
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 32
 SYNC_ORDERS = int(os.environ.get("BENCH_SYNC_ORDERS", "100000"))
@@ -223,6 +226,7 @@ async def bench_api(results: dict[str, Any]) -> None:
         "REDIS_URL": REDIS,
         "LOG_LEVEL": "WARNING",
         "BENCH_DSN": DSN,
+        "SECRET_KEY": BENCH_SECRET_KEY,
         "RATE_LIMIT_PER_IP": "0",
         "RATE_LIMIT_PER_KEY": "0",
     }
@@ -374,7 +378,9 @@ async def bench_worker(results: dict[str, Any]) -> None:
     await reset_database()
     provider_app = start("bench.instant_provider:app", 8103, {})
     await wait_up("http://127.0.0.1:8103/")
-    settings = Settings(database_url=DSN, redis_url=REDIS, queue_name="bench:queue")
+    settings = Settings(
+        database_url=DSN, redis_url=REDIS, queue_name="bench:queue", secret_key=BENCH_SECRET_KEY
+    )
     db = Database(DSN)
     users = await seed(1)
     async with db.transaction() as session:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -34,12 +35,15 @@ DSN = BASE.rsplit("/", 1)[0] + "/" + DB
 REDIS = "redis://127.0.0.1:6379/13"
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "60"))
 API, SANDBOX = 8201, 8202
+# Strong, as serve and worker demand; fresh per run (the chaos database is made anew).
+ADMIN_TOKEN = secrets.token_urlsafe(32)
 ENV = {
     **os.environ,
     "DATABASE_URL": DSN,
     "REDIS_URL": REDIS,
     "QUEUE_NAME": "chaos:queue",
-    "ADMIN_TOKEN": "chaos",
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "SECRET_KEY": secrets.token_urlsafe(32),
     "LOG_LEVEL": "ERROR",
     "RATE_LIMIT_PER_IP": "0",
     "RATE_LIMIT_PER_KEY": "0",
@@ -277,7 +281,9 @@ async def main() -> None:
 
 async def prepare_catalog() -> str:
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{API}", headers={"Authorization": "Bearer chaos"}, timeout=10
+        base_url=f"http://127.0.0.1:{API}",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
     ) as c:
         provider = (
             await c.post(
@@ -331,7 +337,7 @@ async def verify(acked: list[int]) -> dict[str, Any]:
         check = (
             await client.get(
                 f"http://127.0.0.1:{API}/admin/v1/ledger/check",
-                headers={"Authorization": "Bearer chaos"},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             )
         ).json()
     summary = {

@@ -21,7 +21,7 @@ from app.ledger import service as ledger
 from app.main import create_app
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, Reseller
-from tests.support.env import ADMIN_TOKEN, BASE_DB, TABLES, TEST_REDIS
+from tests.support.env import ADMIN_TOKEN, BASE_DB, SECRET_KEY, TABLES, TEST_REDIS
 
 
 def _with_db(url: str, name: str) -> str:
@@ -50,6 +50,7 @@ def settings(database_url: str) -> Settings:
         admin_token=ADMIN_TOKEN,
         queue_name=f"test:queue:{uuid.uuid4().hex[:8]}",
         log_json=False,
+        secret_key=SECRET_KEY,
         # Off for the suite (many calls from one address); tests of the limits turn them on.
         rate_limit_per_ip=0,
         rate_limit_per_key=0,

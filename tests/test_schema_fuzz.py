@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.support.env import ADMIN_TOKEN, AUTH, TEST_REDIS
+from tests.support.env import ADMIN_TOKEN, AUTH, SECRET_KEY, TEST_REDIS
 from tests.support.upstream import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,7 @@ def served_schema(database_url: str) -> Iterator[Any]:
         "DATABASE_URL": database_url,
         "REDIS_URL": TEST_REDIS,
         "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": SECRET_KEY,
         "RATE_LIMIT_PER_IP": "0",
         "RATE_LIMIT_PER_KEY": "0",
         "LOG_LEVEL": "WARNING",

@@ -24,6 +24,9 @@ query string. Answers are JSON with HTTP 200; refusals are `{"error": "<message>
 | `cancel` | `orders` (≤100) or `order` | `[{"order": 9, "cancel": {"error": "Incorrect order ID"}}, {"order": 2, "cancel": 1}]` |
 | `balance` | – | `{"balance": "100.84292", "currency": "USD"}` |
 
+The examples run as they stand against the demo catalog of `make run` (service ids 1-16,
+one of each type): put the demo API key it prints in place of `YOUR_KEY`.
+
 Order statuses: `Pending`, `In progress`, `Processing`, `Completed`, `Partial`, `Canceled`.
 Refill statuses: `Pending`, `In progress`, `Completed`, `Rejected`.
 """
@@ -69,6 +72,26 @@ _REQUEST_SCHEMA: dict[str, Any] = {
     "required": ["key", "action"],
     "properties": _FIELDS,
     "additionalProperties": True,
+}
+
+# The demo catalog's service of each type (`make run`: a fresh database numbers the demo
+# services 1-16 like the sandbox provider), so every example below runs as it stands there
+# with the demo API key.
+DEMO_SERVICE: dict[str, str] = {
+    "Default": "2",
+    "Package": "4",
+    "Custom Comments": "5",
+    "Custom Comments Package": "6",
+    "Mentions with Hashtags": "7",
+    "Mentions Custom List": "8",
+    "Mentions Hashtag": "9",
+    "Mentions User Followers": "10",
+    "Mentions Media Likers": "11",
+    "Comment Likes": "12",
+    "Poll": "13",
+    "Invites from Groups": "14",
+    "Subscriptions": "15",
+    "Web Traffic": "16",
 }
 
 # One `add` example per service type (the type name is what `services` shows).
@@ -136,7 +159,7 @@ _REQUEST_EXAMPLES: dict[str, Any] = {
             "key": "YOUR_KEY",
             "action": "add",
             "service": "1",
-            "link": "https://instagram.com/example",
+            "link": "https://instagram.com/another_example",
             "quantity": "100",
             "runs": "5",
             "interval": "30",
@@ -145,7 +168,12 @@ _REQUEST_EXAMPLES: dict[str, Any] = {
     **{
         f"add {type_name}": {
             "summary": f"add: a {type_name} service",
-            "value": {"key": "YOUR_KEY", "action": "add", "service": "1", **fields},
+            "value": {
+                "key": "YOUR_KEY",
+                "action": "add",
+                "service": DEMO_SERVICE[type_name],
+                **fields,
+            },
         }
         for type_name, fields in TYPE_EXAMPLES.items()
     },
@@ -236,6 +264,13 @@ _RESPONSE_EXAMPLES: dict[str, Any] = {
     },
     "balance": {"value": {"balance": "100.84292", "currency": "USD"}},
     "error": {"value": {"error": "Not enough funds on balance"}},
+}
+
+# Every `add` example (name → fields), for the test that runs them against the demo catalog.
+ADD_EXAMPLES: dict[str, dict[str, str]] = {
+    name: example["value"]
+    for name, example in _REQUEST_EXAMPLES.items()
+    if example["value"]["action"] == "add"
 }
 
 OPENAPI_EXTRA: dict[str, Any] = {

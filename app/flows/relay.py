@@ -240,6 +240,15 @@ async def _record_sent(
         for parent_id in sorted({c.parent_id for c, _ in sent if c.parent_id is not None}):
             await refresh_parent(session, parent_id)
     RELAY_OUTCOMES.labels("sent").inc(len(sent))
+    for claim, provider_order_id in sent:
+        log.info(
+            "order relayed",
+            extra={
+                "order_id": claim.id,
+                "provider_id": claim.provider.id,
+                "provider_order_id": provider_order_id,
+            },
+        )
     return [RelayOutcome(claim.id, "sent", cancel_due=claim.id in cancel_due) for claim, _ in sent]
 
 
@@ -630,6 +639,11 @@ async def move_stale_sending_to_review(db: Database, settings: Settings) -> list
             session.add(
                 UpstreamEvent(order_id=order_id, action="add", outcome="stale_to_review", detail={})
             )
+    for order_id in ids:
+        log.warning(
+            "send outcome unknown (worker stopped during the call), moved to review",
+            extra={"order_id": order_id},
+        )
     return ids
 
 

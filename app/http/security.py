@@ -59,15 +59,33 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
-# The interactive docs load their own scripts and styles.
+# The interactive docs load their scripts and styles from the panel itself (no CDN), with
+# inline bootstrapping: their policy allows exactly that and no other host.
 DOCS_PATHS = ("/docs", "/redoc")
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
+)
+
+
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def secure_cookie(value: bytes) -> bytes:
+    """A Set-Cookie value with the Secure attribute (added once)."""
+    attributes = [part.strip().lower() for part in value.split(b";")[1:]]
+    return value if b"secure" in attributes else value + b"; Secure"
 
 
 class SecurityHeaders:
-    """Adds hardening headers to every HTTP response (pure ASGI: no body buffering)."""
+    """Adds hardening headers to every HTTP response (pure ASGI: no body buffering).
 
-    def __init__(self, app: ASGIApp) -> None:
+    When the panel is served over HTTPS (PUBLIC_URL is https://), responses also carry HSTS
+    and every cookie is marked Secure, whatever set it."""
+
+    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
+        self.https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,9 +98,16 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 for name, value in SECURITY_HEADERS:
-                    if name in present or (docs and name == b"content-security-policy"):
-                        continue
-                    headers.append((name, value))
+                    if name not in present:
+                        csp = docs and name == b"content-security-policy"
+                        headers.append((name, DOCS_CSP if csp else value))
+                if self.https:
+                    if HSTS[0] not in present:
+                        headers.append(HSTS)
+                    headers = [
+                        (name, secure_cookie(value) if name.lower() == b"set-cookie" else value)
+                        for name, value in headers
+                    ]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -1,21 +1,15 @@
-"""Provider API keys at rest: encrypted with a key derived from SECRET_KEY."""
+"""Provider API keys at rest: encrypted under the SECRET_KEY keyring (app/keyring.py)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+from app import keyring
 
-from cryptography.fernet import Fernet
-
-
-def _fernet(secret: str) -> Fernet:
-    digest = hashlib.sha256(("smm-panel/provider-keys/" + secret).encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+PURPOSE = "provider-keys"
 
 
 def encrypt_key(secret: str, api_key: str) -> str:
-    return _fernet(secret).encrypt(api_key.encode()).decode()
+    return keyring.encrypt(secret, PURPOSE, api_key)
 
 
 def decrypt_key(secret: str, token: str) -> str:
-    return _fernet(secret).decrypt(token.encode()).decode()
+    return keyring.decrypt(secret, PURPOSE, token)

@@ -6,7 +6,8 @@ import os
 
 BASE_DB = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-ADMIN_TOKEN = "test-admin-token"
+# Strong, as `serve` demands of a configured token.
+ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghijklmnop"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 # Every table, emptied before each test that uses the app.
@@ -15,3 +16,6 @@ TABLES = (
     "categories, providers, api_keys, payments, payment_notifications, referral_rewards, "
     "currency_rates, users"
 )
+
+# The test app's SECRET_KEY: a strong one, as `serve` demands (the suite's own Settings).
+SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from app.embedded import free_port
-from tests.support.env import ADMIN_TOKEN, TEST_REDIS
+from tests.support.env import ADMIN_TOKEN, SECRET_KEY, TEST_REDIS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -29,6 +29,7 @@ def panel_server(database_url: str, **env: str) -> Iterator[str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": TEST_REDIS,
         "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": SECRET_KEY,
         "RATE_LIMIT_PER_IP": "0",
         "RATE_LIMIT_PER_KEY": "0",
         "LOG_LEVEL": "WARNING",

@@ -123,6 +123,10 @@ class HotPath:
             request = handler.parse(service, fields)
             charge = handler.charge(rate, request)
         except DomainError:
+            # Judged on a copy that may be stale (a bound or type changed since): the full
+            # path answers, and the next add reads the service afresh, so a changed rule
+            # never keeps an order away from the single statement.
+            self.services.pop(service_id, None)
             return None
         upstream_state = upstream_state_for(service, request)
         if charge <= 0 or upstream_state == UP_DRIPFEED:

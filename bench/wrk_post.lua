@@ -1,5 +1,6 @@
 -- POSTs a form body built per request: {key} and {n} in BODY are replaced by a key from
--- KEYS (one per line in the file named by KEYS_FILE) and a number unique to this thread.
+-- KEYS (one per line in the file named by KEYS_FILE) and a number unique to this thread;
+-- {id} by the next of the ids in IDS_FILE (one per line), each used once across threads.
 local threads = {}
 local next_id = 0
 
@@ -14,6 +15,10 @@ function init(args)
   keys = {}
   for line in io.lines(os.getenv("KEYS_FILE")) do table.insert(keys, line) end
   template = os.getenv("BODY")
+  ids = {}
+  if os.getenv("IDS_FILE") then
+    for line in io.lines(os.getenv("IDS_FILE")) do table.insert(ids, line) end
+  end
   path = os.getenv("PATH_INFO") or "/api/v2"
 end
 
@@ -21,6 +26,10 @@ function request()
   counter = counter + 1
   local key = keys[(counter % #keys) + 1]
   local body = template:gsub("{key}", key):gsub("{n}", tid .. "_" .. counter)
+  if #ids > 0 then
+    -- Two threads take alternate ids, so no id is sent twice.
+    body = body:gsub("{id}", ids[((counter * 2 + tid) % #ids) + 1])
+  end
   return wrk.format("POST", path, {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
 end
 

@@ -12,6 +12,7 @@ full path.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -224,6 +225,36 @@ async def _render_catalog(
     return key, (_etag(body), body)
 
 
+# Renderings under way, so calls that miss together wait for one rendering (a catalog
+# sync of many panels at once must not render the same bytes 32 times).
+_rendering: dict[tuple[int, int, Decimal, int | None], asyncio.Future[tuple[str, bytes]]] = {}
+
+
+async def _render_once(
+    ctx: AppContext, wanted: tuple[int, Decimal, int | None], user_id: int
+) -> tuple[str, bytes]:
+    flight = (id(ctx.hot), *wanted)
+    pending = _rendering.get(flight)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[tuple[str, bytes]] = asyncio.get_running_loop().create_future()
+    _rendering[flight] = future
+    try:
+        fresh, rendered = await _render_catalog(ctx, user_id)
+        cache = ctx.hot.catalogs
+        if len(cache) >= MAX_CATALOGS or any(k[0] != fresh[0] for k in cache):
+            cache.clear()  # renderings of an older version are never served again
+        cache[fresh] = rendered
+        future.set_result(rendered)
+        return rendered
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: waiters re-raise it, nobody else must
+        raise
+    finally:
+        del _rendering[flight]
+
+
 async def services(ctx: AppContext, fields: Fields, if_none_match: str | None) -> Response | None:
     key_text = _key(fields)
     if not key_text or len(key_text) > 200:
@@ -232,14 +263,10 @@ async def services(ctx: AppContext, fields: Fields, if_none_match: str | None) -
     row = await pool.fetchrow(CATALOG_PRICING, hash_key(key_text))
     if row is None:
         return None
-    cache = ctx.hot.catalogs
     wanted = (row["version"], row["discount_percent"], row["user_id"] if row["custom"] else None)
-    rendered = cache.get(wanted)
+    rendered = ctx.hot.catalogs.get(wanted)
     if rendered is None:
-        fresh, rendered = await _render_catalog(ctx, row["user_id"])
-        if len(cache) >= MAX_CATALOGS or any(k[0] != fresh[0] for k in cache):
-            cache.clear()  # renderings of an older version are never served again
-        cache[fresh] = rendered
+        rendered = await _render_once(ctx, wanted, row["user_id"])
     etag, body = rendered
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(if_none_match, etag):

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,9 @@ RELAY_ORDERS = int(os.environ.get("BENCH_RELAY_ORDERS", "3000"))
 # BENCH_PROFILE=1: sample the API process with py-spy during the loads; collapsed stacks
 # go to bench/profile-api.txt (the hottest frames are printed).
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+# BENCH_PROBE=1: `add` once more on a probed API process (bench/probe.py): GC pauses,
+# event-loop stalls and pool waits during the load.
+PROBE = os.environ.get("BENCH_PROBE") == "1"
 
 
 def rss_peak_mb(pid: int) -> float:
@@ -296,6 +300,27 @@ async def seed_orders(conn: asyncpg.Connection, user_id: int, count: int, status
     return [r["id"] for r in rows]
 
 
+async def probe_add_tail(env: dict[str, str], add_body: str, keys: list[str]) -> dict[str, Any]:
+    """`add` again on one probed API process (bench/probe.py): GC pauses, event-loop stalls
+    and pool waits counted during the load, beside its latency."""
+    out = ROOT / "bench" / ".probe.tmp"
+    probed = start(
+        "bench.probe:create_app", 8105, {**env, "BENCH_PROBE_FILE": str(out)}, factory=True
+    )
+    try:
+        url = "http://127.0.0.1:8105/api/v2"
+        await wait_up("http://127.0.0.1:8105/healthz")
+        await wrk(url, add_body.replace("{n}", "pw{n}"), keys, seconds=2)
+        probed.send_signal(signal.SIGUSR1)
+        load = await wrk(url, add_body.replace("{n}", "p{n}"), keys, server_pid=probed.pid)
+    finally:
+        probed.terminate()
+        probed.wait()
+    found: dict[str, Any] = json.loads(out.read_text())
+    out.unlink()
+    return {"load": load, **found}
+
+
 def ratio(a: dict[str, float], b: dict[str, float]) -> float:
     return round(a["rps"] / b["rps"], 3)
 
@@ -426,6 +451,8 @@ async def bench_api(results: dict[str, Any]) -> None:
         results["status_100_ids_2_workers"] = await wrk(
             API2, f"key={{key}}&action=status&orders={orders}", [key], server_pid=api2.pid
         )
+        if PROBE:
+            results["add_tail_probe"] = await probe_add_tail(env, add_body, keys)
         raw_rps = results["raw_baseline"]
         results["vs_raw_baseline"] = {
             name: ratio(results[name], raw_rps)

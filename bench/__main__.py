@@ -157,6 +157,7 @@ async def wrk(
     seconds: float = SECONDS,
     server_pid: int = 0,
     ids: list[int] | None = None,
+    if_none_match: str | None = None,
 ) -> dict[str, float]:
     """Drive `url` with wrk (2 threads, 32 connections); the body template takes {key},
     {n} and, with `ids`, {id} (each id sent once). With `server_pid`, also the server's
@@ -175,6 +176,8 @@ async def wrk(
     if ids:
         ids_file.write_text("\n".join(map(str, ids)) + "\n")
         env["IDS_FILE"] = str(ids_file)
+    if if_none_match:
+        env["IF_NONE_MATCH"] = if_none_match
     process = await asyncio.create_subprocess_exec(
         "wrk",
         "-t2",
@@ -434,6 +437,14 @@ async def bench_api(results: dict[str, Any]) -> None:
             "bytes": len(answer.content),
         }
         results["services"] = await wrk(API, "key={key}&action=services", keys, server_pid=api.pid)
+        # A client that kept the ETag of its last sync: 304, no body.
+        results["services_not_modified"] = await wrk(
+            API,
+            "key={key}&action=services",
+            [users[50][1]],
+            server_pid=api.pid,
+            if_none_match=answer.headers["etag"],
+        )
         results["services_bytes_baseline"] = await wrk(
             RAW + "bytes", "x={n}", keys, server_pid=raw.pid
         )
@@ -463,6 +474,7 @@ async def bench_api(results: dict[str, Any]) -> None:
                 "balance",
                 "refill_status",
                 "cancel_unsent",
+                "services_not_modified",
                 "add_many_users_2_workers",
             )
         }

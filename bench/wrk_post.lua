@@ -1,6 +1,7 @@
 -- POSTs a form body built per request: {key} and {n} in BODY are replaced by a key from
 -- KEYS (one per line in the file named by KEYS_FILE) and a number unique to this thread;
 -- {id} by the next of the ids in IDS_FILE (one per line), each used once across threads.
+-- IF_NONE_MATCH, when set, is sent as the If-None-Match header.
 local threads = {}
 local next_id = 0
 
@@ -30,7 +31,9 @@ function request()
     -- Two threads take alternate ids, so no id is sent twice.
     body = body:gsub("{id}", ids[((counter * 2 + tid) % #ids) + 1])
   end
-  return wrk.format("POST", path, {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+  local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
+  if os.getenv("IF_NONE_MATCH") then headers["If-None-Match"] = os.getenv("IF_NONE_MATCH") end
+  return wrk.format("POST", path, headers, body)
 end
 
 function done(summary, latency, requests)

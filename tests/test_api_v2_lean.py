@@ -4,12 +4,16 @@ statement and the full path without losing the order asked or a cent."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, select, update
 
 from app.accounts.models import User
+from app.api_v2 import lean
 from app.catalog.models import Category, Service, UserRate
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
@@ -208,3 +212,26 @@ async def test_multi_refill_and_refill_status_keep_the_order_asked(
     async with ctx.db.session() as session:
         count = await session.scalar(select(func.count()).select_from(Order))
     assert count == 4
+
+
+async def test_calls_that_miss_together_share_one_rendering(
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    make_user: MakeUser,
+    make_service: MakeService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users = [await make_user() for _ in range(5)]
+    await make_service()
+    renderings = 0
+    render = lean._render_catalog
+
+    async def counted(context: AppContext, user_id: int) -> Any:
+        nonlocal renderings
+        renderings += 1
+        return await render(context, user_id)
+
+    monkeypatch.setattr(lean, "_render_catalog", counted)
+    answers = await asyncio.gather(*(services(client, u.key) for u in users * 4))
+    assert renderings == 1
+    assert len({a.content for a in answers}) == 1 and answers[0].json()[0]["rate"] == "0.90"

@@ -1,6 +1,6 @@
 -- POSTs a form body built per request: {key} and {n} in BODY are replaced by a key from
 -- KEYS (one per line in the file named by KEYS_FILE) and a number unique to this thread;
--- {id} by the next of the ids in IDS_FILE (one per line), each used once across threads.
+-- {id} by the next line of IDS_FILE (an id, or any text), each line used once across threads.
 -- IF_NONE_MATCH, when set, is sent as the If-None-Match header.
 local threads = {}
 local next_id = 0

@@ -388,9 +388,12 @@ async def bench_api(results: dict[str, Any]) -> None:
             profiler.send_signal(2)
             profiler.wait()
             profiler = None
+        # Orders placed by the measured API loads (not warm-ups, not the baselines').
         results["orders_created"] = await conn.fetchval(
-            "SELECT count(*) FROM orders WHERE link LIKE 'https://instagram.com/%'"
-            " AND link NOT LIKE 'https://instagram.com/w%'"
+            "SELECT count(*) FROM orders WHERE link ~ '^https://instagram.com/(one)?[0-9]'"
+        )
+        results["statement_baseline_orders"] = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE link LIKE 'https://instagram.com/s%'"
         )
         results["api_add_requests"] = (
             results["add_many_users"]["requests"] + results["add_one_user"]["requests"]

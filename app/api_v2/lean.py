@@ -26,7 +26,7 @@ from app.api_v2 import actions
 from app.api_v2.actions import Fields, cancel_each, cancel_given, refill_each
 from app.api_v2.render import balance, refill_statuses, service_row
 from app.catalog import service as catalog
-from app.catalog.sql import CATALOG_PRICING, CATALOG_VERSION
+from app.catalog.sql import CATALOG_PRICING, CATALOG_VERSION, USER_PRICING
 from app.context import AppContext
 from app.errors import DomainError, RefillNotFound
 from app.http.forms import as_id, split_ids
@@ -209,15 +209,7 @@ async def _render_catalog(
     async with ctx.db.session() as session:
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         version = int(await session.scalar(text(CATALOG_VERSION)) or 0)
-        pricing = (
-            await session.execute(
-                text(
-                    "SELECT u.discount_percent, EXISTS (SELECT 1 FROM user_rates r"
-                    " WHERE r.user_id = u.id) FROM users u WHERE u.id = :u"
-                ),
-                {"u": user_id},
-            )
-        ).one()
+        pricing = (await session.execute(text(USER_PRICING), {"user_id": user_id})).one()
         offered = await catalog.list_offered(session, user_id)
         body = bytes(JSONResponse([service_row(o) for o in offered]).body)
         await session.rollback()

@@ -52,3 +52,9 @@ SELECT u.id AS user_id, u.discount_percent,
   EXISTS (SELECT 1 FROM user_rates r WHERE r.user_id = u.id) AS custom
 FROM {WHO_FROM}
 """
+
+# The same facts for one user, read inside the snapshot a rendering is made in.
+USER_PRICING = """
+SELECT u.discount_percent, EXISTS (SELECT 1 FROM user_rates r WHERE r.user_id = u.id)
+FROM users u WHERE u.id = :user_id
+"""

@@ -13,11 +13,9 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -97,42 +95,6 @@ async def wait_up(url: str, seconds: float = 30) -> None:
             except httpx.TransportError:
                 await asyncio.sleep(0.05)
     raise RuntimeError(f"{url} did not start")
-
-
-async def load(
-    url: str,
-    make_body: Callable[[int], dict[str, str]],
-    check: Callable[[Any], bool],
-    seconds: float = SECONDS,
-) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(10**9))
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                body = make_body(next(counter))
-                t0 = time.perf_counter()
-                response = await client.post(url, data=body)
-                latencies.append(time.perf_counter() - t0)
-                if response.status_code != 200 or not check(response.json()):
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-        "errors": errors,
-    }
 
 
 def cpu_seconds(pid: int) -> float:

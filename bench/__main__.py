@@ -1,8 +1,10 @@
-"""`python -m bench`: the hot paths measured over HTTP on loopback against the local
-PostgreSQL and Redis, with the raw asyncpg baseline in the same run.
+"""`python -m bench`: every API v2 action measured over HTTP on loopback against the local
+PostgreSQL and Redis, with the baselines (bench/baseline.py) in the same run, then the
+relay and the status sync.
 
-Load generator: an async httpx driver (32 connections) in this process; the servers run as
+Load generator: wrk (2 threads, 32 connections, bodies built in Lua); the servers run as
 separate uvicorn processes with production settings (no reload, access log off).
+BENCH_SECONDS sets the length of each load (keep it small on a busy machine).
 """
 
 from __future__ import annotations

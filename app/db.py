@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -53,6 +53,11 @@ def sql_literal(word: str) -> str:
     if not word.replace(" ", "").replace("_", "").isalnum():
         raise ValueError(f"not a plain constant: {word!r}")
     return f"'{word}'"
+
+
+def sql_list(words: Sequence[str]) -> str:
+    """Constants of the code as the items of an SQL `IN (…)` list."""
+    return ", ".join(sql_literal(word) for word in words)
 
 
 class Base(DeclarativeBase):

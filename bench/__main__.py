@@ -1,8 +1,10 @@
-"""`python -m bench`: the hot paths measured over HTTP on loopback against the local
-PostgreSQL and Redis, with the raw asyncpg baseline in the same run.
+"""`python -m bench`: every API v2 action measured over HTTP on loopback against the local
+PostgreSQL and Redis, with the baselines (bench/baseline.py) in the same run, then the
+relay and the status sync.
 
-Load generator: an async httpx driver (32 connections) in this process; the servers run as
+Load generator: wrk (2 threads, 32 connections, bodies built in Lua); the servers run as
 separate uvicorn processes with production settings (no reload, access log off).
+BENCH_SECONDS sets the length of each load (keep it small on a busy machine).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import os
 import platform
 import secrets
 import shutil
-import statistics
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -44,6 +46,9 @@ RELAY_ORDERS = int(os.environ.get("BENCH_RELAY_ORDERS", "3000"))
 # BENCH_PROFILE=1: sample the API process with py-spy during the loads; collapsed stacks
 # go to bench/profile-api.txt (the hottest frames are printed).
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+# BENCH_PROBE=1: `add` once more on a probed API process (bench/probe.py): GC pauses,
+# event-loop stalls and pool waits during the load.
+PROBE = os.environ.get("BENCH_PROBE") == "1"
 
 
 def rss_peak_mb(pid: int) -> float:
@@ -54,7 +59,7 @@ def rss_peak_mb(pid: int) -> float:
 
 
 def start(
-    module_app: str, port: int, env: dict[str, str], factory: bool = False
+    module_app: str, port: int, env: dict[str, str], factory: bool = False, workers: int = 1
 ) -> subprocess.Popen[bytes]:
     args = [
         sys.executable,
@@ -69,13 +74,16 @@ def start(
     ]
     if factory:
         args.append("--factory")
+    if workers > 1:
+        args += ["--workers", str(workers)]
     return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env})
 
 
 def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     args = ["record", "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(out)]
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen(
-        ["py-spy", *args, "--pid", str(pid)],
+        [spy, *args, "--pid", str(pid)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -94,63 +102,49 @@ async def wait_up(url: str, seconds: float = 30) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-async def load(
-    url: str,
-    make_body: Callable[[int], dict[str, str]],
-    check: Callable[[Any], bool],
-    seconds: float = SECONDS,
-) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(10**9))
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                body = make_body(next(counter))
-                t0 = time.perf_counter()
-                response = await client.post(url, data=body)
-                latencies.append(time.perf_counter() - t0)
-                if response.status_code != 200 or not check(response.json()):
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-        "errors": errors,
-    }
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (uvicorn --workers N runs N children)."""
+    total = cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += tree_cpu_seconds(int(child))
+    return total
+
+
 async def wrk(
-    url: str, body: str, keys: list[str], seconds: float = SECONDS, server_pid: int = 0
+    url: str,
+    body: str,
+    keys: list[str],
+    seconds: float = SECONDS,
+    server_pid: int = 0,
+    ids: list[str] | None = None,
+    if_none_match: str | None = None,
 ) -> dict[str, float]:
-    """Drive `url` with wrk (2 threads, 32 connections); the body template takes {key}, {n}.
-    With `server_pid`, also the server process's CPU time per request."""
-    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    """Drive `url` with wrk (2 threads, 32 connections); the body template takes {key},
+    {n} and, with `ids`, {id} (each id sent once). With `server_pid`, also the server's
+    CPU time per request (its worker processes included)."""
+    cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
     keys_file = ROOT / "bench" / ".keys.tmp"
     keys_file.write_text("\n".join(keys) + "\n")
-    base, _, path = url.partition("/api/v2")
+    parts = urlsplit(url)
     env = {
         **os.environ,
         "KEYS_FILE": str(keys_file),
         "BODY": body,
-        "PATH_INFO": "/api/v2" if path == "" and "/api/v2" in url else "/",
+        "PATH_INFO": parts.path or "/",
     }
+    ids_file = ROOT / "bench" / ".ids.tmp"
+    if ids:
+        ids_file.write_text("\n".join(ids) + "\n")
+        env["IDS_FILE"] = str(ids_file)
+    if if_none_match:
+        env["IF_NONE_MATCH"] = if_none_match
     process = await asyncio.create_subprocess_exec(
         "wrk",
         "-t2",
@@ -160,18 +154,19 @@ async def wrk(
         "10s",
         "-s",
         str(ROOT / "bench" / "wrk_post.lua"),
-        base if "/api/v2" in url else url,
+        f"{parts.scheme}://{parts.netloc}",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     output = (await process.communicate())[0].decode()
     keys_file.unlink()
+    ids_file.unlink(missing_ok=True)
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
     data: dict[str, float] = json.loads(line[len("RESULT ") :])
     data["rps"] = round(data["requests"] / data["seconds"], 1)
     if server_pid:
-        used = cpu_seconds(server_pid) - cpu_before
+        used = tree_cpu_seconds(server_pid) - cpu_before
         data["server_cpu_ms_per_request"] = round(1000 * used / max(1, data["requests"]), 3)
     return data
 
@@ -219,7 +214,90 @@ async def seed(users: int) -> list[tuple[int, str]]:
     return out
 
 
+CATALOG_SERVICES = int(os.environ.get("BENCH_CATALOG_SERVICES", "5000"))
+CATALOG_CATEGORIES = int(os.environ.get("BENCH_CATALOG_CATEGORIES", "200"))
+API = "http://127.0.0.1:8101/api/v2"
+API2 = "http://127.0.0.1:8104/api/v2"
+RAW = "http://127.0.0.1:8102/"
+
+
+async def seed_catalog(conn: asyncpg.Connection, users: list[tuple[int, str]]) -> None:
+    """A catalog of CATALOG_SERVICES services in CATALOG_CATEGORIES categories (service 1,
+    the one `add` uses, among them), with per-user prices: a 10 % discount for half the
+    users, 50 custom rates each for ten of them."""
+    await conn.execute(
+        "INSERT INTO categories (name, position) SELECT 'Category ' || g, g"
+        " FROM generate_series(2, $1) g",
+        CATALOG_CATEGORIES,
+    )
+    categories = [r["id"] for r in await conn.fetch("SELECT id FROM categories ORDER BY id")]
+    await conn.execute(
+        "INSERT INTO services (id, category_id, name, type, rate, min_quantity, max_quantity,"
+        " refill, cancel, position)"
+        " SELECT g, ($2::bigint[])[1 + g % array_length($2::bigint[], 1)],"
+        " 'Service ' || g || ' followers [fast, real]', 'Default', round(0.1 + g * 0.0137, 4),"
+        " 10 + g % 90, 10000 + g, g % 3 = 0, g % 2 = 0, g"
+        " FROM generate_series(2, $1) g",
+        CATALOG_SERVICES,
+        categories,
+    )
+    await conn.execute("SELECT setval('services_id_seq', (SELECT max(id) FROM services))")
+    await conn.execute(
+        "UPDATE users SET discount_percent = 10 WHERE id = ANY($1::bigint[])",
+        [u for u, _ in users[: len(users) // 2]],
+    )
+    for user_id, _ in users[:10]:
+        await conn.execute(
+            "INSERT INTO user_rates (user_id, service_id, rate)"
+            " SELECT $1, g, 0.05 FROM generate_series(2, 51) g",
+            user_id,
+        )
+
+
+async def seed_orders(conn: asyncpg.Connection, user_id: int, count: int, status: str) -> list[int]:
+    """`count` orders of one user on service 1 that were never sent (manual), in `status`."""
+    rows = await conn.fetch(
+        "INSERT INTO orders (user_id, service_id, type, link, link_normalized, quantity, rate,"
+        " charge, status, upstream_state, finished_at)"
+        " SELECT $1, 1, 'Default', 'https://seed.example/' || $3 || g,"
+        " 'seed.example/' || $3 || g, 1000, 0.9, 0.9, $3, 'manual',"
+        " CASE WHEN $3 = 'Completed' THEN now() END"
+        " FROM generate_series(1, $2) g RETURNING id",
+        user_id,
+        count,
+        status,
+    )
+    return [r["id"] for r in rows]
+
+
+async def probe_add_tail(env: dict[str, str], add_body: str, keys: list[str]) -> dict[str, Any]:
+    """`add` again on one probed API process (bench/probe.py): GC pauses, event-loop stalls
+    and pool waits counted during the load, beside its latency."""
+    out = ROOT / "bench" / ".probe.tmp"
+    probed = start(
+        "bench.probe:create_app", 8105, {**env, "BENCH_PROBE_FILE": str(out)}, factory=True
+    )
+    try:
+        url = "http://127.0.0.1:8105/api/v2"
+        await wait_up("http://127.0.0.1:8105/healthz")
+        await wrk(url, add_body.replace("{n}", "pw{n}"), keys, seconds=2)
+        probed.send_signal(signal.SIGUSR1)
+        load = await wrk(url, add_body.replace("{n}", "p{n}"), keys, server_pid=probed.pid)
+    finally:
+        probed.terminate()
+        probed.wait()
+    found: dict[str, Any] = json.loads(out.read_text())
+    out.unlink()
+    return {"load": load, **found}
+
+
+def ratio(a: dict[str, float], b: dict[str, float]) -> float:
+    return round(a["rps"] / b["rps"], 3)
+
+
 async def bench_api(results: dict[str, Any]) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("make bench needs wrk (apt-get install wrk)")
     # Rate limits off: one address and a few keys send far more than any reseller would.
     env = {
         "DATABASE_URL": DSN,
@@ -227,121 +305,165 @@ async def bench_api(results: dict[str, Any]) -> None:
         "LOG_LEVEL": "WARNING",
         "BENCH_DSN": DSN,
         "SECRET_KEY": BENCH_SECRET_KEY,
+        "BENCH_BYTES_FILE": str(ROOT / "bench" / ".services.tmp"),
         "RATE_LIMIT_PER_IP": "0",
         "RATE_LIMIT_PER_KEY": "0",
     }
     users = await seed(200)
+    keys = [k for _, k in users]
+    conn = await asyncpg.connect(DSN)
+    await conn.execute("UPDATE services SET refill = true WHERE id = 1")
+    await seed_catalog(conn, users)
+    # Unsent orders to cancel, spread over the users (one user's cancels would queue on
+    # its balance row): each request names a key and one of that key's orders.
+    per_user = int(30 * SECONDS) + 10
+    owned = [(key, await seed_orders(conn, user_id, per_user, "Pending")) for user_id, key in users]
+    cancel_ids = [f"key={key}&order={ids[i]}" for i in range(per_user) for key, ids in owned]
+    done = await seed_orders(conn, users[0][0], 1, "Completed")
+    refill_id = await conn.fetchval(
+        "INSERT INTO refills (order_id, user_id, upstream_state) VALUES ($1, $2, 'manual')"
+        " RETURNING id",
+        done[0],
+        users[0][0],
+    )
+    await conn.execute("ANALYZE")
     api = start("app.main:create_app", 8101, env, factory=True)
     raw = start("bench.baseline:app", 8102, env)
     profiler: subprocess.Popen[bytes] | None = None
+    api2: subprocess.Popen[bytes] | None = None
     try:
         await wait_up("http://127.0.0.1:8101/healthz")
-        await wait_up("http://127.0.0.1:8102/")
-
-        def add_many(i: int) -> dict[str, str]:
-            _, key = users[i % len(users)]
-            return {
-                "key": key,
-                "action": "add",
-                "service": "1",
-                "quantity": "1000",
-                "link": f"https://instagram.com/u{i}",
-            }
-
-        def add_one(i: int) -> dict[str, str]:
-            return {**add_many(0), "link": f"https://instagram.com/one{i}"}
-
-        def raw_add(i: int) -> dict[str, str]:
-            return {"user": str(users[i % len(users)][0]), "link": f"https://raw.example/{i}"}
-
+        await wait_up(RAW)
         add_body = "key={key}&action=add&service=1&quantity=1000&link=https://instagram.com/{n}"
-        use_wrk = shutil.which("wrk") is not None
-        results["load_generator"] = (
-            "wrk, 2 threads, Lua-built bodies" if use_wrk else "httpx in-process (install wrk)"
+        raw_body = "user={key}&link=https://raw.example/{n}"
+        user_ids = [str(u) for u, _ in users]
+        results["load_generator"] = "wrk, 2 threads, Lua-built bodies"
+        # Warm-up (not measured): connections opened, every key seen once.
+        await wrk(API, add_body.replace("{n}", "w{n}"), keys, seconds=2)
+        await wrk(RAW, raw_body.replace("{n}", "w{n}"), user_ids, seconds=2)
+        await wrk(RAW + "add-statement", add_body.replace("{n}", "ws{n}"), keys, seconds=1)
+        if PROFILE:
+            profiler = start_profiler(api.pid, ROOT / "bench" / "profile-api.txt")
+        results["add_many_users"] = await wrk(API, add_body, keys, server_pid=api.pid)
+        results["raw_baseline"] = await wrk(RAW, raw_body, user_ids, server_pid=raw.pid)
+        results["add_statement_baseline"] = await wrk(
+            RAW + "add-statement", add_body.replace("{n}", "s{n}"), keys, server_pid=raw.pid
         )
-        if use_wrk:
-            keys = [k for _, k in users]
-            # Warm-up (not measured): connections opened, every key seen once.
-            await wrk(
-                "http://127.0.0.1:8101/api/v2", add_body.replace("{n}", "w{n}"), keys, seconds=2
-            )
-            await wrk(
-                "http://127.0.0.1:8102/",
-                "user={key}&link=https://raw.example/w{n}",
-                [str(u) for u, _ in users],
-                seconds=2,
-            )
-            if PROFILE:
-                profiler = start_profiler(api.pid, ROOT / "bench" / "profile-api.txt")
-            results["add_many_users"] = await wrk(
-                "http://127.0.0.1:8101/api/v2", add_body, keys, server_pid=api.pid
-            )
-            results["raw_baseline"] = await wrk(
-                "http://127.0.0.1:8102/",
-                "user={key}&link=https://raw.example/{n}",
-                [str(u) for u, _ in users],
-                server_pid=raw.pid,
-            )
-            results["add_one_user"] = await wrk(
-                "http://127.0.0.1:8101/api/v2",
-                add_body.replace("{n}", "one{n}"),
-                keys[:1],
-                server_pid=api.pid,
-            )
-        else:
-            results["add_many_users"] = await load(
-                "http://127.0.0.1:8101/api/v2", add_many, lambda r: "order" in r
-            )
-            results["raw_baseline"] = await load(
-                "http://127.0.0.1:8102/", raw_add, lambda r: "order" in r
-            )
-            results["add_one_user"] = await load(
-                "http://127.0.0.1:8101/api/v2", add_one, lambda r: "order" in r
-            )
-        conn = await asyncpg.connect(DSN)
-        # Every add must have placed exactly one order (rules enforced, nothing lost).
+        results["add_one_user"] = await wrk(
+            API, add_body.replace("{n}", "one{n}"), keys[:1], server_pid=api.pid
+        )
+        if profiler is not None:
+            profiler.send_signal(2)
+            profiler.wait()
+            profiler = None
+        # Orders placed by the measured API loads (not warm-ups, not the baselines').
         results["orders_created"] = await conn.fetchval(
-            "SELECT count(*) FROM orders WHERE link NOT LIKE 'https://raw.example/%'"
-            " AND link NOT LIKE 'https://instagram.com/w%'"
+            "SELECT count(*) FROM orders WHERE link ~ '^https://instagram.com/(one)?[0-9]'"
+        )
+        results["statement_baseline_orders"] = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE link LIKE 'https://instagram.com/s%'"
         )
         results["api_add_requests"] = (
             results["add_many_users"]["requests"] + results["add_one_user"]["requests"]
         )
-        await conn.close()
-        results["add_vs_baseline"] = round(
-            results["add_many_users"]["rps"] / results["raw_baseline"]["rps"], 3
-        )
         key = users[0][1]
-        conn = await asyncpg.connect(DSN)
         ids = [
             r["id"]
             for r in await conn.fetch(
-                "SELECT id FROM orders WHERE user_id = $1 ORDER BY id LIMIT 100", users[0][0]
+                "SELECT id FROM orders WHERE user_id = $1 AND link LIKE 'https://instagram.com/%'"
+                " ORDER BY id LIMIT 100",
+                users[0][0],
             )
         ]
-        await conn.close()
         orders = ",".join(map(str, ids))
-        if use_wrk:
-            results["status_100_ids"] = await wrk(
-                "http://127.0.0.1:8101/api/v2",
-                f"key={{key}}&action=status&orders={orders}",
-                [key],
-                server_pid=api.pid,
-            )
-        else:
-            results["status_100_ids"] = await load(
-                "http://127.0.0.1:8101/api/v2",
-                lambda i: {"key": key, "action": "status", "orders": orders},
-                lambda r: len(r) == 100,
-            )
+        results["status_100_ids"] = await wrk(
+            API, f"key={{key}}&action=status&orders={orders}", [key], server_pid=api.pid
+        )
+        results["status_single"] = await wrk(
+            API, f"key={{key}}&action=status&order={ids[0]}", [key], server_pid=api.pid
+        )
+        results["balance"] = await wrk(API, "key={key}&action=balance", keys, server_pid=api.pid)
+        results["refill_status"] = await wrk(
+            API, f"key={{key}}&action=refill_status&refill={refill_id}", [key], server_pid=api.pid
+        )
+        results["cancel_unsent"] = await wrk(
+            API, "{id}&action=cancel", keys, server_pid=api.pid, ids=cancel_ids
+        )
+        results["orders_withdrawn"] = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE upstream_state = 'withdrawn'"
+        )
+        # services: every key (a few shared renderings, ten users with their own prices),
+        # beside a bare app serving one such answer's bytes.
+        async with httpx.AsyncClient(timeout=60) as client:
+            started = time.perf_counter()
+            answer = await client.post(API, data={"key": users[50][1], "action": "services"})
+            results["services_first_render_ms"] = round(1000 * (time.perf_counter() - started))
+            for other in keys:  # every pricing rendered once (not measured)
+                await client.post(API, data={"key": other, "action": "services"})
+        (ROOT / "bench" / ".services.tmp").write_bytes(answer.content)
+        results["services_catalog"] = {
+            "services": len(answer.json()),
+            "categories": CATALOG_CATEGORIES,
+            "bytes": len(answer.content),
+        }
+        results["services"] = await wrk(API, "key={key}&action=services", keys, server_pid=api.pid)
+        # A client that kept the ETag of its last sync: 304, no body.
+        results["services_not_modified"] = await wrk(
+            API,
+            "key={key}&action=services",
+            [users[50][1]],
+            server_pid=api.pid,
+            if_none_match=answer.headers["etag"],
+        )
+        results["services_bytes_baseline"] = await wrk(
+            RAW + "bytes", "x={n}", keys, server_pid=raw.pid
+        )
+        (ROOT / "bench" / ".services.tmp").unlink()
         results["api_rss_peak_mb"] = round(rss_peak_mb(api.pid), 1)
+        api.terminate()
+        api.wait()
+        # The same API in two processes.
+        api2 = start("app.main:create_app", 8104, env, factory=True, workers=2)
+        await wait_up("http://127.0.0.1:8104/healthz")
+        await wrk(API2, add_body.replace("{n}", "w2{n}"), keys, seconds=2)
+        results["add_many_users_2_workers"] = await wrk(
+            API2, add_body.replace("{n}", "two{n}"), keys, server_pid=api2.pid
+        )
+        results["status_100_ids_2_workers"] = await wrk(
+            API2, f"key={{key}}&action=status&orders={orders}", [key], server_pid=api2.pid
+        )
+        if PROBE:
+            results["add_tail_probe"] = await probe_add_tail(env, add_body, keys)
+        raw_rps = results["raw_baseline"]
+        results["vs_raw_baseline"] = {
+            name: ratio(results[name], raw_rps)
+            for name in (
+                "add_many_users",
+                "add_one_user",
+                "status_single",
+                "balance",
+                "refill_status",
+                "cancel_unsent",
+                "services_not_modified",
+                "add_many_users_2_workers",
+            )
+        }
+        results["add_vs_baseline"] = results["vs_raw_baseline"]["add_many_users"]
+        results["add_vs_add_statement"] = ratio(
+            results["add_many_users"], results["add_statement_baseline"]
+        )
+        results["services_vs_bytes_baseline"] = ratio(
+            results["services"], results["services_bytes_baseline"]
+        )
     finally:
+        await conn.close()
         if profiler is not None:
             profiler.send_signal(2)
             profiler.wait()
-        for process in (api, raw):
-            process.terminate()
-            process.wait()
+        for process in (api, raw, api2):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait()
 
 
 def profile_summary(path: Path, top: int = 25) -> list[tuple[str, float, float]]:

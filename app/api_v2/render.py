@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from app.catalog.service import OfferedService
+from app.errors import RefillNotFound
 from app.money import format_money, places_of, precision_for_rate
 from app.orders.service import OrderView
+from app.orders.sql import SUBSCRIPTIONS
 
 
 def rate_text(rate: Decimal) -> str:
@@ -41,7 +44,7 @@ def order_status(order: OrderView, currency: str, runs_done: int | None = None) 
         "remains": str(remains),
         "currency": currency,
     }
-    if order.type == "Subscriptions":
+    if order.type == SUBSCRIPTIONS:
         body["posts"] = str(order.params.get("posts_done", 0))
         body["expiry"] = str(order.params.get("expiry", ""))
     if order.runs is not None:
@@ -49,3 +52,24 @@ def order_status(order: OrderView, currency: str, runs_done: int | None = None) 
         if runs_done is not None:
             body["runs_done"] = str(runs_done)
     return body
+
+
+def balance(amount: Decimal, currency: str) -> dict[str, Any]:
+    return {"balance": format_money(amount), "currency": currency}
+
+
+def refill_statuses(
+    wanted: Mapping[str, int | None], found: Mapping[int, str]
+) -> list[dict[str, Any]]:
+    """Multi refill_status: per id as given (text -> id, None where it is no id), the
+    refill's status if it is the caller's."""
+    rows: list[dict[str, Any]] = []
+    for text, refill_id in wanted.items():
+        status = found.get(refill_id) if refill_id is not None else None
+        rows.append(
+            {
+                "refill": refill_id if refill_id is not None else text,
+                "status": status if status is not None else {"error": RefillNotFound.message},
+            }
+        )
+    return rows

@@ -101,3 +101,15 @@ class UserRate(Base):
         ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
     )
     rate: Mapped[Decimal] = mapped_column(Money)
+
+
+class CatalogVersion(Base):
+    """One row: a counter bumped by statement triggers (migration 3b1f0c7a9d21) in the
+    same transaction as any change to categories, services or custom rates. Renderings of
+    `services` are keyed by it, so none outlives the change it predates."""
+
+    __tablename__ = "catalog_version"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.catalog.models import Category, Service, UserRate
+from app.catalog.sql import effective_rate
 from app.errors import IncorrectServiceId
 
 
@@ -21,13 +22,11 @@ class OfferedService:
     rate: Decimal  # the rate this user pays (custom rate or the service's)
 
 
-def _offered(user_id: int) -> Select[Service, str, Decimal]:
-    # A custom rate wins; otherwise the user's discount applies to the service's rate.
+def _offered(user_id: int) -> Select[Service, str, Decimal | None, Decimal | None]:
+    # The rate itself is computed by `effective_rate` (its SQL twin is in catalog/sql.py).
     discount = select(User.discount_percent).where(User.id == user_id).scalar_subquery()
-    discounted = func.round(Service.rate * (100 - func.coalesce(discount, 0)) / 100, 8)
-    rate = func.coalesce(UserRate.rate, discounted)
     return (
-        select(Service, Category.name, rate)
+        select(Service, Category.name, UserRate.rate, discount)
         .join(Category, Category.id == Service.category_id)
         .outerjoin(UserRate, and_(UserRate.service_id == Service.id, UserRate.user_id == user_id))
         .where(Service.enabled, Service.deleted_at.is_(None), Category.enabled)
@@ -37,7 +36,7 @@ def _offered(user_id: int) -> Select[Service, str, Decimal]:
 async def list_offered(session: AsyncSession, user_id: int) -> list[OfferedService]:
     stmt = _offered(user_id).order_by(Category.position, Category.id, Service.position, Service.id)
     rows = (await session.execute(stmt)).all()
-    return [OfferedService(s, c, r) for s, c, r in rows]
+    return [OfferedService(s, c, effective_rate(s.rate, d, r)) for s, c, r, d in rows]
 
 
 async def get_offered(session: AsyncSession, user_id: int, service_id: int) -> OfferedService:
@@ -45,4 +44,5 @@ async def get_offered(session: AsyncSession, user_id: int, service_id: int) -> O
     row = (await session.execute(_offered(user_id).where(Service.id == service_id))).first()
     if row is None:
         raise IncorrectServiceId()
-    return OfferedService(row[0], row[1], row[2])
+    service, category, custom, discount = row
+    return OfferedService(service, category, effective_rate(service.rate, discount, custom))

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, Money, utcnow
+from app.db import Base, Money, sql_list, utcnow
 
 PENDING = "Pending"
 IN_PROGRESS = "In progress"
@@ -53,18 +53,14 @@ UPSTREAM_STATES = (
 )
 
 
-def _in(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
-ACTIVE_SQL = f"status IN ({_in(ACTIVE_STATUSES)})"
+ACTIVE_SQL = f"status IN ({sql_list(ACTIVE_STATUSES)})"
 
 
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(f"status IN ({_in(STATUSES)})", name="status"),
-        CheckConstraint(f"upstream_state IN ({_in(UPSTREAM_STATES)})", name="upstream_state"),
+        CheckConstraint(f"status IN ({sql_list(STATUSES)})", name="status"),
+        CheckConstraint(f"upstream_state IN ({sql_list(UPSTREAM_STATES)})", name="upstream_state"),
         CheckConstraint("quantity > 0", name="quantity"),
         CheckConstraint("charge >= 0 AND refunded >= 0 AND refunded <= charge", name="money"),
         # No duplicate active orders: same user, service and normalised link.

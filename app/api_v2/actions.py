@@ -1,0 +1,195 @@
+"""The full path of every API v2 action: one transaction on the session, the domain
+services decide every rule and every error message. The lean path (lean.py) answers
+from single statements when it can and comes here whenever it cannot."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import User
+from app.accounts.service import Principal, authenticate
+from app.api_v2.render import balance, order_status, refill_statuses, service_row
+from app.catalog import service as catalog
+from app.context import AppContext
+from app.db import after_commit, utcnow
+from app.errors import DomainError, IncorrectOrderId, IncorrectRequest, RefillNotFound
+from app.http.forms import as_id, split_ids
+from app.orders import service as orders
+from app.refills import service as refills
+
+Fields = dict[str, str]
+
+
+class Call:
+    """One API v2 call: its resources, caller and fields. Work that must follow the commit
+    is registered on the session (`app.db.after_commit`)."""
+
+    def __init__(self, ctx: AppContext, session: AsyncSession, who: Principal, fields: Fields):
+        self.ctx = ctx
+        self.session = session
+        self.who = who
+        self.fields = fields
+
+    def ids(self, name: str) -> list[str]:
+        return split_ids(self.fields.get(name), self.ctx.settings.max_ids_per_request)
+
+
+async def action_services(call: Call) -> Any:
+    offered = await catalog.list_offered(call.session, call.who.user_id)
+    return [service_row(o) for o in offered]
+
+
+async def action_add(call: Call) -> Any:
+    placed = await orders.place_order(call.session, call.who.user_id, call.fields)
+    # Due now: enqueue after commit. Later drip-feed runs are enqueued by the sweeper when
+    # they fall due, so nothing waits in Redis that the database does not also know.
+    now = utcnow()
+    for order_id, due in placed.relays:
+        if due <= now:
+            after_commit(call.session, partial(call.ctx.jobs.relay_order, order_id))
+    return {"order": placed.order_id}
+
+
+async def action_status(call: Call) -> Any:
+    if "orders" in call.fields:
+        given = call.ids("orders")
+        wanted = {text: as_id(text) for text in given}
+        found = await orders.get_own_orders(
+            call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
+        )
+        done = await orders.runs_done(call.session, list(found.values()))
+        result: dict[str, Any] = {}
+        for text, order_id in wanted.items():
+            order = found.get(order_id) if order_id is not None else None
+            result[text] = (
+                order_status(order, call.who.currency, done.get(order.id))
+                if order is not None
+                else {"error": IncorrectOrderId.message}
+            )
+        return result
+    order_id = as_id(call.fields.get("order", "").strip())
+    if order_id is None:
+        raise IncorrectOrderId()
+    order = (await orders.get_own_orders(call.session, call.who.user_id, [order_id])).get(order_id)
+    if order is None:
+        raise IncorrectOrderId()
+    done = await orders.runs_done(call.session, [order])
+    return order_status(order, call.who.currency, done.get(order.id))
+
+
+async def _each(
+    call: Call, given: list[str], missing: DomainError, one: Callable[[int], Awaitable[Any]]
+) -> list[tuple[int | str, Any]]:
+    """Run `one` per id in its own savepoint; a refusal of one id never affects another."""
+    out: list[tuple[int | str, Any]] = []
+    for text in given:
+        item_id = as_id(text)
+        if item_id is None:
+            out.append((text, {"error": missing.message}))
+            continue
+        try:
+            async with call.session.begin_nested():
+                out.append((item_id, await one(item_id)))
+        except DomainError as exc:
+            out.append((item_id, {"error": exc.message}))
+    return out
+
+
+async def _refill_one(call: Call, order_id: int) -> int:
+    refill = await refills.request_refill(call.session, call.who.user_id, order_id)
+    if refill.upstream_state == "queued":
+        after_commit(call.session, partial(call.ctx.jobs.relay_refill, refill.id))
+    return refill.id
+
+
+async def refill_each(call: Call, given: list[str]) -> list[dict[str, Any]]:
+    done = await _each(call, given, IncorrectOrderId(), lambda i: _refill_one(call, i))
+    return [{"order": oid, "refill": result} for oid, result in done]
+
+
+def cancel_given(fields: Fields, limit: int) -> list[str]:
+    """The ids a cancel names, as given (`order` is taken whole)."""
+    return (
+        split_ids(fields.get("orders"), limit) if "orders" in fields else [fields.get("order", "")]
+    )
+
+
+async def action_refill(call: Call) -> Any:
+    if "orders" in call.fields:
+        return await refill_each(call, call.ids("orders"))
+    order_id = as_id(call.fields.get("order", "").strip())
+    if order_id is None:
+        raise IncorrectOrderId()
+    return {"refill": str(await _refill_one(call, order_id))}
+
+
+async def action_refill_status(call: Call) -> Any:
+    if "refills" in call.fields:
+        wanted = {text: as_id(text) for text in call.ids("refills")}
+        found = await refills.get_own_refills(
+            call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
+        )
+        return refill_statuses(wanted, {i: r.status for i, r in found.items()})
+    refill_id = as_id(call.fields.get("refill", "").strip())
+    if refill_id is None:
+        raise RefillNotFound()
+    refill = await refills.get_own_refill(call.session, call.who.user_id, refill_id)
+    return {"status": refill.status}
+
+
+async def _cancel_one(call: Call, order_id: int) -> int:
+    for due in await orders.cancel_order(call.session, call.who.user_id, order_id):
+        after_commit(call.session, partial(call.ctx.jobs.relay_cancel, due))
+    return 1
+
+
+async def cancel_each(call: Call, given: list[str]) -> list[dict[str, Any]]:
+    done = await _each(call, given, IncorrectOrderId(), lambda i: _cancel_one(call, i))
+    return [{"order": oid, "cancel": result} for oid, result in done]
+
+
+async def action_cancel(call: Call) -> Any:
+    return await cancel_each(call, cancel_given(call.fields, call.ctx.settings.max_ids_per_request))
+
+
+async def action_balance(call: Call) -> Any:
+    amount = await call.session.scalar(select(User.balance).where(User.id == call.who.user_id))
+    assert amount is not None
+    return balance(amount, call.who.currency)
+
+
+ACTIONS: dict[str, Callable[[Call], Awaitable[Any]]] = {
+    "services": action_services,
+    "add": action_add,
+    "status": action_status,
+    "refill": action_refill,
+    "refill_status": action_refill_status,
+    "cancel": action_cancel,
+    "balance": action_balance,
+}
+
+
+async def run(ctx: AppContext, fields: Fields, work: Callable[[Call], Awaitable[Any]]) -> Any:
+    """`work` as the key's user in one transaction (committed before it returns; the work
+    registered with after_commit runs then)."""
+    async with ctx.db.transaction() as session:
+        who = await authenticate(session, fields.get("key"))
+        return await work(Call(ctx, session, who, fields))
+
+
+async def run_action(ctx: AppContext, name: str, fields: Fields) -> Any:
+    """The answer of an action by the full path (IncorrectRequest for an unknown one,
+    after the key is checked, as clients expect)."""
+    action = ACTIONS.get(name)
+
+    async def work(call: Call) -> Any:
+        if action is None:
+            raise IncorrectRequest()
+        return await action(call)
+
+    return await run(ctx, fields, work)

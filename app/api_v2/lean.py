@@ -1,0 +1,277 @@
+"""The lean path of every API v2 action: one statement on the plain asyncpg pool (or
+cached bytes, for `services`), rendered by the same functions as the full path so the
+answers are the same bytes.
+
+Each function answers only what its statement decides with certainty and returns None
+otherwise (an unknown or refused key, an order of a shape rendered in Python, a request
+the full path must judge); the caller then runs the full path (actions.py), the
+authority on every rule and every error message. Multi-id `refill` and `cancel` apply the
+statement to the ids it can settle and hand the others, as given and in order, to the
+full path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from app.accounts.service import hash_key
+from app.api_v2 import actions
+from app.api_v2.actions import Fields, cancel_each, cancel_given, refill_each
+from app.api_v2.render import balance, refill_statuses, service_row
+from app.catalog import service as catalog
+from app.catalog.sql import CATALOG_PRICING, CATALOG_VERSION, USER_PRICING
+from app.context import AppContext
+from app.errors import DomainError, RefillNotFound
+from app.http.forms import as_id, split_ids
+from app.orders.hot import NOT_FOUND
+from app.orders.models import UP_QUEUED
+from app.refills.sql import REFILL_STATUSES, REQUEST_REFILLS
+
+# Renderings of `services` kept at most (each is one catalog as one user's prices show it).
+MAX_CATALOGS = 256
+
+Lean = Callable[[AppContext, Fields, str | None], Awaitable[Response | None]]
+
+
+def _json(content: Any) -> Response:
+    return JSONResponse(content)
+
+
+def _given(fields: Fields, name: str, ctx: AppContext) -> list[str] | None:
+    """Ids as the full path splits them; None where it would refuse the list (it checks the
+    key first, so it answers)."""
+    try:
+        return split_ids(fields.get(name), ctx.settings.max_ids_per_request)
+    except DomainError:
+        return None
+
+
+def _key(fields: Fields) -> str:
+    return fields.get("key") or ""
+
+
+async def add(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+    placed = await ctx.hot.add(fields)
+    if placed is None:
+        return None
+    if placed.queued:
+        await ctx.jobs.relay_order(placed.order_id)
+    return _json({"order": placed.order_id})
+
+
+async def status(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+    if "orders" in fields:
+        given = _given(fields, "orders", ctx)
+        if given is None:
+            return None
+        body = await ctx.hot.statuses(_key(fields), {t: as_id(t) for t in given})
+        return None if body is None else Response(body, media_type="application/json")
+    if "order" not in fields:
+        return None
+    one = await ctx.hot.status(_key(fields), as_id(fields["order"].strip()))
+    if one is None:
+        return None
+    if not one.found or one.body is None:
+        return Response(NOT_FOUND, media_type="application/json")
+    return Response(one.body, media_type="application/json")
+
+
+async def balance_of(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+    found = await ctx.hot.balance(_key(fields))
+    return None if found is None else _json(balance(*found))
+
+
+async def refill_status(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+    multi = "refills" in fields
+    if multi:
+        given = _given(fields, "refills", ctx)
+        if given is None:
+            return None
+    else:
+        given = [fields.get("refill", "").strip()]
+    wanted = {t: as_id(t) for t in given}
+    ids = [i for i in wanted.values() if i is not None]
+    if not _key(fields) or len(_key(fields)) > 200:
+        return None
+    pool = await ctx.db.driver()
+    rows = await pool.fetch(REFILL_STATUSES, hash_key(_key(fields)), ids)
+    if not rows:
+        return None  # the key is refused: the full path says so
+    found: dict[int, str] = {r["refill_id"]: r["status"] for r in rows if r["refill_id"]}
+    if multi:
+        return _json(refill_statuses(wanted, found))
+    state = found.get(ids[0]) if ids else None
+    return _json({"status": state} if state else {"error": RefillNotFound.message})
+
+
+def _settled(given: list[str]) -> list[int] | None:
+    """The distinct ids of a multi-id request, or None when an id repeats (the full path
+    answers a repeat by its own rule)."""
+    ids = [i for i in (as_id(t) for t in given) if i is not None]
+    return ids if len(set(ids)) == len(ids) else None
+
+
+async def _with_rest(
+    ctx: AppContext,
+    fields: Fields,
+    given: list[str],
+    done: dict[int, Any],
+    full: Callable[[actions.Call, list[str]], Awaitable[list[dict[str, Any]]]],
+) -> list[dict[str, Any]]:
+    """Merge the ids the statement settled (`done`: id -> answer) with the full path's
+    answers for the others, in the order given."""
+    rest = [t for t in given if as_id(t) not in done]
+    answers = iter(await actions.run(ctx, fields, lambda call: full(call, rest)) if rest else [])
+    out: list[dict[str, Any]] = []
+    for text_id in given:
+        order_id = as_id(text_id)
+        out.append(next(answers) if order_id not in done else done[order_id])
+    return out
+
+
+async def cancel(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+    try:
+        given = cancel_given(fields, ctx.settings.max_ids_per_request)
+    except DomainError:
+        return None
+    ids = _settled(given)
+    if ids is None:
+        return None
+    withdrawn = await ctx.hot.withdraw(_key(fields), ids) if ids else None
+    if withdrawn is None:
+        return None
+    done: dict[int, Any] = {i: {"order": i, "cancel": 1} for i in withdrawn}
+    return _json(await _with_rest(ctx, fields, given, done, cancel_each))
+
+
+async def _request_refills(ctx: AppContext, key: str, ids: list[int]) -> dict[int, int] | None:
+    """order id -> new refill id for the orders the statement could refill (relays queued),
+    or None: the key is refused."""
+    if not key or len(key) > 200:
+        return None
+    pool = await ctx.db.driver()
+    rows = await pool.fetch(REQUEST_REFILLS, hash_key(key), ids)
+    if not rows:
+        return None
+    made: dict[int, int] = {}
+    for row in rows:
+        if row["refill_id"] is None:
+            continue
+        made[row["order_id"]] = row["refill_id"]
+        if row["upstream_state"] == UP_QUEUED:
+            await ctx.jobs.relay_refill(row["refill_id"])
+    return made
+
+
+async def refill(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+    if "orders" not in fields:
+        order_id = as_id(fields.get("order", "").strip())
+        if order_id is None:
+            return None
+        made = await _request_refills(ctx, _key(fields), [order_id])
+        if made is None or order_id not in made:
+            return None  # refused: the full path finds out why and says it
+        return _json({"refill": str(made[order_id])})
+    given = _given(fields, "orders", ctx)
+    ids = _settled(given) if given is not None else None
+    if given is None or not ids:
+        return None
+    made = await _request_refills(ctx, _key(fields), ids)
+    if made is None:
+        return None
+    done: dict[int, Any] = {i: {"order": i, "refill": r} for i, r in made.items()}
+    return _json(await _with_rest(ctx, fields, given, done, refill_each))
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+async def _render_catalog(
+    ctx: AppContext, user_id: int
+) -> tuple[tuple[int, Decimal, int | None], tuple[str, bytes]]:
+    """The user's `services` as the full path renders it, with the key it is valid for,
+    read in one snapshot (so a change committed meanwhile gets a newer version)."""
+    async with ctx.db.session() as session:
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        version = int(await session.scalar(text(CATALOG_VERSION)) or 0)
+        pricing = (await session.execute(text(USER_PRICING), {"user_id": user_id})).one()
+        offered = await catalog.list_offered(session, user_id)
+        body = bytes(JSONResponse([service_row(o) for o in offered]).body)
+        await session.rollback()
+    key = (version, pricing[0], user_id if pricing[1] else None)
+    return key, (_etag(body), body)
+
+
+# Renderings under way, so calls that miss together wait for one rendering (a catalog
+# sync of many panels at once must not render the same bytes 32 times).
+_rendering: dict[tuple[int, int, Decimal, int | None], asyncio.Future[tuple[str, bytes]]] = {}
+
+
+async def _render_once(
+    ctx: AppContext, wanted: tuple[int, Decimal, int | None], user_id: int
+) -> tuple[str, bytes]:
+    flight = (id(ctx.hot), *wanted)
+    pending = _rendering.get(flight)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[tuple[str, bytes]] = asyncio.get_running_loop().create_future()
+    _rendering[flight] = future
+    try:
+        fresh, rendered = await _render_catalog(ctx, user_id)
+        cache = ctx.hot.catalogs
+        if len(cache) >= MAX_CATALOGS or any(k[0] != fresh[0] for k in cache):
+            cache.clear()  # renderings of an older version are never served again
+        cache[fresh] = rendered
+        future.set_result(rendered)
+        return rendered
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: waiters re-raise it, nobody else must
+        raise
+    finally:
+        del _rendering[flight]
+
+
+async def services(ctx: AppContext, fields: Fields, if_none_match: str | None) -> Response | None:
+    key_text = _key(fields)
+    if not key_text or len(key_text) > 200:
+        return None
+    pool = await ctx.db.driver()
+    row = await pool.fetchrow(CATALOG_PRICING, hash_key(key_text))
+    if row is None:
+        return None
+    wanted = (row["version"], row["discount_percent"], row["user_id"] if row["custom"] else None)
+    rendered = ctx.hot.catalogs.get(wanted)
+    if rendered is None:
+        rendered = await _render_once(ctx, wanted, row["user_id"])
+    etag, body = rendered
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if _matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+LEAN: dict[str, Lean] = {
+    "add": add,
+    "status": status,
+    "balance": balance_of,
+    "services": services,
+    "refill": refill,
+    "refill_status": refill_status,
+    "cancel": cancel,
+}

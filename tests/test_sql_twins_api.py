@@ -1,0 +1,408 @@
+"""Each SQL statement of the API v2 hot path that restates a Python rule, run beside its
+Python twin on the same rows over a table of cases: both must decide the same."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi.responses import JSONResponse
+from sqlalchemy import select, update
+
+from app.accounts import service as accounts
+from app.accounts.models import USER_BLOCKED, User
+from app.accounts.service import hash_key
+from app.api_v2.render import order_status
+from app.catalog import service as catalog
+from app.catalog.models import UserRate
+from app.catalog.sql import effective_rate, effective_rate_sql
+from app.context import AppContext
+from app.db import utcnow
+from app.errors import DomainError
+from app.ledger.models import LedgerEntry
+from app.orders import service as orders
+from app.orders.models import (
+    CANCELED,
+    COMPLETED,
+    IN_PROGRESS,
+    PARTIAL,
+    PENDING,
+    UP_MANUAL,
+    UP_QUEUED,
+    UP_SENT,
+    Order,
+)
+from app.orders.sql import LOAD_RATE, STATUS_ONE, WHO
+from app.refills import service as refills
+from app.refills.models import Refill
+from app.refills.sql import REQUEST_REFILLS
+from tests.support.api import MakeService, MakeUser, Reseller
+
+D = Decimal
+
+
+# --- the effective rate ---------------------------------------------------------------
+
+RATE_CASES: list[tuple[str, str | None, str | None]] = [
+    # (service rate, discount percent, custom rate)
+    ("0.9", "0", None),
+    ("0.9", "10", None),
+    ("0.9", None, None),
+    ("1", "33.33", None),
+    ("0.00000015", "50", None),  # half a unit in the last place: away from zero
+    ("0.00000001", "50", None),
+    ("123.456789", "12.5", None),
+    ("7", "100", None),
+    ("0", "20", None),
+    ("0.9", "10", "0.5"),
+    ("0.9", "0", "0"),
+    ("99999.99999999", "0.01", None),
+]
+
+
+async def test_rate_sql_is_the_twin_of_effective_rate(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    pool = await ctx.db.driver()
+    expression = effective_rate_sql("$1::numeric", "$2::numeric", "$3::numeric")
+    for rate, discount, custom in RATE_CASES:
+        args = [
+            D(rate),
+            None if discount is None else D(discount),
+            None if custom is None else D(custom),
+        ]
+        in_sql = await pool.fetchval(f"SELECT {expression}", *args)
+        assert in_sql == effective_rate(args[0], args[1], args[2]), (rate, discount, custom)
+    # And on stored rows: the rate lookup of the hot path and the catalog service.
+    for rate, discount, custom in RATE_CASES:
+        user = await make_user()
+        sid = await make_service(rate=D(rate))
+        async with ctx.db.transaction() as session:
+            await session.execute(
+                update(User)
+                .where(User.id == user.user_id)
+                .values(discount_percent=D(discount or "0"))
+            )
+            if custom is not None:
+                session.add(UserRate(user_id=user.user_id, service_id=sid, rate=D(custom)))
+        async with ctx.db.session() as session:
+            offered = await catalog.get_offered(session, user.user_id, sid)
+        assert await pool.fetchval(LOAD_RATE, user.user_id, sid) == offered.rate
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+async def test_who_sql_is_the_twin_of_authenticate(ctx: AppContext, make_user: MakeUser) -> None:
+    valid, revoked, blocked = await make_user(), await make_user(), await make_user()
+    async with ctx.db.transaction() as session:
+        await accounts.revoke_keys(session, revoked.user_id)
+        await session.execute(
+            update(User).where(User.id == blocked.user_id).values(status=USER_BLOCKED)
+        )
+    pool = await ctx.db.driver()
+    for key in (valid.key, revoked.key, blocked.key, "unknown", valid.key.upper()):
+        async with ctx.db.session() as session:
+            try:
+                python: int | None = (await accounts.authenticate(session, key)).user_id
+            except DomainError:
+                python = None
+        assert await pool.fetchval(WHO, hash_key(key)) == python, key
+
+
+# --- status -------------------------------------------------------------------------------
+
+STATUS_CASES: list[dict[str, Any]] = [
+    {"rate": "0.9", "charge": "0.09", "quantity": 100, "status": PENDING},
+    {"rate": "1000", "charge": "1000", "quantity": 1000, "status": COMPLETED, "start_count": 5},
+    {"rate": "0.123456", "charge": "0.00012346", "quantity": 1, "status": IN_PROGRESS},
+    {"rate": "0.00001", "charge": "0.00000001", "quantity": 1, "status": PARTIAL, "remains": 1},
+    {"rate": "12.5", "charge": "1.25", "quantity": 100, "status": CANCELED, "remains": 100},
+    {"rate": "0", "charge": "0", "quantity": 10, "status": PENDING, "start_count": 7},
+    {"rate": "1500", "charge": "1.5", "quantity": 1, "status": COMPLETED},
+    {"rate": "1", "charge": "1", "quantity": 1000, "status": PENDING, "runs": 2},
+    {"rate": "1", "charge": "1", "quantity": 1000, "status": PENDING, "type": "Subscriptions"},
+]
+
+
+async def test_status_json_is_the_twin_of_order_status(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    user = await make_user()
+    sid = await make_service()
+    async with ctx.db.transaction() as session:
+        await session.execute(update(User).where(User.id == user.user_id).values(currency="EUR"))
+    made: list[Order] = []
+    async with ctx.db.transaction() as session:
+        for i, case in enumerate(STATUS_CASES):
+            values = {"type": "Default", **case}
+            made.append(
+                Order(
+                    user_id=user.user_id,
+                    service_id=sid,
+                    link=f"https://x.com/{i}",
+                    link_normalized=f"x.com/{i}",
+                    upstream_state=UP_MANUAL,
+                    **{k: D(v) if k in ("rate", "charge") else v for k, v in values.items()},
+                )
+            )
+        session.add_all(made)
+    pool = await ctx.db.driver()
+    for order in made:
+        row = await pool.fetchrow(STATUS_ONE, hash_key(user.key), order.id)
+        async with ctx.db.session() as session:
+            stored = await session.get(Order, order.id)
+        assert stored is not None and row is not None and row["found"]
+        plain = stored.type != "Subscriptions" and stored.runs is None
+        assert row["plain"] == plain
+        if plain:
+            python = JSONResponse(order_status(stored, "EUR")).body
+            assert row["body"].encode() == python, stored.rate
+        # The multi-status statement renders the same object.
+        multi = await ctx.hot.statuses(user.key, {str(order.id): order.id})
+        if plain:
+            assert multi == '{"' + str(order.id) + '":' + row["body"] + "}"
+        else:
+            assert multi is None
+
+
+# --- add ------------------------------------------------------------------------------------
+
+ADD_CASES: list[dict[str, Any]] = [
+    # service columns, user discount, custom rate, the add's fields
+    {"service": {"rate": D("0.9")}, "fields": {"quantity": "100"}},
+    {"service": {"rate": D("0.9")}, "discount": "10", "fields": {"quantity": "1000"}},
+    {"service": {"rate": D("0.9")}, "custom": "0.33", "fields": {"quantity": "777"}},
+    {"service": {"rate": D("0.0123")}, "discount": "3", "fields": {"quantity": "51"}},
+    {"service": {"rate": D("2"), "type": "Package"}, "fields": {}},
+    {
+        "service": {"rate": D("5"), "type": "Custom Comments", "min_quantity": 1},
+        "fields": {"comments": "nice\ngreat\n\nwow"},
+    },
+    {"service": {"rate": D("1"), "max_quantity": 100000}, "fields": {"quantity": "99999"}},
+]
+
+
+@dataclass
+class Placed:
+    order: Order
+    entries: list[LedgerEntry]
+    balance: Decimal
+
+
+async def _placed(ctx: AppContext, user: Reseller, order_id: int) -> Placed:
+    async with ctx.db.session() as session:
+        order = await session.get(Order, order_id)
+        entries = list(
+            await session.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order_id))
+        )
+        balance = await session.scalar(select(User.balance).where(User.id == user.user_id))
+    assert order is not None and balance is not None
+    return Placed(order, entries, balance)
+
+
+async def _priced_user(
+    ctx: AppContext, make_user: MakeUser, case: dict[str, Any], sid: int
+) -> Reseller:
+    user = await make_user("1000")
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(User)
+            .where(User.id == user.user_id)
+            .values(discount_percent=D(case.get("discount", "0")))
+        )
+        if "custom" in case:
+            session.add(UserRate(user_id=user.user_id, service_id=sid, rate=D(case["custom"])))
+    return user
+
+
+@pytest.mark.parametrize("case", ADD_CASES)
+async def test_add_order_sql_is_the_twin_of_place_order(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService, case: dict[str, Any]
+) -> None:
+    sid = await make_service(**case["service"])
+    full_user = await _priced_user(ctx, make_user, case, sid)
+    fast_user = await _priced_user(ctx, make_user, case, sid)
+    fields = {"service": str(sid), "link": "https://x.com/twin", **case["fields"]}
+    async with ctx.db.transaction() as session:
+        full_id = (await orders.place_order(session, full_user.user_id, fields)).order_id
+    # Caches left by an earlier test (ids restart) are stale: each refusal refreshes one
+    # (the service, then the rate), as in production after an operator's change.
+    fast = None
+    for _ in range(3):
+        fast = fast or await ctx.hot.add({**fields, "key": fast_user.key})
+    assert fast is not None
+    a, b = await _placed(ctx, full_user, full_id), await _placed(ctx, fast_user, fast.order_id)
+    same = (
+        "service_id",
+        "type",
+        "link",
+        "link_normalized",
+        "quantity",
+        "runs",
+        "interval_minutes",
+        "params",
+        "rate",
+        "charge",
+        "refunded",
+        "status",
+        "upstream_state",
+        "provider_id",
+        "provider_service_id",
+        "next_attempt_at",
+        "parent_id",
+    )
+    assert {f: getattr(a.order, f) for f in same} == {f: getattr(b.order, f) for f in same}
+    assert [
+        (e.kind, e.amount, e.balance_after, e.reason.replace(str(full_id), "#")) for e in a.entries
+    ] == [
+        (e.kind, e.amount, e.balance_after, e.reason.replace(str(fast.order_id), "#"))
+        for e in b.entries
+    ]
+    assert a.balance == b.balance
+
+
+# --- cancel of orders never sent ------------------------------------------------------
+
+CANCEL_CASES: list[dict[str, Any]] = [
+    {"upstream_state": UP_QUEUED, "status": PENDING, "charge": "0.9"},
+    {"upstream_state": UP_MANUAL, "status": PENDING, "charge": "0.12345678"},
+    {"upstream_state": UP_MANUAL, "status": PENDING, "charge": "0"},
+    {"upstream_state": UP_SENT, "status": PENDING, "charge": "0.9"},
+    {"upstream_state": UP_SENT, "status": IN_PROGRESS, "charge": "0.9"},
+    {"upstream_state": UP_MANUAL, "status": IN_PROGRESS, "charge": "0.9"},
+    {"upstream_state": UP_MANUAL, "status": COMPLETED, "charge": "0.9"},
+    {"upstream_state": UP_MANUAL, "status": CANCELED, "charge": "0.9"},
+    {"upstream_state": UP_QUEUED, "status": PENDING, "charge": "0.9", "cancel": False},
+    {"upstream_state": UP_QUEUED, "status": PENDING, "charge": "0.9", "foreign": True},
+]
+
+ORDER_STATE = ("status", "upstream_state", "remains", "refunded", "cancel_state")
+
+
+async def _order_for(ctx: AppContext, owner: int, sid: int, case: dict[str, Any]) -> int:
+    link = uuid.uuid4().hex
+    async with ctx.db.transaction() as session:
+        order = Order(
+            user_id=owner,
+            service_id=sid,
+            type="Default",
+            link=f"https://x.com/{link}",
+            link_normalized=f"x.com/{link}",
+            quantity=1000,
+            rate=D("0.9"),
+            charge=D(case["charge"]),
+            status=case["status"],
+            upstream_state=case["upstream_state"],
+        )
+        session.add(order)
+    return order.id
+
+
+@pytest.mark.parametrize("case", CANCEL_CASES)
+async def test_withdraw_sql_is_the_twin_of_stop_order(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService, case: dict[str, Any]
+) -> None:
+    sid = await make_service(cancel=case.get("cancel", True))
+    stranger = await make_user("5")
+    full_user, fast_user = await make_user("5"), await make_user("5")
+    full_id = await _order_for(
+        ctx, stranger.user_id if case.get("foreign") else full_user.user_id, sid, case
+    )
+    fast_id = await _order_for(
+        ctx, stranger.user_id if case.get("foreign") else fast_user.user_id, sid, case
+    )
+    before = await _placed(ctx, full_user, full_id)
+    try:
+        async with ctx.db.transaction() as session:
+            due = await orders.cancel_order(session, full_user.user_id, full_id)
+    except DomainError:
+        due = None
+    withdrawn = await ctx.hot.withdraw(fast_user.key, [fast_id])
+    assert withdrawn is not None
+    a, b = await _placed(ctx, full_user, full_id), await _placed(ctx, fast_user, fast_id)
+    if fast_id in withdrawn:
+        assert due == []  # the full path withdrew it too
+        assert {f: getattr(a.order, f) for f in ORDER_STATE} == {
+            f: getattr(b.order, f) for f in ORDER_STATE
+        }
+        assert a.order.finished_at is not None and b.order.finished_at is not None
+        assert [
+            (e.kind, e.amount, e.balance_after, e.reason.replace(str(full_id), "#"))
+            for e in a.entries
+        ] == [
+            (e.kind, e.amount, e.balance_after, e.reason.replace(str(fast_id), "#"))
+            for e in b.entries
+        ]
+        assert a.balance == b.balance
+    else:
+        # Not the statement's to settle: untouched, and the full path did not withdraw it.
+        assert due != []
+        unchanged = await _placed(ctx, fast_user, fast_id)
+        assert {f: getattr(unchanged.order, f) for f in ORDER_STATE} == {
+            f: getattr(before.order, f) for f in ORDER_STATE
+        }
+        assert unchanged.entries == [] and unchanged.balance == D(5)
+
+
+# --- refill -------------------------------------------------------------------------------
+
+REFILL_CASES: list[dict[str, Any]] = [
+    {"status": COMPLETED, "upstream_state": UP_SENT},
+    {"status": PARTIAL, "upstream_state": UP_MANUAL},
+    {"status": IN_PROGRESS, "upstream_state": UP_SENT},
+    {"status": CANCELED, "upstream_state": UP_SENT},
+    {"status": COMPLETED, "upstream_state": UP_SENT, "refill": False},
+    {"status": COMPLETED, "upstream_state": UP_SENT, "refill_days": 30, "finished_days": 29},
+    {"status": COMPLETED, "upstream_state": UP_SENT, "refill_days": 30, "finished_days": 31},
+    {"status": COMPLETED, "upstream_state": UP_SENT, "refill_days": 0, "finished_days": 900},
+    {"status": COMPLETED, "upstream_state": UP_SENT, "active": True},
+    {"status": COMPLETED, "upstream_state": UP_SENT, "foreign": True},
+]
+
+
+async def _refillable(ctx: AppContext, owner: Reseller, sid: int, case: dict[str, Any]) -> int:
+    order_id = await _order_for(ctx, owner.user_id, sid, {**case, "charge": "0.9"})
+    async with ctx.db.transaction() as session:
+        finished = utcnow() - timedelta(days=case.get("finished_days", 0))
+        await session.execute(
+            update(Order).where(Order.id == order_id).values(finished_at=finished)
+        )
+        if case.get("active"):
+            await refills.request_refill(session, owner.user_id, order_id)
+    return order_id
+
+
+@pytest.mark.parametrize("case", REFILL_CASES)
+async def test_refill_sql_is_the_twin_of_request_refill(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService, case: dict[str, Any]
+) -> None:
+    sid = await make_service(
+        refill=case.get("refill", True), refill_days=case.get("refill_days", 0)
+    )
+    full_user, fast_user, stranger = await make_user(), await make_user(), await make_user()
+    owner_full = stranger if case.get("foreign") else full_user
+    owner_fast = stranger if case.get("foreign") else fast_user
+    full_id = await _refillable(ctx, owner_full, sid, case)
+    fast_id = await _refillable(ctx, owner_fast, sid, case)
+    try:
+        async with ctx.db.transaction() as session:
+            full: Refill | None = await refills.request_refill(session, full_user.user_id, full_id)
+    except DomainError:
+        full = None
+    pool = await ctx.db.driver()
+    rows = await pool.fetch(REQUEST_REFILLS, hash_key(fast_user.key), [fast_id])
+    made = [r for r in rows if r["refill_id"] is not None]
+    assert (full is not None) == bool(made), case
+    if full is not None:
+        async with ctx.db.session() as session:
+            fast = await session.get(Refill, made[0]["refill_id"])
+        assert fast is not None
+        same = ("status", "upstream_state", "attempts", "provider_refill_id")
+        assert {f: getattr(full, f) for f in same} == {f: getattr(fast, f) for f in same}
+        assert (full.next_attempt_at is None) == (fast.next_attempt_at is None)
+        assert fast.user_id == fast_user.user_id and fast.order_id == fast_id

@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy app workers
+	$(BIN)/mypy app workers tests
 
 check: lint typecheck test
 

@@ -25,7 +25,7 @@ LINK = "https://instagram.com/admin"
 
 def admin_routes(app: FastAPI) -> list[tuple[str, str]]:
     """Every operation the app serves under /admin/v1 (from its route table, as published)."""
-    routes = []
+    routes: list[tuple[str, str]] = []
     for path, operations in app.openapi()["paths"].items():
         if path.startswith("/admin/v1"):
             concrete = re.sub(r"\{[^}]+\}", "1", path)

@@ -337,8 +337,8 @@ async def test_multi_status_with_100_mixed_ids(
         "currency": "USD",
     }
     assert all(result[str(i)]["status"] == "Pending" for i in own[1:])
-    for i in [*foreign, *missing, "abc"]:
-        assert result[str(i)] == {"error": "Incorrect order ID"}
+    for other in [*foreign, *missing, "abc"]:
+        assert result[str(other)] == {"error": "Incorrect order ID"}
     too_many = ",".join(str(i) for i in range(1, 102))
     assert await api(owner.key, "status", orders=too_many) == {
         "error": "Too many IDs: at most 100 per request"

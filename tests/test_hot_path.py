@@ -9,7 +9,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.accounts import service as accounts
 from app.accounts.models import User
@@ -88,7 +88,7 @@ async def test_changes_after_caching_are_honoured_at_once(
         session.add(UserRate(user_id=user.user_id, service_id=sid, rate=Decimal("0.5")))
     order_id = (await add(200))["order"]
     async with ctx.db.transaction() as session:
-        await session.execute(UserRate.__table__.delete())
+        await session.execute(delete(UserRate))
         await session.execute(
             update(User).where(User.id == user.user_id).values(discount_percent=Decimal(10))
         )

@@ -85,14 +85,16 @@ async def outcomes(ctx: AppContext) -> list[str]:
         return list(rows)
 
 
-def robokassa_fields(inv_id: int, out_sum: str, password: str = RK_PASS2, **shp: str) -> dict:
+def robokassa_fields(
+    inv_id: int, out_sum: str, password: str = RK_PASS2, **shp: str
+) -> dict[str, str]:
     base = ":".join([out_sum, str(inv_id), password] + [f"{k}={v}" for k, v in sorted(shp.items())])
     return {"OutSum": out_sum, "InvId": str(inv_id), "SignatureValue": md5(base).upper(), **shp}
 
 
 def freekassa_fields(
     order: int, amount: str, intid: str = "9001", secret: str = FK_SECRET2
-) -> dict:
+) -> dict[str, str]:
     return {
         "MERCHANT_ID": FK_MERCHANT,
         "AMOUNT": amount,
@@ -376,7 +378,8 @@ async def test_refused_notifications_are_stored_bounded_accepted_ones_whole(
     (o1, refused), (o2, accepted), (o3, yk_refused) = await stored_payloads(ctx)
     assert (o1, o2, o3) == ("bad_signature", "credited", "unknown_payment")
     assert accepted == good
-    for payload, source in ((refused, forged), (yk_refused, yk_body)):
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = [(refused, forged), (yk_refused, yk_body)]
+    for payload, source in pairs:
         assert len(json.dumps(payload).encode()) <= 4096
         marker = payload.pop("_truncated")
         size = len(json.dumps(source, ensure_ascii=False).encode())

@@ -258,7 +258,7 @@ async def test_connection_refused_is_retried(
     make_user: MakeUser,
     make_service: MakeService,
 ) -> None:
-    from tests.support.upstream import free_port
+    from app.embedded import free_port
 
     down = f"http://127.0.0.1:{free_port()}"
     provider_id = await register_provider(ctx, settings, down, name="Down", key="k")

@@ -17,8 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from app.embedded import free_port
 from tests.support.env import ADMIN_TOKEN, AUTH, SECRET_KEY, TEST_REDIS
-from tests.support.upstream import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

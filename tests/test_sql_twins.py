@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import AppContext
@@ -238,7 +238,7 @@ async def test_sent_sql_is_the_twin_of_review_mark_sent(
         # The relay also records the answer in the order's history; the operator's action
         # is in the audit log instead.
         await session.execute(
-            UpstreamEvent.__table__.delete().where(
+            delete(UpstreamEvent).where(
                 UpstreamEvent.order_id == by_sql, UpstreamEvent.outcome == "sent"
             )
         )
@@ -264,7 +264,7 @@ async def test_sent_sql_records_the_relays_own_claims_as_review_does(
     )
     async with ctx.db.transaction() as session:
         await session.execute(
-            Order.__table__.update().where(Order.id == in_review).values(upstream_state=UP_REVIEW)
+            update(Order).where(Order.id == in_review).values(upstream_state=UP_REVIEW)
         )
     async with ctx.db.transaction() as session:
         await session.execute(SENT_SQL, sent_params([(sending, "77")], {}))

@@ -76,6 +76,7 @@ async def test_rate_sql_is_the_twin_of_effective_rate(
             None if custom is None else D(custom),
         ]
         in_sql = await pool.fetchval(f"SELECT {expression}", *args)
+        assert args[0] is not None
         assert in_sql == effective_rate(args[0], args[1], args[2]), (rate, discount, custom)
     # And on stored rows: the rate lookup of the hot path and the catalog service.
     for rate, discount, custom in RATE_CASES:

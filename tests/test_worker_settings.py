@@ -3,9 +3,11 @@ schedule: a worker started either way syncs statuses, so Partial orders get refu
 
 from __future__ import annotations
 
+from typing import Any
+
 from arq.cron import CronJob
 
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from workers import main
 
 
@@ -21,15 +23,16 @@ def schedule(jobs: list[CronJob]) -> set[tuple[object, ...]]:
 
 
 def test_arq_worker_settings_schedule_what_smm_panel_worker_schedules() -> None:
-    settings = main.get_settings()
+    settings = get_settings()
+    arq_settings: Any = main.WorkerSettings  # a class of attributes, as arq reads it
     worker = main.build_worker(settings)
     try:
-        assert schedule(main.WorkerSettings.cron_jobs) == schedule(worker.cron_jobs)
-        names = {job.name for job in main.WorkerSettings.cron_jobs}
+        assert schedule(arq_settings.cron_jobs) == schedule(worker.cron_jobs)
+        names = {job.name for job in arq_settings.cron_jobs}
         assert {"cron:sweep", "cron:sync_statuses", "cron:sync_refills"} <= names
-        registered = {fn.__name__ for fn in main.WorkerSettings.functions}
+        registered = {fn.__name__ for fn in arq_settings.functions}
         assert registered == {fn.__name__ for fn in main.FUNCTIONS}
-        assert main.WorkerSettings.queue_name == settings.queue_name
+        assert arq_settings.queue_name == settings.queue_name
     finally:
         del worker
 

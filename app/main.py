@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.admin.router import router as admin_router
 from app.api_v2.router import DirectRoute
 from app.api_v2.router import router as api_v2_router
+from app.client.router import router as client_router
 from app.context import AppContext
 from app.db import Database
 from app.health import metrics_router, scrape_router
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_v2_router)
     app.include_router(admin_router)
     app.include_router(payments_router)
+    app.include_router(client_router)
     return app

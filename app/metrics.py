@@ -24,3 +24,7 @@ DEPOSITS = Counter("smm_deposits_total", "Deposits credited", ["gateway"])
 HTTP_REQUESTS = Counter("smm_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("smm_http_request_seconds", "HTTP request latency", ["route"])
 QUEUE_DEPTH = Gauge("smm_queue_jobs", "Jobs waiting in the queue (read at scrape time)")
+DELETIONS_OVERDUE = Gauge(
+    "smm_deletion_requests_overdue",
+    "Users' deletion requests open past their deadline (read at scrape time)",
+)

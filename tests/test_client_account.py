@@ -390,3 +390,79 @@ async def test_console_backend_logs_the_mail(
     record = next(r for r in caplog.records if r.getMessage() == "mail (console backend)")
     assert record.__dict__["to"] == "cat@example.com"
     assert "POST /client/v1/verify" in record.__dict__["body"]
+
+
+async def test_wrong_tokens_lock_the_address(
+    client: httpx.AsyncClient, make_customer: MakeCustomer, ctx: AppContext
+) -> None:
+    limit = ctx.settings.client_attempts_per_ip
+    for _ in range(limit):
+        wrong = await client.post("/client/v1/verify", json={"token": "guess"})
+        assert wrong.status_code == 400
+    locked = await client.post("/client/v1/verify", json={"token": "guess"})
+    assert locked.status_code == 429
+    assert locked.json()["detail"] == "Too many attempts, try again later"
+    # Reset tokens are counted on their own.
+    other = await client.post(
+        "/client/v1/password/reset", json={"token": "guess", "password": "long enough"}
+    )
+    assert other.status_code == 400
+
+
+async def test_unsigned_requests_are_told_how_to_sign_in(client: httpx.AsyncClient) -> None:
+    for path in ("/client/v1/me", "/client/v1/orders", "/client/v1/transactions"):
+        response = await client.get(path, headers={"Authorization": "Bearer nope"})
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_docs_describe_the_customer_api(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in (
+        "/client/v1/register",
+        "/client/v1/verify",
+        "/client/v1/login",
+        "/client/v1/logout",
+        "/client/v1/sessions",
+        "/client/v1/sessions/{session_id}",
+        "/client/v1/password/forgot",
+        "/client/v1/password/reset",
+        "/client/v1/2fa/setup",
+        "/client/v1/2fa/enable",
+        "/client/v1/2fa/disable",
+        "/client/v1/me",
+        "/client/v1/api-key",
+        "/client/v1/api-key/rotate",
+        "/client/v1/services",
+        "/client/v1/orders",
+        "/client/v1/orders/mass",
+        "/client/v1/orders/{order_id}",
+        "/client/v1/orders/{order_id}/refill",
+        "/client/v1/orders/{order_id}/cancel",
+        "/client/v1/transactions",
+        "/client/v1/deposits",
+        "/client/v1/referrals",
+        "/client/v1/privacy/export",
+        "/client/v1/privacy/deletion",
+    ):
+        assert path in paths, path
+
+
+async def test_two_factor_can_be_turned_off_with_a_code(
+    client: httpx.AsyncClient, make_customer: MakeCustomer
+) -> None:
+    customer = await make_customer()
+    secret = (await client.post("/client/v1/2fa/setup", headers=customer.auth)).json()["secret"]
+    codes = (
+        await client.post(
+            "/client/v1/2fa/enable", headers=customer.auth, json={"code": pyotp.TOTP(secret).now()}
+        )
+    ).json()["recovery_codes"]
+    twice = await client.post("/client/v1/2fa/setup", headers=customer.auth)
+    assert twice.status_code == 409
+    off = await client.post(
+        "/client/v1/2fa/disable", headers=customer.auth, json={"code": codes[0]}
+    )
+    assert off.json() == {"enabled": False}
+    assert (await login(client, customer.email, customer.password)).status_code == 200

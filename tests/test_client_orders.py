@@ -19,6 +19,7 @@ from app.db import utcnow
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
 from app.privacy.models import DeletionRequest
+from app.providers.models import Provider
 from tests.support.api import MakeService
 from tests.support.client import Customer, MakeCustomer
 from tests.support.env import AUTH
@@ -449,3 +450,40 @@ async def test_export_and_a_deletion_request_with_its_deadline_completed_by_the_
     assert twice.status_code == 409
     metrics = (await client.get("/admin/v1/metrics", headers=AUTH)).text
     assert "smm_deletion_requests_overdue 0.0" in metrics
+
+
+async def test_order_detail_shows_drip_feed_runs(
+    client: httpx.AsyncClient,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+    ctx: AppContext,
+) -> None:
+    customer = await make_customer("10")
+    async with ctx.db.transaction() as session:
+        provider = Provider(name="P", url="http://127.0.0.1:9/api/v2", api_key_encrypted="x")
+        session.add(provider)
+        await session.flush()
+        provider_id = provider.id
+    service = await make_service(
+        rate=Decimal("1.00"),
+        min_quantity=10,
+        dripfeed=True,
+        provider_id=provider_id,
+        provider_service_id="1",
+        provider_dripfeed=False,
+    )
+    made = await order(
+        client, customer, service=service, link="https://x.com/a", quantity=100, runs=3, interval=10
+    )
+    assert made.status_code == 201, made.text
+    detail = (
+        await client.get(f"/client/v1/orders/{made.json()['order']}", headers=customer.auth)
+    ).json()
+    assert (detail["runs"], detail["interval"], detail["charge"]) == (3, 10, "0.30000")
+    runs = detail["drip_feed_runs"]
+    assert [(r["quantity"], r["charge"], r["status"]) for r in runs] == [
+        (100, "0.10000", "Pending")
+    ] * 3
+    # Runs are not orders of their own in the history.
+    listed = (await client.get("/client/v1/orders", headers=customer.auth)).json()["orders"]
+    assert [o["id"] for o in listed] == [made.json()["order"]]

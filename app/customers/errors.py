@@ -45,6 +45,7 @@ class NotSignedIn(CustomerError):
     http_status = 401
     slug = "not-signed-in"
     message = "Not signed in or the session has expired"
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class InvalidToken(CustomerError):

@@ -28,7 +28,7 @@ class Received:
         assert isinstance(self.message, EmailMessage)
         content = self.message.get_content()
         assert isinstance(content, str)
-        return content
+        return content.replace("\r\n", "\n")
 
     def token(self) -> str:
         """The token the mail carries (the line after "token")."""

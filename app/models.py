@@ -7,6 +7,7 @@ from app.currencies.models import CurrencyRate
 from app.customers.models import CustomerLogin, CustomerSession, CustomerToken, RecoveryCode
 from app.db import Base
 from app.ledger.models import LedgerEntry
+from app.mail.models import OutgoingMail
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
@@ -26,6 +27,7 @@ __all__ = [
     "DeletionRequest",
     "LedgerEntry",
     "Order",
+    "OutgoingMail",
     "Payment",
     "PaymentNotification",
     "Provider",

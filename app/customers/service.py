@@ -48,6 +48,7 @@ from app.customers.models import (
 )
 from app.db import utcnow
 from app.errors import NotFound
+from app.mail.models import OutgoingMail
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 RECOVERY_CODES = 10
@@ -485,6 +486,11 @@ async def update_profile(
 
 
 async def forget_user(session: AsyncSession, user_id: int) -> None:
-    """On erasure: no way to sign in remains (password, 2FA, sessions, mailed tokens)."""
+    """On erasure: no way to sign in remains (password, 2FA, sessions, mailed tokens), and
+    the mails to the user's address leave the outbox."""
     for model in (CustomerSession, CustomerToken, RecoveryCode, CustomerLogin):
         await session.execute(delete(model).where(model.user_id == user_id))
+    email = await session.scalar(select(User.email).where(User.id == user_id))
+    if email:
+        # Mails to the address: the outbox keeps no trace of the person.
+        await session.execute(delete(OutgoingMail).where(OutgoingMail.recipient == email))

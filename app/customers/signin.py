@@ -49,18 +49,22 @@ def _link(services: Services, page: str, token: str) -> str:
     return f"{services.settings.public_url.rstrip('/')}/{page}?token={token}"
 
 
-def _send(
+def mailer(services: Services) -> mail.Mailer:
+    s = services.settings
+    return mail.Mailer(services.db, s.mail_url, s.mail_from)
+
+
+async def _send(
     services: Services, session: AsyncSession, to: str, kind: str, lang: str, **v: object
 ) -> None:
-    s = services.settings
-    mail.send_after_commit(session, s.mail_url, s.mail_from, compose(kind, lang, to, **v))
+    await mail.queue(session, mailer(services), compose(kind, lang, to, **v))
 
 
 async def mail_verification(services: Services, session: AsyncSession, user_id: int) -> None:
     user_email, language = await _address(session, user_id)
     hours = services.settings.client_verify_hours
     token = await customers.issue_token(session, user_id, TOKEN_VERIFY, timedelta(hours=hours))
-    _send(
+    await _send(
         services, session, user_email, "verify", language,
         link=_link(services, "verify", token), token=token, hours=hours,
     )  # fmt: skip
@@ -70,7 +74,7 @@ async def mail_invitation(services: Services, session: AsyncSession, user_id: in
     user_email, language = await _address(session, user_id)
     days = services.settings.client_invite_days
     token = await customers.issue_token(session, user_id, TOKEN_INVITE, timedelta(days=days))
-    _send(
+    await _send(
         services, session, user_email, "invite", language,
         link=_link(services, "reset-password", token), token=token, days=days,
     )  # fmt: skip
@@ -120,17 +124,17 @@ async def login(
 async def _mail_lockout(
     services: Services, session: AsyncSession, address: str, seconds: int
 ) -> None:
-    """Tell the account's owner (only a known account has one to tell). Sent at once: the
-    failed sign-in's transaction is about to roll back."""
+    """Tell the account's owner (only a known account has one to tell), queued in a
+    transaction of its own: the failed sign-in's is about to roll back."""
     user = await customers.user_by_email(session, address)
     if user is None or not user.email:
         return
     login = await session.get(CustomerLogin, user.id)
     language = login.language if login is not None else "en"
     failures = services.settings.client_attempts_per_account
-    s = services.settings
     message = compose("lockout", language, user.email, failures=failures, seconds=seconds)
-    mail.send_soon(s.mail_url, s.mail_from, message)
+    async with services.db.transaction() as own:
+        await mail.queue(own, mailer(services), message)
 
 
 async def verify(services: Services, session: AsyncSession, caller: Caller, token: str) -> int:
@@ -163,7 +167,7 @@ async def forgot(services: Services, session: AsyncSession, caller: Caller, emai
     token = await customers.issue_token(
         session, found.user.id, TOKEN_RESET, timedelta(minutes=minutes)
     )
-    _send(
+    await _send(
         services, session, found.user.email, "reset", found.login.language,
         link=_link(services, "reset-password", token), token=token, minutes=minutes,
     )  # fmt: skip

@@ -14,5 +14,5 @@ TABLES = (
     "audit_log, upstream_events, refills, ledger_entries, orders, user_rates, services, "
     "categories, providers, api_keys, payments, payment_notifications, referral_rewards, "
     "currency_rates, customer_sessions, customer_tokens, recovery_codes, customer_logins, "
-    "deletion_requests, users"
+    "deletion_requests, mail_outbox, users"
 )

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "69a414eb7c07"
 down_revision: str | None = "4f811be72051"
 branch_labels: str | Sequence[str] | None = None

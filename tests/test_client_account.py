@@ -466,3 +466,16 @@ async def test_two_factor_can_be_turned_off_with_a_code(
     )
     assert off.json() == {"enabled": False}
     assert (await login(client, customer.email, customer.password)).status_code == 200
+
+
+async def test_forgot_stops_mailing_an_address_past_its_limit_with_the_same_answer(
+    client: httpx.AsyncClient, make_customer: MakeCustomer, mailbox: Mailbox, ctx: AppContext
+) -> None:
+    customer = await make_customer()
+    limit = ctx.settings.client_attempts_per_account
+    for _ in range(limit + 3):
+        asked = await client.post("/client/v1/password/forgot", json={"email": customer.email})
+        assert (asked.status_code, asked.json()) == (202, {"accepted": True})
+    await mailbox.wait_for(customer.email, count=limit)
+    await asyncio.sleep(0.2)
+    assert len(mailbox.to(customer.email)) == limit

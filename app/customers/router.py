@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import ApiKey
@@ -180,7 +181,7 @@ async def totp_disable(tx: Tx, me: CurrentCustomer, body: CodeIn) -> TwoFactorOu
     return TwoFactorOut(enabled=False)
 
 
-async def _me(tx: Tx | Reader, user_id: int) -> MeOut:
+async def _me(tx: AsyncSession, user_id: int) -> MeOut:
     user = await accounts.get_live_user(tx, user_id)
     login = await customers.login_of(tx, user_id)
     return MeOut(

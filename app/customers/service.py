@@ -367,9 +367,9 @@ async def revoke_sessions(session: AsyncSession, user_id: int) -> int:
 # Passwords.
 
 
-async def start_reset(session: AsyncSession, email: str, valid_for: timedelta) -> SignIn | None:
-    """The account to mail a reset link to, with its token issued; None when there is
-    none (the caller answers the same either way)."""
+async def start_reset(session: AsyncSession, email: str) -> SignIn | None:
+    """The account to mail a reset link to; None when there is none (the caller answers
+    the same either way)."""
     try:
         address = normalize_email(email)
     except InvalidEmail:

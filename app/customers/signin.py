@@ -1,6 +1,6 @@
 """Sign-in and the mailed-token steps with their guessing limits and mails: what the
 customer API's handlers call. The database work is in app/customers/service.py, the
-limits in limits.py; mails go out after the commit (app/mail)."""
+limits in limits.py; mails are queued in the outbox of app/mail, in the same transaction."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ async def forgot(services: Services, session: AsyncSession, caller: Caller, emai
         return
     await limits.failed(redis, scopes, _policy(services))
     minutes = services.settings.client_reset_minutes
-    found = await customers.start_reset(session, email, timedelta(minutes=minutes))
+    found = await customers.start_reset(session, email)
     if found is None or not found.user.email:
         return
     token = await customers.issue_token(

@@ -13,8 +13,15 @@ from sqlalchemy import func, select, text
 from app import migrate
 from app.context import AppContext, get_context
 from app.http.auth import require_admin
-from app.metrics import ORDERS_BY_STATUS, PROVIDER_BALANCE, QUEUE_DEPTH, REVIEW_QUEUE
+from app.metrics import (
+    DELETIONS_OVERDUE,
+    ORDERS_BY_STATUS,
+    PROVIDER_BALANCE,
+    QUEUE_DEPTH,
+    REVIEW_QUEUE,
+)
 from app.orders.models import STATUSES, UP_REVIEW, Order
+from app.privacy import service as privacy
 from app.providers.models import Provider
 
 router = APIRouter(tags=["health"])
@@ -43,6 +50,7 @@ async def refresh_gauges(ctx: AppContext) -> None:
                 select(Provider.id, Provider.last_balance).where(Provider.last_balance.is_not(None))
             )
         ).all()
+        DELETIONS_OVERDUE.set(await privacy.overdue_deletion_requests(session))
     for status in STATUSES:
         ORDERS_BY_STATUS.labels(status).set(counts.get(status, 0))
     REVIEW_QUEUE.set(in_review or 0)

@@ -14,6 +14,7 @@ from app import migrate
 from app.admin.router import router as admin_router
 from app.api_v2.router import DirectRoute
 from app.api_v2.router import router as api_v2_router
+from app.client.router import router as client_router
 from app.context import AppContext
 from app.db import Database
 from app.health import metrics_router, scrape_router
@@ -106,4 +107,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_v2_router)
     app.include_router(admin_router)
     app.include_router(payments_router)
+    app.include_router(client_router)
     return app

@@ -40,3 +40,7 @@ LEDGER_VIOLATIONS = Gauge(
 LEDGER_CHECKED_AT = Gauge(
     "smm_ledger_checked_at", "Unix time of the last scheduled ledger audit that completed"
 )
+DELETIONS_OVERDUE = Gauge(
+    "smm_deletion_requests_overdue",
+    "Users' deletion requests open past their deadline (read at scrape time)",
+)

@@ -150,6 +150,29 @@ class Settings(BaseSettings):
     # logs (audit, upstream events, gateway notifications) are kept this long.
     retention_days: int = Field(default=365, ge=1)
     activity_retention_days: int = Field(default=365, ge=1)
+    # Mail and the customer API (/client/v1).
+    mail_url: str = Field(
+        default="console", description="`console` (log the message) or smtp://user:pass@host:port"
+    )
+    mail_from: str = Field(default="smm-panel <noreply@localhost>", description="sender")
+    client_session_days: int = Field(default=30, ge=1, description="sign-in session lifetime")
+    client_verify_hours: int = Field(default=48, ge=1, description="email verification link")
+    client_reset_minutes: int = Field(default=60, ge=1, description="password reset link")
+    client_invite_days: int = Field(default=7, ge=1, description="operator's invitation link")
+    client_attempts_per_account: int = Field(
+        default=5, ge=1, description="failed sign-ins per account before a lock"
+    )
+    client_attempts_per_ip: int = Field(
+        default=30, ge=1, description="failed attempts per IP (sign-in, tokens) before a lock"
+    )
+    client_attempt_window_seconds: int = Field(default=900, ge=1)
+    client_lock_seconds: float = Field(
+        default=30, gt=0, description="first lock; each further failure doubles it"
+    )
+    client_lock_max_seconds: float = Field(default=3600, gt=0)
+    client_deletion_days: int = Field(
+        default=30, ge=1, description="deadline of a deletion request"
+    )
 
     @model_validator(mode="after")
     def _fold_previous_keys(self) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,11 +17,14 @@ from app import migrate
 from app.accounts import service as accounts
 from app.catalog.models import Category, Service
 from app.context import AppContext
+from app.customers import service as customers
 from app.ledger import service as ledger
 from app.main import create_app
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, Reseller
+from tests.support.client import Customer, MakeCustomer
 from tests.support.env import ADMIN_TOKEN, BASE_DB, SECRET_KEY, TABLES, TEST_REDIS
+from tests.support.mail import Mailbox, start_server
 
 
 def _with_db(url: str, name: str) -> str:
@@ -147,5 +150,42 @@ def make_service(ctx: AppContext) -> MakeService:
             session.add(service)
             await session.flush()
             return service.id
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Mailbox]:
+    controller, box = start_server()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Mailbox, ctx: AppContext) -> Iterator[Mailbox]:
+    """The panel's mail goes to a real local SMTP server for this test."""
+    smtp_server.received.clear()
+    before = ctx.settings.mail_url
+    ctx.settings.mail_url = f"smtp://127.0.0.1:{smtp_server.port}"
+    yield smtp_server
+    ctx.settings.mail_url = before
+
+
+@pytest.fixture
+def make_customer(ctx: AppContext, client: httpx.AsyncClient, make_user: MakeUser) -> MakeCustomer:
+    async def make(balance: str = "0") -> Customer:
+        reseller = await make_user(balance)
+        password = "s3cret-" + uuid.uuid4().hex[:8]
+        async with ctx.db.transaction() as session:
+            user = await accounts.get_user(session, reseller.user_id)
+            login = await customers.login_of(session, user.id)
+            login.password_hash = customers.hash_password(password)
+            login.email_verified_at = user.created_at
+            email = user.email or ""
+        response = await client.post(
+            "/client/v1/login", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return Customer(reseller.user_id, reseller.key, email, password, response.json()["token"])
 
     return make

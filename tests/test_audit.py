@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 
 from app.audit.models import AuditEntry
 from app.context import AppContext
+from app.privacy import service as privacy
 from app.providers.sandbox import SandboxConfig, SandboxService
 from tests.support.api import Api, order_id_of
 from tests.support.env import AUTH
@@ -154,6 +155,15 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         await audited("POST", "/users/{user_id}/block", {"reason": "x"}, user_id=bid)
         await audited("POST", "/users/{user_id}/unblock", user_id=bid)
         await audited("DELETE", "/users/{user_id}", user_id=bid)
+        await audited("POST", "/users/{user_id}/invite", user_id=uid)
+        await audited("POST", "/users/{user_id}/sessions/revoke", user_id=uid)
+        await audited("POST", "/users/{user_id}/2fa/reset", user_id=uid)
+        c = await audited("POST", "/users", {"email": "c@x.io"})
+        async with ctx.db.transaction() as session:
+            asked = await privacy.request_deletion(session, c["id"], days=30)
+        await audited(
+            "POST", "/privacy/deletion-requests/{request_id}/complete", request_id=asked.id
+        )
         await audited("DELETE", "/services/{service_id}", service_id=sid)
 
     assert covered == mutation_routes(app), mutation_routes(app) - covered

@@ -25,6 +25,7 @@ from app.flows import refills as refill_relay
 from app.flows import relay, sync
 from app.jobs import SERIALIZERS, JobQueue, redis_settings
 from app.ledger import service as ledger
+from app.mail import service as mail
 from app.metrics import (
     LEDGER_CHECKED_AT,
     LEDGER_VIOLATIONS,
@@ -210,6 +211,12 @@ FUNCTIONS = [
 ]
 
 
+async def deliver_mail(ctx: Ctx) -> int:
+    """Send what the outbox holds and the API's own attempt missed."""
+    settings: Settings = ctx["settings"]
+    return await mail.deliver_due(mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from))
+
+
 def _every(seconds: int) -> set[int]:
     seconds = max(1, min(60, seconds))
     return set(range(0, 60, seconds))
@@ -221,6 +228,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(sweep, second=_every(10), run_at_startup=True),
         cron(sync_statuses, second=_every(settings.status_sync_seconds)),
         cron(sync_refills, second={30}),
+        cron(deliver_mail, second=_every(20)),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
         cron(enforce_retention, hour={3}, minute={30}, second={0}),
         cron(audit_ledger, minute=set(range(5, 60, 10)), second={45}),

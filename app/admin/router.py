@@ -12,6 +12,7 @@ from app.accounts.router import admin_router as accounts
 from app.admin.audit import admin_router as audit
 from app.catalog.router import admin_router as catalog
 from app.currencies.router import admin_router as currencies
+from app.customers.router import admin_router as customers
 from app.flows.router import admin_router as flows
 from app.http.auth import require_admin
 from app.ledger.router import admin_router as ledger
@@ -38,5 +39,6 @@ for part in (
     reports,
     referrals,
     privacy,
+    customers,
 ):
     router.include_router(part)

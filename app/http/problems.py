@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -19,9 +20,11 @@ log = logging.getLogger(__name__)
 TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     502: "Bad Gateway",
 }
 
@@ -40,12 +43,30 @@ async def get_or_404(session: AsyncSession, model: Any, key: Any, what: str) -> 
     return row
 
 
+# Problem `type`s that do not follow from the error's class name.
+SLUGS = {"NotEnoughFunds": "insufficient-funds", "DomainError": "invalid-request"}
+
+
+def error_type(exc: DomainError) -> str:
+    """The stable problem type of a domain error: /errors/<slug>, the slug given by the
+    class (`slug`) or derived from its name (IncorrectLink -> incorrect-link)."""
+    slug = getattr(exc, "slug", None)
+    if not isinstance(slug, str):
+        name = type(exc).__name__
+        slug = SLUGS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+    return f"/errors/{slug}"
+
+
 def problem_from(exc: DomainError) -> Problem:
+    kind = error_type(exc)
+    given = getattr(exc, "http_status", None)
+    if isinstance(given, int):
+        return Problem(given, exc.message, type=kind)
     if isinstance(exc, NotFound):
-        return Problem(404, exc.message)
+        return Problem(404, exc.message, type=kind)
     if isinstance(exc, Conflict | NotEnoughFunds):
-        return Problem(409, exc.message)
-    return Problem(422, exc.message)
+        return Problem(409, exc.message, type=kind)
+    return Problem(422, exc.message, type=kind)
 
 
 def problem_response(
@@ -57,7 +78,7 @@ def problem_response(
         "status": status,
         "detail": detail,
         **extra,
-    }
+    }  # `type` in `extra` (a domain error's stable type) replaces about:blank
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -90,7 +111,9 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
         problem = problem_from(exc)
-        return problem_response(problem.status_code, problem.detail)
+        return problem_response(
+            problem.status_code, problem.detail, getattr(exc, "headers", None), **problem.extra
+        )
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

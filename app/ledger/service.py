@@ -168,8 +168,9 @@ async def list_entries(
     user_id: int | None = None,
     kind: str | None = None,
     order_id: int | None = None,
+    before_id: int | None = None,
 ) -> list[LedgerEntry]:
-    """Entries, newest first, filtered."""
+    """Entries, newest first, filtered; `before_id` is a cursor (older entries only)."""
     stmt = select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(limit).offset(offset)
     if user_id is not None:
         stmt = stmt.where(LedgerEntry.user_id == user_id)
@@ -177,6 +178,8 @@ async def list_entries(
         stmt = stmt.where(LedgerEntry.kind == kind)
     if order_id is not None:
         stmt = stmt.where(LedgerEntry.order_id == order_id)
+    if before_id is not None:
+        stmt = stmt.where(LedgerEntry.id < before_id)
     return list(await session.scalars(stmt))
 
 

@@ -468,3 +468,46 @@ async def refresh_parent(session: AsyncSession, parent_id: int) -> None:
         .where(Order.id == parent_id, Order.status.in_(ACTIVE_STATUSES))
         .values(**values)
     )
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """A user's order history: newest first, `before` is the cursor (the last id seen)."""
+
+    status: str | None = None
+    service_id: int | None = None
+    link: str | None = None  # a substring of the link, case-insensitive
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    before: int | None = None
+
+
+async def list_own_orders(
+    session: AsyncSession, user_id: int, where: OrderFilter, limit: int
+) -> list[Order]:
+    stmt = (
+        select(Order)
+        .where(Order.user_id == user_id, Order.parent_id.is_(None))
+        .order_by(Order.id.desc())
+        .limit(limit)
+    )
+    if where.status is not None:
+        stmt = stmt.where(Order.status == where.status)
+    if where.service_id is not None:
+        stmt = stmt.where(Order.service_id == where.service_id)
+    if where.link:
+        stmt = stmt.where(Order.link.icontains(where.link, autoescape=True))
+    if where.since is not None:
+        stmt = stmt.where(Order.created_at >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(Order.created_at < where.until)
+    if where.before is not None:
+        stmt = stmt.where(Order.id < where.before)
+    return list(await session.scalars(stmt))
+
+
+async def runs_of(session: AsyncSession, parent_id: int) -> list[Order]:
+    """A drip-feed order's runs the panel sends itself, in order."""
+    return list(
+        await session.scalars(select(Order).where(Order.parent_id == parent_id).order_by(Order.id))
+    )

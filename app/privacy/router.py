@@ -10,13 +10,15 @@ from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from app.db import utcnow
 from app.http.audit import Audit
+from app.http.auth import Operator
 from app.http.context import ServicesDep
 from app.http.paths import PathId
-from app.http.tx import Tx
+from app.http.tx import Reader, Tx
 from app.money import plain
 from app.privacy import service as privacy
-from app.privacy.schemas import ErasedOut
+from app.privacy.schemas import DeletionCompletedOut, DeletionRequestOut, ErasedOut
 
 admin_router = APIRouter(tags=["privacy"])
 
@@ -55,4 +57,42 @@ async def erase_user(tx: Tx, audit: Audit, services: ServicesDep, user_id: PathI
         purge_after=erased.erased_at + timedelta(days=services.settings.retention_days),
     )
     await audit("user.erase", "user", user_id, after=out)
+    return out
+
+
+def deletion_out(request: object) -> DeletionRequestOut:
+    out = DeletionRequestOut.model_validate(request)
+    return out.model_copy(update={"overdue": out.completed_at is None and out.deadline < utcnow()})
+
+
+@admin_router.get(
+    "/privacy/deletion-requests",
+    summary="Open deletion requests made by users, the nearest deadline first",
+    description="Each is due by its `deadline` (CLIENT_DELETION_DAYS after the request); "
+    "`overdue` ones are also counted by the metric smm_deletion_requests_overdue.",
+)
+async def deletion_requests(db: Reader) -> list[DeletionRequestOut]:
+    return [deletion_out(r) for r in await privacy.open_deletion_requests(db)]
+
+
+@admin_router.post(
+    "/privacy/deletion-requests/{request_id}/complete",
+    summary="Complete a deletion request: erase the user's personal data",
+    description="Runs the same erasure as DELETE /admin/v1/users/{id} (409 while the user "
+    "has active orders) and closes the request.",
+)
+async def complete_deletion(
+    tx: Tx, audit: Audit, services: ServicesDep, operator: Operator, request_id: PathId
+) -> DeletionCompletedOut:
+    request, erased = await privacy.complete_deletion(tx, request_id, operator)
+    out = DeletionCompletedOut(
+        request=deletion_out(request),
+        erased=ErasedOut(
+            user_id=erased.user_id,
+            orders_scrubbed=erased.orders_scrubbed,
+            erased_at=erased.erased_at,
+            purge_after=erased.erased_at + timedelta(days=services.settings.retention_days),
+        ),
+    )
+    await audit("user.deletion_complete", "deletion_request", request_id, after=out)
     return out

@@ -24,3 +24,18 @@ class ErasedOut(BaseModel):
     orders_scrubbed: int
     erased_at: datetime
     purge_after: datetime
+
+
+class DeletionRequestOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    user_id: int
+    requested_at: datetime
+    deadline: datetime
+    completed_at: datetime | None
+    overdue: bool = False
+
+
+class DeletionCompletedOut(BaseModel):
+    request: DeletionRequestOut
+    erased: ErasedOut

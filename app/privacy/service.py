@@ -8,7 +8,7 @@ log, upstream history, gateway notifications) are kept for their own period, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, func, select, text, update
@@ -18,12 +18,14 @@ from app.accounts.models import ApiKey, User
 from app.accounts.service import revoke_keys
 from app.audit.models import AuditEntry
 from app.audit.service import record
+from app.customers import service as customers
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.orders.models import ACTIVE_STATUSES, Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
+from app.privacy.models import DeletionRequest
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
 
@@ -160,6 +162,7 @@ async def erase_user(session: AsyncSession, user_id: int) -> Erased:
         )
     now = utcnow()
     await revoke_keys(session, user_id, at=now)
+    await customers.forget_user(session, user_id)
     user.email = None
     user.name = None
     user.referral_code = None
@@ -259,3 +262,57 @@ async def purge_activity(session: AsyncSession, cutoff: datetime) -> dict[str, i
         result = await session.execute(delete(model).where(model.created_at < cutoff))
         counts[name] = cast(CursorResult[Any], result).rowcount
     return counts
+
+
+async def request_deletion(session: AsyncSession, user_id: int, days: int) -> DeletionRequest:
+    """The user's open deletion request (made now, due in `days`, or the one already open)."""
+    open_one = await session.scalar(
+        select(DeletionRequest).where(
+            DeletionRequest.user_id == user_id, DeletionRequest.completed_at.is_(None)
+        )
+    )
+    if open_one is not None:
+        return open_one
+    now = utcnow()
+    made = DeletionRequest(user_id=user_id, requested_at=now, deadline=now + timedelta(days=days))
+    session.add(made)
+    await session.flush()
+    return made
+
+
+async def open_deletion_requests(session: AsyncSession) -> list[DeletionRequest]:
+    """Open requests, the nearest deadline first."""
+    return list(
+        await session.scalars(
+            select(DeletionRequest)
+            .where(DeletionRequest.completed_at.is_(None))
+            .order_by(DeletionRequest.deadline, DeletionRequest.id)
+        )
+    )
+
+
+async def overdue_deletion_requests(session: AsyncSession) -> int:
+    count = await session.scalar(
+        select(func.count(DeletionRequest.id)).where(
+            DeletionRequest.completed_at.is_(None), DeletionRequest.deadline < func.now()
+        )
+    )
+    return int(count or 0)
+
+
+async def complete_deletion(
+    session: AsyncSession, request_id: int, operator: str
+) -> tuple[DeletionRequest, Erased]:
+    """Run the erasure for an open request and close it (409 while orders are active)."""
+    request = await session.scalar(
+        select(DeletionRequest).where(DeletionRequest.id == request_id).with_for_update()
+    )
+    if request is None:
+        raise NotFound("Deletion request not found")
+    if request.completed_at is not None:
+        raise Conflict("This deletion request is already completed")
+    erased = await erase_user(session, request.user_id)
+    request.completed_at = erased.erased_at
+    request.completed_by = operator
+    await session.flush()
+    return request, erased

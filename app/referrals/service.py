@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import USER_ACTIVE, User
@@ -121,3 +122,41 @@ async def set_referrer(session: AsyncSession, user_id: int, code: str) -> int:
     user.referred_by_id = referrer_id
     await session.flush()
     return referrer_id
+
+
+@dataclass(frozen=True)
+class ReferralSummary:
+    code: str | None
+    signups: int
+    # (month "YYYY-MM", credited rewards of that month), newest month first.
+    monthly: list[tuple[str, Decimal]]
+    rewards: list[ReferralReward]
+
+
+async def summary(session: AsyncSession, user_id: int, *, limit: int = 100) -> ReferralSummary:
+    """What a referrer sees: the code, sign-ups, credited earnings per month, rewards."""
+    code = await session.scalar(select(User.referral_code).where(User.id == user_id))
+    signups = await session.scalar(
+        select(func.count(User.id)).where(User.referred_by_id == user_id)
+    )
+    month = func.to_char(func.date_trunc("month", ReferralReward.created_at), "YYYY-MM")
+    monthly = (
+        await session.execute(
+            select(month, func.sum(ReferralReward.amount))
+            .where(ReferralReward.referrer_id == user_id, ReferralReward.status == REWARD_CREDITED)
+            .group_by(month)
+            .order_by(month.desc())
+        )
+    ).all()
+    rewards = await session.scalars(
+        select(ReferralReward)
+        .where(ReferralReward.referrer_id == user_id)
+        .order_by(ReferralReward.id.desc())
+        .limit(limit)
+    )
+    return ReferralSummary(
+        code=code,
+        signups=int(signups or 0),
+        monthly=[(str(m), Decimal(s)) for m, s in monthly],
+        rewards=list(rewards),
+    )

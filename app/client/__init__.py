@@ -1,0 +1,1 @@
+"""The customer API (/client/v1), assembled from the domains' services."""

@@ -1,0 +1,378 @@
+"""The customer API (/client/v1): sign-in and profile from app/customers, and ordering,
+money, referrals and privacy requests over the same service functions as API v2 and the
+admin API. Every route but registration and sign-in needs the session token
+(`Authorization: Bearer`). Errors are problem JSON whose `detail` is the API v2 message
+and whose `type` (/errors/<slug>) is stable per cause."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from app.catalog import service as catalog
+from app.client import orders as ordering
+from app.client.schemas import (
+    CanceledOut,
+    DeletionOut,
+    DepositIn,
+    DepositOut,
+    MassIn,
+    MassLineOut,
+    MassOut,
+    MonthOut,
+    OrderDetailOut,
+    OrderOut,
+    OrderPage,
+    PlacedOut,
+    ReferralsOut,
+    RefillMadeOut,
+    RefillOut,
+    RewardOut,
+    ServiceOut,
+    TransactionOut,
+    TransactionPage,
+)
+from app.customers.router import CurrentCustomer
+from app.customers.router import client_router as account
+from app.db import after_commit
+from app.errors import IncorrectRequest
+from app.http.context import ServicesDep
+from app.http.forms import read_fields
+from app.http.paths import PathId
+from app.http.tx import Reader, Tx
+from app.ledger import service as ledger
+from app.money import format_money, places_of, precision_for_rate
+from app.orders import service as orders
+from app.orders.models import STATUSES, Order
+from app.orders.types import FIELD, SubscriptionsType, TypeSpec, handler_for
+from app.payments import gateways
+from app.payments import service as payments
+from app.payments.models import GATEWAYS, Payment
+from app.privacy import service as privacy
+from app.referrals import service as referrals
+from app.refills import service as refills
+from app.refills.models import Refill
+
+shop = APIRouter(tags=["client: ordering"])
+money = APIRouter(tags=["client: money"])
+mine = APIRouter(tags=["client: referrals and privacy"])
+
+Page = Annotated[int, Query(ge=1, le=200, description="page size")]
+Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="next_cursor of a page")]
+
+
+def rate_text(rate: Decimal) -> str:
+    """As API v2 shows rates: at least two decimals, every digit the rate has."""
+    places = max(2, places_of(rate))
+    return format(rate.quantize(Decimal(1).scaleb(-places)), "f")
+
+
+def field_names(type_name: str) -> list[str]:
+    """The fields an order of this type takes (optional ones end in `?`)."""
+    handler = handler_for(type_name)
+    if isinstance(handler, SubscriptionsType):
+        return ["username", "min", "max", "posts", "old_posts?", "delay?", "expiry?"]
+    assert isinstance(handler, TypeSpec)
+    names = ["link"] if handler.link else []
+    if handler.quantity == FIELD:
+        names.append("quantity")
+    if handler.lines_field:
+        names.append(handler.lines_field)
+    names += [name for name, _ in handler.required]
+    names += [f"{name}?" for name, _ in handler.optional]
+    if handler.dripfeed:
+        names += ["runs?", "interval?"]
+    return names
+
+
+@shop.get("/services", summary="The services you can order, at the rates you pay")
+async def list_services(db: Reader, me: CurrentCustomer) -> list[ServiceOut]:
+    return [
+        ServiceOut(
+            service=o.service.id,
+            name=o.service.name,
+            type=o.service.type,
+            category=o.category,
+            rate=rate_text(o.rate),
+            min=o.service.min_quantity,
+            max=o.service.max_quantity,
+            refill=o.service.refill,
+            cancel=o.service.cancel,
+            dripfeed=o.service.dripfeed,
+            description=o.service.description,
+            fields=field_names(o.service.type),
+        )
+        for o in await catalog.list_offered(db, me.user_id)
+    ]
+
+
+@shop.post(
+    "/orders",
+    status_code=201,
+    summary="Place an order (the fields and rules of API v2 `add`)",
+    description="A JSON object or a form with `service` and the fields of the service's type "
+    "(GET /client/v1/services lists them). Errors carry the API v2 message in `detail`, "
+    "e.g. `Not enough funds on balance` (type /errors/insufficient-funds).",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "example": {"service": "1", "link": "https://x.com/a", "quantity": "100"},
+                }
+            }
+        }
+    },
+)
+async def place_order(
+    request: Request, tx: Tx, services: ServicesDep, me: CurrentCustomer
+) -> PlacedOut:
+    fields = await read_fields(request, services.settings.api_max_body_bytes)
+    return PlacedOut(order=await ordering.place(tx, services.jobs, me.user_id, fields))
+
+
+@shop.post(
+    "/orders/mass",
+    summary="Place up to 500 orders, one per line `service_id|link|quantity`",
+    description="Each line is placed on its own, in order: one line's error never undoes "
+    "another, and the total charge never exceeds the balance.",
+)
+async def place_mass(tx: Tx, services: ServicesDep, me: CurrentCustomer, body: MassIn) -> MassOut:
+    results = await ordering.place_mass(tx, services.jobs, me.user_id, body.lines)
+    return MassOut(
+        results=[MassLineOut(line=r.line, order=r.order, error=r.error) for r in results]
+    )
+
+
+def order_out(order: Order) -> OrderOut:
+    places = precision_for_rate(order.rate)
+    return OrderOut(
+        id=order.id,
+        service_id=order.service_id,
+        type=order.type,
+        link=order.link,
+        quantity=order.quantity,
+        charge=format_money(order.charge, places),
+        refunded=format_money(order.refunded, places),
+        status=order.status,
+        start_count=order.start_count,
+        remains=order.remains,
+        runs=order.runs,
+        interval=order.interval_minutes,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+@shop.get(
+    "/orders",
+    summary="Your orders, newest first",
+    description="Filters: `status`, `service`, `link` (a substring), `from`/`to` (creation "
+    "time, `to` exclusive). Pages follow `next_cursor`.",
+)
+async def list_orders(
+    db: Reader,
+    me: CurrentCustomer,
+    status: Annotated[str | None, Query(description=", ".join(STATUSES))] = None,
+    service: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    link: Annotated[str | None, Query(max_length=500)] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Cursor = None,
+    limit: Page = 50,
+) -> OrderPage:
+    if status is not None and status not in STATUSES:
+        raise IncorrectRequest("Incorrect status")
+    where = orders.OrderFilter(status, service, link, since, until, cursor)
+    rows = await orders.list_own_orders(db, me.user_id, where, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return OrderPage(
+        orders=[order_out(o) for o in rows], next_cursor=rows[-1].id if more and rows else None
+    )
+
+
+@shop.get("/orders/{order_id}", summary="An order with its refills and drip-feed runs")
+async def get_order(db: Reader, me: CurrentCustomer, order_id: PathId) -> OrderDetailOut:
+    order = await orders.get_own_order(db, me.user_id, order_id)
+    made = await db.scalars(select(Refill).where(Refill.order_id == order.id).order_by(Refill.id))
+    runs = await orders.runs_of(db, order.id)
+    return OrderDetailOut(
+        **order_out(order).model_dump(),
+        params=order.params,
+        refills=[RefillOut(id=r.id, status=r.status, created_at=r.created_at) for r in made],
+        drip_feed_runs=[order_out(r) for r in runs],
+    )
+
+
+@shop.post("/orders/{order_id}/refill", summary="Ask for a refill (where the service allows)")
+async def refill_order(
+    tx: Tx, services: ServicesDep, me: CurrentCustomer, order_id: PathId
+) -> RefillMadeOut:
+    refill = await refills.request_refill(tx, me.user_id, order_id)
+    if refill.upstream_state == "queued":
+        after_commit(tx, partial(services.jobs.relay_refill, refill.id))
+    return RefillMadeOut(refill=refill.id)
+
+
+@shop.post("/orders/{order_id}/cancel", summary="Cancel an order (where the service allows)")
+async def cancel_order(
+    tx: Tx, services: ServicesDep, me: CurrentCustomer, order_id: PathId
+) -> CanceledOut:
+    for due in await orders.cancel_order(tx, me.user_id, order_id):
+        after_commit(tx, partial(services.jobs.relay_cancel, due))
+    return CanceledOut()
+
+
+@money.get("/transactions", summary="Your balance movements (ledger entries), newest first")
+async def transactions(
+    db: Reader, me: CurrentCustomer, cursor: Cursor = None, limit: Page = 50
+) -> TransactionPage:
+    rows = await ledger.list_entries(
+        db, limit=limit + 1, offset=0, user_id=me.user_id, before_id=cursor
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TransactionPage(
+        transactions=[
+            TransactionOut(
+                id=e.id,
+                kind=e.kind,
+                amount=format_money(e.amount),
+                balance_after=format_money(e.balance_after),
+                reason=e.reason,
+                order_id=e.order_id,
+                created_at=e.created_at,
+            )
+            for e in rows
+        ],
+        next_cursor=rows[-1].id if more and rows else None,
+    )
+
+
+def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
+    return DepositOut(
+        payment=p.id,
+        gateway=p.gateway,
+        amount=f"{p.amount:.2f}",
+        currency=p.currency,
+        credit=format_money(p.credit_amount),
+        credit_currency=panel_currency,
+        status=p.status,
+        pay_url=p.pay_url,
+        created_at=p.created_at,
+        paid_at=p.paid_at,
+    )
+
+
+@money.get("/deposits", summary="Your deposit invoices, newest first")
+async def list_deposits(
+    db: Reader, services: ServicesDep, me: CurrentCustomer, limit: Page = 50
+) -> list[DepositOut]:
+    rows = await db.scalars(
+        select(Payment)
+        .where(Payment.user_id == me.user_id)
+        .order_by(Payment.id.desc())
+        .limit(limit)
+    )
+    return [deposit_out(p, services.settings.currency) for p in rows]
+
+
+@money.post(
+    "/deposits",
+    status_code=201,
+    summary="Create a deposit invoice (pay at the gateway's `pay_url`)",
+    description="The rules of /payments/invoice: `gateway` (robokassa, freekassa, "
+    "yookassa, where configured), `amount` in the panel's currency, at least MIN_DEPOSIT.",
+)
+async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: DepositIn) -> DepositOut:
+    gateway = body.gateway.strip().lower()
+    if gateway not in GATEWAYS:
+        raise IncorrectRequest("Incorrect gateway")
+    try:
+        amount = Decimal(body.amount.strip())
+    except InvalidOperation:
+        raise payments.IncorrectAmount() from None
+    async with services.db.transaction() as session:
+        payment = await payments.create_invoice(
+            session, services.settings, user_id=me.user_id, gateway=gateway, amount=amount
+        )
+    if gateway == "yookassa":
+        # The gateway is called outside any transaction, then its answer is recorded.
+        try:
+            external_id, url = await gateways.yookassa_create(
+                services.settings, services.http, payment.id, payment.amount, payment.currency
+            )
+        except gateways.Unavailable as exc:
+            raise payments.GatewayUnavailable() from exc
+        async with services.db.transaction() as session:
+            row = await session.get(Payment, payment.id)
+            assert row is not None
+            row.external_id, row.pay_url = external_id, url
+        payment.pay_url = url
+    return deposit_out(payment, services.settings.currency)
+
+
+@mine.get("/referrals", summary="Your referral code and link, sign-ups and earnings")
+async def my_referrals(db: Reader, services: ServicesDep, me: CurrentCustomer) -> ReferralsOut:
+    got = await referrals.summary(db, me.user_id)
+    base = services.settings.public_url.rstrip("/")
+    return ReferralsOut(
+        code=got.code,
+        link=f"{base}/?ref={got.code}" if got.code else None,
+        signups=got.signups,
+        earnings=[MonthOut(month=m, earned=format_money(s)) for m, s in got.monthly],
+        rewards=[
+            RewardOut(
+                id=r.id,
+                referred_id=r.referred_id,
+                deposit_amount=format_money(r.deposit_amount),
+                amount=format_money(r.amount),
+                status=r.status,
+                created_at=r.created_at,
+            )
+            for r in got.rewards
+        ],
+    )
+
+
+@mine.get(
+    "/privacy/export",
+    summary="Everything the panel holds about you (the JSON of the operator's export)",
+    response_model=dict[str, Any],
+)
+async def export(db: Reader, me: CurrentCustomer) -> JSONResponse:
+    data = await privacy.export_user(db, me.user_id)
+    return JSONResponse(
+        jsonable_encoder(data, custom_encoder={Decimal: str}),
+        headers={"Content-Disposition": f'attachment; filename="user-{me.user_id}.json"'},
+    )
+
+
+@mine.post(
+    "/privacy/deletion",
+    status_code=202,
+    summary="Ask for your personal data to be deleted",
+    description="The operator completes the request by its `deadline` (30 days); asking "
+    "again answers the open request.",
+)
+async def request_deletion(tx: Tx, services: ServicesDep, me: CurrentCustomer) -> DeletionOut:
+    made = await privacy.request_deletion(tx, me.user_id, services.settings.client_deletion_days)
+    return DeletionOut(
+        id=made.id,
+        requested_at=made.requested_at,
+        deadline=made.deadline,
+        completed_at=made.completed_at,
+    )
+
+
+router = APIRouter(prefix="/client/v1")
+for part in (account, shop, money, mine):
+    router.include_router(part)

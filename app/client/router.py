@@ -12,7 +12,6 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -351,7 +350,7 @@ async def my_referrals(db: Reader, services: ServicesDep, me: CurrentCustomer) -
 async def export(db: Reader, me: CurrentCustomer) -> JSONResponse:
     data = await privacy.export_user(db, me.user_id)
     return JSONResponse(
-        jsonable_encoder(data, custom_encoder={Decimal: str}),
+        privacy.export_json(data),
         headers={"Content-Disposition": f'attachment; filename="user-{me.user_id}.json"'},
     )
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from app.db import utcnow
@@ -16,7 +14,6 @@ from app.http.auth import Operator
 from app.http.context import ServicesDep
 from app.http.paths import PathId
 from app.http.tx import Reader, Tx
-from app.money import plain
 from app.privacy import service as privacy
 from app.privacy.schemas import DeletionCompletedOut, DeletionRequestOut, ErasedOut
 
@@ -34,8 +31,7 @@ async def export_user(tx: Tx, audit: Audit, user_id: PathId) -> JSONResponse:
     data = await privacy.export_user(tx, user_id)
     await audit("user.export", "user", user_id)
     return JSONResponse(
-        # Money stays exact: decimals as strings, never floats.
-        jsonable_encoder(data, custom_encoder={Decimal: plain}),
+        privacy.export_json(data),
         headers={"Content-Disposition": f'attachment; filename="user-{user_id}.json"'},
     )
 

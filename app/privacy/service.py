@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
+from fastapi.encoders import jsonable_encoder
 from sqlalchemy import CursorResult, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +25,7 @@ from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
+from app.money import plain
 from app.orders.models import ACTIVE_STATUSES, Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
@@ -135,6 +138,12 @@ async def export_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
             ("id", "actor", "action", "before", "after", "created_at"),
         ),
     }
+
+
+def export_json(data: dict[str, Any]) -> Any:
+    """The export as JSON values: money stays exact, as plain decimal strings (never floats,
+    never exponent notation). One rendering for the operator's and the user's own export."""
+    return jsonable_encoder(data, custom_encoder={Decimal: plain})
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app import keyring
 from app.audit import service as audit
+from app.customers import service as customers
+from app.customers.models import CustomerLogin
 from app.providers import crypto as provider_crypto
 from app.providers.models import Provider
 
@@ -34,6 +36,9 @@ class StoredSecret:
 STORED_SECRETS: tuple[StoredSecret, ...] = (
     StoredSecret(
         "provider.api_key", Provider.id, Provider.api_key_encrypted, provider_crypto.PURPOSE
+    ),
+    StoredSecret(
+        "customer.totp", CustomerLogin.user_id, CustomerLogin.totp_secret, customers.TOTP_PURPOSE
     ),
 )
 

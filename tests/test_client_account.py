@@ -479,3 +479,41 @@ async def test_forgot_stops_mailing_an_address_past_its_limit_with_the_same_answ
     await mailbox.wait_for(customer.email, count=limit)
     await asyncio.sleep(0.2)
     assert len(mailbox.to(customer.email)) == limit
+
+
+async def test_the_totp_seed_is_stored_encrypted_and_rotates_with_the_secret_key(
+    client: httpx.AsyncClient, make_customer: MakeCustomer, ctx: AppContext
+) -> None:
+    from sqlalchemy import select
+
+    from app import keyring
+    from app.customers.models import CustomerLogin
+    from app.customers.service import TOTP_PURPOSE
+    from app.rotation import rotate_secrets
+
+    customer = await make_customer()
+    secret = (await client.post("/client/v1/2fa/setup", headers=customer.auth)).json()["secret"]
+    enabled = await client.post(
+        "/client/v1/2fa/enable", headers=customer.auth, json={"code": pyotp.TOTP(secret).now()}
+    )
+    assert enabled.status_code == 200, enabled.text
+
+    async def stored() -> str:
+        async with ctx.db.session() as session:
+            token = await session.scalar(
+                select(CustomerLogin.totp_secret).where(CustomerLogin.user_id == customer.user_id)
+            )
+        assert token is not None
+        return token
+
+    token = await stored()
+    assert secret not in token
+    assert keyring.decrypt(ctx.settings.secret_key, TOTP_PURPOSE, token) == secret
+    # A new SECRET_KEY, the old one kept as previous: the rotation re-encrypts the seed.
+    new_key = "rotated-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+    ring = f"{new_key},{ctx.settings.secret_key}"
+    async with ctx.db.transaction() as session:
+        report = await rotate_secrets(session, ring)
+    assert report.reencrypted["customer.totp"] == 1
+    assert keyring.is_current(new_key, TOTP_PURPOSE, await stored())
+    assert keyring.decrypt(new_key, TOTP_PURPOSE, await stored()) == secret

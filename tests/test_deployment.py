@@ -146,8 +146,8 @@ async def test_rotation_reads_old_keys_and_reencrypts_under_the_new_one(
 
     async with ctx.db.transaction() as session:
         report = await rotate_secrets(session, rotated.secret_key)
-    assert report.reencrypted == {"provider.api_key": 2}
-    assert report.already_current == {"provider.api_key": 1}
+    assert report.reencrypted == {"provider.api_key": 2, "customer.totp": 0}
+    assert report.already_current == {"provider.api_key": 1, "customer.totp": 0}
     # The old key can now be dropped.
     for provider_id, api_key in ((first, "upstream-key-1"), (second, "upstream-key-2")):
         assert crypto.decrypt_key(new, await _stored(ctx, provider_id)) == api_key
@@ -157,7 +157,10 @@ async def test_rotation_reads_old_keys_and_reencrypts_under_the_new_one(
         (
             "cli",
             "secrets.rotate",
-            {"reencrypted": {"provider.api_key": 2}, "already_current": {"provider.api_key": 1}},
+            {
+                "reencrypted": {"provider.api_key": 2, "customer.totp": 0},
+                "already_current": {"provider.api_key": 1, "customer.totp": 0},
+            },
         )
     ]
 
@@ -180,8 +183,8 @@ async def test_rotate_secret_command(ctx: AppContext, settings: Settings) -> Non
     done = await smm_panel_async("rotate-secret", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
-        "reencrypted": {"provider.api_key": 1},
-        "already_current": {"provider.api_key": 0},
+        "reencrypted": {"provider.api_key": 1, "customer.totp": 0},
+        "already_current": {"provider.api_key": 0, "customer.totp": 0},
     }
     assert crypto.decrypt_key(new, await _stored(ctx, provider_id)) == "upstream-key"
     # Without the previous key, the command stops with one line and writes nothing.

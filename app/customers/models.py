@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -31,7 +31,8 @@ class CustomerLogin(Base):
     language: Mapped[str] = mapped_column(String(2), default="en", server_default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     # Set by /2fa/setup; two-factor sign-in is on once totp_enabled_at is set.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # Encrypted with SECRET_KEY (app/keyring.py, purpose "customer.totp"), never in clear.
+    totp_secret: Mapped[str | None] = mapped_column(Text)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The last TOTP time step accepted at sign-in: a code is never accepted twice.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)

@@ -160,9 +160,9 @@ async def reset(tx: Tx, services: ServicesDep, who: Caller, body: ResetIn) -> Re
 
 
 @client_router.post("/2fa/setup", summary="Start two-factor sign-in: a TOTP secret")
-async def totp_setup(tx: Tx, me: CurrentCustomer) -> TotpSetupOut:
+async def totp_setup(tx: Tx, services: ServicesDep, me: CurrentCustomer) -> TotpSetupOut:
     user = await accounts.get_live_user(tx, me.user_id)
-    made = await customers.setup_totp(tx, me.user_id, user.email)
+    made = await customers.setup_totp(tx, services.settings.secret_key, me.user_id, user.email)
     return TotpSetupOut(secret=made.secret, uri=made.uri)
 
 
@@ -171,13 +171,18 @@ async def totp_setup(tx: Tx, me: CurrentCustomer) -> TotpSetupOut:
     summary="Turn two-factor sign-in on with a current code",
     description="Answers ten recovery codes, shown once; each signs in once in place of a code.",
 )
-async def totp_enable(tx: Tx, me: CurrentCustomer, body: CodeIn) -> RecoveryCodesOut:
-    return RecoveryCodesOut(recovery_codes=await customers.enable_totp(tx, me.user_id, body.code))
+async def totp_enable(
+    tx: Tx, services: ServicesDep, me: CurrentCustomer, body: CodeIn
+) -> RecoveryCodesOut:
+    codes = await customers.enable_totp(tx, services.settings.secret_key, me.user_id, body.code)
+    return RecoveryCodesOut(recovery_codes=codes)
 
 
 @client_router.post("/2fa/disable", summary="Turn two-factor sign-in off (needs a code)")
-async def totp_disable(tx: Tx, me: CurrentCustomer, body: CodeIn) -> TwoFactorOut:
-    await customers.disable_totp(tx, me.user_id, body.code)
+async def totp_disable(
+    tx: Tx, services: ServicesDep, me: CurrentCustomer, body: CodeIn
+) -> TwoFactorOut:
+    await customers.disable_totp(tx, services.settings.secret_key, me.user_id, body.code)
     return TwoFactorOut(enabled=False)
 
 

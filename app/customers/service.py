@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import keyring
 from app.accounts import service as accounts
 from app.accounts.models import USER_ACTIVE, User
 from app.customers.errors import (
@@ -52,6 +53,8 @@ from app.mail.models import OutgoingMail
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 RECOVERY_CODES = 10
+# The keyring purpose of TOTP seeds at rest (see app/keyring.py and app/rotation.py).
+TOTP_PURPOSE = "customer.totp"
 TOTP_ISSUER = "smm-panel"
 
 hasher = PasswordHasher()  # Argon2id with argon2-cffi's current defaults
@@ -218,14 +221,16 @@ def check_account(sign_in: SignIn) -> None:
         raise EmailNotVerified()
 
 
-async def check_second_factor(session: AsyncSession, login: CustomerLogin, code: str) -> None:
+async def check_second_factor(
+    session: AsyncSession, secret_keyring: str, login: CustomerLogin, code: str
+) -> None:
     """Nothing to check without 2FA; else a fresh TOTP code or an unused recovery code."""
     if login.totp_enabled_at is None:
         return
     code = code.strip().replace(" ", "")
     if not code:
         raise TwoFactorRequired()
-    step = totp_step(login.totp_secret or "", code)
+    step = totp_step(totp_secret_of(secret_keyring, login), code)
     if step is not None:
         # Conditional: the same code (or an older one) is never accepted twice.
         accepted = await session.scalar(
@@ -403,27 +408,39 @@ class TotpSetup:
     uri: str
 
 
-async def setup_totp(session: AsyncSession, user_id: int, email: str | None) -> TotpSetup:
+def totp_secret_of(secret_keyring: str, login: CustomerLogin) -> str:
+    """The TOTP seed in clear, for checking a code; stored only encrypted (SECRET_KEY)."""
+    if not login.totp_secret:
+        return ""
+    return keyring.decrypt(secret_keyring, TOTP_PURPOSE, login.totp_secret)
+
+
+async def setup_totp(
+    session: AsyncSession, secret_keyring: str, user_id: int, email: str | None
+) -> TotpSetup:
     login = await login_of(session, user_id)
     if login.totp_enabled_at is not None:
         raise TwoFactorState("Two-factor sign-in is already on")
-    login.totp_secret = pyotp.random_base32()
+    seed = pyotp.random_base32()
+    login.totp_secret = keyring.encrypt(secret_keyring, TOTP_PURPOSE, seed)
     login.totp_last_step = None
     await session.flush()
-    uri = pyotp.TOTP(login.totp_secret).provisioning_uri(
+    uri = pyotp.TOTP(seed).provisioning_uri(
         name=email or f"user-{user_id}", issuer_name=TOTP_ISSUER
     )
-    return TotpSetup(login.totp_secret, uri)
+    return TotpSetup(seed, uri)
 
 
-async def enable_totp(session: AsyncSession, user_id: int, code: str) -> list[str]:
+async def enable_totp(
+    session: AsyncSession, secret_keyring: str, user_id: int, code: str
+) -> list[str]:
     """Turn 2FA on with a current code; answers the recovery codes (shown once)."""
     login = await login_of(session, user_id)
     if login.totp_enabled_at is not None:
         raise TwoFactorState("Two-factor sign-in is already on")
     if not login.totp_secret:
         raise TwoFactorState("Call /client/v1/2fa/setup first")
-    step = totp_step(login.totp_secret, code.strip())
+    step = totp_step(totp_secret_of(secret_keyring, login), code.strip())
     if step is None:
         raise InvalidTwoFactorCode()
     login.totp_enabled_at = utcnow()
@@ -435,12 +452,12 @@ async def enable_totp(session: AsyncSession, user_id: int, code: str) -> list[st
     return codes
 
 
-async def disable_totp(session: AsyncSession, user_id: int, code: str) -> None:
+async def disable_totp(session: AsyncSession, secret_keyring: str, user_id: int, code: str) -> None:
     """Turn 2FA off; needs a current code or a recovery code."""
     login = await login_of(session, user_id)
     if login.totp_enabled_at is None:
         raise TwoFactorState("Two-factor sign-in is off")
-    await check_second_factor(session, login, code)
+    await check_second_factor(session, secret_keyring, login, code)
     await clear_totp(session, user_id)
 
 

@@ -104,7 +104,9 @@ async def login(
     try:
         sign_in = await customers.check_password_for(session, email, password)
         customers.check_account(sign_in)
-        await customers.check_second_factor(session, sign_in.login, code)
+        await customers.check_second_factor(
+            session, services.settings.secret_key, sign_in.login, code
+        )
     except (InvalidCredentials, InvalidTwoFactorCode):
         locked = await limits.failed(redis, scopes, _policy(services))
         if "account" in locked:

@@ -40,3 +40,8 @@ LEDGER_VIOLATIONS = Gauge(
 LEDGER_CHECKED_AT = Gauge(
     "smm_ledger_checked_at", "Unix time of the last scheduled ledger audit that completed"
 )
+ALERTS = Counter("smm_alerts_total", "Alerts raised for operators", ["kind"])
+STUCK_ORDERS = Gauge(
+    "smm_stuck_orders", "Active orders without upstream progress past their service's stuck_after"
+)
+CATALOG_SYNCS = Counter("smm_catalog_syncs_total", "Provider catalog syncs", ["outcome"])

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from app.accounts.router import admin_router as accounts
 from app.admin.audit import admin_router as audit
+from app.alerts.router import admin_router as alerts
 from app.catalog.router import admin_router as catalog
 from app.currencies.router import admin_router as currencies
 from app.flows.router import admin_router as flows
@@ -34,6 +35,7 @@ for part in (
     refills,
     audit,
     providers,
+    alerts,
     currencies,
     reports,
     referrals,

@@ -14,7 +14,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TABLES = (
     "audit_log, upstream_events, refills, ledger_entries, orders, user_rates, services, "
     "categories, providers, api_keys, payments, payment_notifications, referral_rewards, "
-    "currency_rates, users"
+    "currency_rates, users, alerts, catalog_changes, service_backups"
 )
 
 # The test app's SECRET_KEY: a strong one, as `serve` demands (the suite's own Settings).

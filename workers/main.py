@@ -85,6 +85,8 @@ async def relay_order(ctx: Ctx, order_id: int) -> str:
     outcome = await relay.relay_order(ctx["db"], ctx["http"], ctx["settings"], order_id)
     if outcome.cancel_due:
         await ctx["jobs"].relay_cancel(order_id)
+    if outcome.outcome == "failover":
+        await ctx["jobs"].relay_due()  # queued again, for its next provider
     return outcome.outcome
 
 

@@ -255,6 +255,8 @@ async def put_backups(tx: Tx, audit: Audit, service_id: PathId, body: BackupsIn)
             for b in body.backups
         ],
     )
+    for row in rows:
+        await tx.refresh(row)  # as stored (money at its column's scale)
     out = [BackupOut.model_validate(b) for b in rows]
     await audit(
         "service.backups",

@@ -207,6 +207,25 @@ async def test_removed_upstream_disables_service_and_keeps_syncing_its_orders(
     await sync(client, upstream.provider_id)
     service = await service_row(ctx, sid)
     assert (service.enabled, service.held) == (True, None)
+    assert (await changes(client, upstream))[0] == ("1", sid, "new", None, "Followers")
+    assert await alerts(client, kind="service_removed_upstream") == [
+        ("service_removed_upstream", "service", sid, False)
+    ]
+
+
+async def test_service_off_sale_by_the_operator_stays_off_when_it_returns_upstream(
+    ctx: AppContext, client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    sid = upstream.services["2"]
+    await client.patch(f"/admin/v1/services/{sid}", headers=AUTH, json={"enabled": False})
+    await remove_upstream(upstream.url, 2)
+    assert (await sync(client, upstream.provider_id))["disabled"] == 0
+    await sync(client, upstream.provider_id)
+    assert await changes(client, upstream) == [("2", sid, "removed", "Likes", None)]
+    await sandbox_control(upstream.url, "PUT", "/services/2", {"name": "Likes", "rate": "0.1"})
+    await sync(client, upstream.provider_id)
+    service = await service_row(ctx, sid)
+    assert (service.enabled, service.held) == (False, None)
 
 
 @pytest.mark.parametrize("answer", ["empty", "error"])
@@ -337,6 +356,7 @@ async def test_narrowed_bounds_flags_and_type_change(
     confirmed = await client.post(f"/admin/v1/services/{sid}/confirm-type", headers=AUTH)
     assert confirmed.status_code == 200
     assert (confirmed.json()["type"], confirmed.json()["enabled"]) == ("Package", True)
+    assert await alerts(client) == [("service_type_changed", "service", sid, False)]
     again = await client.post(f"/admin/v1/services/{sid}/confirm-type", headers=AUTH)
     assert again.status_code == 409
     await sync(client, upstream.provider_id)

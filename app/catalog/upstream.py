@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts import service as alerts
 from app.catalog.models import Service, ServiceBackup
 from app.errors import Conflict
 
@@ -71,5 +72,6 @@ async def confirm_type(session: AsyncSession, service: Service) -> Service:
     service.pending_type = None
     service.held = None
     service.enabled = service.deleted_at is None
+    await alerts.resolve(session, alerts.TYPE_CHANGED, "service", service.id)
     await session.flush()
     return service

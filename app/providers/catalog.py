@@ -277,6 +277,8 @@ class CatalogRun:
             service, self.category_names.get(service.category_id, "")
         )
         now = upstream_entry(item)
+        if held.get(REMOVED):
+            self.change(item.service, service, NEW, None, item.name)  # it came back
         for name, after in now.items():
             if _differs(name, held.get(name), after):
                 self.change(item.service, service, name, held.get(name), after)
@@ -299,7 +301,8 @@ class CatalogRun:
                 await self.hold(service, HELD_TYPE, pending_type=item.type)
         if service.held == HELD_REMOVED:
             service.held = None  # it came back: on sale again
-            service.enabled = True
+            service.enabled = service.deleted_at is None
+        await alerts.resolve(self.session, alerts.SERVICE_REMOVED, "service", service.id)
         if self.rule is not None:
             for name, value in self.rule.columns().items():
                 _set(service, name, value)
@@ -358,15 +361,20 @@ class CatalogRun:
             )
 
     async def removed(self, item_id: str, service: Service) -> None:
-        if service.held == HELD_REMOVED:
-            return
+        held = service.upstream or _held_entry(
+            service, self.category_names.get(service.category_id, "")
+        )
+        if held.get(REMOVED):
+            return  # recorded already
         before = snapshot(service)
         self.change(item_id, service, REMOVED, service.name, None)
-        was_on_sale = service.enabled
+        service.upstream = {**held, REMOVED: True}
+        if not service.enabled:
+            await self.audit(service, before, "service.sync")
+            return  # off sale already (by the operator or the sync): it stays as it is
         service.enabled = False
         service.held = HELD_REMOVED
-        if was_on_sale:
-            self.result.disabled += 1
+        self.result.disabled += 1
         await alerts.raise_alert(
             self.session,
             alerts.SERVICE_REMOVED,

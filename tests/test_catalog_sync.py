@@ -419,3 +419,10 @@ async def test_balance_under_threshold_alerts_once_until_recovered(
     ]
     listed = (await client.get("/admin/v1/alerts", headers=AUTH)).json()
     assert listed[0]["detail"] == {"balance": "10.00000", "threshold": "50.00000000"}
+    # No threshold: no alert, and the open one closes at the next reading.
+    cleared = await client.patch(
+        f"/admin/v1/providers/{pid}", headers=AUTH, json={"balance_threshold": None}
+    )
+    assert cleared.json()["balance_threshold"] is None
+    await sync(client, pid)
+    assert [a[3] for a in await alerts(client)] == [False, False]

@@ -169,7 +169,12 @@ async def sync_catalogs(ctx: Ctx) -> dict[int, str]:
     settings: Settings = ctx["settings"]
     done: dict[int, str] = {}
     for provider_id in await catalog.due_providers(db):
-        outcome = await catalog.sync_provider(db, ctx["http"], settings, provider_id)
+        try:
+            outcome = await catalog.sync_provider(db, ctx["http"], settings, provider_id)
+        except Exception:  # one provider's trouble never stops the others' sync
+            log.exception("catalog sync crashed", extra={"provider_id": provider_id})
+            done[provider_id] = "crashed"
+            continue
         done[provider_id] = "ok" if outcome.ok else f"failed: {outcome.error}"
     return done
 

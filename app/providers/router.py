@@ -94,6 +94,8 @@ async def patch_provider(
     provider = await get_or_404(tx, Provider, provider_id, "Provider")
     before = _out(provider)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "balance_threshold" in body.model_fields_set and body.balance_threshold is None:
+        changes["balance_threshold"] = None  # null: no balance alert
     if "api_key" in changes:
         provider.api_key_encrypted = encrypt_key(
             services.settings.secret_key, changes.pop("api_key")

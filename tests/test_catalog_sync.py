@@ -426,3 +426,17 @@ async def test_balance_under_threshold_alerts_once_until_recovered(
     assert cleared.json()["balance_threshold"] is None
     await sync(client, pid)
     assert [a[3] for a in await alerts(client)] == [False, False]
+
+
+async def test_type_changed_back_upstream_puts_the_service_back_on_sale(
+    ctx: AppContext, client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    sid = upstream.services["3"]
+    await change_upstream(upstream.url, 3, type="Package")
+    await sync(client, upstream.provider_id)
+    assert (await service_row(ctx, sid)).held == "type_changed"
+    await change_upstream(upstream.url, 3, type="Default")
+    await sync(client, upstream.provider_id)
+    service = await service_row(ctx, sid)
+    assert (service.enabled, service.held, service.pending_type) == (True, None, None)
+    assert await alerts(client) == [("service_type_changed", "service", sid, False)]

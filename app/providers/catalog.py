@@ -297,12 +297,13 @@ class CatalogRun:
                 service.refill = False
             if not item.cancel:
                 service.cancel = False
-            if item.type != service.type:
-                await self.hold(service, HELD_TYPE, pending_type=item.type)
-        if service.held == HELD_REMOVED:
-            service.held = None  # it came back: on sale again
-            service.enabled = service.deleted_at is None
-        await alerts.resolve(self.session, alerts.SERVICE_REMOVED, "service", service.id)
+        if item.type != service.type:
+            await self.hold(service, HELD_TYPE, pending_type=item.type)
+        elif service.held == HELD_TYPE:  # back to our type: nothing left to confirm
+            await self.release(service, alerts.TYPE_CHANGED)
+            service.pending_type = None
+        if service.held == HELD_REMOVED:  # it came back: on sale again
+            await self.release(service, alerts.SERVICE_REMOVED)
         if self.rule is not None:
             for name, value in self.rule.columns().items():
                 _set(service, name, value)
@@ -328,12 +329,11 @@ class CatalogRun:
             _set(service, "rate", rule.price(cost))
         if service.rate >= cost:
             if service.held == HELD_BELOW_COST:
-                service.held = None
-                service.enabled = True
-                await alerts.resolve(self.session, alerts.BELOW_COST, "service", service.id)
+                await self.release(service, alerts.BELOW_COST)
             return
-        if service.held is None or service.held == HELD_BELOW_COST:
-            await self.hold(service, HELD_BELOW_COST)
+        if not service.enabled:
+            return  # not on sale (by the operator, or held for another reason)
+        await self.hold(service, HELD_BELOW_COST)
         await alerts.raise_alert(
             self.session,
             alerts.BELOW_COST,
@@ -343,6 +343,12 @@ class CatalogRun:
             detail={"rate": str(service.rate), "cost": str(cost), "pricing": rule.mode},
             once=True,
         )
+
+    async def release(self, service: Service, alert: str) -> None:
+        """The reason the sync took the service off sale is gone: back on sale."""
+        service.held = None
+        service.enabled = service.deleted_at is None
+        await alerts.resolve(self.session, alert, "service", service.id)
 
     async def hold(self, service: Service, reason: str, *, pending_type: str | None = None) -> None:
         service.enabled = False

@@ -44,3 +44,8 @@ DELETIONS_OVERDUE = Gauge(
     "smm_deletion_requests_overdue",
     "Users' deletion requests open past their deadline (read at scrape time)",
 )
+ALERTS = Counter("smm_alerts_total", "Alerts raised for operators", ["kind"])
+STUCK_ORDERS = Gauge(
+    "smm_stuck_orders", "Active orders without upstream progress past their service's stuck_after"
+)
+CATALOG_SYNCS = Counter("smm_catalog_syncs_total", "Provider catalog syncs", ["outcome"])

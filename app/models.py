@@ -1,8 +1,9 @@
 """Every table, imported in one place for Alembic and metadata users."""
 
 from app.accounts.models import ApiKey, User
+from app.alerts.models import Alert
 from app.audit.models import AuditEntry
-from app.catalog.models import Category, Service, UserRate
+from app.catalog.models import Category, Service, ServiceBackup, UserRate
 from app.currencies.models import CurrencyRate
 from app.customers.models import CustomerLogin, CustomerSession, CustomerToken, RecoveryCode
 from app.db import Base
@@ -11,14 +12,16 @@ from app.mail.models import OutgoingMail
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
-from app.providers.models import Provider
+from app.providers.models import CatalogChange, Provider
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
 
 __all__ = [
+    "Alert",
     "ApiKey",
     "AuditEntry",
     "Base",
+    "CatalogChange",
     "Category",
     "CurrencyRate",
     "CustomerLogin",
@@ -35,6 +38,7 @@ __all__ = [
     "ReferralReward",
     "Refill",
     "Service",
+    "ServiceBackup",
     "UpstreamEvent",
     "User",
     "UserRate",

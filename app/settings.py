@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     relay_retry_base_seconds: float = 30.0
     sending_stale_seconds: float = 120.0
     status_sync_seconds: int = 15
+    # Catalog sync (per provider, every `providers.sync_minutes`): an answer that would
+    # remove more than this share of the provider's services is a failed sync.
+    catalog_max_removed_share: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
+    catalog_new_as_drafts: bool = Field(
+        default=False, description="import new upstream services as disabled drafts"
+    )
+    # An active order without upstream progress for this long is stuck (a service may
+    # set its own `stuck_after_seconds`).
+    stuck_after_seconds: int = Field(default=24 * 3600, ge=60)
     # Demo wiring for `smm-panel run`.
     sandbox_port: int = 8001
     demo_balance: Decimal = Decimal("100")

@@ -82,6 +82,18 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         }
         sid = (await audited("POST", "/services", service))["id"]
         await audited("PATCH", "/services/{service_id}", {"name": "S2"}, service_id=sid)
+        await audited("POST", "/providers/{provider_id}/sync", provider_id=pid)
+        backups = {"backups": [{"provider_id": spare, "provider_service_id": "1"}]}
+        await audited("PUT", "/services/{service_id}/backups", backups, service_id=sid)
+        async with ctx.db.transaction() as session:
+            await session.execute(
+                text(
+                    "UPDATE services SET enabled = false, held = 'type_changed', "
+                    "pending_type = 'Default' WHERE id = :id"
+                ),
+                {"id": sid},
+            )
+        await audited("POST", "/services/{service_id}/confirm-type", service_id=sid)
 
         a = await audited("POST", "/users", {"email": "a@x.io", "initial_balance": "50"})
         b = await audited(

@@ -10,12 +10,15 @@ import httpx
 from sqlalchemy import func, select, text
 
 from app.accounts.models import User
+from app.alerts.models import Alert
 from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.db import utcnow
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
+from app.providers.models import CatalogChange
+from app.providers.service import create_provider
 from app.settings import Settings
 from tests.support.api import Api, MakeService, order_id_of
 from tests.support.env import AUTH
@@ -192,7 +195,23 @@ async def test_activity_logs_are_kept_one_year(
                 PaymentNotification(
                     gateway="robokassa", outcome="bad_signature", created_at=year_ago
                 ),
+                Alert(
+                    kind="order_stuck",
+                    subject="order",
+                    subject_id=1,
+                    message="m",
+                    created_at=year_ago,
+                ),
+                Alert(kind="order_stuck", subject="order", subject_id=2, message="m"),
             ]
+        )
+        provider = await create_provider(
+            session, secret=settings.secret_key, name="P", url="http://127.0.0.1:9/", api_key="k"
+        )
+        session.add(
+            CatalogChange(
+                provider_id=provider.id, provider_service_id="1", kind="new", created_at=year_ago
+            )
         )
     result = await call_job(settings, ctx, "enforce_retention")
     assert result == {
@@ -200,7 +219,10 @@ async def test_activity_logs_are_kept_one_year(
         "audit_log": 1,
         "upstream_events": 1,
         "payment_notifications": 1,
+        "alerts": 1,
+        "catalog_changes": 1,
     }
+    assert await count(ctx, Alert) == 1
     assert await count(ctx, AuditEntry) == 1
     assert await count(ctx, UpstreamEvent) == 1
     assert await count(ctx, PaymentNotification) == 0

@@ -33,11 +33,13 @@ from app.metrics import (
     PROVIDER_BALANCE,
     REVIEW_QUEUE,
 )
+from app.orders import stuck
 from app.orders.models import UP_REVIEW, Order
 from app.privacy import service as privacy
+from app.providers import catalog
 from app.providers.client import ProviderError, build_http_client
 from app.providers.models import Provider
-from app.providers.service import client_for
+from app.providers.service import client_for, record_balance
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ async def relay_order(ctx: Ctx, order_id: int) -> str:
     outcome = await relay.relay_order(ctx["db"], ctx["http"], ctx["settings"], order_id)
     if outcome.cancel_due:
         await ctx["jobs"].relay_cancel(order_id)
+    if outcome.outcome == "failover":
+        await ctx["jobs"].relay_due()  # queued again, for its next provider
     return outcome.outcome
 
 
@@ -151,12 +155,37 @@ async def check_provider_balances(ctx: Ctx) -> dict[int, str]:
             PROVIDER_ALERTS.labels(str(provider.id), "balance_empty").inc()
             log.error("provider balance is empty", extra={"provider_id": provider.id})
         async with db.transaction() as session:
-            row = await session.get(Provider, provider.id)
+            row = await session.get(Provider, provider.id, with_for_update=True)
             if row is not None:
-                row.last_balance = balance.balance
-                row.last_balance_at = func.now()
+                # Below its threshold: one alert, until the balance has recovered.
+                await record_balance(session, row, balance.balance)
         seen[provider.id] = str(balance.balance)
     return seen
+
+
+async def sync_catalogs(ctx: Ctx) -> dict[int, str]:
+    """Every minute: sync the catalog of each provider whose `sync_minutes` have passed
+    (app/providers/catalog.py). A failed sync is recorded and alerted, never raised."""
+    db: Database = ctx["db"]
+    settings: Settings = ctx["settings"]
+    done: dict[int, str] = {}
+    for provider_id in await catalog.due_providers(db):
+        try:
+            outcome = await catalog.sync_provider(db, ctx["http"], settings, provider_id)
+        except Exception:  # one provider's trouble never stops the others' sync
+            log.exception("catalog sync crashed", extra={"provider_id": provider_id})
+            done[provider_id] = "crashed"
+            continue
+        done[provider_id] = "ok" if outcome.ok else f"failed: {outcome.error}"
+    return done
+
+
+async def check_stuck_orders(ctx: Ctx) -> list[int]:
+    """Every 10 minutes: alert (once each) and count orders without upstream progress."""
+    db: Database = ctx["db"]
+    settings: Settings = ctx["settings"]
+    async with db.transaction() as session:
+        return await stuck.alert_stuck(session, utcnow(), settings.stuck_after_seconds)
 
 
 async def enforce_retention(ctx: Ctx) -> dict[str, int]:
@@ -230,6 +259,8 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(sync_refills, second={30}),
         cron(deliver_mail, second=_every(20)),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
+        cron(sync_catalogs, second={40}),
+        cron(check_stuck_orders, minute=set(range(2, 60, 10)), second={50}),
         cron(enforce_retention, hour={3}, minute={30}, second={0}),
         cron(audit_ledger, minute=set(range(5, 60, 10)), second={45}),
     ]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from app.accounts.router import admin_router as accounts
 from app.admin.audit import admin_router as audit
+from app.alerts.router import admin_router as alerts
 from app.catalog.router import admin_router as catalog
 from app.currencies.router import admin_router as currencies
 from app.customers.router import admin_router as customers
@@ -35,6 +36,7 @@ for part in (
     refills,
     audit,
     providers,
+    alerts,
     currencies,
     reports,
     referrals,

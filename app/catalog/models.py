@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,9 +17,14 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Money, utcnow
+
+FIXED = "fixed"
+MARKUP = "markup"
+PRICING_MODES = (FIXED, MARKUP)
 
 SERVICE_TYPES = (
     "Default",
@@ -79,6 +85,22 @@ class Service(Base):
     provider_dripfeed: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # Pricing rule (see PricingRule in app/catalog/pricing.py): "fixed" keeps `rate` as the
+    # operator set it; "markup" = provider rate (converted) × multiplier + fixed, rounded up
+    # to `price_step`.
+    pricing: Mapped[str] = mapped_column(String(10), default=FIXED, server_default=FIXED)
+    price_multiplier: Mapped[Decimal | None] = mapped_column(Money)
+    price_fixed: Mapped[Decimal | None] = mapped_column(Money)
+    price_step: Mapped[Decimal | None] = mapped_column(Money)
+    # Why the catalog sync took the service off sale (None: it did not): removed upstream,
+    # below cost, type changed (the upstream type waits in `pending_type` for an operator).
+    held: Mapped[str | None] = mapped_column(String(40))
+    pending_type: Mapped[str | None] = mapped_column(String(40))
+    # The provider's entry for this service as the last import or sync read it: the next
+    # sync compares the provider's answer with it (not with our own, edited, fields).
+    upstream: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # An active order with no upstream progress for this long is stuck (None: settings).
+    stuck_after_seconds: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )
@@ -86,6 +108,22 @@ class Service(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=text("now()")
     )
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ServiceBackup(Base):
+    """A backup provider of a service, tried in `position` order when the ones before it
+    refuse an order for good before accepting it (see app/flows/relay.py, failover)."""
+
+    __tablename__ = "service_backups"
+    __table_args__ = (CheckConstraint("provider_rate >= 0", name="provider_rate"),)
+
+    service_id: Mapped[int] = mapped_column(
+        ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
+    provider_service_id: Mapped[str] = mapped_column(String(64))
+    provider_rate: Mapped[Decimal | None] = mapped_column(Money)
 
 
 class UserRate(Base):

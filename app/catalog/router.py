@@ -7,8 +7,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.accounts import service as accounts
+from app.catalog import upstream
 from app.catalog.models import Category, Service, UserRate
 from app.catalog.schemas import (
+    BackupOut,
+    BackupsIn,
     CategoryIn,
     CategoryOut,
     CategoryPatch,
@@ -32,6 +35,10 @@ NULLABLE_SERVICE_FIELDS = {
     "provider_id",
     "provider_service_id",
     "provider_rate",
+    "price_multiplier",
+    "price_fixed",
+    "price_step",
+    "stuck_after_seconds",
 }
 
 
@@ -218,4 +225,62 @@ async def delete_service(tx: Tx, audit: Audit, service_id: PathId) -> ServiceOut
     await tx.refresh(service)
     out = ServiceOut.model_validate(service)
     await audit("service.delete", "service", service_id, before=before, after=out)
+    return out
+
+
+@admin_router.get("/services/{service_id}/backups", summary="Backup providers of a service")
+async def list_backups(session: Reader, service_id: PathId) -> list[BackupOut]:
+    await get_or_404(session, Service, service_id, "Service")
+    return [BackupOut.model_validate(b) for b in await upstream.backups_of(session, service_id)]
+
+
+@admin_router.put(
+    "/services/{service_id}/backups",
+    summary="Set the backup providers of a service",
+    description=(
+        "Tried in this order when the provider before them refuses an order for good "
+        "before accepting it (service removed upstream, `Not enough funds`, a permanent "
+        "error). An unknown outcome never fails over. `provider_rate` is the backup's cost, "
+        "for the margin report."
+    ),
+)
+async def put_backups(tx: Tx, audit: Audit, service_id: PathId, body: BackupsIn) -> list[BackupOut]:
+    service = await get_or_404(tx, Service, service_id, "Service")
+    before = [BackupOut.model_validate(b) for b in await upstream.backups_of(tx, service_id)]
+    rows = await upstream.set_backups(
+        tx,
+        service,
+        [
+            upstream.Backup(b.provider_id, b.provider_service_id, b.provider_rate)
+            for b in body.backups
+        ],
+    )
+    for row in rows:
+        await tx.refresh(row)  # as stored (money at its column's scale)
+    out = [BackupOut.model_validate(b) for b in rows]
+    await audit(
+        "service.backups",
+        "service",
+        service_id,
+        before={"backups": [b.model_dump(mode="json") for b in before]},
+        after={"backups": [b.model_dump(mode="json") for b in out]},
+    )
+    return out
+
+
+@admin_router.post(
+    "/services/{service_id}/confirm-type",
+    summary="Confirm the type the provider changed to",
+    description=(
+        "The catalog sync disables a service whose type changed upstream (its order fields "
+        "change with it); this accepts the new type and puts the service back on sale."
+    ),
+)
+async def confirm_type(tx: Tx, audit: Audit, service_id: PathId) -> ServiceOut:
+    service = await get_or_404(tx, Service, service_id, "Service")
+    before = ServiceOut.model_validate(service)
+    await upstream.confirm_type(tx, service)
+    await tx.refresh(service)
+    out = ServiceOut.model_validate(service)
+    await audit("service.confirm_type", "service", service_id, before=before, after=out)
     return out

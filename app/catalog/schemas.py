@@ -4,6 +4,7 @@ decimal strings)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -68,6 +69,19 @@ class ServiceFields(AdminInput):
     provider_service_id: str | None = Field(default=None, max_length=64)
     provider_rate: PlainDecimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
     provider_dripfeed: bool | None = None
+    pricing: Literal["fixed", "markup"] | None = Field(
+        default=None,
+        description="fixed: `rate` as set; markup: provider rate (converted) × "
+        "price_multiplier + price_fixed, rounded up to price_step, kept by the catalog sync",
+    )
+    price_multiplier: PlainDecimal | None = Field(
+        default=None, gt=0, max_digits=20, decimal_places=8
+    )
+    price_fixed: PlainDecimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
+    price_step: PlainDecimal | None = Field(default=None, gt=0, max_digits=20, decimal_places=8)
+    stuck_after_seconds: int | None = Field(
+        default=None, ge=60, le=365 * 86400, description="no upstream progress for this long"
+    )
 
     @field_validator("type")
     @classmethod
@@ -152,4 +166,41 @@ class ServiceOut(BaseModel):
     provider_service_id: str | None = None
     provider_rate: PlainDecimal | None = None
     provider_dripfeed: bool = False
+    pricing: str = "fixed"
+    price_multiplier: PlainDecimal | None = None
+    price_fixed: PlainDecimal | None = None
+    price_step: PlainDecimal | None = None
+    held: str | None = Field(
+        default=None, description="why the catalog sync took it off sale, if it did"
+    )
+    pending_type: str | None = Field(
+        default=None, description="the provider's new type, waiting for confirm-type"
+    )
+    stuck_after_seconds: int | None = None
     deleted_at: datetime | None = None
+
+
+class BackupIn(AdminInput):
+    model_config = example(provider_id=2, provider_service_id="17", provider_rate="0.45")
+    provider_id: int = Field(ge=1, le=2**63 - 1)
+    provider_service_id: str = Field(min_length=1, max_length=64)
+    provider_rate: PlainDecimal | None = Field(
+        default=None, ge=0, max_digits=20, decimal_places=8, description="its cost per 1000"
+    )
+
+
+class BackupsIn(AdminInput):
+    model_config = example(
+        backups=[{"provider_id": 2, "provider_service_id": "17", "provider_rate": "0.45"}]
+    )
+    backups: list[BackupIn] = Field(max_length=10, description="in the order they are tried")
+
+
+class BackupOut(BaseModel):
+    model_config = example(
+        position=1, provider_id=2, provider_service_id="17", provider_rate="0.45000000"
+    )
+    position: int
+    provider_id: int
+    provider_service_id: str
+    provider_rate: PlainDecimal | None

@@ -23,7 +23,7 @@ import httpx
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import Service
+from app.catalog.models import Service, ServiceBackup
 from app.currencies.service import NoConversionRate, conversion_rate
 from app.db import Database, utcnow
 from app.metrics import PROVIDER_ALERTS, RELAY_OUTCOMES
@@ -62,7 +62,7 @@ FUNDS_ERROR = "not enough funds"
 @dataclass(frozen=True)
 class RelayOutcome:
     order_id: int
-    outcome: str  # sent, retry, review, rejected, gave_up, skipped
+    outcome: str  # sent, retry, review, rejected, gave_up, skipped, failover
     cancel_due: bool = False
 
 
@@ -283,19 +283,30 @@ async def upstream_costs(
     session: AsyncSession, settings: Settings, orders: Sequence[tuple[CostedOrder, Provider]]
 ) -> dict[int, UpstreamCost]:
     """What the provider bills for each order and the conversion rate of the day; orders
-    whose service has no provider rate are left out (the margin report lists them)."""
+    whose service has no provider rate are left out (the margin report lists them). An
+    order taken by one of the service's backup providers (failover) costs that backup's
+    rate."""
     service_ids = {order.service_id for order, _ in orders}
-    provider_rates = {
-        service_id: rate
-        for service_id, rate in await session.execute(
-            select(Service.id, Service.provider_rate).where(Service.id.in_(service_ids))
+    primaries = {
+        service_id: (provider_id, rate)
+        for service_id, provider_id, rate in await session.execute(
+            select(Service.id, Service.provider_id, Service.provider_rate).where(
+                Service.id.in_(service_ids)
+            )
         )
-        if rate is not None
+    }
+    backup_rates = {
+        (b.service_id, b.provider_id): b.provider_rate
+        for b in await session.scalars(
+            select(ServiceBackup).where(ServiceBackup.service_id.in_(service_ids))
+        )
     }
     fx_rates: dict[str, Decimal | None] = {}
     costs: dict[int, UpstreamCost] = {}
     for order, provider in orders:
-        provider_rate = provider_rates.get(order.service_id)
+        primary_id, provider_rate = primaries.get(order.service_id, (None, None))
+        if provider.id != primary_id and (order.service_id, provider.id) in backup_rates:
+            provider_rate = backup_rates[(order.service_id, provider.id)]
         if provider_rate is None:
             continue
         currency = provider.currency
@@ -524,6 +535,8 @@ class RelayDue:
             self.run.outcomes[outcome.outcome] += 1
             if outcome.cancel_due:
                 self.run.cancel_due.append(outcome.order_id)
+            if outcome.outcome == "failover":
+                self.run.more = True  # queued again, for its next provider: kick a run
 
 
 async def relay_due(
@@ -564,16 +577,18 @@ async def _record_failure(
             RELAY_OUTCOMES.labels("review").inc()
             log.warning("order outcome unknown, moved to review", extra={"order_id": order.id})
             return RelayOutcome(order.id, "review")
-        if isinstance(exc, ProviderPermanent):
-            await give_up(session, order.id, UP_REJECTED, exc.message)
-            RELAY_OUTCOMES.labels("rejected").inc()
-            return RelayOutcome(order.id, "rejected")
         if isinstance(exc, ProviderTransient) and FUNDS_ERROR in exc.message.lower():
             PROVIDER_ALERTS.labels(str(order.provider_id), "insufficient_funds").inc()
             log.error(
                 "provider balance too low to relay orders",
                 extra={"provider_id": order.provider_id, "order_id": order.id},
             )
+        if fails_over(exc) and await fail_over(session, order, exc):
+            return RelayOutcome(order.id, "failover")
+        if isinstance(exc, ProviderPermanent):
+            await give_up(session, order.id, UP_REJECTED, exc.message)
+            RELAY_OUTCOMES.labels("rejected").inc()
+            return RelayOutcome(order.id, "rejected")
         if order.attempts >= settings.relay_max_attempts:
             await give_up(session, order.id, UP_REJECTED, f"gave up: {exc.message}")
             RELAY_OUTCOMES.labels("gave_up").inc()
@@ -591,6 +606,97 @@ async def _record_failure(
         )
     RELAY_OUTCOMES.labels("retry").inc()
     return RelayOutcome(order.id, "retry")
+
+
+# Failover ----------------------------------------------------------------------------------
+#
+# A service may list backup providers (catalog.ServiceBackup, in order). An order the
+# provider refused for good *before accepting it* goes to the next one in the chain
+# (the service's own provider, then its backups), never back to one already passed: the
+# order row's provider_id/provider_service_id move forward, so each provider of the chain
+# receives the order at most once by failover, and the order's provider_id is the one
+# that took it (the margin report and the status sync follow it). An unknown outcome
+# (timeout after sending, garbage answer) never fails over: it may have been created.
+
+# Refusals about the order itself, which no other provider would accept either.
+ORDER_ERRORS = ("incorrect link",)
+
+
+def fails_over(exc: ProviderError) -> bool:
+    """A definitive refusal, before the provider accepted the order."""
+    message = exc.message.lower()
+    if isinstance(exc, ProviderPermanent):
+        return not any(marker in message for marker in ORDER_ERRORS)
+    return isinstance(exc, ProviderTransient) and FUNDS_ERROR in message
+
+
+async def next_provider(session: AsyncSession, order: Claim) -> tuple[int, str] | None:
+    """The provider (and its service id) after the order's current one in the chain of
+    its service, skipping disabled providers; None at the end of the chain."""
+    service = await session.get(Service, order.service_id)
+    if service is None or service.provider_id is None or service.provider_service_id is None:
+        return None
+    backups = await session.scalars(
+        select(ServiceBackup)
+        .where(ServiceBackup.service_id == order.service_id)
+        .order_by(ServiceBackup.position)
+    )
+    chain = [(service.provider_id, service.provider_service_id)]
+    chain += [(b.provider_id, b.provider_service_id) for b in backups]
+    current = (order.provider_id, order.provider_service_id)
+    if current not in chain:
+        return None  # mapped elsewhere since: the operator's mapping decides, not failover
+    for provider_id, provider_service_id in chain[chain.index(current) + 1 :]:
+        provider = await session.get(Provider, provider_id)
+        if provider is not None and provider.enabled:
+            return provider_id, provider_service_id
+    return None
+
+
+async def fail_over(session: AsyncSession, order: Claim, exc: ProviderError) -> bool:
+    """Queue the order for the next provider of its chain (due now); False if none."""
+    target = await next_provider(session, order)
+    if target is None:
+        return False
+    provider_id, provider_service_id = target
+    moved = await session.scalar(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.upstream_state == UP_SENDING,
+            Order.provider_id == order.provider_id,
+        )
+        .values(
+            provider_id=provider_id,
+            provider_service_id=provider_service_id,
+            upstream_state=UP_QUEUED,
+            sending_since=None,
+            next_attempt_at=utcnow(),
+            last_error=f"provider {order.provider_id} refused: {exc.message}"[:1000],
+        )
+        .returning(Order.id)
+    )
+    if moved is None:
+        return False
+    session.add(
+        UpstreamEvent(
+            order_id=order.id,
+            action="add",
+            outcome="failover",
+            detail={
+                "from_provider_id": order.provider_id,
+                "to_provider_id": provider_id,
+                "provider_service_id": provider_service_id,
+                "message": exc.message[:500],
+            },
+        )
+    )
+    RELAY_OUTCOMES.labels("failover").inc()
+    log.warning(
+        "provider refused the order: failed over to the next provider",
+        extra={"order_id": order.id, "from": order.provider_id, "to": provider_id},
+    )
+    return True
 
 
 async def _set_state(session: AsyncSession, order_id: int, state: str, error: str) -> None:

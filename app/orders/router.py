@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import utcnow
 from app.http.audit import Audit
+from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.problems import Problem, get_or_404
 from app.http.tx import Reader, Tx
@@ -19,6 +21,7 @@ from app.orders.history import last_sent_requests
 from app.orders.models import FINAL_STATUSES, UP_DRIPFEED, Order, UpstreamEvent
 from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn, SentRequestOut
 from app.orders.service import StatusReport, apply_status
+from app.orders.stuck import only_stuck
 
 admin_router = APIRouter(tags=["orders"])
 
@@ -26,6 +29,7 @@ admin_router = APIRouter(tags=["orders"])
 @admin_router.get("/orders", summary="Search orders, newest first")
 async def list_orders(
     session: Reader,
+    services: ServicesDep,
     limit: Limit = 100,
     offset: Offset = 0,
     user_id: QueryId | None = None,
@@ -39,8 +43,17 @@ async def list_orders(
         bool | None,
         Query(description="true: only orders flagged with an anomalous provider report"),
     ] = None,
+    stuck: Annotated[
+        bool | None,
+        Query(
+            description="true: only active orders without upstream progress for longer than "
+            "their service's stuck_after_seconds (default STUCK_AFTER_SECONDS, 24 h)"
+        ),
+    ] = None,
 ) -> list[OrderOut]:
     stmt = select(Order).order_by(Order.id.desc()).limit(limit).offset(offset)
+    if stuck:
+        stmt = only_stuck(stmt, utcnow(), services.settings.stuck_after_seconds)
     filters = {
         Order.user_id: user_id,
         Order.service_id: service_id,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import ApiKey, User
 from app.accounts.service import revoke_keys
+from app.alerts.models import Alert
 from app.audit.models import AuditEntry
 from app.audit.service import record
 from app.customers import service as customers
@@ -29,6 +30,7 @@ from app.money import plain
 from app.orders.models import ACTIVE_STATUSES, Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
+from app.providers.models import CatalogChange
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
 
@@ -267,6 +269,8 @@ async def purge_activity(session: AsyncSession, cutoff: datetime) -> dict[str, i
         ("audit_log", AuditEntry),
         ("upstream_events", UpstreamEvent),
         ("payment_notifications", PaymentNotification),
+        ("alerts", Alert),
+        ("catalog_changes", CatalogChange),
     ):
         result = await session.execute(delete(model).where(model.created_at < cutoff))
         counts[name] = cast(CursorResult[Any], result).rowcount

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
-from app.db import utcnow
+from app.catalog.models import MARKUP
+from app.catalog.pricing import PricingRule
 from app.http.audit import Audit
 from app.http.context import ServicesDep
-from app.http.paths import PathId
+from app.http.paths import Limit, Offset, PathId
 from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
+from app.providers import catalog
 from app.providers import service as providers
 from app.providers.client import ProviderError
 from app.providers.crypto import encrypt_key
-from app.providers.models import Provider
+from app.providers.models import CatalogChange, Provider
 from app.providers.schemas import (
     BalanceOut,
+    ChangeOut,
     ImportIn,
     ImportOut,
     ProviderIn,
     ProviderOut,
     ProviderPatch,
+    SyncOut,
 )
 
 admin_router = APIRouter(tags=["providers"])
@@ -36,6 +42,10 @@ def _out(provider: Provider) -> ProviderOut:
         enabled=provider.enabled,
         last_balance=provider.last_balance,
         last_balance_at=provider.last_balance_at,
+        balance_threshold=provider.balance_threshold,
+        sync_minutes=provider.sync_minutes,
+        last_sync_at=provider.last_sync_at,
+        last_sync_error=provider.last_sync_error,
     )
 
 
@@ -64,6 +74,9 @@ async def create_provider(
         currency=body.currency.upper(),
         enabled=body.enabled,
     )
+    provider.balance_threshold = body.balance_threshold
+    provider.sync_minutes = body.sync_minutes
+    await tx.flush()
     out = _out(provider)
     await audit("provider.create", "provider", provider.id, after=out)
     return out
@@ -81,6 +94,8 @@ async def patch_provider(
     provider = await get_or_404(tx, Provider, provider_id, "Provider")
     before = _out(provider)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "balance_threshold" in body.model_fields_set and body.balance_threshold is None:
+        changes["balance_threshold"] = None  # null: no balance alert
     if "api_key" in changes:
         provider.api_key_encrypted = encrypt_key(
             services.settings.secret_key, changes.pop("api_key")
@@ -120,8 +135,7 @@ async def provider_balance(services: ServicesDep, provider_id: PathId) -> Balanc
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"provider error: {exc.message}") from exc
     async with services.db.transaction() as session:
         row = await get_or_404(session, Provider, provider_id, "Provider")
-        row.last_balance = balance.balance
-        row.last_balance_at = utcnow()
+        await providers.record_balance(session, row, balance.balance)
     return BalanceOut(provider_id=provider_id, balance=balance.balance, currency=balance.currency)
 
 
@@ -130,24 +144,31 @@ async def provider_balance(services: ServicesDep, provider_id: PathId) -> Balanc
     summary="Import or refresh the provider's services with a markup",
     description=(
         "Creates our services for new provider services, refreshes mapped ones and disables "
-        "services whose upstream vanished (existing orders continue)."
+        "services whose upstream vanished (existing orders continue). The markup becomes "
+        "the pricing rule of the services it creates (and of those it reprices). An empty "
+        "answer, or one that would remove more than CATALOG_MAX_REMOVED_SHARE of the "
+        "services, is refused (502) and changes nothing."
     ),
 )
 async def import_provider_services(
     tx: Tx, audit: Audit, services: ServicesDep, provider_id: PathId, body: ImportIn
 ) -> ImportOut:
-    provider = await get_or_404(tx, Provider, provider_id, "Provider")
+    # The provider is read and called before the transaction does any work.
+    async with services.db.session() as session:
+        provider = await get_or_404(session, Provider, provider_id, "Provider")
     client = providers.client_for(provider, services.settings.secret_key, services.http)
     try:
-        result = await providers.import_services(
-            tx,
-            provider,
-            client,
-            providers.Markup(body.multiplier, body.fixed),
-            update_rates=body.update_rates,
-        )
+        remote = await client.services()
     except ProviderError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"provider error: {exc.message}") from exc
+    provider = await get_or_404(tx, Provider, provider_id, "Provider")
+    rule = PricingRule(MARKUP, body.multiplier, body.fixed, body.step)
+    try:
+        result = await catalog.import_services(
+            tx, services.settings, provider, remote, rule, update_rates=body.update_rates
+        )
+    except catalog.CatalogRefused as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, exc.message) from exc
     out = ImportOut(created=result.created, updated=result.updated, disabled=result.disabled)
     await audit(
         "provider.import",
@@ -156,3 +177,49 @@ async def import_provider_services(
         after={**out.model_dump(), **body.model_dump(mode="json")},
     )
     return out
+
+
+@admin_router.post(
+    "/providers/{provider_id}/sync",
+    summary="Sync the provider's catalog and balance now",
+    description=(
+        "What the scheduled sync does (every `sync_minutes`): records every difference as a "
+        "catalog change, reprices services by their rule, disables removed, below-cost and "
+        "retyped services, narrows min/max, and checks the balance threshold. A failed sync "
+        "(an error, an empty answer, too many removals) changes nothing, is kept on the "
+        "provider and alerted: `ok` is false and `error` says why."
+    ),
+)
+async def sync_provider(
+    tx: Tx, audit: Audit, services: ServicesDep, provider_id: PathId
+) -> SyncOut:
+    outcome = await catalog.sync_provider(
+        services.db, services.http, services.settings, provider_id
+    )
+    out = SyncOut.model_validate(outcome)
+    await audit("provider.sync", "provider", provider_id, after=out)
+    return out
+
+
+@admin_router.get(
+    "/providers/{provider_id}/changes",
+    summary="Catalog changes found by imports and syncs, newest first",
+)
+async def list_changes(
+    session: Reader,
+    provider_id: PathId,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    kind: Annotated[str | None, Query(description="new, removed, rate, min, max, …")] = None,
+) -> list[ChangeOut]:
+    await get_or_404(session, Provider, provider_id, "Provider")
+    stmt = (
+        select(CatalogChange)
+        .where(CatalogChange.provider_id == provider_id)
+        .order_by(CatalogChange.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if kind is not None:
+        stmt = stmt.where(CatalogChange.kind == kind)
+    return [ChangeOut.model_validate(c) for c in await session.scalars(stmt)]

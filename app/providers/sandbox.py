@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -57,6 +58,8 @@ class SandboxConfig:
     seconds_to_complete: float = 30.0
     refill_seconds: float = 5.0
     currency: str = "USD"
+    # How `services` answers: "normal", "empty" (an empty list) or "error" ({"error": …}).
+    catalog_answer: str = "normal"
 
 
 def default_sandbox_config() -> SandboxConfig:
@@ -459,6 +462,10 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
         if action == "add":
             return await sandbox.add(key, fields)
         if action == "services":
+            if sandbox.config.catalog_answer == "empty":
+                return JSONResponse([])
+            if sandbox.config.catalog_answer == "error":
+                raise DomainError("Service list unavailable")
             return JSONResponse(
                 [
                     {
@@ -562,7 +569,80 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                 setattr(service, name, value)
         return {k: str(v) for k, v in asdict(service).items()}
 
+    control(app, sandbox)
     return app
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+CATALOG_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "name": str,
+    "type": str,
+    "category": str,
+    "rate": _decimal,
+    "min": int,
+    "max": int,
+    "refill": bool,
+    "cancel": bool,
+    "dripfeed": bool,
+}
+
+
+def control(app: FastAPI, sandbox: Sandbox) -> None:
+    """Control endpoints: change the catalog and the balances as a provider would, so
+    that catalog sync, pricing and failover are tested against a real server."""
+
+    def shown(service: SandboxService) -> dict[str, Any]:
+        return {k: str(v) for k, v in asdict(service).items()}
+
+    def fields_of(body: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(body) - set(CATALOG_FIELDS)
+        if unknown:
+            raise HTTPException(422, f"unknown fields: {sorted(unknown)}")
+        return {name: CATALOG_FIELDS[name](value) for name, value in body.items()}
+
+    @app.put("/sandbox/services/{service_id}")
+    async def put_service(service_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Add a service (or replace one) with the given catalog fields."""
+        fields = fields_of({"name": f"Service {service_id}", **body})
+        sandbox.services[service_id] = SandboxService(service_id, **fields)
+        return shown(sandbox.services[service_id])
+
+    @app.patch("/sandbox/services/{service_id}")
+    async def patch_service(service_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a service's catalog fields (rate, min, max, type, flags, name…)."""
+        service = sandbox.services.get(service_id)
+        if service is None:
+            raise HTTPException(404, "no such service")
+        for name, value in fields_of(body).items():
+            setattr(service, name, value)
+        return shown(service)
+
+    @app.delete("/sandbox/services/{service_id}")
+    async def remove_service(service_id: int) -> dict[str, Any]:
+        """Remove a service: `services` stops listing it and `add` refuses it; orders
+        already placed keep progressing."""
+        service = sandbox.services.pop(service_id, None)
+        if service is None:
+            raise HTTPException(404, "no such service")
+        return shown(service)
+
+    @app.post("/sandbox/catalog")
+    async def catalog_answer(body: dict[str, Any]) -> dict[str, str]:
+        """How `services` answers from now on: normal, empty or error."""
+        answer = str(body.get("answer", "normal"))
+        if answer not in ("normal", "empty", "error"):
+            raise HTTPException(422, "answer: normal, empty or error")
+        sandbox.config.catalog_answer = answer
+        return {"answer": answer}
+
+    @app.put("/sandbox/balances/{key}")
+    async def set_balance(key: str, body: dict[str, Any]) -> dict[str, str]:
+        """Set the balance of an API key (creating the key if needed)."""
+        sandbox.balances[key] = Decimal(str(body["balance"]))
+        return {"key": key, "balance": format_money(sandbox.balances[key])}
 
 
 async def serve_sandbox(host: str, port: int, config: SandboxConfig) -> None:

@@ -7,7 +7,13 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from app.http.schemas import AdminInput, PlainDecimal
+from app.http.schemas import AdminInput, PlainDecimal, example
+
+BALANCE_THRESHOLD = (
+    "alert once when the balance read falls below this, in the provider's currency "
+    "(again only after it has recovered); null: never"
+)
+SYNC_MINUTES = "sync the catalog every this many minutes (0: only on demand)"
 
 
 class ProviderIn(AdminInput):
@@ -28,6 +34,10 @@ class ProviderIn(AdminInput):
     api_key: str = Field(min_length=1, max_length=500, description="stored encrypted, never shown")
     currency: str = Field(default="USD", min_length=3, max_length=3)
     enabled: bool = True
+    balance_threshold: PlainDecimal | None = Field(
+        default=None, ge=0, max_digits=20, decimal_places=8, description=BALANCE_THRESHOLD
+    )
+    sync_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60, description=SYNC_MINUTES)
 
 
 class ProviderPatch(AdminInput):
@@ -37,6 +47,10 @@ class ProviderPatch(AdminInput):
     api_key: str | None = Field(default=None, min_length=1, max_length=500)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     enabled: bool | None = None
+    balance_threshold: PlainDecimal | None = Field(
+        default=None, ge=0, max_digits=20, decimal_places=8, description=BALANCE_THRESHOLD
+    )
+    sync_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60, description=SYNC_MINUTES)
 
 
 class ProviderOut(BaseModel):
@@ -62,6 +76,10 @@ class ProviderOut(BaseModel):
     enabled: bool
     last_balance: PlainDecimal | None
     last_balance_at: datetime | None
+    balance_threshold: PlainDecimal | None = None
+    sync_minutes: int = 60
+    last_sync_at: datetime | None = None
+    last_sync_error: str | None = None
 
 
 class BalanceOut(BaseModel):
@@ -83,6 +101,9 @@ class ImportIn(AdminInput):
         default=Decimal("1.5"), gt=0, description="our rate = theirs × this"
     )
     fixed: PlainDecimal = Field(default=Decimal(0), ge=0, description="… + this, per 1000")
+    step: PlainDecimal = Field(
+        default=Decimal("0.00001"), gt=0, description="our rate is rounded up to a multiple"
+    )
     update_rates: bool = Field(default=True, description="also reprice already imported services")
 
 
@@ -93,3 +114,45 @@ class ImportOut(BaseModel):
     created: int
     updated: int
     disabled: int
+
+
+class SyncOut(BaseModel):
+    model_config = example(
+        provider_id=1,
+        ok=True,
+        error=None,
+        created=0,
+        updated=12,
+        disabled=1,
+        changes=3,
+        balance="120.50000",
+    )
+    provider_id: int
+    ok: bool
+    error: str | None
+    created: int
+    updated: int
+    disabled: int
+    changes: int
+    balance: PlainDecimal | None
+
+
+class ChangeOut(BaseModel):
+    model_config = example(
+        id=1,
+        provider_id=1,
+        provider_service_id="17",
+        service_id=4,
+        kind="rate",
+        before="0.40",
+        after="0.48",
+        created_at="2026-01-01T00:00:00Z",
+    )
+    id: int
+    provider_id: int
+    provider_service_id: str
+    service_id: int | None
+    kind: str
+    before: str | None
+    after: str | None
+    created_at: datetime

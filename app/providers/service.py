@@ -1,16 +1,16 @@
-"""Providers: registration, clients, balance, and importing their services with a markup."""
+"""Providers: registration, clients, and the balance they report (with its alert).
+Their catalogs are compared with ours in app/providers/catalog.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 
 import httpx
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import SERVICE_TYPES, Category, Service
+from app.alerts import service as alerts
 from app.db import utcnow
+from app.money import plain
 from app.providers.client import ProviderClient
 from app.providers.crypto import decrypt_key, encrypt_key
 from app.providers.models import Provider
@@ -42,90 +42,22 @@ def client_for(provider: Provider, secret: str, http: httpx.AsyncClient) -> Prov
     return ProviderClient(provider.url, decrypt_key(secret, provider.api_key_encrypted), http)
 
 
-@dataclass(frozen=True)
-class Markup:
-    """Our rate = provider rate × multiplier + fixed (per 1000), rounded up to 5 digits."""
-
-    multiplier: Decimal = Decimal("1.5")
-    fixed: Decimal = Decimal(0)
-
-    def apply(self, provider_rate: Decimal) -> Decimal:
-        rate = provider_rate * self.multiplier + self.fixed
-        return rate.quantize(Decimal("0.00001"), rounding=ROUND_UP)
-
-
-@dataclass
-class ImportResult:
-    created: int = 0
-    updated: int = 0
-    disabled: int = 0
-
-
-async def import_services(
-    session: AsyncSession,
-    provider: Provider,
-    client: ProviderClient,
-    markup: Markup,
-    *,
-    update_rates: bool = True,
-) -> ImportResult:
-    """Create or refresh our services from the provider's list; services whose upstream
-    vanished are disabled (existing orders continue)."""
-    remote = await client.services()
-    result = ImportResult()
-    existing = {
-        s.provider_service_id: s
-        for s in await session.scalars(select(Service).where(Service.provider_id == provider.id))
-    }
-    categories = {c.name: c for c in await session.scalars(select(Category))}
-    seen: set[str] = set()
-    for item in remote:
-        if item.type not in SERVICE_TYPES:
-            continue
-        seen.add(item.service)
-        category = categories.get(item.category)
-        if category is None:
-            category = Category(name=item.category or "Imported", position=len(categories))
-            session.add(category)
-            await session.flush()
-            categories[category.name] = category
-        min_q, max_q = max(1, item.min), max(max(1, item.min), item.max)
-        service = existing.get(item.service)
-        if service is None:
-            session.add(
-                Service(
-                    category_id=category.id,
-                    name=item.name,
-                    type=item.type,
-                    rate=markup.apply(item.rate),
-                    min_quantity=min_q,
-                    max_quantity=max_q,
-                    refill=item.refill,
-                    refill_days=30 if item.refill else 0,
-                    cancel=item.cancel,
-                    dripfeed=item.dripfeed,
-                    provider_id=provider.id,
-                    provider_service_id=item.service,
-                    provider_rate=item.rate,
-                    provider_dripfeed=item.dripfeed,
-                )
-            )
-            result.created += 1
-            continue
-        service.provider_rate = item.rate
-        service.min_quantity, service.max_quantity = min_q, max_q
-        service.type = item.type
-        service.provider_dripfeed = item.dripfeed
-        if update_rates:
-            service.rate = markup.apply(item.rate)
-        result.updated += 1
-    gone = [sid for sid, s in existing.items() if sid not in seen and s.enabled]
-    if gone:
-        await session.execute(
-            update(Service)
-            .where(Service.provider_id == provider.id, Service.provider_service_id.in_(gone))
-            .values(enabled=False, updated_at=utcnow())
+async def record_balance(session: AsyncSession, provider: Provider, balance: Decimal) -> None:
+    """Keep the balance just read; below the provider's threshold, one alert until it
+    has recovered (at or above the threshold), then the next fall alerts again."""
+    provider.last_balance = balance
+    provider.last_balance_at = utcnow()
+    threshold = provider.balance_threshold
+    if threshold is not None and balance < threshold:
+        await alerts.raise_alert(
+            session,
+            alerts.BALANCE_LOW,
+            "provider",
+            provider.id,
+            f"provider {provider.id} balance {plain(balance)} {provider.currency} is below "
+            f"its threshold {plain(threshold)}",
+            detail={"balance": plain(balance), "threshold": plain(threshold)},
+            once=True,
         )
-        result.disabled = len(gone)
-    await session.flush()
-    return result
+    else:
+        await alerts.resolve(session, alerts.BALANCE_LOW, "provider", provider.id)

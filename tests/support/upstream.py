@@ -112,3 +112,24 @@ async def register_provider(
             session, secret=settings.secret_key, name=name, url=f"{url}/api/v2", api_key=key
         )
     return provider.id
+
+
+async def sandbox_control(url: str, method: str, path: str, body: Any = None) -> Any:
+    """Call one of the sandbox's control endpoints (app/providers/sandbox.py `control`)."""
+    async with httpx.AsyncClient() as client:
+        response = await client.request(method, f"{url}/sandbox{path}", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+async def change_upstream(url: str, service_id: int, **fields: Any) -> None:
+    """Change a service of the sandbox's catalog (rate, min, max, type, flags, name…)."""
+    await sandbox_control(url, "PATCH", f"/services/{service_id}", fields)
+
+
+async def remove_upstream(url: str, service_id: int) -> None:
+    await sandbox_control(url, "DELETE", f"/services/{service_id}")
+
+
+async def set_upstream_balance(url: str, balance: str, key: str = "sandbox-key") -> None:
+    await sandbox_control(url, "PUT", f"/balances/{key}", {"balance": balance})

@@ -1,0 +1,104 @@
+"""Raising and resolving alerts, in the caller's transaction.
+
+Every alert is a row (listed by `GET /admin/v1/alerts`), a log line at error level and a
+count in `smm_alerts_total{kind}`. An alert raised with `once=True` holds its `open_key`
+(kind, subject, id) while the condition lasts: raising it again is a no-op until
+`resolve` clears it (a provider balance that recovered), so one condition, one alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts.models import Alert
+from app.db import after_commit, utcnow
+from app.metrics import ALERTS
+
+log = logging.getLogger(__name__)
+
+# The kinds of alert, as listed and counted.
+SYNC_FAILED = "catalog_sync_failed"
+BELOW_COST = "service_below_cost"
+TYPE_CHANGED = "service_type_changed"
+SERVICE_REMOVED = "service_removed_upstream"
+BALANCE_LOW = "provider_balance_low"
+STUCK_ORDER = "order_stuck"
+KINDS = (SYNC_FAILED, BELOW_COST, TYPE_CHANGED, SERVICE_REMOVED, BALANCE_LOW, STUCK_ORDER)
+
+
+def open_key(kind: str, subject: str, subject_id: int) -> str:
+    return f"{kind}:{subject}:{subject_id}"
+
+
+async def raise_alert(
+    session: AsyncSession,
+    kind: str,
+    subject: str,
+    subject_id: int,
+    message: str,
+    *,
+    detail: dict[str, Any] | None = None,
+    once: bool = False,
+) -> bool:
+    """Record an alert; with `once`, only if the same one is not open. Whether it was
+    raised (the log line and the metric follow the commit)."""
+    assert kind in KINDS, kind
+    values = {
+        "kind": kind,
+        "subject": subject,
+        "subject_id": subject_id,
+        "message": message[:2000],
+        "detail": detail or {},
+        "open_key": open_key(kind, subject, subject_id) if once else None,
+    }
+    stmt = pg_insert(Alert).values(**values)
+    if once:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[Alert.open_key])
+    alert_id = await session.scalar(stmt.returning(Alert.id))
+    if alert_id is None:
+        return False
+
+    async def announce() -> None:
+        ALERTS.labels(kind).inc()
+        log.error(
+            message,
+            extra={"alert": kind, "alert_id": alert_id, subject + "_id": subject_id},
+        )
+
+    after_commit(session, announce)
+    return True
+
+
+async def resolve(session: AsyncSession, kind: str, subject: str, subject_id: int) -> bool:
+    """The condition is over: the next time it happens, it is alerted again."""
+    resolved = await session.scalar(
+        update(Alert)
+        .where(Alert.open_key == open_key(kind, subject, subject_id))
+        .values(open_key=None, resolved_at=utcnow())
+        .returning(Alert.id)
+    )
+    return resolved is not None
+
+
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    kind: str | None = None,
+    subject: str | None = None,
+    subject_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Alert]:
+    stmt = select(Alert).order_by(Alert.id.desc()).limit(limit).offset(offset)
+    if kind is not None:
+        stmt = stmt.where(Alert.kind == kind)
+    if subject is not None:
+        stmt = stmt.where(Alert.subject == subject)
+    if subject_id is not None:
+        stmt = stmt.where(Alert.subject_id == subject_id)
+    return list(await session.scalars(stmt))

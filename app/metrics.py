@@ -44,3 +44,14 @@ DELETIONS_OVERDUE = Gauge(
     "smm_deletion_requests_overdue",
     "Users' deletion requests open past their deadline (read at scrape time)",
 )
+SUPPORT_OPEN = Gauge("smm_support_open_tickets", "Support tickets not closed (read at scrape time)")
+SUPPORT_FIRST_RESPONSE = Histogram(
+    "smm_support_first_response_seconds",
+    "Time from a ticket's opening to the first operator answer",
+    buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
+)
+SUPPORT_RESOLUTION = Histogram(
+    "smm_support_resolution_seconds",
+    "Time from a ticket's opening to its closing",
+    buckets=(300, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400),
+)

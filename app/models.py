@@ -14,11 +14,13 @@ from app.privacy.models import DeletionRequest
 from app.providers.models import Provider
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
+from app.tickets.models import CannedAnswer, ReviewResolution, Ticket, TicketMessage
 
 __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "CannedAnswer",
     "Category",
     "CurrencyRate",
     "CustomerLogin",
@@ -34,7 +36,10 @@ __all__ = [
     "RecoveryCode",
     "ReferralReward",
     "Refill",
+    "ReviewResolution",
     "Service",
+    "Ticket",
+    "TicketMessage",
     "UpstreamEvent",
     "User",
     "UserRate",

@@ -200,6 +200,7 @@ async def test_activity_logs_are_kept_one_year(
         "audit_log": 1,
         "upstream_events": 1,
         "payment_notifications": 1,
+        "tickets": 0,
     }
     assert await count(ctx, AuditEntry) == 1
     assert await count(ctx, UpstreamEvent) == 1

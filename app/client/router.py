@@ -48,7 +48,7 @@ from app.http.forms import read_fields
 from app.http.paths import PathId
 from app.http.tx import Reader, Tx
 from app.ledger import service as ledger
-from app.money import format_money, places_of, precision_for_rate
+from app.money import format_money, places_of, plain, precision_for_rate
 from app.orders import service as orders
 from app.orders.models import STATUSES, Order
 from app.orders.types import FIELD, SubscriptionsType, TypeSpec, handler_for
@@ -59,6 +59,7 @@ from app.privacy import service as privacy
 from app.referrals import service as referrals
 from app.refills import service as refills
 from app.refills.models import Refill
+from app.tickets.router import client_router as support
 
 shop = APIRouter(tags=["client: ordering"])
 money = APIRouter(tags=["client: money"])
@@ -351,7 +352,7 @@ async def my_referrals(db: Reader, services: ServicesDep, me: CurrentCustomer) -
 async def export(db: Reader, me: CurrentCustomer) -> JSONResponse:
     data = await privacy.export_user(db, me.user_id)
     return JSONResponse(
-        jsonable_encoder(data, custom_encoder={Decimal: str}),
+        jsonable_encoder(data, custom_encoder={Decimal: plain}),
         headers={"Content-Disposition": f'attachment; filename="user-{me.user_id}.json"'},
     )
 
@@ -374,5 +375,5 @@ async def request_deletion(tx: Tx, services: ServicesDep, me: CurrentCustomer) -
 
 
 router = APIRouter(prefix="/client/v1")
-for part in (account, shop, money, mine):
+for part in (account, shop, money, mine, support):
     router.include_router(part)

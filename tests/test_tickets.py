@@ -5,20 +5,28 @@ internal notes never reach the customer; text comes back as data, never markup."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select, update
 
 from app.context import AppContext
+from app.db import utcnow
 from app.errors import LinkUnderReview, OrderUnderReview
 from app.ledger.models import LedgerEntry
+from app.settings import Settings
+from app.tickets.models import Ticket, TicketMessage
 from tests.support.api import Api, MakeService, order_id_of
 from tests.support.client import Customer, MakeCustomer
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 from tests.support.mail import Mailbox
+from tests.support.upstream import call_job
 
 SECRET_NOTE = "INTERNAL: customer looks like a chargeback risk"
 
@@ -194,3 +202,241 @@ async def test_review_locks_the_order_on_every_api_and_a_half_refund_resolves_it
     operator_view = await admin(client, "GET", f"/tickets/{ticket_id}")
     assert [m["internal"] for m in operator_view["messages"]] == [False, True, False, False]
     await mailbox.wait_for(customer.email, count=2)
+
+
+async def open_ticket(seen: Seen, **fields: Any) -> dict[str, Any]:
+    body = {"subject": "Help", "category": "other", "message": "Hello", **fields}
+    response = await seen.call("POST", "/tickets", body)
+    assert response.status_code == 201, response.text
+    ticket: dict[str, Any] = response.json()
+    return ticket
+
+
+async def test_ticket_text_with_markup_comes_back_as_the_same_data_string(
+    client: httpx.AsyncClient, make_customer: MakeCustomer
+) -> None:
+    seen = Seen(client, await make_customer())
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quotes"'
+    ticket = await open_ticket(seen, subject=hostile[:60], message=hostile)
+    shown = await seen.call("GET", f"/tickets/{ticket['id']}")
+    assert shown.headers["content-type"] == "application/json"
+    assert shown.json()["subject"] == hostile[:60]
+    assert shown.json()["messages"][0]["body"] == hostile
+    # JSON escaping only: the text is a JSON string, never markup.
+    assert '"body":"<script>alert(\\"x\\")</script>' in shown.text
+    operator = await admin(client, "GET", f"/tickets/{ticket['id']}")
+    assert operator["messages"][0]["body"] == hostile
+
+
+async def test_bad_ticket_input_is_a_clear_422(
+    client: httpx.AsyncClient, make_customer: MakeCustomer
+) -> None:
+    seen = Seen(client, await make_customer())
+    for body in (
+        {"subject": "S", "category": "order", "message": "x" * 5001},
+        {"subject": "S", "category": "nonsense", "message": "m"},
+        {"subject": "", "category": "other", "message": "m"},
+        {"subject": "S", "category": "other", "message": "   "},
+        {"subject": "S", "category": "other", "message": "m", "orders": ["x"]},
+        {"subject": "S", "category": "other", "message": "m", "html": True},
+    ):
+        refused = await seen.call("POST", "/tickets", body)
+        assert refused.status_code == 422, (body, refused.text)
+    foreign = await seen.call(
+        "POST", "/tickets", {"subject": "S", "category": "order", "message": "m", "orders": [1]}
+    )
+    assert (foreign.status_code, foreign.json()["detail"]) == (422, "Incorrect order ID")
+    missing = await seen.call("GET", "/tickets/999999999")
+    assert missing.status_code == 404
+
+
+async def test_statuses_follow_the_conversation_and_a_closed_ticket_reopens_for_7_days(
+    client: httpx.AsyncClient, ctx: AppContext, make_customer: MakeCustomer
+) -> None:
+    seen = Seen(client, await make_customer())
+    ticket_id = (await open_ticket(seen))["id"]
+    await admin(client, "POST", f"/tickets/{ticket_id}/messages", {"message": "Hi"}, 201)
+    assert (await seen.call("GET", f"/tickets/{ticket_id}")).json()["status"] == "answered"
+    wrote = await seen.call("POST", f"/tickets/{ticket_id}/messages", {"message": "More"})
+    assert (wrote.status_code, wrote.json()["status"]) == (201, "open")
+    closed = await seen.call("POST", f"/tickets/{ticket_id}/close")
+    assert closed.json()["status"] == "closed" and closed.json()["closed_at"]
+    reopened = await seen.call("POST", f"/tickets/{ticket_id}/messages", {"message": "Again"})
+    assert (reopened.status_code, reopened.json()["status"]) == (201, "open")
+    await seen.call("POST", f"/tickets/{ticket_id}/close")
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id)
+            .values(closed_at=utcnow() - timedelta(days=7, minutes=1))
+        )
+    late = await seen.call("POST", f"/tickets/{ticket_id}/messages", {"message": "Late"})
+    assert late.status_code == 409
+    assert late.json()["detail"] == "This ticket was closed more than 7 days ago: open a new ticket"
+    bodies = [
+        m["body"] for m in (await seen.call("GET", f"/tickets/{ticket_id}")).json()["messages"]
+    ]
+    assert bodies == ["Hello", "Hi", "More", "Again"]
+
+
+async def test_a_blocked_customer_still_reads_their_tickets_but_writes_nothing(
+    client: httpx.AsyncClient, make_customer: MakeCustomer
+) -> None:
+    customer = await make_customer()
+    seen = Seen(client, customer)
+    ticket_id = (await open_ticket(seen))["id"]
+    await admin(client, "POST", f"/users/{customer.user_id}/block", {"reason": "abuse"})
+    listed = await seen.call("GET", "/tickets")
+    assert [t["id"] for t in listed.json()["tickets"]] == [ticket_id]
+    assert (await seen.call("GET", f"/tickets/{ticket_id}")).status_code == 200
+    wrote = await seen.call("POST", f"/tickets/{ticket_id}/messages", {"message": "m"})
+    assert wrote.status_code == 403
+    assert (
+        await seen.call("POST", "/tickets", {"subject": "s", "category": "other", "message": "m"})
+    ).status_code == 403
+    assert (await seen.call("GET", "/orders")).status_code == 403
+
+
+@pytest.fixture
+def notify_operators(ctx: AppContext) -> Iterator[str]:
+    address = "support-team@example.com"
+    ctx.settings.support_notify_email = address
+    yield address
+    ctx.settings.support_notify_email = None
+
+
+async def test_operators_filter_assign_and_answer_with_canned_answers(
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    make_customer: MakeCustomer,
+    mailbox: Mailbox,
+    notify_operators: str,
+) -> None:
+    customer = await make_customer()
+    seen = Seen(client, customer)
+    first = (await open_ticket(seen, category="payment", subject="Deposit missing"))["id"]
+    second = (await open_ticket(seen, category="refill"))["id"]
+    mails = await mailbox.wait_for(notify_operators, count=2)
+    assert sorted(m.subject for m in mails) == [
+        f"New support ticket #{first} (payment)",
+        f"New support ticket #{second} (refill)",
+    ]
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.id == first)
+            .values(waiting_since=utcnow() - timedelta(hours=3))
+        )
+
+    def ids(rows: list[dict[str, Any]]) -> list[int]:
+        return [int(r["id"]) for r in rows]
+
+    assert ids(await admin(client, "GET", "/tickets")) == [first, second]
+    assert ids(await admin(client, "GET", "/tickets?waiting_minutes=120")) == [first]
+    assert ids(await admin(client, "GET", "/tickets?category=refill")) == [second]
+    await admin(client, "POST", f"/tickets/{second}/assign", {"assignee": "ann"})
+    assert ids(await admin(client, "GET", "/tickets?assignee=ann")) == [second]
+    assert ids(await admin(client, "GET", "/tickets?assignee=")) == [first]
+
+    canned = await admin(
+        client, "POST", "/canned-answers", {"title": "Deposit", "body": "Credited now."}, 201
+    )
+    await admin(
+        client,
+        "PUT",
+        f"/canned-answers/{canned['id']}",
+        {"title": "Deposit", "body": "Your deposit is credited."},
+    )
+    sent = await admin(
+        client, "POST", f"/tickets/{first}/messages", {"canned_id": canned["id"]}, 201
+    )
+    assert (sent["body"], sent["operator"], sent["internal"]) == (
+        "Your deposit is credited.",
+        "admin",
+        False,
+    )
+    both = await client.post(
+        f"/admin/v1/tickets/{first}/messages",
+        headers=AUTH,
+        json={"canned_id": canned["id"], "message": "x"},
+    )
+    assert both.status_code == 422
+    assert ids(await admin(client, "GET", "/tickets?status=answered")) == [first]
+    (answer,) = await mailbox.wait_for(customer.email)
+    assert "Your deposit is credited." in answer.body
+    await admin(client, "DELETE", f"/canned-answers/{canned['id']}")
+    assert await admin(client, "GET", "/canned-answers") == []
+    await admin(client, "POST", f"/tickets/{second}/status", {"status": "closed"})
+    assert (await seen.call("GET", f"/tickets/{second}")).json()["status"] == "closed"
+
+
+async def test_support_measures_in_the_report_and_the_metrics(
+    client: httpx.AsyncClient, ctx: AppContext, make_customer: MakeCustomer
+) -> None:
+    seen = Seen(client, await make_customer())
+    answered = (await open_ticket(seen))["id"]
+    (await open_ticket(seen, category="order"))["id"]
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.id == answered)
+            .values(created_at=utcnow() - timedelta(hours=2))
+        )
+    await admin(client, "POST", f"/tickets/{answered}/messages", {"message": "Hi"}, 201)
+    await admin(client, "POST", f"/tickets/{answered}/status", {"status": "closed"})
+    window = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+    got = await admin(client, "GET", f"/reports/support?{window}")
+    assert (got["created"], got["open_now"], got["answered"], got["closed"]) == (2, 1, 1, 1)
+    assert got["by_category"] == {"order": 1, "payment": 0, "refill": 0, "cancel": 0, "other": 1}
+    assert 7199 < got["first_response_seconds_avg"] < 7300
+    assert 7199 < got["resolution_seconds_max"] < 7300
+    empty = await admin(client, "GET", "/reports/support?from=2000-01-01&to=2000-01-02")
+    assert (empty["created"], empty["first_response_seconds_avg"]) == (0, None)
+    backwards = await client.get(
+        "/admin/v1/reports/support?from=2001-01-01&to=2000-01-01", headers=AUTH
+    )
+    assert backwards.status_code == 422
+
+    scraped = await client.get("/metrics", headers=AUTH)
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(scraped.text)
+        for s in family.samples
+    }
+    assert samples["smm_support_open_tickets"] == 1
+    assert samples["smm_support_first_response_seconds_count"] >= 1
+    assert samples["smm_support_resolution_seconds_count"] >= 1
+
+
+async def test_tickets_are_exported_erased_with_the_user_and_purged_after_retention(
+    client: httpx.AsyncClient, ctx: AppContext, settings: Settings, make_customer: MakeCustomer
+) -> None:
+    customer = await make_customer()
+    seen = Seen(client, customer)
+    ticket_id = (await open_ticket(seen, message="My data"))["id"]
+    await admin(client, "POST", f"/tickets/{ticket_id}/messages", {"message": "Answer"}, 201)
+    await admin(client, "POST", f"/tickets/{ticket_id}/notes", {"message": SECRET_NOTE}, 201)
+    exported = (await seen.call("GET", "/privacy/export")).json()["support_tickets"]
+    assert [(t["id"], [m["body"] for m in t["messages"]]) for t in exported] == [
+        (ticket_id, ["My data", "Answer"])
+    ]
+    seen.assert_no_note()
+
+    other = await make_customer()
+    old = (await open_ticket(Seen(client, other)))["id"]
+    kept = (await open_ticket(Seen(client, other)))["id"]
+    await Seen(client, other).call("POST", f"/tickets/{old}/close")
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Ticket).where(Ticket.id == old).values(updated_at=utcnow() - timedelta(days=400))
+        )
+    result = await call_job(settings, ctx, "enforce_retention")
+    assert result["tickets"] == 1
+
+    await admin(client, "DELETE", f"/users/{customer.user_id}")
+    async with ctx.db.session() as session:
+        left = list(await session.scalars(select(Ticket.id).order_by(Ticket.id)))
+        messages = await session.scalar(
+            select(func.count(TicketMessage.id)).where(TicketMessage.ticket_id == ticket_id)
+        )
+    assert (left, messages) == ([kept], 0)

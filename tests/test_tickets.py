@@ -19,6 +19,7 @@ from app.context import AppContext
 from app.db import utcnow
 from app.errors import LinkUnderReview, OrderUnderReview
 from app.ledger.models import LedgerEntry
+from app.orders.models import Order
 from app.settings import Settings
 from app.tickets.models import Ticket, TicketMessage
 from tests.support.api import Api, MakeService, order_id_of
@@ -196,11 +197,19 @@ async def test_review_locks_the_order_on_every_api_and_a_half_refund_resolves_it
 
     shown = await seen.call("GET", f"/tickets/{ticket_id}")
     assert [m["author"] for m in shown.json()["messages"]] == ["customer", "operator", "operator"]
+    assert shown.json()["under_review"] == []
     await seen.call("GET", "/tickets")
     await seen.call("GET", "/privacy/export")
+    wrote = await seen.call("POST", f"/tickets/{ticket_id}/messages", {"message": "Thanks"})
+    assert wrote.status_code == 201
+    assert (await seen.call("POST", f"/tickets/{ticket_id}/close")).status_code == 200
     seen.assert_no_note()
     operator_view = await admin(client, "GET", f"/tickets/{ticket_id}")
-    assert [m["internal"] for m in operator_view["messages"]] == [False, True, False, False]
+    assert [m["internal"] for m in operator_view["messages"]] == [False, True, False, False, False]
+    assert [(r["order_id"], r["action"]) for r in operator_view["resolutions"]] == [
+        (done, "refund"),
+        (pending, "no_action"),
+    ]
     await mailbox.wait_for(customer.email, count=2)
 
 
@@ -440,3 +449,63 @@ async def test_tickets_are_exported_erased_with_the_user_and_purged_after_retent
             select(func.count(TicketMessage.id)).where(TicketMessage.ticket_id == ticket_id)
         )
     assert (left, messages) == ([kept], 0)
+
+
+async def test_each_resolution_ends_the_review_its_own_way(
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    customer = await make_customer("10")
+    seen = Seen(client, customer)
+    service = await make_service(rate=Decimal("1.00"))
+    to_complete = await place(seen, service, "https://x.com/c")
+    to_refund = await place(seen, service, "https://x.com/r")
+    partial = await place(seen, service, "https://x.com/p")
+    await admin(client, "POST", f"/orders/{partial}/status", {"status": "Partial", "remains": 500})
+    ticket_id = (
+        await open_ticket(seen, category="order", orders=[to_complete, to_refund, partial])
+    )["id"]
+
+    def resolve(order_id: int, action: str, **more: str) -> Any:
+        return client.post(
+            f"/admin/v1/tickets/{ticket_id}/resolve",
+            headers=AUTH,
+            json={"order_id": order_id, "action": action, **more},
+        )
+
+    # Refused decisions change nothing: the order stays under review.
+    assert (await resolve(to_complete, "resend")).status_code == 409  # no provider
+    assert (await resolve(to_refund, "refund", amount="1.01")).status_code == 422
+    assert (await resolve(to_refund, "no_action", amount="0.5")).status_code == 422
+    assert (await resolve(partial, "refund")).json()["detail"] == (
+        "This order was refunded already: it cannot be refunded again"
+    )
+    closing = await admin(
+        client, "POST", f"/tickets/{ticket_id}/status", {"status": "closed"}, expect=409
+    )
+    assert closing["detail"] == "Resolve the order reviews of this ticket before closing it"
+
+    assert (await resolve(to_complete, "complete")).status_code == 200
+    full = await resolve(to_refund, "refund")
+    assert full.json()["resolution"]["amount"] == "1.00000000"
+    assert (await resolve(partial, "no_action")).status_code == 200
+    async with ctx.db.session() as session:
+        rows = {
+            o: (
+                await session.execute(
+                    select(Order.status, Order.refunded, Order.review_ticket_id).where(
+                        Order.id == o
+                    )
+                )
+            ).one()
+            for o in (to_complete, to_refund, partial)
+        }
+    assert rows == {
+        to_complete: ("Completed", Decimal("0"), None),
+        to_refund: ("Pending", Decimal("1"), None),
+        partial: ("Partial", Decimal("0.5"), None),
+    }
+    await ledger_ok(ctx)
+    await admin(client, "POST", f"/tickets/{ticket_id}/status", {"status": "closed"})

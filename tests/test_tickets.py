@@ -20,6 +20,7 @@ from app.db import utcnow
 from app.errors import LinkUnderReview, OrderUnderReview
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
+from app.providers.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from app.tickets.models import Ticket, TicketMessage
 from tests.support.api import Api, MakeService, order_id_of
@@ -27,7 +28,7 @@ from tests.support.client import Customer, MakeCustomer
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 from tests.support.mail import Mailbox
-from tests.support.upstream import call_job
+from tests.support.upstream import call_job, register_provider, run_jobs, sandbox, sandbox_stats
 
 SECRET_NOTE = "INTERNAL: customer looks like a chargeback risk"
 
@@ -509,3 +510,60 @@ async def test_each_resolution_ends_the_review_its_own_way(
     }
     await ledger_ok(ctx)
     await admin(client, "POST", f"/tickets/{ticket_id}/status", {"status": "closed"})
+
+
+async def test_resend_upstream_sends_the_reviewed_order_to_its_provider_again(
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    settings: Settings,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    config = SandboxConfig(
+        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+        seconds_to_start=3600,
+        seconds_to_complete=3600,
+    )
+    async with sandbox(config) as (url, _):
+        provider_id = await register_provider(ctx, settings, url)
+        service = await make_service(
+            rate=Decimal("0.90"), provider_id=provider_id, provider_service_id="1"
+        )
+        customer = await make_customer("5")
+        seen = Seen(client, customer)
+        order_id = await place(seen, service, "https://x.com/resend")
+        await run_jobs(settings, ctx)
+        first = await order_row(ctx, order_id)
+        assert (first.upstream_state, first.status) == ("sent", "In progress")
+        review = await seen.call("POST", f"/orders/{order_id}/review", {"message": "Stuck"})
+        assert review.status_code == 201, review.text
+        ticket_id = review.json()["id"]
+        assert review.json()["subject"] == f"Review of order {order_id}"
+
+        resolved = await admin(
+            client,
+            "POST",
+            f"/tickets/{ticket_id}/resolve",
+            {"order_id": order_id, "action": "resend"},
+        )
+        assert resolved["ticket"]["under_review"] == []
+        queued = await order_row(ctx, order_id)
+        assert (queued.upstream_state, queued.provider_order_id) == ("queued", None)
+        await run_jobs(settings, ctx)
+        again = await order_row(ctx, order_id)
+        assert again.upstream_state == "sent"
+        assert again.provider_order_id not in (None, first.provider_order_id)
+        assert (await sandbox_stats(url))["orders"] == 2
+        detail = await admin(client, "GET", f"/tickets/{ticket_id}")
+        (shown,) = detail["orders_detail"]
+        actions = [(e["action"], e["outcome"]) for e in shown["upstream_history"]]
+        assert ("review", "started") in actions and ("resend", "queued") in actions
+        assert actions.index(("resend", "queued")) < len(actions) - 1  # sent after it
+    await ledger_ok(ctx)
+
+
+async def order_row(ctx: AppContext, order_id: int) -> Order:
+    async with ctx.db.session() as session:
+        order = await session.get(Order, order_id)
+    assert order is not None
+    return order

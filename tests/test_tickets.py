@@ -373,7 +373,13 @@ async def test_operators_filter_assign_and_answer_with_canned_answers(
     assert both.status_code == 422
     assert ids(await admin(client, "GET", "/tickets?status=answered")) == [first]
     (answer,) = await mailbox.wait_for(customer.email)
+    assert answer.subject == f"Support answered your ticket #{first}"
     assert "Your deposit is credited." in answer.body
+    assert (await seen.call("PATCH", "/me", {"language": "ru"})).status_code == 200
+    await admin(client, "POST", f"/tickets/{first}/messages", {"message": "{id} <b>"}, 201)
+    _, russian = await mailbox.wait_for(customer.email, count=2)
+    assert russian.subject == f"Поддержка ответила на ваше обращение #{first}"
+    assert "\n\n{id} <b>\n\n" in russian.body
     await admin(client, "DELETE", f"/canned-answers/{canned['id']}")
     assert await admin(client, "GET", "/canned-answers") == []
     await admin(client, "POST", f"/tickets/{second}/status", {"status": "closed"})

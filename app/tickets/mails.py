@@ -15,15 +15,26 @@ class TicketLike(Protocol):
     user_id: int
 
 
-def answered_mail(to: str, ticket: TicketLike, body: str) -> Mail:
-    return Mail(
-        to=to,
-        subject=f"Support answered your ticket #{ticket.id}",
-        body=(
-            f"Support answered your ticket #{ticket.id} ({ticket.subject}):\n\n{body}\n\n"
-            f"Read and reply with GET /client/v1/tickets/{ticket.id}.\n"
-        ),
-    )
+ANSWERED = {
+    "en": (
+        "Support answered your ticket #{id}",
+        "Support answered your ticket #{id} ({subject}):\n\n{body}\n\n"
+        "Read and reply with GET /client/v1/tickets/{id}.\n",
+    ),
+    "ru": (
+        "Поддержка ответила на ваше обращение #{id}",
+        "Поддержка ответила на ваше обращение #{id} ({subject}):\n\n{body}\n\n"
+        "Прочитать и ответить: GET /client/v1/tickets/{id}.\n",
+    ),
+}
+
+
+def answered_mail(to: str, ticket: TicketLike, body: str, language: str = "en") -> Mail:
+    """The customer's mail, in their language; the texts are inserted as they are (the
+    mail is plain text)."""
+    subject, text = ANSWERED.get(language) or ANSWERED["en"]
+    values = {"id": ticket.id, "subject": ticket.subject, "body": body}
+    return Mail(to=to, subject=subject.format(**values), body=text.format(**values))
 
 
 def new_ticket_mail(to: str, ticket: TicketLike, body: str) -> Mail:

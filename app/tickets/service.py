@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
+from app.customers.models import CustomerLogin
 from app.db import utcnow
 from app.errors import Conflict, IncorrectRequest, NotFound
 from app.mail import service as mail
@@ -302,9 +303,17 @@ async def operator_answers(
     )
     session.add(message)
     await session.flush()
-    email = await session.scalar(select(User.email).where(User.id == ticket.user_id))
+    email, language = (
+        await session.execute(
+            select(User.email, CustomerLogin.language)
+            .outerjoin(CustomerLogin, CustomerLogin.user_id == User.id)
+            .where(User.id == ticket.user_id)
+        )
+    ).one()
     if email:
-        await mail.queue(session, notify.mailer, answered_mail(email, ticket, body))
+        await mail.queue(
+            session, notify.mailer, answered_mail(email, ticket, body, language or "en")
+        )
     return message
 
 

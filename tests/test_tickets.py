@@ -130,6 +130,11 @@ async def test_review_locks_the_order_on_every_api_and_a_half_refund_resolves_it
     assert await api(customer.key, "refill", orders=str(done)) == [
         {"order": done, "refill": {"error": under}}
     ]
+    twice = await seen.call("POST", f"/orders/{done}/review", {"message": "again"})
+    assert (twice.status_code, twice.json()["detail"]) == (
+        409,
+        "This order is already under review by Support",
+    )
     for link in ("https://x.com/done", "https://X.com/done/"):
         again = await api(customer.key, "add", service=service, link=link, quantity=500)
         assert again == {"error": LinkUnderReview.message}

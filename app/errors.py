@@ -74,3 +74,17 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     message = "Conflict"
+
+
+class OrderUnderReview(Conflict):
+    """ToS 2.5: an order sent to Support for review keeps its target as it is."""
+
+    message = "Order is under review by Support: it cannot be changed until the review ends"
+
+
+class LinkUnderReview(Conflict):
+    """ToS 2.5: no new order on the target (link and service) of an order under review."""
+
+    message = (
+        "An order on this link and service is under review by Support: wait until the review ends"
+    )

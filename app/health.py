@@ -19,10 +19,12 @@ from app.metrics import (
     PROVIDER_BALANCE,
     QUEUE_DEPTH,
     REVIEW_QUEUE,
+    SUPPORT_OPEN,
 )
 from app.orders.models import STATUSES, UP_REVIEW, Order
 from app.privacy import service as privacy
 from app.providers.models import Provider
+from app.tickets import service as tickets
 
 router = APIRouter(tags=["health"])
 metrics_router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
@@ -51,6 +53,7 @@ async def refresh_gauges(ctx: AppContext) -> None:
             )
         ).all()
         DELETIONS_OVERDUE.set(await privacy.overdue_deletion_requests(session))
+        SUPPORT_OPEN.set(await tickets.open_count(session))
     for status in STATUSES:
         ORDERS_BY_STATUS.labels(status).set(counts.get(status, 0))
     REVIEW_QUEUE.set(in_review or 0)

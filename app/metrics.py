@@ -49,3 +49,14 @@ STUCK_ORDERS = Gauge(
     "smm_stuck_orders", "Active orders without upstream progress past their service's stuck_after"
 )
 CATALOG_SYNCS = Counter("smm_catalog_syncs_total", "Provider catalog syncs", ["outcome"])
+SUPPORT_OPEN = Gauge("smm_support_open_tickets", "Support tickets not closed (read at scrape time)")
+SUPPORT_FIRST_RESPONSE = Histogram(
+    "smm_support_first_response_seconds",
+    "Time from a ticket's opening to the first operator answer",
+    buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
+)
+SUPPORT_RESOLUTION = Histogram(
+    "smm_support_resolution_seconds",
+    "Time from a ticket's opening to its closing",
+    buckets=(300, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400),
+)

@@ -15,12 +15,14 @@ from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
+from app.tickets.models import CannedAnswer, ReviewResolution, Ticket, TicketMessage
 
 __all__ = [
     "Alert",
     "ApiKey",
     "AuditEntry",
     "Base",
+    "CannedAnswer",
     "CatalogChange",
     "Category",
     "CurrencyRate",
@@ -37,8 +39,11 @@ __all__ = [
     "RecoveryCode",
     "ReferralReward",
     "Refill",
+    "ReviewResolution",
     "Service",
     "ServiceBackup",
+    "Ticket",
+    "TicketMessage",
     "UpstreamEvent",
     "User",
     "UserRate",

@@ -164,6 +164,9 @@ class Settings(BaseSettings):
         default="console", description="`console` (log the message) or smtp://user:pass@host:port"
     )
     mail_from: str = Field(default="smm-panel <noreply@localhost>", description="sender")
+    support_notify_email: str | None = Field(
+        default=None, description="operators' address mailed for every new support ticket"
+    )
     client_session_days: int = Field(default=30, ge=1, description="sign-in session lifetime")
     client_verify_hours: int = Field(default=48, ge=1, description="email verification link")
     client_reset_minutes: int = Field(default=60, ge=1, description="password reset link")

@@ -11,8 +11,10 @@ from sqlalchemy import func, select, text
 
 from app.audit.models import AuditEntry
 from app.context import AppContext
+from app.mail.service import Mailer
 from app.privacy import service as privacy
 from app.providers.sandbox import SandboxConfig, SandboxService
+from app.tickets import service as tickets
 from tests.support.api import Api, order_id_of
 from tests.support.env import AUTH
 from tests.support.upstream import sandbox
@@ -177,5 +179,32 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
             "POST", "/privacy/deletion-requests/{request_id}/complete", request_id=asked.id
         )
         await audited("DELETE", "/services/{service_id}", service_id=sid)
+
+        async with ctx.db.transaction() as session:
+            ticket = await tickets.open_ticket(
+                session,
+                tickets.Notify(Mailer(ctx.db, "console", "panel"), None),
+                uid,
+                subject="S",
+                category="order",
+                message="m",
+                order_ids=[orders[0]],
+            )
+        tid = ticket.id
+        canned = (await audited("POST", "/canned-answers", {"title": "T", "body": "B"}))["id"]
+        await audited(
+            "PUT", "/canned-answers/{canned_id}", {"title": "T", "body": "B2"}, canned_id=canned
+        )
+        await audited("POST", "/tickets/{ticket_id}/assign", {"assignee": "ann"}, ticket_id=tid)
+        await audited("POST", "/tickets/{ticket_id}/messages", {"canned_id": canned}, ticket_id=tid)
+        await audited("POST", "/tickets/{ticket_id}/notes", {"message": "n"}, ticket_id=tid)
+        await audited(
+            "POST",
+            "/tickets/{ticket_id}/resolve",
+            {"order_id": orders[0], "action": "no_action"},
+            ticket_id=tid,
+        )
+        await audited("POST", "/tickets/{ticket_id}/status", {"status": "closed"}, ticket_id=tid)
+        await audited("DELETE", "/canned-answers/{canned_id}", canned_id=canned)
 
     assert covered == mutation_routes(app), mutation_routes(app) - covered

@@ -221,6 +221,7 @@ async def test_activity_logs_are_kept_one_year(
         "payment_notifications": 1,
         "alerts": 1,
         "catalog_changes": 1,
+        "tickets": 0,
     }
     assert await count(ctx, Alert) == 1
     assert await count(ctx, AuditEntry) == 1

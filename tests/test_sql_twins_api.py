@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import USER_BLOCKED, User
@@ -22,7 +23,7 @@ from app.catalog.models import UserRate
 from app.catalog.sql import effective_rate, effective_rate_sql
 from app.context import AppContext
 from app.db import utcnow
-from app.errors import DomainError
+from app.errors import DomainError, LinkUnderReview
 from app.ledger.models import LedgerEntry
 from app.orders import service as orders
 from app.orders.models import (
@@ -40,6 +41,7 @@ from app.orders.sql import LOAD_RATE, STATUS_ONE, WHO
 from app.refills import service as refills
 from app.refills.models import Refill
 from app.refills.sql import REQUEST_REFILLS
+from app.tickets.models import Ticket
 from tests.support.api import MakeService, MakeUser, Reseller
 
 D = Decimal
@@ -267,6 +269,35 @@ async def test_add_order_sql_is_the_twin_of_place_order(
     assert a.balance == b.balance
 
 
+async def test_add_order_sql_refuses_a_target_under_review_as_place_order_does(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    sid = await make_service()
+    full_user, fast_user = await make_user("5"), await make_user("5")
+    links: dict[int, str] = {}
+    for user in (full_user, fast_user):
+        await _order_for(
+            ctx, user.user_id, sid, {"status": COMPLETED, "upstream_state": UP_SENT, "charge": "1"}
+        )
+        async with ctx.db.transaction() as session:
+            order = await session.scalar(select(Order).where(Order.user_id == user.user_id))
+            assert order is not None
+            await _review(session, order)
+            links[user.user_id] = order.link
+    fields = {"service": str(sid), "link": links[full_user.user_id], "quantity": "100"}
+    with pytest.raises(LinkUnderReview):
+        async with ctx.db.transaction() as session:
+            await orders.place_order(session, full_user.user_id, fields)
+    fast_fields = {**fields, "link": links[fast_user.user_id], "key": fast_user.key}
+    for _ in range(3):  # however warm the caches, the statement never places it
+        assert await ctx.hot.add(fast_fields) is None
+    async with ctx.db.session() as session:
+        placed = await session.scalar(
+            select(func.count(Order.id)).where(Order.user_id == fast_user.user_id)
+        )
+    assert placed == 1
+
+
 # --- cancel of orders never sent ------------------------------------------------------
 
 CANCEL_CASES: list[dict[str, Any]] = [
@@ -280,6 +311,8 @@ CANCEL_CASES: list[dict[str, Any]] = [
     {"upstream_state": UP_MANUAL, "status": CANCELED, "charge": "0.9"},
     {"upstream_state": UP_QUEUED, "status": PENDING, "charge": "0.9", "cancel": False},
     {"upstream_state": UP_QUEUED, "status": PENDING, "charge": "0.9", "foreign": True},
+    {"upstream_state": UP_QUEUED, "status": PENDING, "charge": "0.9", "review": True},
+    {"upstream_state": UP_MANUAL, "status": PENDING, "charge": "0.9", "review": True},
 ]
 
 ORDER_STATE = ("status", "upstream_state", "remains", "refunded", "cancel_state")
@@ -301,7 +334,18 @@ async def _order_for(ctx: AppContext, owner: int, sid: int, case: dict[str, Any]
             upstream_state=case["upstream_state"],
         )
         session.add(order)
+        if case.get("review"):
+            await session.flush()
+            await _review(session, order)
     return order.id
+
+
+async def _review(session: AsyncSession, order: Order) -> None:
+    """Put the order under review by a Support ticket of its owner (ToS 2.5)."""
+    ticket = Ticket(user_id=order.user_id, subject="s", category="order", order_ids=[order.id])
+    session.add(ticket)
+    await session.flush()
+    order.review_ticket_id = ticket.id
 
 
 @pytest.mark.parametrize("case", CANCEL_CASES)
@@ -363,6 +407,8 @@ REFILL_CASES: list[dict[str, Any]] = [
     {"status": COMPLETED, "upstream_state": UP_SENT, "refill_days": 0, "finished_days": 900},
     {"status": COMPLETED, "upstream_state": UP_SENT, "active": True},
     {"status": COMPLETED, "upstream_state": UP_SENT, "foreign": True},
+    {"status": COMPLETED, "upstream_state": UP_SENT, "review": True},
+    {"status": PARTIAL, "upstream_state": UP_MANUAL, "review": True},
 ]
 
 

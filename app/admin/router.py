@@ -24,6 +24,7 @@ from app.providers.router import admin_router as providers
 from app.referrals.router import admin_router as referrals
 from app.refills.router import admin_router as refills
 from app.reports.router import admin_router as reports
+from app.tickets.router import admin_router as tickets
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
 for part in (
@@ -42,5 +43,6 @@ for part in (
     referrals,
     privacy,
     customers,
+    tickets,
 ):
     router.include_router(part)

@@ -58,6 +58,7 @@ from app.privacy import service as privacy
 from app.referrals import service as referrals
 from app.refills import service as refills
 from app.refills.models import Refill
+from app.tickets.router import client_router as support
 
 shop = APIRouter(tags=["client: ordering"])
 money = APIRouter(tags=["client: money"])
@@ -373,5 +374,5 @@ async def request_deletion(tx: Tx, services: ServicesDep, me: CurrentCustomer) -
 
 
 router = APIRouter(prefix="/client/v1")
-for part in (account, shop, money, mine):
+for part in (account, shop, money, mine, support):
     router.include_router(part)

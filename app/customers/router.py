@@ -67,6 +67,20 @@ async def require_customer(
 CurrentCustomer = Annotated[Customer, Depends(require_customer)]
 
 
+async def require_customer_reading(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(session_bearer),
+) -> Customer:
+    """As `require_customer`, a blocked account included: for routes that only read."""
+    async with get_services(request).db.session() as session:
+        return await customers.resolve_session(
+            session, credentials.credentials if credentials else None, allow_blocked=True
+        )
+
+
+ReadingCustomer = Annotated[Customer, Depends(require_customer_reading)]
+
+
 def caller(request: Request) -> signin.Caller:
     return signin.Caller(
         ip=request.client.host if request.client else "unknown",

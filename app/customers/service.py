@@ -308,7 +308,11 @@ class Customer:
     currency: str
 
 
-async def resolve_session(session: AsyncSession, token: str | None) -> Customer:
+async def resolve_session(
+    session: AsyncSession, token: str | None, *, allow_blocked: bool = False
+) -> Customer:
+    """The signed-in customer of a session token; a blocked account only where
+    `allow_blocked` (reading what they have, e.g. their support tickets)."""
     if not token or len(token) > 200:
         raise NotSignedIn()
     row = (
@@ -325,7 +329,7 @@ async def resolve_session(session: AsyncSession, token: str | None) -> Customer:
     ).first()
     if row is None:
         raise NotSignedIn()
-    if row[3] != USER_ACTIVE:
+    if row[3] != USER_ACTIVE and not allow_blocked:
         raise AccountBlocked()
     return Customer(user_id=row[1], session_id=row[0], currency=row[2])
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, status
 from app.accounts import service as accounts
 from app.accounts.schemas import BlockIn, BlockOut, UserCreated, UserIn, UserOut
 from app.db import after_commit
-from app.flows import review
+from app.flows import review, review_tickets
 from app.flows.accounts import block_user, open_account
 from app.flows.schemas import (
     BulkReviewIn,
@@ -26,6 +26,10 @@ from app.http.problems import Problem
 from app.http.tx import Reader, Tx
 from app.orders.history import last_sent_requests
 from app.orders.schemas import SentRequestOut
+from app.tickets import service as tickets
+from app.tickets.router import admin_ticket
+from app.tickets.router import notify as ticket_notify
+from app.tickets.schemas import ResolutionOut, ResolvedOut, ResolveIn
 
 admin_router = APIRouter()
 
@@ -190,3 +194,36 @@ async def review_mark_sent(
 async def review_cancel(tx: Tx, audit: Audit, order_id: PathId) -> ReviewResult:
     await _resolved(await review.review_cancel(tx, order_id), audit, order_id, "cancel")
     return ReviewResult(order_id=order_id, action="cancel")
+
+
+@admin_router.post(
+    "/tickets/{ticket_id}/resolve",
+    tags=["support"],
+    summary="End an order's review under a ticket (ToS 2.5)",
+    description="One decision per reviewed order: `no_action`, `resend` (sent upstream "
+    "again), `refund` (`amount`, or the whole refundable rest; through the ledger, exactly "
+    "once, the ticket named as the reason) or `complete`. The review ends and the ticket "
+    "gets the answer (`message`, or a default one), mailed to the customer. A second "
+    "resolution of the same order is refused (409).",
+)
+async def resolve_ticket_review(
+    tx: Tx, audit: Audit, services: ServicesDep, ticket_id: PathId, body: ResolveIn
+) -> ResolvedOut:
+    done = await review_tickets.resolve_review(
+        tx,
+        ticket_notify(services),
+        audit.actor,
+        ticket_id,
+        order_id=body.order_id,
+        action=body.action,
+        amount=body.amount,
+        message=body.message,
+    )
+    if done.relay is not None:
+        after_commit(tx, partial(services.jobs.relay_order, done.relay))
+    out = ResolvedOut(
+        resolution=ResolutionOut.model_validate(done.resolution, from_attributes=True),
+        ticket=await admin_ticket(tx, await tickets.get_ticket(tx, ticket_id)),
+    )
+    await audit("ticket.resolve", "ticket", ticket_id, after=out)
+    return out

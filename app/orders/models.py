@@ -87,6 +87,14 @@ class Order(Base):
         Index("ix_orders_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
         Index("ix_orders_created_at", "created_at"),
         Index("ix_orders_anomaly", "id", postgresql_where=text("anomaly IS NOT NULL")),
+        # Orders under a Support review (ToS 2.5), by target: a new order there is refused.
+        Index(
+            "ix_orders_under_review",
+            "user_id",
+            "service_id",
+            "link_normalized",
+            postgresql_where=text("review_ticket_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -134,6 +142,11 @@ class Order(Base):
     # we cannot act on), as [{kind, field, value}], and when it came: for the operator.
     anomaly: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
     anomaly_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The Support ticket reviewing this order (ToS 2.5): while set, the order is neither
+    # canceled nor refilled and no new order goes to the same link and service.
+    review_ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL")
+    )
 
 
 class UpstreamEvent(Base):

@@ -23,6 +23,8 @@ from app.errors import (
     DuplicateActiveOrder,
     IncorrectOrderId,
     IncorrectServiceId,
+    LinkUnderReview,
+    OrderUnderReview,
 )
 from app.ledger import service as ledger
 from app.money import places_of, proportional_refund, quantum
@@ -95,6 +97,7 @@ async def place_order(
     charge = handler.charge(offered.rate, request)
     upstream_state = upstream_state_for(service, request)
     panel_dripfeed = upstream_state == UP_DRIPFEED
+    await refuse_target_under_review(session, user_id, service.id, request.link_normalized)
     now = utcnow()
     order_id = await session.scalar(
         pg_insert(Order)
@@ -137,6 +140,27 @@ async def place_order(
     if panel_dripfeed:
         relays = await _create_runs(session, order_id)
     return PlacedOrder(order_id, charge, relays)
+
+
+async def refuse_target_under_review(
+    session: AsyncSession, user_id: int, service_id: int, link_normalized: str
+) -> None:
+    """ToS 2.5: while one of the user's orders on this link and service is under review,
+    no new order goes there (the twin condition is in `orders.sql.ADD_ORDER`)."""
+    if not link_normalized:
+        return
+    reviewed = await session.scalar(
+        select(Order.id)
+        .where(
+            Order.user_id == user_id,
+            Order.service_id == service_id,
+            Order.link_normalized == link_normalized,
+            Order.review_ticket_id.is_not(None),
+        )
+        .limit(1)
+    )
+    if reviewed is not None:
+        raise LinkUnderReview()
 
 
 def split_charge(charge: Decimal, runs: int) -> list[Decimal]:
@@ -260,7 +284,10 @@ async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> li
     """A user's cancel. Returns the ids of orders (the order itself, or drip-feed runs)
     already sent upstream, whose cancel request to the provider is now due; whatever was
     not sent yet is canceled and refunded at once."""
-    order = await get_own_order(session, user_id, order_id)
+    # Locked: a review (ToS 2.5) starting meanwhile waits for this cancel, or stops it.
+    order = await get_own_order(session, user_id, order_id, for_update=True)
+    if order.review_ticket_id is not None:
+        raise OrderUnderReview()
     service = await session.get(Service, order.service_id)
     if service is None or not service.cancel:
         raise CancelDisabled()

@@ -203,7 +203,8 @@ WHERE s.id = $2
 
 # Twin of `app.orders.service.place_order` for what the cache cannot vouch for: the key is
 # still valid and the user active, the service row unchanged (its `xmin`), still offered,
-# and the user's rate still the one used. It then debits the balance under the credit
+# the user's rate still the one used, and no order of theirs on this link and service
+# under review (ToS 2.5). It then debits the balance under the credit
 # floor, inserts the order and its ledger entry.
 ADD_ORDER = f"""
 WITH ok AS (
@@ -217,6 +218,12 @@ WITH ok AS (
     AND u.status = {sql_literal(USER_ACTIVE)}
     AND s.xmin::text = $4 AND s.enabled AND s.deleted_at IS NULL AND c.enabled
     AND {effective_rate_sql("s.rate", "u.discount_percent", "r.rate")} = $5::numeric
+    -- `refuse_target_under_review`: no order of the user on this target is under review.
+    AND NOT EXISTS (
+      SELECT 1 FROM orders v
+      WHERE v.user_id = $2 AND v.service_id = $3 AND v.link_normalized = $9
+        AND $9 <> '' AND v.review_ticket_id IS NOT NULL
+    )
 ),
 debit AS (
   UPDATE users SET balance = balance - $6::numeric
@@ -304,9 +311,9 @@ LEFT JOIN LATERAL (
 
 # Twin of `app.orders.service.stop_order` on the orders that were never sent (with
 # `cancel_order`'s checks and `refund`'s ledger entry): each of the caller's orders among
-# `$2` (distinct ids, in the order asked) that is Pending, queued or manual, on a service
-# that allows cancel, is canceled and refunded in full, one ledger entry each, the
-# balance moving once. Every other id is left untouched for the full path to answer.
+# `$2` (distinct ids, in the order asked) that is Pending, queued or manual, not under
+# review, on a service that allows cancel, is canceled and refunded in full, one ledger
+# entry each, the balance moving once. Every other id is left untouched for the full path to answer.
 WITHDRAW = f"""
 WITH who AS (SELECT u.id FROM {WHO_FROM}),
 gone AS (
@@ -319,6 +326,7 @@ gone AS (
     AND o.parent_id IS NULL AND s.id = o.service_id AND s.cancel
     AND o.status = {sql_literal(PENDING)}
     AND o.upstream_state IN ({sql_list((UP_QUEUED, UP_MANUAL))})
+    AND o.review_ticket_id IS NULL
   RETURNING o.id, o.charge
 ),
 credited AS (

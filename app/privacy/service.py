@@ -2,7 +2,8 @@
 
 Erasure keeps the money records (orders' amounts, ledger, payments) for the legal retention
 period, counted from the erasure; the purge removes them afterwards. Activity logs (audit
-log, upstream history, gateway notifications) are kept for their own period, then purged.
+log, upstream history, gateway notifications) and closed support tickets are kept for
+their own period, then purged. Support tickets go with an erased user at once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
+from app.tickets import service as tickets
 
 PERSONAL_FIELDS = ("email", "name")
 
@@ -139,6 +141,7 @@ async def export_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
             .order_by(AuditEntry.id),
             ("id", "actor", "action", "before", "after", "created_at"),
         ),
+        "support_tickets": await tickets.export_of(session, user_id),
     }
 
 
@@ -213,6 +216,20 @@ async def erase_user(session: AsyncSession, user_id: int) -> Erased:
         ),
         {"uid": str(user_id)},
     )
+    # Support tickets are the user's words: they go, and the audit log keeps no text of them.
+    await session.execute(
+        text(
+            "UPDATE audit_log SET"
+            " before = CASE WHEN jsonb_typeof(before) = 'object'"
+            " THEN before - 'body' ELSE before END,"
+            " after = CASE WHEN jsonb_typeof(after) = 'object'"
+            " THEN after - 'body' ELSE after END"
+            " WHERE entity = 'ticket'"
+            " AND entity_id IN (SELECT id::text FROM tickets WHERE user_id = :uid)"
+        ),
+        {"uid": user_id},
+    )
+    await tickets.erase_of(session, [user_id])
     await session.flush()
     return Erased(user_id=user_id, orders_scrubbed=orders_scrubbed, erased_at=now)
 
@@ -274,6 +291,7 @@ async def purge_activity(session: AsyncSession, cutoff: datetime) -> dict[str, i
     ):
         result = await session.execute(delete(model).where(model.created_at < cutoff))
         counts[name] = cast(CursorResult[Any], result).rowcount
+    counts["tickets"] = await tickets.purge_closed_before(session, cutoff)
     return counts
 
 

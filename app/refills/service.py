@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Service
 from app.db import utcnow
-from app.errors import DomainError, RefillDisabled, RefillNotFound
+from app.errors import DomainError, OrderUnderReview, RefillDisabled, RefillNotFound
 from app.orders.models import COMPLETED, PARTIAL, UP_MANUAL, UP_SENT
 from app.orders.service import get_own_order
 from app.refills.models import R_PENDING, Refill
@@ -29,7 +29,9 @@ class RefillAlreadyActive(DomainError):
 
 
 async def request_refill(session: AsyncSession, user_id: int, order_id: int) -> Refill:
-    order = await get_own_order(session, user_id, order_id)
+    order = await get_own_order(session, user_id, order_id, for_update=True)
+    if order.review_ticket_id is not None:
+        raise OrderUnderReview()
     service = await session.get(Service, order.service_id)
     if service is None or not service.refill:
         raise RefillDisabled()

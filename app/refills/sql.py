@@ -21,9 +21,10 @@ LEFT JOIN refills r ON r.user_id = w.id AND r.id = ANY($2::bigint[])
 """
 
 # Twin of `app.refills.service.request_refill`: each of the caller's orders among `$2`
-# (distinct ids) that is Completed or Partial, on a service with refill, inside its refill
-# window, gets a Pending refill (queued when the order was sent upstream, else manual)
-# unless one is active. Every other id is left for the full path to answer.
+# (distinct ids) that is Completed or Partial, not under review (ToS 2.5), on a service
+# with refill, inside its refill window, gets a Pending refill (queued when the order was
+# sent upstream, else manual) unless one is active. Every other id is left for the full
+# path to answer.
 REQUEST_REFILLS = f"""
 WITH who AS (SELECT u.id FROM {WHO_FROM}),
 ok AS (
@@ -34,6 +35,8 @@ ok AS (
     AND o.parent_id IS NULL AND s.refill AND o.status IN ({sql_list((COMPLETED, PARTIAL))})
     AND NOT (s.refill_days > 0
       AND now() > coalesce(o.finished_at, o.updated_at) + s.refill_days * interval '24 hours')
+    AND o.review_ticket_id IS NULL
+  FOR UPDATE OF o
 ),
 made AS (
   INSERT INTO refills (order_id, user_id, status, upstream_state, next_attempt_at)

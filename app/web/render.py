@@ -119,7 +119,7 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "csrf": csrf_token(settings, csrf_seed(request)),
         "panel_name": settings.panel_name,
         "has_logo": bool(settings.panel_logo),
-        "path": request.url.path,
+        "path": here(who),
         **values,
     }
     html = templates.get_template(name).render(context)
@@ -127,6 +127,17 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         html, status_code=http_status, headers={"content-security-policy": WEB_CSP}
     )
     return finish(request, response, settings)
+
+
+def here(who: Visitor) -> str:
+    """Where the language switch comes back to: this page, or (after a form was sent) the
+    page the form belongs to."""
+    path = who.request.url.path
+    if who.request.method == "GET":
+        return path
+    if path.startswith("/web/account"):
+        return "/web/account"
+    return "/web/orders/new" if who.customer else "/web/"
 
 
 def redirect(who: Visitor, to: str) -> Response:

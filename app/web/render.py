@@ -5,9 +5,11 @@ Content-Security-Policy (scripts and styles only from the panel, no inline scrip
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -59,6 +61,7 @@ class Visitor:
     customer: Customer | None = None
     email: str | None = None
     balance: Decimal | None = None
+    timezone: str = "UTC"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,6 +71,14 @@ class Visitor:
     def money(self, value: Decimal) -> str:
         currency = self.customer.currency if self.customer else self.services.settings.currency
         return i18n.money(value, currency, self.language)
+
+    def when(self, moment: datetime) -> str:
+        """A time in the customer's time zone (UTC for visitors)."""
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
     def error(self, message: str) -> str:
         return i18n.error_text(self.language, message)
@@ -95,6 +106,7 @@ async def visitor(request: Request) -> Visitor:
                 login = await customers.login_of(session, found.customer.user_id)
                 user = await accounts.get_live_user(session, found.customer.user_id)
                 chosen, found.email, found.balance = login.language, user.email, user.balance
+                found.timezone = login.timezone
     found.language = i18n.pick_language(chosen, request.headers.get("accept-language"))
     return found
 
@@ -113,6 +125,7 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "lang": who.language,
         "who": who,
         "money": who.money,
+        "when": who.when,
         "number": lambda v: i18n.number(v, who.language),
         "error_text": who.error,
         "csrf_field": CSRF_FIELD,

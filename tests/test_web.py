@@ -18,6 +18,7 @@ from app.web import account, i18n, public, shop
 from app.web.session import CSRF_COOKIE, SESSION_COOKIE
 from tests.support.api import Api, MakeService, order_id_of
 from tests.support.client import MakeCustomer
+from tests.support.mail import Mailbox
 
 WEB = Path(__file__).resolve().parent.parent / "app" / "web"
 
@@ -247,3 +248,89 @@ def test_every_text_of_the_pages_has_its_russian_translation() -> None:
     russian = i18n.catalog("ru")
     missing = sorted(m for m in found if m not in russian)
     assert missing == []
+
+
+async def test_password_change_needs_the_current_password_and_ends_the_other_sessions(
+    client: httpx.AsyncClient, make_customer: MakeCustomer
+) -> None:
+    customer = await make_customer("0")
+    client.cookies.set(SESSION_COOKIE, customer.token)
+    other = await client.post(
+        "/client/v1/login", json={"email": customer.email, "password": customer.password}
+    )
+    other_token = other.json()["token"]
+    page = await client.get("/web/account")
+    csrf = refs(page.text).csrf or ""
+    wrong = await client.post(
+        "/web/account/password", data={"csrf": csrf, "current": "nope-nope", "new": "n3w-password"}
+    )
+    assert wrong.status_code == 422 and "The current password is not correct" in wrong.text
+    changed = await client.post(
+        "/web/account/password",
+        data={"csrf": csrf, "current": customer.password, "new": "n3w-password"},
+    )
+    assert (changed.status_code, changed.headers["location"]) == (303, "/web/account?done=password")
+    # This session goes on; the other one ended; the new password signs in.
+    assert (await client.get("/web/account")).status_code == 200
+    gone = await client.get("/client/v1/me", headers={"Authorization": f"Bearer {other_token}"})
+    assert gone.status_code == 401
+    again = await client.post(
+        "/client/v1/login", json={"email": customer.email, "password": "n3w-password"}
+    )
+    assert again.status_code == 200
+
+
+async def test_sign_up_from_the_russian_page_mails_in_russian(
+    client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    home = await client.get("/web/", headers={"Accept-Language": "ru"})
+    response = await client.post(
+        "/web/signup",
+        data={
+            "csrf": refs(home.text).csrf or "",
+            "email": "neu@example.com",
+            "password": "pa55word!",
+        },
+        headers={"Accept-Language": "ru"},
+    )
+    assert response.status_code == 200 and 'id="signed-up"' in response.text
+    (mail,) = await mailbox.wait_for("neu@example.com")
+    assert mail.subject == "Подтвердите адрес почты"
+    taken = await client.post(
+        "/web/signup",
+        data={
+            "csrf": refs(home.text).csrf or "",
+            "email": "neu@example.com",
+            "password": "pa55word!",
+        },
+        headers={"Accept-Language": "ru"},
+    )
+    assert taken.status_code == 422
+    assert "Пользователь с таким адресом уже существует" in taken.text
+
+
+async def test_cookies_are_secure_when_the_panel_is_served_over_https(
+    ctx: AppContext, client: httpx.AsyncClient, make_customer: MakeCustomer
+) -> None:
+    customer = await make_customer("0")
+    before = ctx.settings.public_url
+    ctx.settings.public_url = "https://panel.example"
+    try:
+        home = await client.get("/web/")
+        # A Secure cookie is not sent back over plain HTTP: hand the seed over as a
+        # browser on https would.
+        seed = home.cookies[CSRF_COOKIE]
+        signed = await client.post(
+            "/web/signin",
+            data={
+                "csrf": refs(home.text).csrf or "",
+                "email": customer.email,
+                "password": customer.password,
+            },
+            headers={"cookie": f"{CSRF_COOKIE}={seed}"},
+        )
+    finally:
+        ctx.settings.public_url = before
+    cookies = [*home.headers.get_list("set-cookie"), *signed.headers.get_list("set-cookie")]
+    assert {c.split("=", 1)[0] for c in cookies} == {CSRF_COOKIE, SESSION_COOKIE}
+    assert all("Secure" in c and "HttpOnly" in c for c in cookies), cookies

@@ -127,11 +127,13 @@ async def test_sign_up_order_follow_and_cancel_in_a_browser(
     base, driver = storefront, browser
     followers = await make_service(
         category="Followers", name="Real followers", rate=Decimal("0.90"), min_quantity=10,
-        cancel=False, refill=False, provider_id=provider, provider_service_id="1",
+        cancel=False, refill=False, dripfeed=True, provider_id=provider, provider_service_id="1",
+        description="Real-looking accounts; the order starts within an hour.",
     )  # fmt: skip
     comments = await make_service(
         category="Comments", name="Custom comments", type="Custom Comments",
         rate=Decimal("10"), min_quantity=1, cancel=True, refill=False,
+        description="Your own comments, one per line.",
     )  # fmt: skip
     smtp_server.received.clear()
     email, password = f"web-{uuid.uuid4().hex[:8]}@example.com", "correct horse battery"

@@ -174,6 +174,8 @@ async def test_an_order_refused_shows_the_reason_next_to_its_field_in_russian(
     )
     assert refused.status_code == 422
     assert 'id="error-quantity">Количество меньше минимального: 50</p>' in refused.text
+    # The field says it is wrong and which text explains why.
+    assert 'aria-invalid="true" aria-describedby="error-quantity"' in refused.text
 
 
 async def test_sign_in_cookie_is_httponly_and_samesite_lax(
@@ -334,3 +336,44 @@ async def test_cookies_are_secure_when_the_panel_is_served_over_https(
     cookies = [*home.headers.get_list("set-cookie"), *signed.headers.get_list("set-cookie")]
     assert {c.split("=", 1)[0] for c in cookies} == {CSRF_COOKIE, SESSION_COOKIE}
     assert all("Secure" in c and "HttpOnly" in c for c in cookies), cookies
+
+
+async def test_refill_and_cancel_buttons_appear_only_where_the_order_allows_them(
+    ctx: AppContext,
+    client: httpx.AsyncClient,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    await signed_in(client, make_customer, "10")
+    both = await make_service(refill=True, cancel=True)
+    neither = await make_service(refill=False, cancel=False)
+    form = await client.get("/web/orders/new")
+    csrf = refs(form.text).csrf or ""
+    ids = []
+    for service, link in (
+        (both, "https://x.com/1"),
+        (both, "https://x.com/2"),
+        (neither, "https://x.com/3"),
+    ):
+        placed = await client.post(
+            "/web/orders/new",
+            data={"csrf": csrf, "service": str(service), "link": link, "quantity": "100"},
+        )
+        ids.append(int(placed.headers["location"].rsplit("=", 1)[1]))
+    done, pending, plain = ids
+    async with ctx.db.transaction() as session:
+        order = await session.get(Order, done)
+        assert order is not None
+        order.status, order.remains = "Completed", 0
+    page = (await client.get("/web/orders")).text
+    assert f'id="refill-{done}"' in page and f'id="cancel-{done}"' not in page
+    assert f'id="cancel-{pending}"' in page and f'id="refill-{pending}"' not in page
+    assert f'id="cancel-{plain}"' not in page and f'id="refill-{plain}"' not in page
+    completed = (await client.get("/web/orders?status=Completed")).text
+    assert f'id="order-{done}"' in completed and f'id="order-{pending}"' not in completed
+    found = (await client.get("/web/orders?q=x.com/3")).text
+    assert f'id="order-{plain}"' in found and f'id="order-{done}"' not in found
+    refill = await client.post(f"/web/orders/{done}/refill", data={"csrf": csrf})
+    assert refill.headers["location"] == f"/web/orders?done=refill&q={done}"
+    detail = (await client.get(f"/web/orders/{done}")).text
+    assert detail.count("<li>#") == 1  # the refill, listed on the order's page

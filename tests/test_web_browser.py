@@ -196,6 +196,11 @@ async def test_sign_up_order_follow_and_cancel_in_a_browser(
         driver.get(f"{base}/web/orders/new?service={followers}")
         fill(driver, "f-quantity", "1000")
         assert driver.find_element(By.ID, "charge").text == "$0.90"
+        # The drip-feed switch shows its fields; the charge counts every run.
+        assert not driver.find_element(By.ID, "f-runs").is_displayed()
+        driver.find_element(By.ID, "dripfeed").click()
+        fill(driver, "f-runs", "3")
+        assert driver.find_element(By.ID, "charge").text == "$2.70"
         width = driver.execute_script("return document.documentElement.scrollWidth")
         assert width <= 360, width
         driver.save_screenshot(str(ARTIFACTS / "new-order-360.png"))

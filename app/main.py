@@ -28,6 +28,7 @@ from app.logs import configure_logging
 from app.payments.router import router as payments_router
 from app.providers.client import build_http_client
 from app.settings import Settings, get_settings
+from app.web.router import install as install_storefront
 
 log = logging.getLogger(__name__)
 DOCS_ASSETS = "/docs/assets"
@@ -108,4 +109,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(payments_router)
     app.include_router(client_router)
+    install_storefront(app)
     return app

@@ -100,6 +100,8 @@ async def _serve_everything(settings: Settings, host: str, port: int, key: str) 
     url = f"http://{host}:{port}"
     banner = (
         f"\nsmm-panel is up\n"
+        f"  storefront:   {url}/web/  (sign up there; with MAIL_URL=console the\n"
+        f"                confirmation link is printed in this log)\n"
         f"  API v2:       {url}/api/v2\n"
         f"  docs:         {url}/docs\n"
         f"  demo API key: {key}\n"

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         description="proxies whose X-Forwarded-For/Forwarded headers are believed: "
         "comma-separated IPs or networks, or * (as uvicorn's --forwarded-allow-ips)",
     )
+    # The web storefront (/web): what the operator shows on every page.
+    panel_name: str = Field(default="SMM Panel", description="the panel's name on its pages")
+    panel_logo: str | None = Field(
+        default=None, description="path to the logo file (PNG, SVG, JPEG or WebP) on the pages"
+    )
+    terms_file: str | None = Field(default=None, description="path to the Terms of Service text")
+    privacy_file: str | None = Field(default=None, description="path to the Privacy Policy text")
+    terms_of_use_file: str | None = Field(default=None, description="path to the Terms of Use text")
     min_deposit: Decimal = Field(default=Decimal("1"), description="in the panel's currency")
     robokassa_login: str | None = None
     robokassa_password1: str | None = None

@@ -84,3 +84,9 @@ class TooManyAttempts(CustomerError):
         super().__init__()
         self.retry_after = max(1, retry_after)
         self.headers = {"Retry-After": str(self.retry_after)}
+
+
+class WrongPassword(CustomerError):
+    http_status = 401
+    slug = "wrong-password"
+    message = "The current password is not correct"

@@ -36,6 +36,7 @@ from app.customers.errors import (
     TwoFactorRequired,
     TwoFactorState,
     WeakPassword,
+    WrongPassword,
 )
 from app.customers.models import (
     LANGUAGES,
@@ -401,6 +402,30 @@ async def reset_password(session: AsyncSession, token: str, password: str) -> in
     revoked = await revoke_sessions(session, user_id)
     await session.flush()
     return revoked
+
+
+async def change_password(
+    session: AsyncSession, user_id: int, *, current: str, new: str, keep_session: int
+) -> int:
+    """Set a new password after checking the current one; every other session ends
+    (answers how many)."""
+    check_password(new)
+    login = await login_of(session, user_id)
+    if not password_matches(login.password_hash, current):
+        raise WrongPassword()
+    login.password_hash = hash_password(new)
+    revoked = await session.execute(
+        update(CustomerSession)
+        .where(
+            CustomerSession.user_id == user_id,
+            CustomerSession.id != keep_session,
+            CustomerSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=func.now())
+        .returning(CustomerSession.id)
+    )
+    await session.flush()
+    return len(revoked.all())
 
 
 # Two-factor sign-in.

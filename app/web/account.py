@@ -1,0 +1,240 @@
+"""The signed-in customer's pages beyond ordering: add funds, transactions, account
+(profile, language, time zone, password, two-factor with a QR code drawn on the server,
+sessions, API key), affiliates, the API page with the customer's key, privacy requests.
+Each action calls the functions behind /client/v1."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import segno
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from app.accounts import service as accounts
+from app.accounts.models import ApiKey
+from app.client.router import create_deposit, export
+from app.client.schemas import DepositIn
+from app.customers import service as customers
+from app.customers.models import LANGUAGES
+from app.customers.schemas import ZONES
+from app.errors import DomainError
+from app.ledger import service as ledger
+from app.payments import service as payments
+from app.payments.models import GATEWAYS, Payment
+from app.privacy import service as privacy
+from app.referrals import service as referrals
+from app.web.forms import posted
+from app.web.render import Visitor, page, redirect, signed_in
+
+router = APIRouter()
+Me = Annotated[Visitor, Depends(signed_in)]
+PAGE_SIZE = 25
+
+
+async def funds_page(who: Visitor, status: int = 200, **values: object) -> Response:
+    settings = who.services.settings
+    async with who.services.db.session() as db:
+        deposits = list(
+            await db.scalars(
+                select(Payment)
+                .where(Payment.user_id == who.me.user_id)
+                .order_by(Payment.id.desc())
+                .limit(20)
+            )
+        )
+    usable = [g for g in GATEWAYS if payments.configured(settings, g)]
+    return page(who, "funds.html", status, gateways=usable, deposits=deposits,
+                min_deposit=settings.min_deposit, **values)  # fmt: skip
+
+
+@router.get("/funds")
+async def funds(who: Me) -> Response:
+    return await funds_page(who)
+
+
+@router.post("/funds")
+async def add_funds(who: Me) -> Response:
+    fields = await posted(who)
+    try:
+        body = DepositIn(gateway=fields.get("gateway", ""), amount=fields.get("amount", ""))
+        invoice = await create_deposit(who.services, who.me, body)
+    except ValidationError:
+        return await funds_page(who, 422, error=who.error("Incorrect amount"), form=fields)
+    except DomainError as exc:
+        return await funds_page(who, 422, error=who.error(exc.message), form=fields)
+    return page(who, "invoice.html", invoice=invoice)
+
+
+@router.get("/funds/return")
+async def funds_return(who: Me) -> Response:
+    return page(who, "funds_return.html")
+
+
+@router.get("/transactions")
+async def transactions(who: Me, before: int = 0) -> Response:
+    async with who.services.db.session() as db:
+        rows = await ledger.list_entries(
+            db, limit=PAGE_SIZE + 1, offset=0, user_id=who.me.user_id, before_id=before or None
+        )
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return page(who, "transactions.html", entries=rows, before=before,
+                next_before=rows[-1].id if more and rows else None)  # fmt: skip
+
+
+async def account_page(who: Visitor, status: int = 200, **values: object) -> Response:
+    async with who.services.db.session() as db:
+        user = await accounts.get_live_user(db, who.me.user_id)
+        login = await customers.login_of(db, who.me.user_id)
+        sessions = await customers.list_sessions(db, who.me.user_id)
+        keys = list(
+            await db.scalars(
+                select(ApiKey).where(ApiKey.user_id == who.me.user_id, ApiKey.revoked_at.is_(None))
+            )
+        )
+    return page(who, "account.html", status, user=user, login=login, sessions=sessions,
+                keys=keys, languages=LANGUAGES, **values)  # fmt: skip
+
+
+@router.get("/account")
+async def account(who: Me, done: str = "") -> Response:
+    return await account_page(who, done=done[:40])
+
+
+@router.post("/account/profile")
+async def profile(who: Me) -> Response:
+    fields = await posted(who)
+    language = fields.get("language", who.language)
+    zone = fields.get("timezone", "UTC").strip()
+    if language not in LANGUAGES:
+        return await account_page(who, 422, profile_error=who.error("Incorrect language"))
+    if zone not in ZONES:
+        return await account_page(who, 422, profile_error=who.error("Incorrect timezone"))
+    async with who.services.db.transaction() as tx:
+        await customers.update_profile(
+            tx, who.me.user_id, name=fields.get("name", "")[:200], language=language, timezone=zone
+        )
+    return redirect(who, "/web/account?done=profile")
+
+
+@router.post("/account/password")
+async def password(who: Me) -> Response:
+    fields = await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            await customers.change_password(
+                tx, who.me.user_id, current=fields.get("current", ""),
+                new=fields.get("new", ""), keep_session=who.me.session_id,
+            )  # fmt: skip
+    except DomainError as exc:
+        return await account_page(who, 422, password_error=who.error(exc.message))
+    return redirect(who, "/web/account?done=password")
+
+
+@router.post("/account/2fa/setup")
+async def totp_setup(who: Me) -> Response:
+    await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            made = await customers.setup_totp(
+                tx, who.services.settings.secret_key, who.me.user_id, who.email
+            )
+    except DomainError as exc:
+        return await account_page(who, 409, totp_error=who.error(exc.message))
+    qr = segno.make(made.uri, error="m").svg_inline(scale=4, title="QR")
+    return await account_page(who, totp_secret=made.secret, totp_qr=qr)
+
+
+@router.post("/account/2fa/enable")
+async def totp_enable(who: Me) -> Response:
+    fields = await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            codes = await customers.enable_totp(
+                tx, who.services.settings.secret_key, who.me.user_id, fields.get("code", "")
+            )
+    except DomainError as exc:
+        return await account_page(who, 422, totp_error=who.error(exc.message))
+    return await account_page(who, recovery_codes=codes)
+
+
+@router.post("/account/2fa/disable")
+async def totp_disable(who: Me) -> Response:
+    fields = await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            await customers.disable_totp(
+                tx, who.services.settings.secret_key, who.me.user_id, fields.get("code", "")
+            )
+    except DomainError as exc:
+        return await account_page(who, 422, totp_error=who.error(exc.message))
+    return redirect(who, "/web/account?done=2fa-off")
+
+
+@router.post("/account/sessions/{session_id}/revoke")
+async def revoke(who: Me, session_id: int) -> Response:
+    await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            await customers.revoke_session(tx, who.me.user_id, session_id)
+    except DomainError as exc:
+        return await account_page(who, 404, sessions_error=who.error(exc.message))
+    return redirect(who, "/web/account?done=session")
+
+
+@router.post("/account/api-key")
+async def rotate_key(who: Me) -> Response:
+    await posted(who)
+    async with who.services.db.transaction() as tx:
+        issued = await accounts.rotate_key(tx, who.me.user_id)
+    # Shown once: the API page with the new key filled into its examples.
+    return await api_page(who, issued.key, issued.prefix)
+
+
+async def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:
+    base = who.services.settings.public_url.rstrip("/")
+    return page(who, "api.html", base=base, key=key, prefix=prefix)
+
+
+@router.get("/api")
+async def api(who: Me) -> Response:
+    async with who.services.db.session() as db:
+        prefix = await db.scalar(
+            select(ApiKey.prefix)
+            .where(ApiKey.user_id == who.me.user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.id.desc())
+            .limit(1)
+        )
+    return await api_page(who, None, prefix)
+
+
+@router.get("/affiliates")
+async def affiliates(who: Me) -> Response:
+    async with who.services.db.session() as db:
+        got = await referrals.summary(db, who.me.user_id)
+    base = who.services.settings.public_url.rstrip("/")
+    link = f"{base}/?ref={got.code}" if got.code else None
+    return page(who, "affiliates.html", summary=got, link=link)
+
+
+@router.get("/privacy-requests")
+async def privacy_page(who: Me, done: str = "") -> Response:
+    return page(who, "privacy.html", done=done[:40])
+
+
+@router.get("/privacy-requests/export")
+async def privacy_export(who: Me) -> Response:
+    async with who.services.db.session() as db:
+        return await export(db, who.me)
+
+
+@router.post("/privacy-requests/deletion")
+async def privacy_deletion(who: Me) -> Response:
+    await posted(who)
+    days = who.services.settings.client_deletion_days
+    async with who.services.db.transaction() as tx:
+        made = await privacy.request_deletion(tx, who.me.user_id, days)
+    return page(who, "privacy.html", deletion=made)

@@ -1,0 +1,232 @@
+"""The pages anyone can open: home with sign-up and sign-in, e-mail verification,
+password reset, the services, the legal texts, the language switch and the logo."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from app.catalog import service as catalog
+from app.client.router import rate_text
+from app.customers import service as customers
+from app.customers import signin
+from app.customers.models import LANGUAGES
+from app.errors import DomainError
+from app.http.context import get_services
+from app.web.forms import posted
+from app.web.render import Visitor, page, redirect, visitor
+from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE, set_cookie
+
+router = APIRouter()
+Who = Annotated[Visitor, Depends(visitor)]
+LEGAL = {
+    "terms": ("Terms of Service", "terms_file"),
+    "privacy-policy": ("Privacy Policy", "privacy_file"),
+    "terms-of-use": ("Terms of Use", "terms_of_use_file"),
+}
+LOGO_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg",
+              ".jpeg": "image/jpeg", ".webp": "image/webp"}  # fmt: skip
+
+
+def caller(request: Request) -> signin.Caller:
+    return signin.Caller(
+        ip=request.client.host if request.client else "unknown",
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path of the storefront itself (never another host)."""
+    if target and target.startswith("/web/") and "//" not in target and "\\" not in target:
+        return target
+    return "/web/orders/new"
+
+
+@router.get("/", name="home")
+async def home(who: Who, ref: str = "", next: str = "") -> Response:
+    return page(who, "home.html", ref=ref[:16], next=next[:200])
+
+
+@router.post("/signup")
+async def sign_up(who: Who) -> Response:
+    fields = await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            user = await customers.register(
+                tx,
+                email=fields.get("email", ""),
+                password=fields.get("password", ""),
+                referral_code=fields.get("ref") or None,
+                language=who.language,
+            )
+            await signin.mail_verification(who.services, tx, user.id)
+    except DomainError as exc:
+        return page(who, "home.html", 422, signup_error=who.error(exc.message), form=fields)
+    return page(who, "home.html", signed_up=user.email)
+
+
+@router.post("/signin")
+async def sign_in(who: Who) -> Response:
+    fields = await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            opened = await signin.login(
+                who.services, tx, caller(who.request),
+                email=fields.get("email", ""), password=fields.get("password", ""),
+                code=fields.get("code", ""),
+            )  # fmt: skip
+    except DomainError as exc:
+        return page(who, "home.html", 401, signin_error=who.error(exc.message), form=fields)
+    response = redirect(who, safe_next(fields.get("next")))
+    days = who.services.settings.client_session_days
+    set_cookie(response, who.services.settings, SESSION_COOKIE, opened.token, days * 86400)
+    return response
+
+
+@router.post("/signout")
+async def sign_out(who: Who) -> Response:
+    await posted(who)
+    if who.customer is not None:
+        async with who.services.db.transaction() as tx:
+            await customers.revoke_session(tx, who.customer.user_id, who.customer.session_id)
+    response = redirect(who, "/web/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/verify")
+async def verify_page(who: Who, token: str = "") -> Response:
+    return page(who, "token.html", action="verify", token=token[:200])
+
+
+@router.post("/verify")
+async def verify(who: Who) -> Response:
+    fields = await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            await signin.verify(who.services, tx, caller(who.request), fields.get("token", ""))
+    except DomainError as exc:
+        return page(who, "token.html", 400, action="verify", error=who.error(exc.message))
+    return page(who, "token.html", action="verify", done=True)
+
+
+@router.get("/forgot")
+async def forgot_page(who: Who) -> Response:
+    return page(who, "token.html", action="forgot")
+
+
+@router.post("/forgot")
+async def forgot(who: Who) -> Response:
+    fields = await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            await signin.forgot(who.services, tx, caller(who.request), fields.get("email", ""))
+    except DomainError as exc:
+        return page(who, "token.html", 429, action="forgot", error=who.error(exc.message))
+    return page(who, "token.html", action="forgot", done=True)
+
+
+@router.get("/reset-password")
+async def reset_page(who: Who, token: str = "") -> Response:
+    return page(who, "token.html", action="reset-password", token=token[:200])
+
+
+@router.post("/reset-password")
+async def reset(who: Who) -> Response:
+    fields = await posted(who)
+    token, password = fields.get("token", ""), fields.get("password", "")
+    try:
+        async with who.services.db.transaction() as tx:
+            await signin.reset(who.services, tx, caller(who.request), token, password)
+    except DomainError as exc:
+        return page(who, "token.html", 400, action="reset-password", token=token,
+                    error=who.error(exc.message))  # fmt: skip
+    return page(who, "token.html", action="reset-password", done=True)
+
+
+@router.get("/services")
+async def services_page(who: Who, q: str = "", category: str = "") -> Response:
+    async with who.services.db.session() as db:
+        # Anonymous visitors see the base rates (no user has id 0).
+        offered = await catalog.list_offered(db, who.customer.user_id if who.customer else 0)
+    needle = q.strip().lower()[:100]
+    shown = [
+        o for o in offered
+        if (not category or o.category == category)
+        and (not needle or needle in o.service.name.lower() or needle == str(o.service.id))
+    ]  # fmt: skip
+    categories = list(dict.fromkeys(o.category for o in offered))
+    grouped: dict[str, list[catalog.OfferedService]] = {}
+    for o in shown:
+        grouped.setdefault(o.category, []).append(o)
+    return page(who, "services.html", grouped=grouped, categories=categories, q=q[:100],
+                category=category, rate_text=rate_text)  # fmt: skip
+
+
+def legal_text(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+@router.get("/terms")
+@router.get("/privacy-policy")
+@router.get("/terms-of-use")
+async def legal(who: Who) -> Response:
+    slug = who.request.url.path.rsplit("/", 1)[-1]
+    title, setting = LEGAL[slug]
+    text = await asyncio.to_thread(legal_text, getattr(who.services.settings, setting))
+    return page(who, "legal.html", title=title, text=text)
+
+
+@router.post("/language")
+async def switch_language(who: Who) -> Response:
+    fields = await posted(who)
+    language = fields.get("language", "")
+    if language not in LANGUAGES:
+        language = who.language
+    if who.customer is not None:
+        async with who.services.db.transaction() as tx:
+            await customers.update_profile(
+                tx, who.customer.user_id, name=None, language=language, timezone=None
+            )
+    response = redirect(who, safe_next(fields.get("next")))
+    year = int(timedelta(days=365).total_seconds())
+    set_cookie(response, who.services.settings, LANGUAGE_COOKIE, language, year)
+    return response
+
+
+@router.get("/logo")
+def logo(request: Request) -> Response:
+    """The operator's logo file (read in a worker thread: a plain function)."""
+    path = get_services(request).settings.panel_logo
+    kind = LOGO_TYPES.get(Path(path).suffix.lower()) if path else None
+    if not path or kind is None or not Path(path).is_file():
+        return Response(status_code=404)
+    return FileResponse(path, media_type=kind)
+
+
+# The links of the mails (PUBLIC_URL/verify, /reset-password) and the referral link
+# (PUBLIC_URL/?ref=) lead to the storefront.
+entry = APIRouter(include_in_schema=False)
+
+
+@entry.get("/")
+async def root(request: Request) -> Response:
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"/web/{query}", status_code=303)
+
+
+@entry.get("/verify")
+@entry.get("/reset-password")
+async def mailed_link(request: Request) -> Response:
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"/web{request.url.path}{query}", status_code=303)

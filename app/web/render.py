@@ -1,0 +1,162 @@
+"""Rendering a page: the Jinja2 environment (autoescaped), the words and formats of the
+request's language, the signed-in customer, the CSRF token, and the pages' own
+Content-Security-Policy (scripts and styles only from the panel, no inline script)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from app.accounts import service as accounts
+from app.customers import service as customers
+from app.customers.errors import CustomerError
+from app.customers.service import Customer
+from app.http.context import Services, get_services
+from app.web import i18n
+from app.web.session import (
+    CSRF_FIELD,
+    LANGUAGE_COOKIE,
+    SESSION_COOKIE,
+    csrf_seed,
+    csrf_token,
+    finish,
+)
+
+HERE = Path(__file__).parent
+WEB_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class SignInFirst(Exception):
+    """A page that needs a signed-in customer was asked for without one."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+@dataclass
+class Visitor:
+    """Who asks for a page and in which language."""
+
+    request: Request
+    services: Services
+    language: str
+    customer: Customer | None = None
+    email: str | None = None
+    balance: Decimal | None = None
+    timezone: str = "UTC"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def _(self) -> i18n.Translate:
+        return i18n.translator(self.language)
+
+    def money(self, value: Decimal) -> str:
+        currency = self.customer.currency if self.customer else self.services.settings.currency
+        return i18n.money(value, currency, self.language)
+
+    def when(self, moment: datetime) -> str:
+        """A time in the customer's time zone (UTC for visitors)."""
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    def error(self, message: str) -> str:
+        return i18n.error_text(self.language, message)
+
+    @property
+    def me(self) -> Customer:
+        if self.customer is None:
+            raise SignInFirst(self.request.url.path)
+        return self.customer
+
+
+async def visitor(request: Request) -> Visitor:
+    """The request's visitor: signed in by the session cookie, or anonymous."""
+    services = get_services(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    found = Visitor(request, services, i18n.DEFAULT)
+    if token:
+        async with services.db.session() as session:
+            try:
+                found.customer = await customers.resolve_session(session, token)
+            except CustomerError:
+                found.customer = None
+            if found.customer is not None:
+                login = await customers.login_of(session, found.customer.user_id)
+                user = await accounts.get_live_user(session, found.customer.user_id)
+                chosen, found.email, found.balance = login.language, user.email, user.balance
+                found.timezone = login.timezone
+    found.language = i18n.pick_language(chosen, request.headers.get("accept-language"))
+    return found
+
+
+async def signed_in(request: Request) -> Visitor:
+    found = await visitor(request)
+    found.me  # noqa: B018 - raises SignInFirst for an anonymous visitor
+    return found
+
+
+def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Response:
+    request = who.request
+    settings = who.services.settings
+    context = {
+        "_": who._,
+        "lang": who.language,
+        "who": who,
+        "money": who.money,
+        "when": who.when,
+        "number": lambda v: i18n.number(v, who.language),
+        "error_text": who.error,
+        "csrf_field": CSRF_FIELD,
+        "csrf": csrf_token(settings, csrf_seed(request)),
+        "panel_name": settings.panel_name,
+        "has_logo": bool(settings.panel_logo),
+        "path": here(who),
+        **values,
+    }
+    html = templates.get_template(name).render(context)
+    response = HTMLResponse(
+        html, status_code=http_status, headers={"content-security-policy": WEB_CSP}
+    )
+    return finish(request, response, settings)
+
+
+def here(who: Visitor) -> str:
+    """Where the language switch comes back to: this page, or (after a form was sent) the
+    page the form belongs to."""
+    path = who.request.url.path
+    if who.request.method == "GET":
+        return path
+    if path.startswith("/web/account"):
+        return "/web/account"
+    return "/web/orders/new" if who.customer else "/web/"
+
+
+def redirect(who: Visitor, to: str) -> Response:
+    response = RedirectResponse(to, status_code=303)
+    return finish(who.request, response, who.services.settings)
+
+
+def services_of(request: Request) -> Services:
+    return get_services(request)

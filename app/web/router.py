@@ -1,0 +1,41 @@
+"""The storefront assembled: its pages under /web, its own static files (no CDN: the
+pages work offline), the entry links of the mails, and how a missing sign-in or CSRF
+token is answered (a redirect to the sign-in form; 403 with a page)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import URL
+
+from app.web import account, public, shop
+from app.web.render import SignInFirst, page, redirect, visitor
+from app.web.session import CsrfRefused
+
+STATIC = Path(__file__).parent / "static"
+
+router = APIRouter(prefix="/web", include_in_schema=False)
+for part in (public.router, shop.router, account.router):
+    router.include_router(part)
+
+
+async def sign_in_first(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInFirst)
+    who = await visitor(request)
+    return redirect(who, str(URL("/web/").include_query_params(next=exc.path)))
+
+
+async def csrf_refused(request: Request, exc: Exception) -> Response:
+    who = await visitor(request)
+    return page(who, "message.html", 403, message=who._("The form has expired; please try again."))
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.include_router(public.entry)
+    app.mount("/web/static", StaticFiles(directory=STATIC), name="web-static")
+    app.add_exception_handler(SignInFirst, sign_in_first)
+    app.add_exception_handler(CsrfRefused, csrf_refused)

@@ -1,0 +1,101 @@
+// The storefront's one script (served by the panel; no CDN). The pages work without it:
+// it only filters the service list by category, shows the fields of the chosen service's
+// type, computes the charge as the quantity changes, and applies the language switch.
+(function () {
+  "use strict";
+
+  function each(selector, fn) { Array.prototype.forEach.call(document.querySelectorAll(selector), fn); }
+
+  each("[data-autosubmit]", function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+
+  var form = document.getElementById("order-form");
+  if (!form) { return; }
+  var category = document.getElementById("category");
+  var service = document.getElementById("service");
+  var charge = document.getElementById("charge");
+  var drip = document.getElementById("dripfeed");
+  var dripBox = document.getElementById("dripfeed-box");
+  var dripFields = document.getElementById("dripfeed-fields");
+  var description = document.getElementById("service-description");
+  var limits = document.getElementById("limits");
+  var lang = form.getAttribute("data-lang");
+  var currency = form.getAttribute("data-currency");
+  var money = new Intl.NumberFormat(lang, { style: "currency", currency: currency, maximumFractionDigits: 8 });
+
+  function chosen() { return service.options[service.selectedIndex]; }
+
+  function decimalUnits(text) {
+    // The rate as an integer count of 1e-8 units, so the charge is exact to 8 places.
+    var parts = String(text).split(".");
+    var frac = ((parts[1] || "") + "00000000").slice(0, 8);
+    return BigInt(parts[0] + frac);
+  }
+
+  function showCharge() {
+    var option = chosen();
+    if (!option) { charge.textContent = "—"; return; }
+    var how = option.getAttribute("data-charging");
+    var rate = decimalUnits(option.getAttribute("data-rate"));
+    var units = null;
+    if (how === "package") {
+      units = rate;
+    } else if (how === "quantity" || how.indexOf("lines:") === 0) {
+      var count;
+      if (how === "quantity") {
+        var q = (document.getElementById("f-quantity") || {}).value || "";
+        count = /^\d{1,12}$/.test(q.trim()) ? BigInt(q.trim()) : null;
+      } else {
+        var area = document.getElementById("f-" + how.slice(6));
+        count = area ? BigInt(area.value.split(/\r?\n/).filter(function (l) { return l.trim(); }).length) : null;
+      }
+      if (count !== null) { units = rate * count / 1000n; }
+    }
+    if (units !== null && drip.checked && option.getAttribute("data-dripfeed") === "yes") {
+      var runs = document.getElementById("f-runs").value.trim();
+      if (/^\d{1,6}$/.test(runs)) { units = units * BigInt(runs); }
+    }
+    charge.textContent = units === null ? "—" : money.format(Number(units) / 1e8);
+  }
+
+  function showFields() {
+    var option = chosen();
+    var type = option ? option.getAttribute("data-type") : "";
+    each("#order-form .field", function (box) {
+      var used = box.getAttribute("data-types").split("|").indexOf(type) >= 0;
+      box.hidden = !used;
+      var input = box.querySelector("input,textarea");
+      if (input) { input.disabled = !used; }
+    });
+    var canDrip = option && option.getAttribute("data-dripfeed") === "yes";
+    dripBox.hidden = !canDrip;
+    drip.disabled = !canDrip;
+    dripFields.hidden = !(canDrip && drip.checked);
+    each("#dripfeed-fields input", function (input) { input.disabled = dripFields.hidden; });
+    description.textContent = option ? option.getAttribute("data-description") : "";
+    if (limits) { limits.textContent = option ? option.getAttribute("data-limits") : ""; }
+    showCharge();
+  }
+
+  function filterServices() {
+    var wanted = category.value;
+    var firstVisible = null;
+    Array.prototype.forEach.call(service.options, function (option) {
+      var match = option.getAttribute("data-category") === wanted;
+      option.hidden = !match;
+      option.disabled = !match;
+      if (match && firstVisible === null) { firstVisible = option; }
+    });
+    if (chosen() && chosen().disabled && firstVisible) { firstVisible.selected = true; }
+    showFields();
+  }
+
+  var start = chosen();
+  if (start) { category.value = start.getAttribute("data-category"); }
+  category.addEventListener("change", filterServices);
+  service.addEventListener("change", showFields);
+  drip.addEventListener("change", showFields);
+  form.addEventListener("input", showCharge);
+  filterServices();
+}());

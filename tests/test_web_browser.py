@@ -1,0 +1,256 @@
+"""The storefront in a real browser: headless Chromium against a real panel server
+process, a real local SMTP server, a real sandbox provider and a burst worker.
+
+A person signs up, confirms the mailed link, signs in, orders a Default and a Custom
+Comments service, sees the orders move from Pending to In progress, cancels where the
+service allows it and finds the refund in the balance and the transactions; a mass order
+with a bad line places the others; two-factor sign-in is turned on with a code computed
+here; the page switches to Russian; a form sent without its CSRF token is refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+
+import pyotp
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import Select
+from sqlalchemy import select
+
+from app.accounts.models import User
+from app.context import AppContext
+from app.ledger import service as ledger
+from app.orders.models import Order
+from app.providers.sandbox import SandboxConfig, SandboxService
+from app.settings import Settings
+from tests.support.api import MakeService
+from tests.support.browser import ARTIFACTS, chromium, chromium_present, wait
+from tests.support.client import MakeCustomer
+from tests.support.mail import Mailbox
+from tests.support.server import panel_server
+from tests.support.upstream import register_provider, run_jobs, sandbox
+
+pytestmark = pytest.mark.skipif(
+    not chromium_present(), reason="chromium and chromedriver are not installed"
+)
+SCREENSHOTS = ("services", "orders", "account", "funds", "api")
+
+
+@pytest.fixture(scope="module")
+def storefront(database_url: str, smtp_server: Mailbox, settings: Settings) -> Iterator[str]:
+    """The panel as a server process, mailing to the local SMTP server and queueing its
+    jobs where this test's burst worker takes them."""
+    with panel_server(
+        database_url,
+        MAIL_URL=f"smtp://127.0.0.1:{smtp_server.port}",
+        QUEUE_NAME=settings.queue_name,
+    ) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture
+async def provider(ctx: AppContext, settings: Settings) -> AsyncIterator[int]:
+    config = SandboxConfig(
+        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+        seconds_to_start=0,
+        seconds_to_complete=3600,
+    )
+    async with sandbox(config) as (url, _):
+        yield await register_provider(ctx, settings, url)
+
+
+def fill(driver: WebDriver, field_id: str, text: str) -> None:
+    element = driver.find_element(By.ID, field_id)
+    element.clear()
+    element.send_keys(text)
+
+
+def text_of(driver: WebDriver, element_id: str) -> str:
+    return str(wait(driver).until(ready.visibility_of_element_located((By.ID, element_id))).text)
+
+
+def sign_in(driver: WebDriver, base: str, email: str, password: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{base}/web/")
+    fill(driver, "signin-email", email)
+    fill(driver, "signin-password", password)
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
+    wait(driver).until(ready.url_contains("/web/orders/new"))
+
+
+def order_ids_on(driver: WebDriver, base: str, status: str) -> list[int]:
+    driver.get(f"{base}/web/orders?status={status.replace(' ', '+')}")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#orders tbody tr")
+    return [int(str(r.get_attribute("id")).removeprefix("order-")) for r in rows]
+
+
+async def credit(ctx: AppContext, email: str, amount: str) -> None:
+    async with ctx.db.transaction() as session:
+        user_id = await session.scalar(select(User.id).where(User.email == email))
+        assert user_id is not None
+        await ledger.credit(
+            session, user_id=user_id, amount=Decimal(amount), kind="deposit", reason="test"
+        )
+
+
+def place_order(driver: WebDriver, category: str, service: int, fields: dict[str, str]) -> str:
+    """Fill the new-order form; the live charge it shows before sending."""
+    Select(driver.find_element(By.ID, "category")).select_by_visible_text(category)
+    Select(driver.find_element(By.ID, "service")).select_by_value(str(service))
+    for name, value in fields.items():
+        fill(driver, f"f-{name}", value)
+    charge = driver.find_element(By.ID, "charge").text
+    driver.find_element(By.ID, "place-order").click()
+    wait(driver).until(ready.visibility_of_element_located((By.ID, "placed")))
+    return str(charge)
+
+
+async def test_sign_up_order_follow_and_cancel_in_a_browser(
+    storefront: str,
+    browser: WebDriver,
+    smtp_server: Mailbox,
+    ctx: AppContext,
+    settings: Settings,
+    make_service: MakeService,
+    provider: int,
+) -> None:
+    base, driver = storefront, browser
+    followers = await make_service(
+        category="Followers", name="Real followers", rate=Decimal("0.90"), min_quantity=10,
+        cancel=False, refill=False, dripfeed=True, provider_id=provider, provider_service_id="1",
+        description="Real-looking accounts; the order starts within an hour.",
+    )  # fmt: skip
+    comments = await make_service(
+        category="Comments", name="Custom comments", type="Custom Comments",
+        rate=Decimal("10"), min_quantity=1, cancel=True, refill=False,
+        description="Your own comments, one per line.",
+    )  # fmt: skip
+    smtp_server.received.clear()
+    email, password = f"web-{uuid.uuid4().hex[:8]}@example.com", "correct horse battery"
+
+    # Sign up; the mailed link confirms the address.
+    driver.get(f"{base}/web/")
+    fill(driver, "signup-email", email)
+    fill(driver, "signup-password", password)
+    driver.find_element(By.CSS_SELECTOR, "#signup-form button[type=submit]").click()
+    assert email in text_of(driver, "signed-up")
+    (mail,) = await smtp_server.wait_for(email)
+    driver.get(f"{base}/verify?token={mail.token()}")
+    driver.find_element(By.ID, "confirm-email").click()
+    assert "confirmed" in text_of(driver, "done")
+    await credit(ctx, email, "10")
+
+    sign_in(driver, base, email, password)
+    charge = place_order(driver, "Followers", followers,
+                         {"link": "https://instagram.com/web", "quantity": "100"})  # fmt: skip
+    assert charge == "$0.09"
+    driver.get(f"{base}/web/orders/new")
+    charge = place_order(driver, "Comments", comments,
+                         {"link": "https://instagram.com/p/1", "comments": "nice\ngreat\nwow"})  # fmt: skip
+    assert charge == "$0.03"
+    async with ctx.db.session() as session:
+        by_service = {
+            o.service_id: o.id for o in await session.scalars(select(Order).order_by(Order.id))
+        }
+    default_id, comments_id = by_service[followers], by_service[comments]
+
+    assert order_ids_on(driver, base, "Pending") == [comments_id, default_id]
+    # Cancel only where the service allows it; no refill before an order ends.
+    assert driver.find_elements(By.ID, f"cancel-{default_id}") == []
+    assert driver.find_elements(By.ID, f"cancel-{comments_id}") != []
+    assert driver.find_elements(By.CSS_SELECTOR, "[id^=refill-]") == []
+    assert driver.find_element(By.ID, "balance").text == "Balance: $9.88"
+
+    # The worker relays the Default order; the sandbox starts it.
+    await run_jobs(settings, ctx)
+    assert order_ids_on(driver, base, "In progress") == [default_id]
+    assert order_ids_on(driver, base, "Pending") == [comments_id]
+
+    driver.find_element(By.ID, f"cancel-{comments_id}").click()
+    assert text_of(driver, "done") == "Cancel requested"
+    assert order_ids_on(driver, base, "Canceled") == [comments_id]
+    assert driver.find_element(By.ID, "balance").text == "Balance: $9.91"
+    driver.get(f"{base}/web/transactions")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#transactions tbody tr")
+    assert [(r.get_attribute("data-kind"), r.find_element(By.CLASS_NAME, "amount").text)
+            for r in rows] == [("refund", "$0.03"), ("charge", "-$0.03"),
+                               ("charge", "-$0.09"), ("deposit", "$10.00")]  # fmt: skip
+
+    # Screenshots of the main pages, and the new-order page on a 360 px phone.
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name in SCREENSHOTS:
+        driver.get(f"{base}/web/{name}")
+        driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    driver.set_window_size(360, 780)
+    try:
+        driver.get(f"{base}/web/orders/new?service={followers}")
+        fill(driver, "f-quantity", "1000")
+        assert driver.find_element(By.ID, "charge").text == "$0.90"
+        # The drip-feed switch shows its fields; the charge counts every run.
+        assert not driver.find_element(By.ID, "f-runs").is_displayed()
+        driver.find_element(By.ID, "dripfeed").click()
+        fill(driver, "f-runs", "3")
+        assert driver.find_element(By.ID, "charge").text == "$2.70"
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 360, width
+        driver.save_screenshot(str(ARTIFACTS / "new-order-360.png"))
+    finally:
+        driver.set_window_size(1200, 900)
+
+
+async def test_mass_order_two_factor_russian_and_csrf_in_a_browser(
+    storefront: str, browser: WebDriver, make_customer: MakeCustomer, make_service: MakeService
+) -> None:
+    base, driver = storefront, browser
+    customer = await make_customer("10")
+    service = await make_service(category="Followers", min_quantity=10)
+    sign_in(driver, base, customer.email, customer.password)
+
+    # A mass order: the bad line gets its reason, the others are placed.
+    driver.get(f"{base}/web/orders/mass")
+    lines = f"{service}|https://x.com/1|100\nnot a line\n{service}|https://x.com/2|5\n"
+    lines += f"{service}|https://x.com/3|100"
+    fill(driver, "mass-lines", lines)
+    driver.find_element(By.CSS_SELECTOR, "#mass-form button[type=submit]").click()
+    results = {
+        r.get_attribute("id"): r.find_elements(By.TAG_NAME, "td")[1].text
+        for r in wait(driver).until(
+            ready.presence_of_all_elements_located((By.CSS_SELECTOR, "#mass-results tbody tr"))
+        )
+    }
+    assert results["mass-line-2"] == "Incorrect line: use service_id|link|quantity"
+    assert results["mass-line-3"] == "Quantity less than minimal 10"
+    assert results["mass-line-1"].startswith("Order ") and results["mass-line-4"].endswith("placed")
+
+    # Two-factor sign-in: the QR code is drawn on the page; the code is computed here.
+    driver.get(f"{base}/web/account")
+    driver.find_element(By.ID, "totp-setup").click()
+    secret = text_of(driver, "totp-secret")
+    assert driver.find_elements(By.CSS_SELECTOR, "#totp-qr svg") != []
+    fill(driver, "enable-code", pyotp.TOTP(secret).now())
+    driver.find_element(By.ID, "totp-enable").click()
+    assert len(text_of(driver, "recovery-codes").split()) == 10
+
+    # The switcher turns the page Russian (the script submits it on change).
+    Select(driver.find_element(By.ID, "language-switch")).select_by_value("ru")
+    wait(driver).until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Аккаунт"))
+    assert driver.find_element(By.ID, "totp-state").text == "Двухфакторный вход включён."
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ru"
+
+    # A form whose CSRF token was taken out is refused, and says so in Russian.
+    driver.get(f"{base}/web/orders/new")
+    driver.execute_script("document.querySelector('#order-form input[name=csrf]').remove()")
+    fill(driver, "f-link", "https://x.com/9")
+    fill(driver, "f-quantity", "100")
+    driver.find_element(By.ID, "place-order").click()
+    assert "Форма устарела" in text_of(driver, "main")

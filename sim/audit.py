@@ -87,6 +87,7 @@ class Model:
     paid: set[int] = field(default_factory=set)
     charged: set[int] = field(default_factory=set)  # orders with a charge entry
     refunded: set[int] = field(default_factory=set)  # orders with a refund entry
+    refund_amounts: dict[int, Decimal] = field(default_factory=dict)
     finals: dict[int, tuple[str, int | None]] = field(default_factory=dict)
     last_entry: int = 0
     rows: dict[int, Row] = field(default_factory=dict)  # the orders as last read
@@ -180,6 +181,7 @@ class Auditor:
         if order_id in model.refunded:
             self.fail(f"order {order_id} refunded twice (entry {entry_id})")
         model.refunded.add(row.id)
+        model.refund_amounts.setdefault(row.id, amount)
         where = f"refund entry {entry_id} of order {row.id} ({row.status}, {row.upstream_state})"
         if row.status == "Canceled":
             if amount != row.charge:

@@ -63,6 +63,9 @@ def _patch(target: object, name: str, value: object) -> Undo:
 
 
 async def plant_debit_guard(db: Database) -> Undo:
+    """The debit's balance guard dropped: the conditional update and the CHECK behind it."""
+    async with db.transaction() as session:
+        await session.execute(text("ALTER TABLE users DROP CONSTRAINT ck_users_balance_floor"))
     return _patch(ledger, "debit", _debit_without_guard)
 
 

@@ -100,9 +100,9 @@ class SimProvider:
         status, remains = order.report()
         if rng is not None and order.reports:
             roll = rng.random()
-            if roll < 0.1:
+            if roll < 0.3:
                 status, remains = rng.choice(order.reports)  # out of order: an older report
-            elif roll < 0.15 and status in FINAL:
+            elif roll < 0.7 and status in FINAL:
                 # A flapping provider: another final status for a finished order.
                 status = rng.choice([s for s in FINAL if s != status])
                 remains = {"Completed": 0, "Canceled": order.quantity}.get(

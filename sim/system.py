@@ -59,8 +59,14 @@ SWEEP_SECONDS, SYNC_SECONDS, REFILL_SYNC_SECONDS = 10, 15, 30
 # Liveness is checked after two such periods without faults.
 PERIOD_SECONDS = 3600 + SWEEP_SECONDS
 
+# The tables a history writes (CASCADE takes whatever refers to them).
+WRITTEN = (
+    "users, providers, categories, services, orders, ledger_entries, upstream_events, "
+    "refills, payments, payment_notifications, referral_rewards, api_keys, audit_log"
+)
+
 STEP_WEIGHTS = (
-    ("add", 20),
+    ("add", 26),
     ("deposit", 5),
     ("payment", 3),
     ("cancel", 7),
@@ -69,7 +75,8 @@ STEP_WEIGHTS = (
     ("job", 18),
     ("answer", 20),
     ("tick", 12),
-    ("provider", 8),
+    ("provider", 10),
+    ("sync", 8),
     ("crash", 3),
     ("restart", 1),
 )
@@ -130,19 +137,11 @@ class System:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self._tables: str | None = None
 
     async def reset(self) -> None:
+        """Empty what a history writes and restart every id at 1: a seed replays alike."""
         async with self.db.transaction() as session:
-            if self._tables is None:
-                names = await session.scalars(
-                    text(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                        " AND tablename <> 'alembic_version' ORDER BY tablename"
-                    )
-                )
-                self._tables = ", ".join(f'"{n}"' for n in names)
-            await session.execute(text(f"TRUNCATE {self._tables} RESTART IDENTITY CASCADE"))
+            await session.execute(text(f"TRUNCATE {WRITTEN} RESTART IDENTITY CASCADE"))
 
     async def run(self, seed: int, steps: list[tuple[str, int]]) -> Outcome:
         await self.reset()
@@ -155,8 +154,15 @@ class System:
             for index, (kind, subseed) in steps_with_index(steps):
                 world.rng = random.Random(subseed)
                 world.trace.append(f"step {index}: {kind}")
-                await history.step(kind)
-                await history.audit(f"step {index} ({kind})")
+                mark = len(world.trace)
+                try:
+                    await history.step(kind)
+                except Exception as exc:  # the code under test failed: a finding
+                    first = str(exc).splitlines()[0][:300] if str(exc) else ""
+                    history.auditor.fail(f"step {index} ({kind}) raised {type(exc).__name__}: {first}")
+                    world.trace.append(f"  VIOLATION {history.auditor.violations[-1]}")
+                if len(world.trace) > mark or kind == "tick":
+                    await history.audit(f"step {index} ({kind})")
                 if history.auditor.violations:
                     break
             if not history.auditor.violations:
@@ -279,7 +285,7 @@ class History:
         else:
             self.links += 1
             link = f"https://sim.example/u{user_id}/post{self.links}"
-        quantity = rng.choice([rng.randrange(10, 200), rng.randrange(200, 1001), 5])
+        quantity = rng.choices([rng.randrange(10, 200), rng.randrange(200, 1001), 5], [6, 3, 1])[0]
         fields = {"service": str(service.id), "link": link, "quantity": str(quantity)}
         runs = rng.choice([2, 3]) if service.dripfeed and rng.random() < 0.3 else 1
         if runs > 1:
@@ -470,11 +476,13 @@ class History:
         if not refunded:
             return
         order_id = self.world.rng.choice(refunded)
-        row = self.model.rows[order_id]
         self.world.fault("refund:replayed_cause")
         async with self.db.transaction() as session:
             amount = await orders.refund(
-                session, order_id=order_id, amount=row.charge - Decimal(0), reason="replayed"
+                session,
+                order_id=order_id,
+                amount=self.model.refund_amounts[order_id],
+                reason="replayed",
             )
         self.world.note(f"refund replay for order {order_id}: {amount}")
 
@@ -515,9 +523,12 @@ class History:
                     await self.world.queue.relay_cancel(outcome.order_id)
 
     async def step_answer(self) -> None:
-        parked = self.world.parked()
+        rng, parked = self.world.rng, self.world.parked()
+        reads = [c for c in parked if c.action == "status"]
+        if reads and rng.random() < 0.5:
+            parked = reads  # status answers race each other more often
         if parked:
-            await self.world.answer(self.world.rng.choice(parked), faulty=True)
+            await self.world.answer(rng.choice(parked), faulty=True)
 
     async def step_crash(self) -> None:
         parked = self.world.parked()
@@ -531,6 +542,12 @@ class History:
 
     async def step_provider(self) -> None:
         self.provider.progress(self.world.rng)
+
+    async def step_sync(self) -> None:
+        """Another worker runs the status sync now (its cron fired, or it was late)."""
+        self.world.spawn("sync", lambda: worker.sync_statuses(self.ctx))
+        self.world.note("status sync starts")
+        await self.world.settle()
 
     async def step_tick(self) -> None:
         rng = self.world.rng

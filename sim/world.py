@@ -166,7 +166,7 @@ ADD_MODES = (
     ("garbage_before_create", 3),
     ("worker_crash_after_create", 5),
 )
-READ_MODES = (("ok", 60), ("faulty", 25), ("garbage", 8), ("timeout", 7))
+READ_MODES = (("ok", 45), ("faulty", 40), ("garbage", 8), ("timeout", 7))
 CANCEL_MODES = (("ok", 60), ("refused", 15), ("timeout_before", 10), ("timeout_after", 15))
 
 

@@ -113,7 +113,8 @@ class Auditor:
         self.violations: list[str] = []
 
     def fail(self, text_: str) -> None:
-        self.violations.append(text_)
+        if text_ not in self.violations:
+            self.violations.append(text_)
 
     async def read_orders(self, session: AsyncSession) -> None:
         rows = await session.execute(
@@ -137,8 +138,9 @@ class Auditor:
         }
         for user_id, balance in sorted(balances.items()):
             if balance != model.balance(user_id):
+                predicted = model.balance(user_id)
                 self.fail(
-                    f"user {user_id}: balance {balance}, the model predicts {model.balance(user_id)}"
+                    f"user {user_id}: balance {balance}, the model predicts {predicted}"
                     f" (deposits {model.deposits[user_id]} − charges {model.charges[user_id]}"
                     f" + refunds {model.refunds[user_id]})"
                 )
@@ -233,10 +235,10 @@ class Auditor:
                 runs[row.parent_id].append(row)
         for row in sorted(rows.values(), key=lambda r: r.id):
             if row.upstream_state == "dripfeed":
-                settled = all(r.status in FINAL or r.upstream_state == "review" for r in runs[row.id])
+                settled = all(
+                    r.status in FINAL or r.upstream_state == "review" for r in runs[row.id]
+                )
                 if row.status not in FINAL and not settled:
                     self.fail(f"liveness: drip-feed order {row.id} is stuck ({row.status})")
             elif row.status not in FINAL and row.upstream_state != "review":
-                self.fail(
-                    f"liveness: order {row.id} is stuck ({row.status}, {row.upstream_state})"
-                )
+                self.fail(f"liveness: order {row.id} is stuck ({row.status}, {row.upstream_state})")

@@ -72,9 +72,7 @@ async def plant_debit_guard(db: Database) -> Undo:
 async def plant_refund_index(db: Database) -> Undo:
     """The unique index that makes a second refund of one order impossible, dropped."""
     async with db.transaction() as session:
-        await session.execute(
-            text("DROP INDEX IF EXISTS uq_ledger_entries_order_refund")
-        )
+        await session.execute(text("DROP INDEX IF EXISTS uq_ledger_entries_order_refund"))
     return lambda: None  # the database is thrown away
 
 

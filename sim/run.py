@@ -54,7 +54,9 @@ class Summary:
         ]
         out += [f"  {kind}: {count}" for kind, count in sorted(self.faults.items())]
         out.append(f"violations: {self.violations} (in {len(self.failures)} seeds)")
-        out.append(f"time: {self.seconds:.1f} s ({self.seeds / max(self.seconds, 1e-9):.1f} seeds/s)")
+        out.append(
+            f"time: {self.seconds:.1f} s ({self.seeds / max(self.seconds, 1e-9):.1f} seeds/s)"
+        )
         return out
 
 

@@ -35,6 +35,7 @@ from app.errors import (
 )
 from app.flows import relay
 from app.orders import service as orders
+from app.orders.models import Order
 from app.payments import gateways
 from app.payments import service as payments
 from app.payments.models import Payment
@@ -48,8 +49,9 @@ from sim.provider import URL, SimProvider
 from sim.world import Clock, Job, SimHttp, World, install_clock
 from workers import main as worker
 
-SECRET_KEY = "sim-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-ADMIN_TOKEN = "sim-admin-token-0123456789-abcdefghijklmnop"
+# Strong, as Settings demands; they protect nothing outside the throwaway database.
+SECRET_KEY = "sim-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
+ADMIN_TOKEN = "sim-admin-token-0123456789-abcdefghijklmnop"  # noqa: S105
 PROVIDER_KEY = "sim-provider-key"
 USERS = 3
 # Cron periods of the worker (workers/main.py cron_jobs): sweep, status sync, refill sync.
@@ -151,7 +153,9 @@ class System:
             world = World(clock)
             history = History(self, world, seed)
             await history.setup()
+            executed = 0
             for index, (kind, subseed) in steps_with_index(steps):
+                executed += 1
                 world.rng = random.Random(subseed)
                 world.trace.append(f"step {index}: {kind}")
                 mark = len(world.trace)
@@ -159,7 +163,9 @@ class System:
                     await history.step(kind)
                 except Exception as exc:  # the code under test failed: a finding
                     first = str(exc).splitlines()[0][:300] if str(exc) else ""
-                    history.auditor.fail(f"step {index} ({kind}) raised {type(exc).__name__}: {first}")
+                    history.auditor.fail(
+                        f"step {index} ({kind}) raised {type(exc).__name__}: {first}"
+                    )
                     world.trace.append(f"  VIOLATION {history.auditor.violations[-1]}")
                 if len(world.trace) > mark or kind == "tick":
                     await history.audit(f"step {index} ({kind})")
@@ -171,7 +177,7 @@ class System:
             return Outcome(
                 world.trace,
                 history.auditor.violations,
-                len(steps),
+                executed,
                 dict(world.faults_by_kind),
             )
         finally:
@@ -337,11 +343,11 @@ class History:
     async def _expect_absent(self, user_id: int, link: str, service_id: int) -> None:
         async with self.db.session() as session:
             found = await session.scalar(
-                select(orders.Order.id).where(
-                    orders.Order.user_id == user_id,
-                    orders.Order.link == link,
-                    orders.Order.service_id == service_id,
-                    orders.Order.id.not_in(list(self.model.orders) or [0]),
+                select(Order.id).where(
+                    Order.user_id == user_id,
+                    Order.link == link,
+                    Order.service_id == service_id,
+                    Order.id.not_in(list(self.model.orders) or [0]),
                 )
             )
         if found is not None:

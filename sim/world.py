@@ -21,13 +21,13 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import httpx
 
 import app.db
-from sim.provider import GARBAGE, FINAL, URL, SimProvider, form_of, json_response, request
+from sim.provider import FINAL, GARBAGE, URL, SimProvider, form_of, json_response, request
 
 # The current worker task's name, inherited by the tasks it starts (sync batches).
 ROOT: contextvars.ContextVar[str] = contextvars.ContextVar("sim_root", default="")
@@ -55,12 +55,12 @@ def install_clock(clock: Callable[[], datetime]) -> Callable[[], None]:
         if not name.startswith(("app.", "workers")) or module is None:
             continue
         if getattr(module, "utcnow", None) is original:
-            module.utcnow = clock
+            setattr(module, "utcnow", clock)  # noqa: B010
             patched.append(module)
 
     def undo() -> None:
         for module in patched:
-            module.utcnow = original
+            setattr(module, "utcnow", original)  # noqa: B010
 
     return undo
 

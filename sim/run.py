@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -136,6 +137,9 @@ async def run(
                 summary.seeds += 1
                 summary.steps += outcome.steps
                 summary.faults.update(outcome.faults)
+                if echo and summary.seeds % 100 == 0:
+                    elapsed = time.monotonic() - started
+                    print(f"… {summary.seeds} seeds, {elapsed:.0f} s", file=sys.stderr, flush=True)
                 if verbose:
                     _print(echo, *outcome.trace)
                 if outcome.failed:

@@ -123,44 +123,87 @@ async def run(
     shrink: bool = True,
     verbose: bool = False,
     echo: bool = True,
+    database_url: str | None = None,
 ) -> Summary:
-    logging.disable(logging.CRITICAL)
+    """Run `seeds` histories from `first_seed` on a throwaway database (or on
+    `database_url`, already migrated), with `mutant` planted if named."""
+    quieted = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)  # the code's own warnings are expected under faults
     summary = Summary()
     started = time.monotonic()
-    async with throwaway_database(BASE_DB) as url:
-        db = Database(url, pool_size=5, max_overflow=5)
-        undo = await MUTANTS[mutant](db) if mutant else None
-        try:
-            simulator = Simulator(db, url, steps, mutant)
-            for seed in range(first_seed, first_seed + seeds):
-                outcome = await simulator.run_seed(seed, keep)
-                summary.seeds += 1
-                summary.steps += outcome.steps
-                summary.faults.update(outcome.faults)
-                if echo and summary.seeds % 100 == 0:
-                    elapsed = time.monotonic() - started
-                    print(f"… {summary.seeds} seeds, {elapsed:.0f} s", file=sys.stderr, flush=True)
-                if verbose:
-                    _print(echo, *outcome.trace)
-                if outcome.failed:
-                    summary.failures.append((seed, outcome))
-                    _report(echo, seed, steps, mutant, outcome, keep)
-                    if shrink and keep is None:
-                        kept, shortest = await simulator.shrink(seed)
-                        _print(
-                            echo,
-                            f"shortest failing history: {len(kept)} of {steps} steps",
-                            f"  replay it: {replay_command(seed, steps, mutant, kept)}",
-                            *(f"  | {line}" for line in shortest.trace),
-                        )
-                    if stop_at_first:
-                        break
-        finally:
-            if undo is not None:
-                undo()
-            await db.dispose()
+
+    async def on(url: str) -> None:
+        await _seeds(
+            summary,
+            started,
+            url,
+            range(first_seed, first_seed + seeds),
+            steps,
+            mutant,
+            keep=keep,
+            stop_at_first=stop_at_first,
+            shrink=shrink,
+            verbose=verbose,
+            echo=echo,
+        )
+
+    try:
+        if database_url is not None:
+            await on(database_url)
+        else:
+            async with throwaway_database(BASE_DB) as url:
+                await on(url)
+    finally:
+        logging.disable(quieted)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+async def _seeds(
+    summary: Summary,
+    started: float,
+    url: str,
+    seeds: range,
+    steps: int,
+    mutant: str | None,
+    *,
+    keep: Sequence[int] | None,
+    stop_at_first: bool,
+    shrink: bool,
+    verbose: bool,
+    echo: bool,
+) -> None:
+    db = Database(url, pool_size=5, max_overflow=5)
+    undo = await MUTANTS[mutant](db) if mutant else None
+    try:
+        simulator = Simulator(db, url, steps, mutant)
+        for seed in seeds:
+            outcome = await simulator.run_seed(seed, keep)
+            summary.seeds += 1
+            summary.steps += outcome.steps
+            summary.faults.update(outcome.faults)
+            if echo and summary.seeds % 100 == 0:
+                elapsed = time.monotonic() - started
+                print(f"… {summary.seeds} seeds, {elapsed:.0f} s", file=sys.stderr, flush=True)
+            if verbose:
+                _print(echo, *outcome.trace)
+            if outcome.failed:
+                summary.failures.append((seed, outcome))
+                _report(echo, seed, steps, mutant, outcome, keep)
+                if shrink and keep is None:
+                    kept, shortest = await simulator.shrink(seed)
+                    _print(
+                        echo,
+                        f"shortest failing history: {len(kept)} of {steps} steps",
+                        f"  replay it: {replay_command(seed, steps, mutant, kept)}",
+                        *(f"  | {line}" for line in shortest.trace),
+                    )
+                if stop_at_first:
+                    break
+    finally:
+        if undo is not None:
+            undo()
+        await db.dispose()
 
 
 def _print(echo: bool, *lines: str) -> None:

@@ -154,7 +154,7 @@ class System:
             history = History(self, world, seed)
             await history.setup()
             executed = 0
-            for index, (kind, subseed) in steps_with_index(steps):
+            for index, (kind, subseed) in enumerate(steps):
                 executed += 1
                 world.rng = random.Random(subseed)
                 world.trace.append(f"step {index}: {kind}")
@@ -182,10 +182,6 @@ class System:
             )
         finally:
             undo()
-
-
-def steps_with_index(steps: list[tuple[str, int]]) -> list[tuple[int, tuple[str, int]]]:
-    return list(enumerate(steps))
 
 
 class History:

@@ -19,7 +19,7 @@ import contextvars
 import random
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -362,8 +362,3 @@ class World:
 
     def parked(self) -> list[Call]:
         return sorted((c for c in self.calls if not c.future.done()), key=lambda c: c.n)
-
-
-async def gather_quietly(work: list[Awaitable[object]]) -> None:
-    for item in work:
-        await item

@@ -343,6 +343,7 @@ class History:
                     Order.user_id == user_id,
                     Order.link == link,
                     Order.service_id == service_id,
+                    Order.parent_id.is_(None),  # drip-feed runs share their order's link
                     Order.id.not_in(list(self.model.orders) or [0]),
                 )
             )

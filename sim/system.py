@@ -514,16 +514,21 @@ class History:
         """The relay job: claim (committed), send each claim, record the answers, through
         the public functions of app/flows/relay.py."""
         limit = 1 if order_id is not None else self.world.rng.randrange(1, 6)
-        claims = await relay.claim_due(self.db, limit, order_id=order_id)
-        answers: list[tuple[relay.Claim, relay.Answer]] = []
-        for claim in claims:
-            client = ProviderClient(claim.provider.url, PROVIDER_KEY, SimHttp(self.world, claim.id))
-            answers.append((claim, await relay.send(claim, client)))
-        if answers:
-            for outcome in await relay.record(self.db, self.settings, answers):
-                self.world.note(f"relay order {outcome.order_id}: {outcome.outcome}")
-                if outcome.cancel_due:
-                    await self.world.queue.relay_cancel(outcome.order_id)
+        while True:
+            claims = await relay.claim_due(self.db, limit, order_id=order_id)
+            answers: list[tuple[relay.Claim, relay.Answer]] = []
+            for claim in claims:
+                http = SimHttp(self.world, claim.id)
+                client = ProviderClient(claim.provider.url, PROVIDER_KEY, http)
+                answers.append((claim, await relay.send(claim, client)))
+            if answers:
+                for outcome in await relay.record(self.db, self.settings, answers):
+                    self.world.note(f"relay order {outcome.order_id}: {outcome.outcome}")
+                    if outcome.cancel_due:
+                        await self.world.queue.relay_cancel(outcome.order_id)
+            # Like relay_due: claim again until a claim finds fewer due orders than it asked.
+            if order_id is not None or len(claims) < limit:
+                return
 
     async def step_answer(self) -> None:
         rng, parked = self.world.rng, self.world.parked()

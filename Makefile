@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck check migrate worker sandbox bench chaos clean
+.PHONY: run test install lint typecheck check migrate worker sandbox bench chaos sim sim-mutants clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy app workers tests
+	$(BIN)/mypy app workers sim tests
 
 check: lint typecheck test
 
@@ -45,6 +45,17 @@ sandbox: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Deterministic simulation (sim/): SEEDS histories from SEED, each replayable from its seed.
+SEEDS ?= 100
+SEED ?= 0
+
+sim: $(STAMP)
+	$(BIN)/python -m sim --seeds $(SEEDS) --seed $(SEED)
+
+# Plants each known bug in turn and shows the simulation catches it within SEEDS seeds.
+sim-mutants: $(STAMP)
+	$(BIN)/python -m sim --mutants --seeds $(SEEDS) --seed $(SEED)
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos

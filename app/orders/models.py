@@ -72,6 +72,15 @@ class Order(Base):
             unique=True,
             postgresql_where=text(f"{ACTIVE_SQL} AND parent_id IS NULL"),
         ),
+        # A client's request id names one order of theirs (optional extension of `add`):
+        # a retry waits here for the first request and then finds its order.
+        Index(
+            "uq_orders_request_id",
+            "user_id",
+            "request_id",
+            unique=True,
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index(
             "ix_orders_due",
@@ -134,6 +143,10 @@ class Order(Base):
     # we cannot act on), as [{kind, field, value}], and when it came: for the operator.
     anomaly: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
     anomaly_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The client's request id of the `add` that placed it, and the digest of that add's
+    # parameters (a retry with other parameters is refused).
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class UpstreamEvent(Base):

@@ -110,6 +110,7 @@ async def sweep(ctx: Ctx) -> dict[str, int]:
     settings: Settings = ctx["settings"]
     jobs: JobQueue = ctx["jobs"]
     to_review = await relay.move_stale_sending_to_review(db, settings)
+    await relay.requeue_reviews_with_request_id(db)
     await refill_relay.stale_refills_to_queue(db, settings)
     orders = await relay.due_orders(db)
     if orders:

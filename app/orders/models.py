@@ -147,6 +147,10 @@ class Order(Base):
     # parameters (a retry with other parameters is refused).
     request_id: Mapped[str | None] = mapped_column(String(64))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    # The request id our `add` to the provider carries (set when the first attempt is
+    # claimed for a provider that takes request ids, then kept): an attempt whose outcome
+    # is unknown is safely sent again with it.
+    upstream_request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class UpstreamEvent(Base):

@@ -176,6 +176,17 @@ class ProviderOrderStatus:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """The optional extensions a provider speaks (SPEC §4); a standard panel answers
+    `capabilities` with an error, which means none."""
+
+    request_id: bool = False
+    status_by_request_id: bool = False
+    webhooks: bool = False
+    version: str = ""
+
+
+@dataclass(frozen=True)
 class ProviderBalance:
     balance: Decimal
     currency: str
@@ -501,6 +512,22 @@ class ProviderClient:
                 error = _error_of(answer)
                 result[str(item["order"])] = error or to_bool(answer)
         return result
+
+    async def capabilities(self) -> Capabilities:
+        """What the provider speaks beyond the standard protocol: none when it answers
+        anything but a capabilities object (an error, another shape)."""
+        try:
+            body = await self._call("capabilities", {}, mutating=False)
+        except (ProviderPermanent, ProviderTransient):
+            return Capabilities()
+        if not isinstance(body, Mapping):
+            return Capabilities()
+        return Capabilities(
+            request_id=body.get("request_id") is True,
+            status_by_request_id=body.get("status_by_request_id") is True,
+            webhooks=body.get("webhooks") is True,
+            version=str(body.get("version") or "")[:MAX_TEXT],
+        )
 
     async def balance(self) -> ProviderBalance:
         body = await self._call("balance", {}, mutating=False)

@@ -23,6 +23,20 @@ class Provider(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
     last_balance: Mapped[Decimal | None] = mapped_column(Money)
     last_balance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The optional extensions it speaks (SPEC §4): probed when it is added and at each
+    # catalog import (`action=capabilities`), or set by the operator (then pinned: the
+    # probe no longer changes them).
+    cap_request_id: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    cap_status_by_request_id: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    cap_webhooks: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    capabilities_pinned: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    capabilities_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )

@@ -12,7 +12,7 @@ from app.http.paths import PathId
 from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
 from app.providers import service as providers
-from app.providers.client import ProviderError
+from app.providers.client import ProviderClient, ProviderError
 from app.providers.crypto import encrypt_key
 from app.providers.models import Provider
 from app.providers.schemas import (
@@ -36,7 +36,19 @@ def _out(provider: Provider) -> ProviderOut:
         enabled=provider.enabled,
         last_balance=provider.last_balance,
         last_balance_at=provider.last_balance_at,
+        request_id=provider.cap_request_id,
+        status_by_request_id=provider.cap_status_by_request_id,
+        webhooks=provider.cap_webhooks,
+        capabilities_pinned=provider.capabilities_pinned,
+        capabilities_checked_at=provider.capabilities_checked_at,
     )
+
+
+CAPABILITY_FIELDS = {
+    "request_id": "cap_request_id",
+    "status_by_request_id": "cap_status_by_request_id",
+    "webhooks": "cap_webhooks",
+}
 
 
 @admin_router.get("/providers", summary="List providers")
@@ -48,13 +60,16 @@ async def list_providers(session: Reader) -> list[ProviderOut]:
     "/providers",
     summary="Register a provider",
     description=(
-        "Another panel speaking API v2. Its API key is encrypted at rest and never returned."
+        "Another panel speaking API v2. Its API key is encrypted at rest and never returned. "
+        "The optional extensions it speaks are probed (`action=capabilities`; a standard "
+        "panel's error means none) and shown; PATCH overrides them."
     ),
     status_code=status.HTTP_201_CREATED,
 )
 async def create_provider(
     tx: Tx, audit: Audit, services: ServicesDep, body: ProviderIn
 ) -> ProviderOut:
+    found = await providers.probe(ProviderClient(str(body.url), body.api_key, services.http))
     provider = await providers.create_provider(
         tx,
         secret=services.settings.secret_key,
@@ -64,6 +79,8 @@ async def create_provider(
         currency=body.currency.upper(),
         enabled=body.enabled,
     )
+    providers.set_capabilities(provider, found)
+    await tx.flush()
     out = _out(provider)
     await audit("provider.create", "provider", provider.id, after=out)
     return out
@@ -85,6 +102,10 @@ async def patch_provider(
         provider.api_key_encrypted = encrypt_key(
             services.settings.secret_key, changes.pop("api_key")
         )
+    for name, column in CAPABILITY_FIELDS.items():
+        if name in changes:
+            setattr(provider, column, changes.pop(name))
+            provider.capabilities_pinned = True
     for name, value in changes.items():
         setattr(provider, name, str(value) if name == "url" else value)
     await tx.flush()
@@ -138,6 +159,7 @@ async def import_provider_services(
 ) -> ImportOut:
     provider = await get_or_404(tx, Provider, provider_id, "Provider")
     client = providers.client_for(provider, services.settings.secret_key, services.http)
+    providers.set_capabilities(provider, await providers.probe(client))
     try:
         result = await providers.import_services(
             tx,

@@ -37,6 +37,13 @@ class ProviderPatch(AdminInput):
     api_key: str | None = Field(default=None, min_length=1, max_length=500)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     enabled: bool | None = None
+    request_id: bool | None = Field(
+        default=None,
+        description="the provider takes request ids on `add` (setting any capability pins "
+        "them: the probe at catalog import no longer changes them)",
+    )
+    status_by_request_id: bool | None = None
+    webhooks: bool | None = None
 
 
 class ProviderOut(BaseModel):
@@ -51,6 +58,11 @@ class ProviderOut(BaseModel):
                     "enabled": True,
                     "last_balance": "120.50000",
                     "last_balance_at": "2026-01-01T00:00:00Z",
+                    "request_id": True,
+                    "status_by_request_id": True,
+                    "webhooks": False,
+                    "capabilities_pinned": False,
+                    "capabilities_checked_at": "2026-01-01T00:00:00Z",
                 }
             ]
         }
@@ -62,6 +74,11 @@ class ProviderOut(BaseModel):
     enabled: bool
     last_balance: PlainDecimal | None
     last_balance_at: datetime | None
+    request_id: bool = Field(description="our `add`s carry request ids (SPEC §4)")
+    status_by_request_id: bool
+    webhooks: bool
+    capabilities_pinned: bool = Field(description="set by the operator, not by the probe")
+    capabilities_checked_at: datetime | None
 
 
 class BalanceOut(BaseModel):

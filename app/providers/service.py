@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import SERVICE_TYPES, Category, Service
 from app.db import utcnow
-from app.providers.client import ProviderClient
+from app.providers.client import Capabilities, ProviderClient, ProviderError
 from app.providers.crypto import decrypt_key, encrypt_key
 from app.providers.models import Provider
 
@@ -36,6 +36,24 @@ async def create_provider(
     session.add(provider)
     await session.flush()
     return provider
+
+
+async def probe(client: ProviderClient) -> Capabilities:
+    """What the provider speaks beyond the standard protocol; none when it cannot say."""
+    try:
+        return await client.capabilities()
+    except ProviderError:
+        return Capabilities()
+
+
+def set_capabilities(provider: Provider, found: Capabilities) -> None:
+    """Record a probe's answer, unless the operator pinned the capabilities."""
+    provider.capabilities_checked_at = utcnow()
+    if provider.capabilities_pinned:
+        return
+    provider.cap_request_id = found.request_id
+    provider.cap_status_by_request_id = found.status_by_request_id
+    provider.cap_webhooks = found.webhooks
 
 
 def client_for(provider: Provider, secret: str, http: httpx.AsyncClient) -> ProviderClient:

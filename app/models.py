@@ -14,6 +14,7 @@ from app.privacy.models import DeletionRequest
 from app.providers.models import Provider
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
+from app.webhooks.models import WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "ApiKey",
@@ -38,4 +39,6 @@ __all__ = [
     "UpstreamEvent",
     "User",
     "UserRate",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

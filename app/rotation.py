@@ -21,6 +21,8 @@ from app import keyring
 from app.audit import service as audit
 from app.providers import crypto as provider_crypto
 from app.providers.models import Provider
+from app.webhooks import service as webhooks
+from app.webhooks.models import WebhookEndpoint
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,12 @@ class StoredSecret:
 STORED_SECRETS: tuple[StoredSecret, ...] = (
     StoredSecret(
         "provider.api_key", Provider.id, Provider.api_key_encrypted, provider_crypto.PURPOSE
+    ),
+    StoredSecret(
+        "webhook.secret",
+        WebhookEndpoint.user_id,
+        WebhookEndpoint.secret_encrypted,
+        webhooks.PURPOSE,
     ),
 )
 

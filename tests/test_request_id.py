@@ -217,7 +217,7 @@ async def test_capabilities(api: Api, make_user: MakeUser) -> None:
     user = await make_user()
     expected = {
         "request_id": True,
-        "webhooks": False,
+        "webhooks": True,
         "status_by_request_id": True,
         "version": "1.0.0",
     }

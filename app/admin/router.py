@@ -23,6 +23,7 @@ from app.providers.router import admin_router as providers
 from app.referrals.router import admin_router as referrals
 from app.refills.router import admin_router as refills
 from app.reports.router import admin_router as reports
+from app.webhooks.router import admin_router as webhooks
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
 for part in (
@@ -40,5 +41,6 @@ for part in (
     referrals,
     privacy,
     customers,
+    webhooks,
 ):
     router.include_router(part)

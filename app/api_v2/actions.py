@@ -21,6 +21,7 @@ from app.errors import DomainError, IncorrectOrderId, IncorrectRequest, RefillNo
 from app.http.forms import as_id, split_ids
 from app.orders import service as orders
 from app.refills import service as refills
+from app.webhooks import service as webhooks
 
 Fields = dict[str, str]
 
@@ -204,7 +205,7 @@ EXTENSIONS_VERSION = "1.0.0"
 def capabilities() -> dict[str, Any]:
     return {
         "request_id": True,
-        "webhooks": False,
+        "webhooks": True,
         "status_by_request_id": True,
         "version": EXTENSIONS_VERSION,
     }
@@ -214,8 +215,18 @@ async def action_capabilities(call: Call) -> Any:
     return capabilities()
 
 
+async def action_webhook(call: Call) -> Any:
+    """Set the caller's status webhook (`url`; empty removes it): the signing secret is
+    in this answer only."""
+    done = await webhooks.set_endpoint(
+        call.session, call.ctx.settings, call.who.user_id, call.fields.get("url", "")
+    )
+    return {"webhook": done.url, "secret": done.secret} if done.secret else {"webhook": ""}
+
+
 ACTIONS: dict[str, Callable[[Call], Awaitable[Any]]] = {
     "capabilities": action_capabilities,
+    "webhook": action_webhook,
     "services": action_services,
     "add": action_add,
     "status": action_status,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app import keyring
 from app.audit import service as audit
 from app.providers import crypto as provider_crypto
-from app.providers.models import Provider
+from app.providers.models import WEBHOOK_PURPOSE, Provider
 from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint
 
@@ -36,6 +36,12 @@ class StoredSecret:
 STORED_SECRETS: tuple[StoredSecret, ...] = (
     StoredSecret(
         "provider.api_key", Provider.id, Provider.api_key_encrypted, provider_crypto.PURPOSE
+    ),
+    StoredSecret(
+        "provider.webhook_secret",
+        Provider.id,
+        Provider.webhook_secret_encrypted,
+        WEBHOOK_PURPOSE,
     ),
     StoredSecret(
         "webhook.secret",

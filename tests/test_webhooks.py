@@ -146,6 +146,7 @@ async def test_events_are_signed_retried_and_in_status_order(
         "order": first,
         "request_id": "hook-1",
         "status": "Partial",
+        "start_count": "5",
         "remains": "40",
         "charge": "0.09000",
         "currency": "USD",

@@ -359,6 +359,12 @@ def _order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
     )
 
 
+def read_order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
+    """A status report from any source (a `status` answer, a webhook event), read by the
+    same tolerant rules."""
+    return _order_status(data)
+
+
 def _error_of(value: Any) -> ProviderError | None:
     if isinstance(value, Mapping) and "error" in value:
         return classify_error(str(value["error"]))
@@ -528,6 +534,14 @@ class ProviderClient:
             webhooks=body.get("webhooks") is True,
             version=str(body.get("version") or "")[:MAX_TEXT],
         )
+
+    async def set_webhook(self, url: str) -> str:
+        """Register our status webhook with the provider; the signing secret it answers."""
+        body = await self._call("webhook", {"url": url}, mutating=True)
+        secret = body.get("secret") if isinstance(body, Mapping) else None
+        if not isinstance(secret, str) or not secret:
+            raise self._shape("webhook", True)
+        return secret
 
     async def balance(self) -> ProviderBalance:
         body = await self._call("balance", {}, mutating=False)

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Money, utcnow
 
+WEBHOOK_PURPOSE = "provider-webhook-secrets"
+
 
 class Provider(Base):
     __tablename__ = "providers"
@@ -37,6 +39,9 @@ class Provider(Base):
         Boolean, default=False, server_default=text("false")
     )
     capabilities_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Our endpoint registered with a provider that sends status webhooks: the signing
+    # secret it gave us (encrypted with the keyring, purpose WEBHOOK_PURPOSE).
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )

@@ -41,6 +41,7 @@ def _out(provider: Provider) -> ProviderOut:
         webhooks=provider.cap_webhooks,
         capabilities_pinned=provider.capabilities_pinned,
         capabilities_checked_at=provider.capabilities_checked_at,
+        webhook_registered=provider.webhook_secret_encrypted is not None,
     )
 
 
@@ -80,6 +81,12 @@ async def create_provider(
         enabled=body.enabled,
     )
     providers.set_capabilities(provider, found)
+    await providers.register_webhook(
+        provider,
+        providers.client_for(provider, services.settings.secret_key, services.http),
+        services.settings.secret_key,
+        services.settings.public_url,
+    )
     await tx.flush()
     out = _out(provider)
     await audit("provider.create", "provider", provider.id, after=out)
@@ -160,6 +167,10 @@ async def import_provider_services(
     provider = await get_or_404(tx, Provider, provider_id, "Provider")
     client = providers.client_for(provider, services.settings.secret_key, services.http)
     providers.set_capabilities(provider, await providers.probe(client))
+    if provider.webhook_secret_encrypted is None:
+        await providers.register_webhook(
+            provider, client, services.settings.secret_key, services.settings.public_url
+        )
     try:
         result = await providers.import_services(
             tx,

@@ -63,6 +63,7 @@ class ProviderOut(BaseModel):
                     "webhooks": False,
                     "capabilities_pinned": False,
                     "capabilities_checked_at": "2026-01-01T00:00:00Z",
+                    "webhook_registered": False,
                 }
             ]
         }
@@ -79,6 +80,9 @@ class ProviderOut(BaseModel):
     webhooks: bool
     capabilities_pinned: bool = Field(description="set by the operator, not by the probe")
     capabilities_checked_at: datetime | None
+    webhook_registered: bool = Field(
+        description="our status webhook is registered with it (polling then runs slower)"
+    )
 
 
 class BalanceOut(BaseModel):

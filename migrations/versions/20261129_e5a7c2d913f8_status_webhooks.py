@@ -31,6 +31,7 @@ BEGIN
     'order', NEW.id,
     'request_id', NEW.request_id,
     'status', NEW.status,
+    'start_count', coalesce(NEW.start_count, 0)::text,
     'remains', coalesce(NEW.remains, NEW.quantity)::text,
     'charge', round(NEW.charge, greatest(5, scale(trim_scale(NEW.charge))))::text,
     'currency', u.currency,

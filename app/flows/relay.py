@@ -597,7 +597,11 @@ async def _record_failure(
                 detail={"message": exc.message[:500]},
             )
         )
-        if isinstance(exc, ProviderUnknownOutcome) and order.upstream_request_id is not None:
+        if (
+            isinstance(exc, ProviderUnknownOutcome)
+            and order.upstream_request_id is not None
+            and order.provider.cap_request_id
+        ):
             # Sent with our request id: sending it again answers the order it may have
             # created, or creates it once. Never given up on while its fate is unknown.
             await _requeue(session, order.id, UP_SENDING, settings, order.attempts, exc.message)
@@ -705,6 +709,7 @@ async def move_stale_sending_to_review(db: Database, settings: Settings) -> list
                     Order.upstream_state == UP_SENDING,
                     Order.sending_since < cutoff,
                     Order.upstream_request_id.is_not(None),
+                    Order.provider_id.in_(select(Provider.id).where(Provider.cap_request_id)),
                 )
                 .values(
                     upstream_state=UP_QUEUED,

@@ -56,6 +56,14 @@ class DuplicateActiveOrder(DomainError):
     message = "You have active order with this link. Please wait until order being completed."
 
 
+class IncorrectRequestId(DomainError):
+    message = "Incorrect request ID"
+
+
+class RequestIdReused(DomainError):
+    message = "Request ID already used with other parameters"
+
+
 class RefillNotFound(DomainError):
     message = "Refill not found"
 

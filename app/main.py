@@ -17,6 +17,7 @@ from app.api_v2.router import router as api_v2_router
 from app.client.router import router as client_router
 from app.context import AppContext
 from app.db import Database
+from app.flows.router import webhook_router as provider_webhook_router
 from app.health import metrics_router, scrape_router
 from app.health import router as health_router
 from app.http.observability import RequestContext
@@ -110,4 +111,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payments_router)
     app.include_router(client_router)
     install_storefront(app)
+    app.include_router(provider_webhook_router)
     return app

@@ -16,6 +16,7 @@ from app.providers.models import CatalogChange, Provider
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
 from app.tickets.models import CannedAnswer, ReviewResolution, Ticket, TicketMessage
+from app.webhooks.models import WebhookEndpoint, WebhookEvent
 
 __all__ = [
     "Alert",
@@ -47,4 +48,6 @@ __all__ = [
     "UpstreamEvent",
     "User",
     "UserRate",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

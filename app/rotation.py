@@ -22,7 +22,9 @@ from app.audit import service as audit
 from app.customers import service as customers
 from app.customers.models import CustomerLogin
 from app.providers import crypto as provider_crypto
-from app.providers.models import Provider
+from app.providers.models import WEBHOOK_PURPOSE, Provider
+from app.webhooks import service as webhooks
+from app.webhooks.models import WebhookEndpoint
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,18 @@ STORED_SECRETS: tuple[StoredSecret, ...] = (
     ),
     StoredSecret(
         "customer.totp", CustomerLogin.user_id, CustomerLogin.totp_secret, customers.TOTP_PURPOSE
+    ),
+    StoredSecret(
+        "provider.webhook_secret",
+        Provider.id,
+        Provider.webhook_secret_encrypted,
+        WEBHOOK_PURPOSE,
+    ),
+    StoredSecret(
+        "webhook.secret",
+        WebhookEndpoint.user_id,
+        WebhookEndpoint.secret_encrypted,
+        webhooks.PURPOSE,
     ),
 )
 

@@ -193,6 +193,17 @@ class Settings(BaseSettings):
     client_deletion_days: int = Field(
         default=30, ge=1, description="deadline of a deletion request"
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="status webhooks may target private and loopback addresses (tests, "
+        "chained panels on one network)",
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=30, ge=0, description="first retry of a failed webhook; each further doubles"
+    )
+    webhook_give_up_hours: float = Field(
+        default=72, gt=0, description="an event undelivered this long disables the endpoint"
+    )
 
     @model_validator(mode="after")
     def _fold_previous_keys(self) -> Settings:

@@ -352,6 +352,22 @@ async def bench_api(results: dict[str, Any]) -> None:
         results["add_one_user"] = await wrk(
             API, add_body.replace("{n}", "one{n}"), keys[:1], server_pid=api.pid
         )
+        # `add` with a request id (SPEC §4) against the same load without, back to back in
+        # this run: the id costs one more column and one more unique index entry.
+        pair = max(2.0, SECONDS / 2)
+        results["add_pair_plain"] = await wrk(
+            API, add_body.replace("{n}", "pp{n}"), keys, seconds=pair, server_pid=api.pid
+        )
+        results["add_with_request_id"] = await wrk(
+            API,
+            add_body.replace("{n}", "pr{n}") + "&request_id=bench.{n}",
+            keys,
+            seconds=pair,
+            server_pid=api.pid,
+        )
+        results["add_request_id_vs_plain"] = ratio(
+            results["add_with_request_id"], results["add_pair_plain"]
+        )
         if profiler is not None:
             profiler.send_signal(2)
             profiler.wait()

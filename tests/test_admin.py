@@ -284,6 +284,7 @@ async def test_providers_import_and_review_queue(
         ],
         seconds_to_start=0,
         seconds_to_complete=0,
+        extensions=False,  # a standard provider: an unknown outcome goes to review
     )
     async with sandbox(config) as (url, app):
         created = await client.post(

@@ -24,10 +24,12 @@ from app.context import AppContext
 from app.embedded import EXTRA_HINT, kept_secret
 from app.main import create_app
 from app.providers import crypto
-from app.providers.models import Provider
+from app.providers.models import WEBHOOK_PURPOSE, Provider
 from app.providers.service import create_provider
 from app.rotation import UnreadableSecret, rotate_secrets
 from app.settings import Settings, new_secret, weak_secret
+from app.webhooks import service as webhooks
+from app.webhooks.models import WebhookEndpoint
 from tests.support.api import Api, MakeService, MakeUser
 from tests.support.cli import ROOT, command_env, plain_url, run_tool, smm_panel, smm_panel_async
 from tests.support.env import AUTH, BASE_DB, SECRET_KEY
@@ -133,11 +135,23 @@ async def _stored(ctx: AppContext, provider_id: int) -> str:
 
 
 async def test_rotation_reads_old_keys_and_reencrypts_under_the_new_one(
-    ctx: AppContext, settings: Settings
+    ctx: AppContext, settings: Settings, make_user: MakeUser
 ) -> None:
     old, new = SECRET_KEY, new_secret()
     first = await _provider(ctx, old, "upstream-key-1")
     second = await _provider(ctx, old, "upstream-key-2")
+    # A user's status webhook and a provider's webhook secret, under the old key too.
+    user = await make_user()
+    async with ctx.db.transaction() as session:
+        hook = await webhooks.set_endpoint(
+            session,
+            Settings(secret_key=old, webhook_allow_private=True),
+            user.user_id,
+            "http://127.0.0.1:9/hook",
+        )
+        listened = await session.get(Provider, first)
+        assert listened is not None
+        listened.webhook_secret_encrypted = keyring.encrypt(old, WEBHOOK_PURPOSE, "whsec_x")
     rotated = Settings(secret_key=new, secret_key_previous=old)
     # Reading tries every key; writing uses the current one.
     assert crypto.decrypt_key(rotated.secret_key, await _stored(ctx, first)) == "upstream-key-1"
@@ -146,8 +160,28 @@ async def test_rotation_reads_old_keys_and_reencrypts_under_the_new_one(
 
     async with ctx.db.transaction() as session:
         report = await rotate_secrets(session, rotated.secret_key)
-    assert report.reencrypted == {"provider.api_key": 2, "customer.totp": 0}
-    assert report.already_current == {"provider.api_key": 1, "customer.totp": 0}
+    counts = {"reencrypted": report.reencrypted, "already_current": report.already_current}
+    assert counts == {
+        "reencrypted": {
+            "provider.api_key": 2,
+            "customer.totp": 0,
+            "provider.webhook_secret": 1,
+            "webhook.secret": 1,
+        },
+        "already_current": {
+            "provider.api_key": 1,
+            "customer.totp": 0,
+            "provider.webhook_secret": 0,
+            "webhook.secret": 0,
+        },
+    }
+    async with ctx.db.session() as session:
+        endpoint = await session.get(WebhookEndpoint, user.user_id)
+        provider_row = await session.get(Provider, first)
+    assert endpoint is not None and provider_row is not None
+    assert keyring.decrypt(new, webhooks.PURPOSE, endpoint.secret_encrypted) == hook.secret
+    assert provider_row.webhook_secret_encrypted is not None
+    assert keyring.decrypt(new, WEBHOOK_PURPOSE, provider_row.webhook_secret_encrypted) == "whsec_x"
     # The old key can now be dropped.
     for provider_id, api_key in ((first, "upstream-key-1"), (second, "upstream-key-2")):
         assert crypto.decrypt_key(new, await _stored(ctx, provider_id)) == api_key
@@ -157,10 +191,7 @@ async def test_rotation_reads_old_keys_and_reencrypts_under_the_new_one(
         (
             "cli",
             "secrets.rotate",
-            {
-                "reencrypted": {"provider.api_key": 2, "customer.totp": 0},
-                "already_current": {"provider.api_key": 1, "customer.totp": 0},
-            },
+            counts,
         )
     ]
 
@@ -183,8 +214,18 @@ async def test_rotate_secret_command(ctx: AppContext, settings: Settings) -> Non
     done = await smm_panel_async("rotate-secret", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
-        "reencrypted": {"provider.api_key": 1, "customer.totp": 0},
-        "already_current": {"provider.api_key": 0, "customer.totp": 0},
+        "reencrypted": {
+            "provider.api_key": 1,
+            "customer.totp": 0,
+            "provider.webhook_secret": 0,
+            "webhook.secret": 0,
+        },
+        "already_current": {
+            "provider.api_key": 0,
+            "customer.totp": 0,
+            "provider.webhook_secret": 0,
+            "webhook.secret": 0,
+        },
     }
     assert crypto.decrypt_key(new, await _stored(ctx, provider_id)) == "upstream-key"
     # Without the previous key, the command stops with one line and writes nothing.

@@ -37,7 +37,7 @@ from app.orders.models import (
     UP_SENT,
     Order,
 )
-from app.orders.sql import LOAD_RATE, STATUS_ONE, WHO
+from app.orders.sql import LOAD_RATE, REQUEST_ORDER, STATUS_ONE, WHO
 from app.refills import service as refills
 from app.refills.models import Refill
 from app.refills.sql import REQUEST_REFILLS
@@ -187,6 +187,12 @@ ADD_CASES: list[dict[str, Any]] = [
         "fields": {"comments": "nice\ngreat\n\nwow"},
     },
     {"service": {"rate": D("1"), "max_quantity": 100000}, "fields": {"quantity": "99999"}},
+    # With the client's request id: stored with the digest of the parameters.
+    {"service": {"rate": D("0.9")}, "fields": {"quantity": "100", "request_id": "r-1"}},
+    {
+        "service": {"rate": D("5"), "type": "Custom Comments", "min_quantity": 1},
+        "fields": {"comments": "a\nb", "request_id": "Az09._:-" * 8},
+    },
 ]
 
 
@@ -258,6 +264,8 @@ async def test_add_order_sql_is_the_twin_of_place_order(
         "provider_service_id",
         "next_attempt_at",
         "parent_id",
+        "request_id",
+        "request_digest",
     )
     assert {f: getattr(a.order, f) for f in same} == {f: getattr(b.order, f) for f in same}
     assert [
@@ -267,6 +275,16 @@ async def test_add_order_sql_is_the_twin_of_place_order(
         for e in b.entries
     ]
     assert a.balance == b.balance
+    if "request_id" in fields:
+        # The statement's lookup after a refusal is the twin of `find_request`.
+        pool = await ctx.db.driver()
+        row = await pool.fetchrow(REQUEST_ORDER, fast_user.user_id, fields["request_id"])
+        assert row is not None
+        async with ctx.db.session() as session:
+            found = await orders.find_request(
+                session, fast_user.user_id, fields["request_id"], row["request_digest"]
+            )
+        assert found == row["id"] == fast.order_id
 
 
 async def test_add_order_sql_refuses_a_target_under_review_as_place_order_does(

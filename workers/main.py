@@ -41,6 +41,7 @@ from app.providers.client import ProviderError, build_http_client
 from app.providers.models import Provider
 from app.providers.service import client_for, record_balance
 from app.settings import Settings, get_settings
+from app.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ async def sweep(ctx: Ctx) -> dict[str, int]:
     settings: Settings = ctx["settings"]
     jobs: JobQueue = ctx["jobs"]
     to_review = await relay.move_stale_sending_to_review(db, settings)
+    await relay.requeue_reviews_with_request_id(db)
     await refill_relay.stale_refills_to_queue(db, settings)
     orders = await relay.due_orders(db)
     if orders:
@@ -240,6 +242,14 @@ FUNCTIONS = [
 ]
 
 
+async def deliver_webhooks(ctx: Ctx) -> dict[str, int]:
+    """Deliver the status webhook events that are due (the outbox is the database)."""
+    settings: Settings = ctx["settings"]
+    mailer = mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from)
+    run = await webhooks.deliver_due(ctx["db"], ctx["http"], settings, mailer)
+    return {"delivered": run.delivered, "failed": run.failed}
+
+
 async def deliver_mail(ctx: Ctx) -> int:
     """Send what the outbox holds and the API's own attempt missed."""
     settings: Settings = ctx["settings"]
@@ -258,6 +268,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(sync_statuses, second=_every(settings.status_sync_seconds)),
         cron(sync_refills, second={30}),
         cron(deliver_mail, second=_every(20)),
+        cron(deliver_webhooks, second=_every(5)),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
         cron(sync_catalogs, second={40}),
         cron(check_stuck_orders, minute=set(range(2, 60, 10)), second={50}),

@@ -25,6 +25,7 @@ from app.referrals.router import admin_router as referrals
 from app.refills.router import admin_router as refills
 from app.reports.router import admin_router as reports
 from app.tickets.router import admin_router as tickets
+from app.webhooks.router import admin_router as webhooks
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
 for part in (
@@ -44,5 +45,6 @@ for part in (
     privacy,
     customers,
     tickets,
+    webhooks,
 ):
     router.include_router(part)

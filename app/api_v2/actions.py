@@ -21,6 +21,7 @@ from app.errors import DomainError, IncorrectOrderId, IncorrectRequest, RefillNo
 from app.http.forms import as_id, split_ids
 from app.orders import service as orders
 from app.refills import service as refills
+from app.webhooks import service as webhooks
 
 Fields = dict[str, str]
 
@@ -55,7 +56,41 @@ async def action_add(call: Call) -> Any:
     return {"order": placed.order_id}
 
 
+def _by_request_id(fields: Fields) -> bool:
+    """A `status` naming orders by the client's request ids (and not by order ids)."""
+    return not ({"order", "orders"} & fields.keys()) and bool(
+        {"request_id", "request_ids"} & fields.keys()
+    )
+
+
+async def _status_by_request_id(call: Call) -> Any:
+    multi = "request_ids" in call.fields
+    given = call.ids("request_ids") if multi else [call.fields.get("request_id", "").strip()]
+    named = await orders.order_ids_by_request(call.session, call.who.user_id, given)
+    wanted = {text: named.get(text) for text in given}
+    found = await orders.get_own_orders(
+        call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
+    )
+    done = await orders.runs_done(call.session, list(found.values()))
+    result: dict[str, Any] = {}
+    for text, order_id in wanted.items():
+        order = found.get(order_id) if order_id is not None else None
+        result[text] = (
+            {**order_status(order, call.who.currency, done.get(order.id)), "order": order.id}
+            if order is not None
+            else {"error": IncorrectOrderId.message}
+        )
+    if multi:
+        return result
+    answer: dict[str, Any] = result[given[0]]
+    if "error" in answer:
+        raise IncorrectOrderId()
+    return answer
+
+
 async def action_status(call: Call) -> Any:
+    if _by_request_id(call.fields):
+        return await _status_by_request_id(call)
     if "orders" in call.fields:
         given = call.ids("orders")
         wanted = {text: as_id(text) for text in given}
@@ -163,7 +198,35 @@ async def action_balance(call: Call) -> Any:
     return balance(amount, call.who.currency)
 
 
+# The optional extensions this panel speaks (SPEC §4), answered to `capabilities`.
+EXTENSIONS_VERSION = "1.0.0"
+
+
+def capabilities() -> dict[str, Any]:
+    return {
+        "request_id": True,
+        "webhooks": True,
+        "status_by_request_id": True,
+        "version": EXTENSIONS_VERSION,
+    }
+
+
+async def action_capabilities(call: Call) -> Any:
+    return capabilities()
+
+
+async def action_webhook(call: Call) -> Any:
+    """Set the caller's status webhook (`url`; empty removes it): the signing secret is
+    in this answer only."""
+    done = await webhooks.set_endpoint(
+        call.session, call.ctx.settings, call.who.user_id, call.fields.get("url", "")
+    )
+    return {"webhook": done.url, "secret": done.secret} if done.secret else {"webhook": ""}
+
+
 ACTIONS: dict[str, Callable[[Call], Awaitable[Any]]] = {
+    "capabilities": action_capabilities,
+    "webhook": action_webhook,
     "services": action_services,
     "add": action_add,
     "status": action_status,

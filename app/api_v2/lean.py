@@ -83,6 +83,12 @@ async def status(ctx: AppContext, fields: Fields, _: str | None) -> Response | N
     return Response(one.body, media_type="application/json")
 
 
+async def capabilities(ctx: AppContext, fields: Fields, _: str | None) -> Response:
+    """What this panel speaks beyond the standard protocol: asked of any key (a provider
+    probe must not need a funded account), the same answer for everyone."""
+    return _json(actions.capabilities())
+
+
 async def balance_of(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
     found = await ctx.hot.balance(_key(fields))
     return None if found is None else _json(balance(*found))
@@ -267,6 +273,7 @@ async def services(ctx: AppContext, fields: Fields, if_none_match: str | None) -
 
 
 LEAN: dict[str, Lean] = {
+    "capabilities": capabilities,
     "add": add,
     "status": status,
     "balance": balance_of,

@@ -59,6 +59,15 @@ from app.referrals import service as referrals
 from app.refills import service as refills
 from app.refills.models import Refill
 from app.tickets.router import client_router as support
+from app.webhooks import service as webhooks
+from app.webhooks.schemas import (
+    DeliveryOut,
+    WebhookIn,
+    WebhookOut,
+    WebhookSetOut,
+    delivery_out,
+    endpoint_out,
+)
 
 shop = APIRouter(tags=["client: ordering"])
 money = APIRouter(tags=["client: money"])
@@ -373,6 +382,36 @@ async def request_deletion(tx: Tx, services: ServicesDep, me: CurrentCustomer) -
     )
 
 
+hooks = APIRouter(tags=["client: status webhook"])
+
+
+@hooks.put(
+    "/webhook",
+    summary="Set your status webhook (an empty URL removes it)",
+    description="Each status change of your orders and refills is POSTed to the URL as a "
+    "JSON event signed per Standard Webhooks. The signing secret is in this answer only; "
+    "setting the URL again makes a new one.",
+)
+async def put_webhook(
+    tx: Tx, services: ServicesDep, me: CurrentCustomer, body: WebhookIn
+) -> WebhookSetOut:
+    done = await webhooks.set_endpoint(tx, services.settings, me.user_id, body.url)
+    return WebhookSetOut(webhook=done.url, secret=done.secret)
+
+
+@hooks.get("/webhook", summary="Your status webhook (its secret is never shown again)")
+async def get_webhook(db: Reader, me: CurrentCustomer) -> WebhookOut:
+    return endpoint_out(await webhooks.get_endpoint(db, me.user_id))
+
+
+@hooks.get("/webhook/deliveries", summary="Your webhook events and their delivery, newest first")
+async def webhook_deliveries(
+    db: Reader, me: CurrentCustomer, limit: Page = 50
+) -> list[DeliveryOut]:
+    rows = await webhooks.deliveries(db, user_id=me.user_id, limit=limit)
+    return [delivery_out(e) for e in rows]
+
+
 router = APIRouter(prefix="/client/v1")
-for part in (account, shop, money, mine, support):
+for part in (account, shop, money, mine, support, hooks):
     router.include_router(part)

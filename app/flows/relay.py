@@ -4,23 +4,31 @@ Intent is recorded and committed before the HTTP call (`queued → sending`), th
 after it. A request that surely never left is retried later; one whose outcome is unknown
 goes to the review queue; a crash in between leaves `sending`, which the sweeper moves to
 review. Upstream calls never run inside a database transaction.
+
+Providers that take request ids (SPEC §4, `Provider.cap_request_id`): every `add` carries
+the order's own request id (`upstream_request_id`, derived from the order and kept once
+set), so sending it again can only answer the same provider order. For them an unknown
+outcome, or an attempt a dead worker left `sending`, is sent again (with backoff) instead
+of going to review, and orders in review that carry a request id are requeued by the
+sweeper. Providers without it keep the rule above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Service, ServiceBackup
@@ -106,7 +114,23 @@ class Claim:
     provider_id: int
     provider_service_id: str | None
     attempts: int
+    created_at: datetime
+    upstream_request_id: str | None
     provider: Provider
+
+
+def request_id_for(order_id: int, created_at: datetime) -> str:
+    """Our request id for an order's `add` upstream: its id and creation instant, so ids
+    never repeat, even across a database rebuilt from scratch."""
+    return f"o{order_id}.{int(created_at.timestamp() * 1_000_000):x}"
+
+
+def outgoing_fields(claim: Claim) -> dict[str, str]:
+    """What an attempt sends: the order's fields, and its request id once it has one."""
+    fields = upstream_fields(claim)
+    if claim.upstream_request_id is not None:
+        fields["request_id"] = claim.upstream_request_id
+    return fields
 
 
 CLAIM_COLUMNS = (
@@ -120,6 +144,8 @@ CLAIM_COLUMNS = (
     Order.provider_id,
     Order.provider_service_id,
     Order.attempts,
+    Order.created_at,
+    Order.upstream_request_id,
 )
 
 
@@ -160,12 +186,25 @@ async def claim_due(db: Database, limit: int, *, order_id: int | None = None) ->
         }
         claims: list[Claim] = []
         parked: list[int] = []
+        named: dict[int, str] = {}  # orders given their request id by this claim
         for row in rows:
             provider = providers.get(row.provider_id) if row.provider_id is not None else None
             if provider is None or not provider.enabled:
                 parked.append(row.id)
                 continue
-            claims.append(Claim(**row._asdict(), provider=provider))
+            claim = Claim(**row._asdict(), provider=provider)
+            if claim.upstream_request_id is None and provider.cap_request_id:
+                named[claim.id] = request_id_for(claim.id, claim.created_at)
+                claim = dataclasses.replace(claim, upstream_request_id=named[claim.id])
+            claims.append(claim)
+        if named:
+            table = cast(Table, Order.__table__)
+            await session.execute(
+                update(table)
+                .where(table.c.id == bindparam("oid"), table.c.upstream_request_id.is_(None))
+                .values(upstream_request_id=bindparam("rid")),
+                [{"oid": i, "rid": r} for i, r in named.items()],
+            )
         if parked:
             # Nothing can leave: put them back to wait for the operator to fix the mapping.
             await session.execute(
@@ -191,7 +230,7 @@ async def claim_due(db: Database, limit: int, *, order_id: int | None = None) ->
                             "provider_id": claim.provider_id,
                             # What leaves, as sent (the key aside): the operator matches
                             # an order in review against the provider's panel with it.
-                            "request": {"action": "add", **upstream_fields(claim)},
+                            "request": {"action": "add", **outgoing_fields(claim)},
                         },
                     }
                     for claim in claims
@@ -205,7 +244,7 @@ Answer = str | ProviderError  # the provider's order id, or why there is none
 
 async def send(claim: Claim, client: ProviderClient) -> Answer:
     try:
-        return await client.add(upstream_fields(claim))
+        return await client.add(outgoing_fields(claim))
     except ProviderError as exc:
         return exc
     except Exception as exc:  # whatever it was, the outcome is unknown
@@ -571,6 +610,20 @@ async def _record_failure(
                 detail={"message": exc.message[:500]},
             )
         )
+        if (
+            isinstance(exc, ProviderUnknownOutcome)
+            and order.upstream_request_id is not None
+            and order.provider.cap_request_id
+        ):
+            # Sent with our request id: sending it again answers the order it may have
+            # created, or creates it once. Never given up on while its fate is unknown.
+            await _requeue(session, order.id, UP_SENDING, settings, order.attempts, exc.message)
+            RELAY_OUTCOMES.labels("retry").inc()
+            log.info(
+                "order outcome unknown, sent again with its request id",
+                extra={"order_id": order.id},
+            )
+            return RelayOutcome(order.id, "retry")
         if isinstance(exc, ProviderUnknownOutcome):
             # It may have been created upstream: a resend could double it. An operator decides.
             await _set_state(session, order.id, UP_REVIEW, exc.message)
@@ -699,6 +752,27 @@ async def fail_over(session: AsyncSession, order: Claim, exc: ProviderError) -> 
     return True
 
 
+async def _requeue(
+    session: AsyncSession,
+    order_id: int,
+    state: str,
+    settings: Settings,
+    attempts: int,
+    error: str,
+) -> None:
+    """Back to the queue from `state`, due after the backoff of `attempts`."""
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.upstream_state == state)
+        .values(
+            upstream_state=UP_QUEUED,
+            sending_since=None,
+            next_attempt_at=utcnow() + backoff(settings, attempts),
+            last_error=error[:1000],
+        )
+    )
+
+
 async def _set_state(session: AsyncSession, order_id: int, state: str, error: str) -> None:
     await session.execute(
         update(Order)
@@ -730,9 +804,32 @@ async def give_up(session: AsyncSession, order_id: int, state: str, error: str) 
 
 async def move_stale_sending_to_review(db: Database, settings: Settings) -> list[int]:
     """A `sending` attempt older than the timeout has an unknown outcome (the worker died
-    mid-call): never resend it blindly."""
+    mid-call): never resend it blindly. One that carried our request id is sent again
+    with it instead (safe: see the module's docstring); the ids moved to review."""
     cutoff = utcnow() - timedelta(seconds=settings.sending_stale_seconds)
     async with db.transaction() as session:
+        requeued = list(
+            await session.scalars(
+                update(Order)
+                .where(
+                    Order.upstream_state == UP_SENDING,
+                    Order.sending_since < cutoff,
+                    Order.upstream_request_id.is_not(None),
+                    Order.provider_id.in_(select(Provider.id).where(Provider.cap_request_id)),
+                )
+                .values(
+                    upstream_state=UP_QUEUED,
+                    sending_since=None,
+                    next_attempt_at=utcnow(),
+                    last_error="worker stopped during the call: sent again with its request id",
+                )
+                .returning(Order.id)
+            )
+        )
+        for order_id in requeued:
+            session.add(
+                UpstreamEvent(order_id=order_id, action="add", outcome="stale_to_retry", detail={})
+            )
         ids = list(
             await session.scalars(
                 update(Order)
@@ -750,6 +847,37 @@ async def move_stale_sending_to_review(db: Database, settings: Settings) -> list
             "send outcome unknown (worker stopped during the call), moved to review",
             extra={"order_id": order_id},
         )
+    return ids
+
+
+async def requeue_reviews_with_request_id(db: Database) -> list[int]:
+    """Orders in review whose attempts carried our request id, at a provider that takes
+    request ids, are not an operator's question: sending again with the same id answers
+    the provider's order (or places it once). Back to the queue, due now; their ids."""
+    capable = select(Provider.id).where(Provider.cap_request_id)
+    async with db.transaction() as session:
+        ids = list(
+            await session.scalars(
+                update(Order)
+                .where(
+                    Order.upstream_state == UP_REVIEW,
+                    Order.status == PENDING,
+                    Order.provider_order_id.is_(None),
+                    Order.upstream_request_id.is_not(None),
+                    Order.provider_id.in_(capable),
+                )
+                .values(
+                    upstream_state=UP_QUEUED,
+                    next_attempt_at=utcnow(),
+                    last_error="outcome unknown: sent again with its request id",
+                )
+                .returning(Order.id)
+            )
+        )
+        for order_id in ids:
+            session.add(
+                UpstreamEvent(order_id=order_id, action="add", outcome="review_to_retry", detail={})
+            )
     return ids
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from functools import partial
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.accounts import service as accounts
 from app.accounts.schemas import BlockIn, BlockOut, UserCreated, UserIn, UserOut
 from app.db import after_commit
-from app.flows import review, review_tickets
+from app.flows import listen, review, review_tickets
 from app.flows.accounts import block_user, open_account
 from app.flows.schemas import (
     BulkReviewIn,
@@ -32,6 +32,33 @@ from app.tickets.router import notify as ticket_notify
 from app.tickets.schemas import ResolutionOut, ResolvedOut, ResolveIn
 
 admin_router = APIRouter()
+
+# Public: status events of the providers we registered our webhook with.
+webhook_router = APIRouter(tags=["provider webhooks"])
+
+
+@webhook_router.post(
+    "/webhooks/provider/{provider_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="A provider's signed status event (Standard Webhooks)",
+    description="Verified with the secret the provider gave when we registered; applied "
+    "like a polled status (idempotent, a finished order never moves). 401 when the "
+    "signature does not verify.",
+    include_in_schema=True,
+)
+async def provider_webhook(
+    request: Request, services: ServicesDep, provider_id: PathId
+) -> Response:
+    body = await request.body()
+    try:
+        await listen.hear(
+            services.db, services.settings.secret_key, provider_id, body, request.headers
+        )
+    except listen.NotVerified as exc:
+        raise Problem(401, "Signature not verified") from exc
+    except ValueError as exc:
+        raise Problem(422, "Event is not JSON") from exc
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @admin_router.post(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -373,11 +374,28 @@ async def sync_provider(
     return result
 
 
+# Providers that send us status webhooks are polled this many times less often: polling
+# stays the safety net for an event lost on the way.
+WEBHOOK_POLL_FACTOR = 10
+
+
+def polled_now(provider: Provider, settings: Settings, now: float) -> bool:
+    """Whether this run polls the provider: always, unless it sends us status webhooks;
+    then one run in WEBHOOK_POLL_FACTOR (by the clock, so every worker agrees)."""
+    if provider.webhook_secret_encrypted is None:
+        return True
+    period = max(1, settings.status_sync_seconds)
+    return int(now // period) % WEBHOOK_POLL_FACTOR == 0
+
+
 async def sync_all(db: Database, http: httpx.AsyncClient, settings: Settings) -> SyncResult:
     total = SyncResult()
     async with db.session() as session:
         providers = list(await session.scalars(select(Provider).where(Provider.enabled)))
+    now = time.time()
     for provider in providers:
+        if not polled_now(provider, settings, now):
+            continue
         client = client_for(provider, settings.secret_key, http)
         part = await sync_provider(db, client, provider.id)
         total.checked += part.checked

@@ -27,14 +27,15 @@ import asyncpg
 from app.accounts.service import hash_key
 from app.catalog.models import Service
 from app.db import Database
-from app.errors import DomainError, DuplicateActiveOrder, IncorrectOrderId
+from app.errors import DomainError, DuplicateActiveOrder, IncorrectOrderId, RequestIdReused
 from app.orders.models import UP_DRIPFEED, UP_QUEUED
-from app.orders.service import upstream_state_for
+from app.orders.service import request_digest, request_id_of, upstream_state_for
 from app.orders.sql import (
     ADD_ORDER,
     BALANCE,
     LOAD_RATE,
     LOAD_SERVICE,
+    REQUEST_ORDER,
     STATUS_JSON,
     STATUS_ONE,
     WHO,
@@ -91,6 +92,11 @@ class HotPath:
         key = fields.get("key") or ""
         if not _usable(key):
             return None
+        try:
+            request_id = request_id_of(fields)
+        except DomainError:
+            return None  # the full path refuses it
+        asked = request_digest(fields) if request_id is not None else None
         digest = hash_key(key)
         pool = await self.db.driver()
         user_id = self.keys.get(digest)
@@ -120,15 +126,15 @@ class HotPath:
         service = cached.service
         try:
             handler = handler_for(service.type)
-            request = handler.parse(service, fields)
-            charge = handler.charge(rate, request)
+            parsed = handler.parse(service, fields)
+            charge = handler.charge(rate, parsed)
         except DomainError:
             # Judged on a copy that may be stale (a bound or type changed since): the full
             # path answers, and the next add reads the service afresh, so a changed rule
             # never keeps an order away from the single statement.
             self.services.pop(service_id, None)
             return None
-        upstream_state = upstream_state_for(service, request)
+        upstream_state = upstream_state_for(service, parsed)
         if charge <= 0 or upstream_state == UP_DRIPFEED:
             return None  # free orders and drip-feed runs kept by the panel: the full path
         try:
@@ -141,17 +147,27 @@ class HotPath:
                 rate,
                 charge,
                 service.type,
-                request.link,
-                request.link_normalized,
-                request.quantity,
-                request.runs,
-                request.interval_minutes,
-                request.params,
+                parsed.link,
+                parsed.link_normalized,
+                parsed.quantity,
+                parsed.runs,
+                parsed.interval_minutes,
+                parsed.params,
                 upstream_state,
                 service.provider_id,
                 service.provider_service_id,
+                request_id,
+                asked,
             )
         except asyncpg.UniqueViolationError as exc:
+            if request_id is not None:
+                # Waited for the request that holds the id (or the link): its order, if
+                # it is one of this request's, is the answer, charged once.
+                earlier = await pool.fetchrow(REQUEST_ORDER, user_id, request_id)
+                if earlier is not None:
+                    if earlier["request_digest"] != asked:
+                        raise RequestIdReused() from exc
+                    return FastAdd(earlier["id"], False)
             if exc.constraint_name == "uq_orders_active_link":
                 # Only a fresh, funded request reaches the insert: the database has decided.
                 raise DuplicateActiveOrder() from exc

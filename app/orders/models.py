@@ -72,6 +72,15 @@ class Order(Base):
             unique=True,
             postgresql_where=text(f"{ACTIVE_SQL} AND parent_id IS NULL"),
         ),
+        # A client's request id names one order of theirs (optional extension of `add`):
+        # a retry waits here for the first request and then finds its order.
+        Index(
+            "uq_orders_request_id",
+            "user_id",
+            "request_id",
+            unique=True,
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index(
             "ix_orders_due",
@@ -147,6 +156,14 @@ class Order(Base):
     review_ticket_id: Mapped[int | None] = mapped_column(
         ForeignKey("tickets.id", ondelete="SET NULL")
     )
+    # The client's request id of the `add` that placed it, and the digest of that add's
+    # parameters (a retry with other parameters is refused).
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+    # The request id our `add` to the provider carries (set when the first attempt is
+    # claimed for a provider that takes request ids, then kept): an attempt whose outcome
+    # is unknown is safely sent again with it.
+    upstream_request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class UpstreamEvent(Base):

@@ -3,6 +3,9 @@ applying status reports with their refunds, each exactly once."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,9 +25,11 @@ from app.errors import (
     DomainError,
     DuplicateActiveOrder,
     IncorrectOrderId,
+    IncorrectRequestId,
     IncorrectServiceId,
     LinkUnderReview,
     OrderUnderReview,
+    RequestIdReused,
 )
 from app.ledger import service as ledger
 from app.money import places_of, proportional_refund, quantum
@@ -69,6 +74,49 @@ class PlacedOrder:
     relays: list[tuple[int, datetime]]
 
 
+# --- request ids (optional extension of `add`, SPEC §4) --------------------------------
+
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Fields that are not parameters of the order: a retry may differ in them.
+NOT_PARAMETERS = frozenset({"key", "action", "request_id"})
+
+
+def request_id_of(fields: Mapping[str, str]) -> str | None:
+    """The `request_id` of an `add`, None when absent; IncorrectRequestId when malformed."""
+    if "request_id" not in fields:
+        return None
+    given = fields["request_id"]
+    if not isinstance(given, str) or REQUEST_ID_PATTERN.fullmatch(given) is None:
+        raise IncorrectRequestId()
+    return given
+
+
+def request_digest(fields: Mapping[str, str]) -> str:
+    """What makes two `add`s with one request id the same request: their parameters as
+    sent (everything but the key, the action and the request id)."""
+    shown = sorted((k, str(v)) for k, v in fields.items() if k not in NOT_PARAMETERS)
+    return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()
+
+
+async def find_request(
+    session: AsyncSession, user_id: int, request_id: str, digest: str
+) -> int | None:
+    """The order an earlier `add` with this request id placed (None: there is none yet);
+    RequestIdReused when that add had other parameters."""
+    row = (
+        await session.execute(
+            select(Order.id, Order.request_digest).where(
+                Order.user_id == user_id, Order.request_id == request_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.request_digest != digest:
+        raise RequestIdReused()
+    return int(row.id)
+
+
 def upstream_state_for(service: Service, request: OrderRequest) -> str:
     """Where a new order starts upstream: queued for its provider, manual without one, or
     dripfeed when the provider cannot drip-feed (the panel sends each run as a child
@@ -88,7 +136,18 @@ async def place_order(
     The order row goes in first: the partial unique index on active (user, service,
     link) makes a concurrent identical `add` wait for this transaction and then find the
     conflict. The debit that follows is conditional, so no money is spent twice.
+
+    With a `request_id`, an earlier order of the same request is the answer (nothing is
+    charged again), checked before any rule (a retry must get its order even when the
+    service has changed since) and again after a conflict (the first request was in
+    flight: the unique index on (user, request id) made this one wait for it).
     """
+    request_id = request_id_of(fields)
+    digest = request_digest(fields) if request_id is not None else None
+    if request_id is not None and digest is not None:
+        earlier = await find_request(session, user_id, request_id, digest)
+        if earlier is not None:
+            return PlacedOrder(earlier, Decimal(0), [])
     service_id = parse_int(fields.get("service"), IncorrectServiceId())
     offered = await catalog.get_offered(session, user_id, service_id)
     service = offered.service
@@ -121,11 +180,17 @@ async def place_order(
             next_attempt_at=now if upstream_state == UP_QUEUED else None,
             created_at=now,
             updated_at=now,
+            request_id=request_id,
+            request_digest=digest,
         )
         .on_conflict_do_nothing()
         .returning(Order.id)
     )
     if order_id is None:
+        if request_id is not None and digest is not None:
+            earlier = await find_request(session, user_id, request_id, digest)
+            if earlier is not None:
+                return PlacedOrder(earlier, Decimal(0), [])
         raise DuplicateActiveOrder()
     if charge > 0:
         await ledger.debit(
@@ -249,6 +314,22 @@ async def get_own_orders(
         )
     )
     return {row.id: cast(OrderView, row) for row in rows}
+
+
+async def order_ids_by_request(
+    session: AsyncSession, user_id: int, request_ids: Sequence[str]
+) -> dict[str, int]:
+    """The caller's orders placed with these request ids: request id -> order id."""
+    if not request_ids:
+        return {}
+    rows = await session.execute(
+        select(Order.request_id, Order.id).where(
+            Order.user_id == user_id,
+            Order.request_id.in_(set(request_ids)),
+            Order.parent_id.is_(None),
+        )
+    )
+    return {str(row.request_id): int(row.id) for row in rows}
 
 
 async def runs_done(session: AsyncSession, orders: Sequence[OrderView]) -> dict[int, int]:

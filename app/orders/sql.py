@@ -204,8 +204,11 @@ WHERE s.id = $2
 # Twin of `app.orders.service.place_order` for what the cache cannot vouch for: the key is
 # still valid and the user active, the service row unchanged (its `xmin`), still offered,
 # the user's rate still the one used, and no order of theirs on this link and service
-# under review (ToS 2.5). It then debits the balance under the credit
-# floor, inserts the order and its ledger entry.
+# under review (ToS 2.5). It then debits the balance under the credit floor, inserts
+# the order and its ledger entry, with the client's request id and the digest of the
+# request's parameters ($17, $18: NULL without one). A unique index (active link, or
+# the user's request id) refuses the insert and aborts the whole statement, the debit
+# with it.
 ADD_ORDER = f"""
 WITH ok AS (
   SELECT 1
@@ -235,11 +238,12 @@ placed AS (
   INSERT INTO orders (
     user_id, service_id, type, link, link_normalized, quantity, runs, interval_minutes,
     params, rate, charge, refunded, status, upstream_state, provider_id,
-    provider_service_id, next_attempt_at, created_at, updated_at
+    provider_service_id, next_attempt_at, created_at, updated_at, request_id, request_digest
   )
   SELECT $2, $3, $7, $8, $9, $10, $11, $12, $13::jsonb, $5::numeric, $6::numeric, 0,
     {sql_literal(PENDING)}, $14::text, $15, $16,
-    CASE WHEN $14::text = {sql_literal(UP_QUEUED)} THEN now() END, now(), now()
+    CASE WHEN $14::text = {sql_literal(UP_QUEUED)} THEN now() END, now(), now(),
+    $17::text, $18::text
   FROM debit
   RETURNING id
 ),
@@ -309,11 +313,18 @@ LEFT JOIN LATERAL (
 ) o ON true
 """
 
+# The order an earlier `add` with this request id placed: twin of
+# `app.orders.service.find_request` (the caller compares the digest).
+REQUEST_ORDER = """
+SELECT id, request_digest FROM orders WHERE user_id = $1 AND request_id = $2
+"""
+
 # Twin of `app.orders.service.stop_order` on the orders that were never sent (with
 # `cancel_order`'s checks and `refund`'s ledger entry): each of the caller's orders among
 # `$2` (distinct ids, in the order asked) that is Pending, queued or manual, not under
 # review, on a service that allows cancel, is canceled and refunded in full, one ledger
-# entry each, the balance moving once. Every other id is left untouched for the full path to answer.
+# entry each, the balance moving once. Every other id is left untouched for the full path
+# to answer.
 WITHDRAW = f"""
 WITH who AS (SELECT u.id FROM {WHO_FROM}),
 gone AS (

@@ -176,6 +176,17 @@ class ProviderOrderStatus:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """The optional extensions a provider speaks (SPEC §4); a standard panel answers
+    `capabilities` with an error, which means none."""
+
+    request_id: bool = False
+    status_by_request_id: bool = False
+    webhooks: bool = False
+    version: str = ""
+
+
+@dataclass(frozen=True)
 class ProviderBalance:
     balance: Decimal
     currency: str
@@ -348,6 +359,12 @@ def _order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
     )
 
 
+def read_order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
+    """A status report from any source (a `status` answer, a webhook event), read by the
+    same tolerant rules."""
+    return _order_status(data)
+
+
 def _error_of(value: Any) -> ProviderError | None:
     if isinstance(value, Mapping) and "error" in value:
         return classify_error(str(value["error"]))
@@ -501,6 +518,30 @@ class ProviderClient:
                 error = _error_of(answer)
                 result[str(item["order"])] = error or to_bool(answer)
         return result
+
+    async def capabilities(self) -> Capabilities:
+        """What the provider speaks beyond the standard protocol: none when it answers
+        anything but a capabilities object (an error, another shape)."""
+        try:
+            body = await self._call("capabilities", {}, mutating=False)
+        except (ProviderPermanent, ProviderTransient):
+            return Capabilities()
+        if not isinstance(body, Mapping):
+            return Capabilities()
+        return Capabilities(
+            request_id=body.get("request_id") is True,
+            status_by_request_id=body.get("status_by_request_id") is True,
+            webhooks=body.get("webhooks") is True,
+            version=str(body.get("version") or "")[:MAX_TEXT],
+        )
+
+    async def set_webhook(self, url: str) -> str:
+        """Register our status webhook with the provider; the signing secret it answers."""
+        body = await self._call("webhook", {"url": url}, mutating=True)
+        secret = body.get("secret") if isinstance(body, Mapping) else None
+        if not isinstance(secret, str) or not secret:
+            raise self._shape("webhook", True)
+        return secret
 
     async def balance(self) -> ProviderBalance:
         body = await self._call("balance", {}, mutating=False)

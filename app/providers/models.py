@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Money, utcnow
 
+WEBHOOK_PURPOSE = "provider-webhook-secrets"
+
 
 class Provider(Base):
     __tablename__ = "providers"
@@ -23,6 +25,23 @@ class Provider(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
     last_balance: Mapped[Decimal | None] = mapped_column(Money)
     last_balance_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The optional extensions it speaks (SPEC §4): probed when it is added and at each
+    # catalog import (`action=capabilities`), or set by the operator (then pinned: the
+    # probe no longer changes them).
+    cap_request_id: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    cap_status_by_request_id: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    cap_webhooks: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    capabilities_pinned: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    capabilities_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Our endpoint registered with a provider that sends status webhooks: the signing
+    # secret it gave us (encrypted with the keyring, purpose WEBHOOK_PURPOSE).
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )

@@ -16,7 +16,7 @@ from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
 from app.providers import catalog
 from app.providers import service as providers
-from app.providers.client import ProviderError
+from app.providers.client import ProviderClient, ProviderError
 from app.providers.crypto import encrypt_key
 from app.providers.models import CatalogChange, Provider
 from app.providers.schemas import (
@@ -46,7 +46,20 @@ def _out(provider: Provider) -> ProviderOut:
         sync_minutes=provider.sync_minutes,
         last_sync_at=provider.last_sync_at,
         last_sync_error=provider.last_sync_error,
+        request_id=provider.cap_request_id,
+        status_by_request_id=provider.cap_status_by_request_id,
+        webhooks=provider.cap_webhooks,
+        capabilities_pinned=provider.capabilities_pinned,
+        capabilities_checked_at=provider.capabilities_checked_at,
+        webhook_registered=provider.webhook_secret_encrypted is not None,
     )
+
+
+CAPABILITY_FIELDS = {
+    "request_id": "cap_request_id",
+    "status_by_request_id": "cap_status_by_request_id",
+    "webhooks": "cap_webhooks",
+}
 
 
 @admin_router.get("/providers", summary="List providers")
@@ -58,13 +71,16 @@ async def list_providers(session: Reader) -> list[ProviderOut]:
     "/providers",
     summary="Register a provider",
     description=(
-        "Another panel speaking API v2. Its API key is encrypted at rest and never returned."
+        "Another panel speaking API v2. Its API key is encrypted at rest and never returned. "
+        "The optional extensions it speaks are probed (`action=capabilities`; a standard "
+        "panel's error means none) and shown; PATCH overrides them."
     ),
     status_code=status.HTTP_201_CREATED,
 )
 async def create_provider(
     tx: Tx, audit: Audit, services: ServicesDep, body: ProviderIn
 ) -> ProviderOut:
+    found = await providers.probe(ProviderClient(str(body.url), body.api_key, services.http))
     provider = await providers.create_provider(
         tx,
         secret=services.settings.secret_key,
@@ -76,6 +92,13 @@ async def create_provider(
     )
     provider.balance_threshold = body.balance_threshold
     provider.sync_minutes = body.sync_minutes
+    providers.set_capabilities(provider, found)
+    await providers.register_webhook(
+        provider,
+        providers.client_for(provider, services.settings.secret_key, services.http),
+        services.settings.secret_key,
+        services.settings.public_url,
+    )
     await tx.flush()
     out = _out(provider)
     await audit("provider.create", "provider", provider.id, after=out)
@@ -100,6 +123,10 @@ async def patch_provider(
         provider.api_key_encrypted = encrypt_key(
             services.settings.secret_key, changes.pop("api_key")
         )
+    for name, column in CAPABILITY_FIELDS.items():
+        if name in changes:
+            setattr(provider, column, changes.pop(name))
+            provider.capabilities_pinned = True
     for name, value in changes.items():
         setattr(provider, name, str(value) if name == "url" else value)
     await tx.flush()
@@ -157,6 +184,11 @@ async def import_provider_services(
     async with services.db.session() as session:
         provider = await get_or_404(session, Provider, provider_id, "Provider")
     client = providers.client_for(provider, services.settings.secret_key, services.http)
+    providers.set_capabilities(provider, await providers.probe(client))
+    if provider.webhook_secret_encrypted is None:
+        await providers.register_webhook(
+            provider, client, services.settings.secret_key, services.settings.public_url
+        )
     try:
         remote = await client.services()
     except ProviderError as exc:

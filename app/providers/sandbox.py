@@ -60,6 +60,9 @@ class SandboxConfig:
     currency: str = "USD"
     # How `services` answers: "normal", "empty" (an empty list) or "error" ({"error": …}).
     catalog_answer: str = "normal"
+    # Speaks the optional extensions (SPEC §4: capabilities, request ids); False: a
+    # standard panel that knows nothing of them.
+    extensions: bool = True
 
 
 def default_sandbox_config() -> SandboxConfig:
@@ -262,6 +265,10 @@ class Sandbox:
         self.refills: dict[int, SandboxRefill] = {}
         self.add_calls: dict[int, int] = {}
         self.lock = asyncio.Lock()
+        # Request ids (SPEC §4): (key, request id) -> (order id, the add's other fields);
+        # a lock per request id makes a retry wait for the request in flight.
+        self.requests: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}
+        self.request_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     # Progress, computed from elapsed time on every read.
 
@@ -363,15 +370,45 @@ class Sandbox:
         return quantity
 
     async def add(self, key: str, fields: dict[str, str]) -> Response:
+        request_id = fields.get("request_id") if self.config.extensions else None
+        if request_id is None:
+            return await self._add(key, fields)
+        asked = {k: v for k, v in fields.items() if k not in ("key", "action", "request_id")}
+        named = (key, request_id)
+        async with self.request_locks.setdefault(named, asyncio.Lock()):
+            earlier = self.requests.get(named)
+            if earlier is not None:
+                if earlier[1] != asked:
+                    raise DomainError("Request ID already used with other parameters")
+                return JSONResponse({"order": earlier[0]})
+            response = await self._add(key, fields)
+            answer = json.loads(bytes(response.body)) if response.status_code == 200 else None
+            if isinstance(answer, dict) and "order" in answer:
+                self.requests[named] = (int(answer["order"]), asked)
+            return response
+
+    def by_request(self, key: str, request_id: str) -> SandboxOrder | None:
+        found = self.requests.get((key, request_id.strip()))
+        return self.orders[found[0]] if found is not None else None
+
+    async def _add(
+        self, key: str, fields: dict[str, str], *, created_only: bool = False
+    ) -> Response:
         service = self.services.get(as_id(fields.get("service", "").strip()) or 0)
         if service is None:
             raise DomainError("Incorrect service ID")
-        self.add_calls[service.id] = self.add_calls.get(service.id, 0) + 1
-        behaviour = service.behaviour
+        if not created_only:
+            self.add_calls[service.id] = self.add_calls.get(service.id, 0) + 1
+        behaviour = "complete" if created_only else service.behaviour
         if behaviour == "slow":
             await asyncio.sleep(service.delay_seconds)
         elif behaviour == "timeout":
             await asyncio.sleep(service.timeout_seconds)
+        elif behaviour == "drop":
+            # Created, but the answer never comes in time: the caller's connection is cut.
+            response = await self._add(key, fields, created_only=True)
+            await asyncio.sleep(service.timeout_seconds)
+            return response
         elif behaviour == "http500":
             return JSONResponse({"error": "Internal Server Error"}, status_code=500)
         elif behaviour == "malformed":
@@ -483,6 +520,31 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> FastAPI:
                     for s in sandbox.services.values()
                 ]
             )
+        if action == "capabilities" and sandbox.config.extensions:
+            return JSONResponse(
+                {
+                    "request_id": True,
+                    "webhooks": False,
+                    "status_by_request_id": True,
+                    "version": "1.0.0",
+                }
+            )
+        if action == "status" and sandbox.config.extensions and "order" not in fields:
+            if "request_ids" in fields:
+                named: dict[str, Any] = {}
+                for text in _ids(fields, "request_ids"):
+                    found = sandbox.by_request(key, text)
+                    named[text] = (
+                        {**sandbox.view(found), "order": found.id}
+                        if found
+                        else {"error": "Incorrect order ID"}
+                    )
+                return JSONResponse(named)
+            if "request_id" in fields and "orders" not in fields:
+                found = sandbox.by_request(key, fields["request_id"])
+                if found is None:
+                    raise DomainError("Incorrect order ID")
+                return JSONResponse({**sandbox.view(found), "order": found.id})
         if action == "status":
             if "orders" in fields:
                 result: dict[str, Any] = {}

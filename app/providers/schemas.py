@@ -51,6 +51,13 @@ class ProviderPatch(AdminInput):
         default=None, ge=0, max_digits=20, decimal_places=8, description=BALANCE_THRESHOLD
     )
     sync_minutes: int | None = Field(default=None, ge=0, le=7 * 24 * 60, description=SYNC_MINUTES)
+    request_id: bool | None = Field(
+        default=None,
+        description="the provider takes request ids on `add` (setting any capability pins "
+        "them: the probe at catalog import no longer changes them)",
+    )
+    status_by_request_id: bool | None = None
+    webhooks: bool | None = None
 
 
 class ProviderOut(BaseModel):
@@ -65,6 +72,12 @@ class ProviderOut(BaseModel):
                     "enabled": True,
                     "last_balance": "120.50000",
                     "last_balance_at": "2026-01-01T00:00:00Z",
+                    "request_id": True,
+                    "status_by_request_id": True,
+                    "webhooks": False,
+                    "capabilities_pinned": False,
+                    "capabilities_checked_at": "2026-01-01T00:00:00Z",
+                    "webhook_registered": False,
                 }
             ]
         }
@@ -80,6 +93,14 @@ class ProviderOut(BaseModel):
     sync_minutes: int = 60
     last_sync_at: datetime | None = None
     last_sync_error: str | None = None
+    request_id: bool = Field(description="our `add`s carry request ids (SPEC §4)")
+    status_by_request_id: bool
+    webhooks: bool
+    capabilities_pinned: bool = Field(description="set by the operator, not by the probe")
+    capabilities_checked_at: datetime | None
+    webhook_registered: bool = Field(
+        description="our status webhook is registered with it (polling then runs slower)"
+    )
 
 
 class BalanceOut(BaseModel):

@@ -59,3 +59,22 @@ async def test_sandbox_control_endpoints_change_what_the_provider_answers() -> N
             assert await v2("services") == {"error": "Service list unavailable"}
             bad = await http.patch(f"{url}/sandbox/services/7", json={"colour": "red"})
             assert bad.status_code == 422
+
+
+async def test_a_garbled_add_answer_with_a_request_id_is_the_garbled_answer() -> None:
+    """The `malformed` behaviour answers HTML with HTTP 200 and creates nothing, with or
+    without a request id (the sandbox once crashed with a 500 on it, found by make chaos)."""
+    config = SandboxConfig(
+        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), behaviour="malformed")]
+    )
+    async with sandbox(config) as (url, _), httpx.AsyncClient() as http:
+        fields = {"key": "sandbox-key", "action": "add", "service": "1", "link": LINK}
+        for extra in ({}, {"request_id": "o1.abc"}):
+            answer = await http.post(f"{url}/api/v2", data={**fields, "quantity": "100", **extra})
+            assert answer.status_code == 200
+            assert answer.text == "<html><body>502 Bad Gateway</body></html>"
+        listed = await http.post(
+            f"{url}/api/v2",
+            data={"key": "sandbox-key", "action": "status", "request_id": "o1.abc"},
+        )
+        assert listed.json() == {"error": "Incorrect order ID"}

@@ -382,7 +382,10 @@ class Sandbox:
                     raise DomainError("Request ID already used with other parameters")
                 return JSONResponse({"order": earlier[0]})
             response = await self._add(key, fields)
-            answer = json.loads(bytes(response.body)) if response.status_code == 200 else None
+            try:
+                answer = json.loads(bytes(response.body)) if response.status_code == 200 else None
+            except ValueError:
+                answer = None  # a garbled answer (the `malformed` behaviour) created nothing
             if isinstance(answer, dict) and "order" in answer:
                 self.requests[named] = (int(answer["order"]), asked)
             return response

@@ -7,7 +7,7 @@ and whose `type` (/errors/<slug>) is stable per cause."""
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any
 
@@ -51,9 +51,8 @@ from app.money import format_money, places_of, precision_for_rate
 from app.orders import service as orders
 from app.orders.models import STATUSES, Order
 from app.orders.types import FIELD, SubscriptionsType, TypeSpec, handler_for
-from app.payments import gateways
 from app.payments import service as payments
-from app.payments.models import GATEWAYS, Payment
+from app.payments.models import Payment
 from app.privacy import service as privacy
 from app.referrals import service as referrals
 from app.refills import service as refills
@@ -302,30 +301,14 @@ async def list_deposits(
     "yookassa, where configured), `amount` in the panel's currency, at least MIN_DEPOSIT.",
 )
 async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: DepositIn) -> DepositOut:
-    gateway = body.gateway.strip().lower()
-    if gateway not in GATEWAYS:
-        raise IncorrectRequest("Incorrect gateway")
-    try:
-        amount = Decimal(body.amount.strip())
-    except InvalidOperation:
-        raise payments.IncorrectAmount() from None
-    async with services.db.transaction() as session:
-        payment = await payments.create_invoice(
-            session, services.settings, user_id=me.user_id, gateway=gateway, amount=amount
-        )
-    if gateway == "yookassa":
-        # The gateway is called outside any transaction, then its answer is recorded.
-        try:
-            external_id, url = await gateways.yookassa_create(
-                services.settings, services.http, payment.id, payment.amount, payment.currency
-            )
-        except gateways.Unavailable as exc:
-            raise payments.GatewayUnavailable() from exc
-        async with services.db.transaction() as session:
-            row = await session.get(Payment, payment.id)
-            assert row is not None
-            row.external_id, row.pay_url = external_id, url
-        payment.pay_url = url
+    payment = await payments.open_invoice(
+        services.db,
+        services.settings,
+        services.http,
+        user_id=me.user_id,
+        gateway=body.gateway,
+        amount=body.amount,
+    )
     return deposit_out(payment, services.settings.currency)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app.accounts import service as accounts
 from app.accounts.service import authenticate
-from app.errors import DomainError, IncorrectRequest
+from app.errors import DomainError
 from app.http.audit import Audit
 from app.http.context import Services, ServicesDep, get_services
 from app.http.forms import read_fields
@@ -32,7 +32,7 @@ from app.metrics import DEPOSITS, PAYMENT_NOTIFICATIONS, PAYMENT_NOTIFICATIONS_T
 from app.money import format_money
 from app.payments import gateways
 from app.payments import service as payments
-from app.payments.models import GATEWAYS, Payment, PaymentNotification
+from app.payments.models import Payment, PaymentNotification
 from app.payments.schemas import NotificationOut, PaymentDetail, PaymentOut, TopupIn
 
 log = logging.getLogger(__name__)
@@ -259,33 +259,20 @@ async def create_invoice(request: Request) -> JSONResponse:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
         async with ctx.db.session() as session:
             who = await authenticate(session, fields.get("key"))
-        gateway = (fields.get("gateway") or "").strip().lower()
-        if gateway not in GATEWAYS:
-            raise IncorrectRequest("Incorrect gateway")
-        amount = payments.parse_amount(fields.get("amount"))
-        async with ctx.db.transaction() as session:
-            payment = await payments.create_invoice(
-                session, ctx.settings, user_id=who.user_id, gateway=gateway, amount=amount
-            )
-        if gateway == "yookassa":
-            try:
-                external_id, url = await gateways.yookassa_create(
-                    ctx.settings, ctx.http, payment.id, payment.amount, payment.currency
-                )
-            except gateways.Unavailable as exc:
-                log.warning("YooKassa payment not created", extra={"reason": str(exc)})
-                raise payments.GatewayUnavailable() from exc
-            async with ctx.db.transaction() as session:
-                row = await session.get(Payment, payment.id)
-                assert row is not None
-                row.external_id, row.pay_url = external_id, url
-            payment.pay_url = url
+        payment = await payments.open_invoice(
+            ctx.db,
+            ctx.settings,
+            ctx.http,
+            user_id=who.user_id,
+            gateway=fields.get("gateway") or "",
+            amount=fields.get("amount"),
+        )
     except DomainError as exc:
         return JSONResponse({"error": exc.message})
     return JSONResponse(
         {
             "payment": payment.id,
-            "gateway": gateway,
+            "gateway": payment.gateway,
             "amount": f"{payment.amount:.2f}",
             "currency": payment.currency,
             "credit": format_money(payment.credit_amount),

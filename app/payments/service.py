@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 from decimal import ROUND_UP, Decimal
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.currencies.service import conversion_rate
-from app.db import utcnow
-from app.errors import Conflict, DomainError
+from app.db import Database, utcnow
+from app.errors import Conflict, DomainError, IncorrectRequest
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.money import format_money
 from app.payments import gateways
-from app.payments.models import PAYMENT_PAID, Payment, PaymentNotification
+from app.payments.models import GATEWAYS, PAYMENT_PAID, Payment, PaymentNotification
 from app.referrals.service import reward_deposit
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 # What is kept of a refused notification: anyone can send one, so it must not be able to
@@ -189,6 +193,42 @@ def bounded_payload(
             budget -= cost
     kept[TRUNCATED_MARKER] = {"bytes": size, "fields": len(payload), "kept": len(kept)}
     return kept, True
+
+
+async def open_invoice(
+    db: Database,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    user_id: int,
+    gateway: str,
+    amount: str | None,
+) -> Payment:
+    """A deposit invoice as a user asks for it, on any front end: the gateway and the amount
+    as typed (`parse_amount`), the invoice committed, then for YooKassa its payment created
+    at the gateway outside any transaction and recorded."""
+    gateway = (gateway or "").strip().lower()
+    if gateway not in GATEWAYS:
+        raise IncorrectRequest("Incorrect gateway")
+    value = parse_amount(amount)
+    async with db.transaction() as session:
+        payment = await create_invoice(
+            session, settings, user_id=user_id, gateway=gateway, amount=value
+        )
+    if gateway == "yookassa":
+        try:
+            external_id, url = await gateways.yookassa_create(
+                settings, http, payment.id, payment.amount, payment.currency
+            )
+        except gateways.Unavailable as exc:
+            log.warning("YooKassa payment not created", extra={"reason": str(exc)})
+            raise GatewayUnavailable() from exc
+        async with db.transaction() as session:
+            row = await session.get(Payment, payment.id)
+            assert row is not None
+            row.external_id, row.pay_url = external_id, url
+        payment.pay_url = url
+    return payment
 
 
 async def log_notification(

@@ -26,7 +26,7 @@ from app.orders.models import UP_MANUAL
 from app.orders.sql import ADD_ORDER, LOAD_RATE, LOAD_SERVICE
 
 DSN = os.environ["BENCH_DSN"]
-SERVICE_ID = 1
+SERVICE_ID = int(os.environ.get("BENCH_SERVICE_ID", "1"))
 state: dict[str, Any] = {}
 
 ADD = """
@@ -56,7 +56,11 @@ async def _startup() -> None:
 
 
 async def _send(send: Any, payload: bytes, status: int = 200) -> None:
-    headers = [(b"content-type", b"application/json")]
+    # Framed as the API frames its answers (a length, not chunks).
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
@@ -106,6 +110,8 @@ async def _statement_add(fields: dict[str, str]) -> bytes:
         {},
         UP_MANUAL,
         None,
+        None,
+        None,  # no request id
         None,
     )
     return json.dumps({"order": row["order_id"]}).encode()

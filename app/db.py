@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
+from app.changefeed import ChangeFeed
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -97,9 +99,12 @@ class Database:
         pool_size: int = 20,
         max_overflow: int = 20,
         driver_pool_size: int = 10,
+        listen: bool = True,
     ) -> None:
         self.url = async_url(url)
         self.driver_pool_size = driver_pool_size
+        self.listen = listen
+        self._feeds: dict[str, ChangeFeed] = {}
         self._driver: asyncpg.Pool | None = None
         self._driver_lock = asyncio.Lock()
         self.engine: AsyncEngine = create_async_engine(
@@ -144,7 +149,20 @@ class Database:
                     )
         return self._driver
 
+    def feed(self, channel: str) -> ChangeFeed | None:
+        """The change feed of a notification channel (app/changefeed.py), opened on first
+        use; None when listening is off (e.g. behind a pooler that keeps no session)."""
+        if not self.listen:
+            return None
+        feed = self._feeds.get(channel)
+        if feed is None:
+            feed = self._feeds[channel] = ChangeFeed(driver_url(self.url), channel)
+        return feed
+
     async def dispose(self) -> None:
+        feeds, self._feeds = list(self._feeds.values()), {}
+        for feed in feeds:
+            await feed.close()
         if self._driver is not None:
             await self._driver.close()
             self._driver = None

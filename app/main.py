@@ -43,6 +43,7 @@ async def build_context(settings: Settings) -> AppContext:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         driver_pool_size=settings.db_driver_pool_size,
+        listen=settings.db_listen,
     )
     jobs = await JobQueue.connect(settings.redis_url, settings.queue_name)
     http = build_http_client(settings.provider_connect_timeout, settings.provider_read_timeout)

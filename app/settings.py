@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     db_driver_pool_size: int = Field(
         default=16, description="connections of the API's hot-path pool (add, status)"
     )
+    db_listen: bool = Field(
+        default=True,
+        description=(
+            "keep one listening connection per API process (PostgreSQL LISTEN) so `services`"
+            " answers from memory while nothing changed; off behind a pooler that keeps no"
+            " session (transaction pooling): one statement per call instead"
+        ),
+    )
     api_max_body_bytes: int = Field(default=256 * 1024, description="request body size limit")
     max_ids_per_request: int = 100
     rate_limit_per_ip: int = Field(

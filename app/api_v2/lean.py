@@ -26,7 +26,7 @@ from app.api_v2 import actions
 from app.api_v2.actions import Fields, cancel_each, cancel_given, refill_each
 from app.api_v2.render import balance, refill_statuses, service_row
 from app.catalog import service as catalog
-from app.catalog.sql import CATALOG_PRICING, CATALOG_VERSION, USER_PRICING
+from app.catalog.sql import CATALOG_PRICING, CATALOG_VERSION, PRICING_CHANNEL, USER_PRICING
 from app.context import AppContext
 from app.errors import DomainError, RefillNotFound
 from app.http.forms import as_id, split_ids
@@ -36,6 +36,8 @@ from app.refills.sql import REFILL_STATUSES, REQUEST_REFILLS
 
 # Renderings of `services` kept at most (each is one catalog as one user's prices show it).
 MAX_CATALOGS = 256
+# Keys whose pricing is remembered at most.
+MAX_PRICED_KEYS = 50_000
 
 Lean = Callable[[AppContext, Fields, str | None], Awaitable[Response | None]]
 
@@ -253,18 +255,48 @@ async def _render_once(
         del _rendering[flight]
 
 
+async def _pricing(
+    ctx: AppContext, digest: str
+) -> tuple[tuple[int, Decimal, int | None], int] | None:
+    """The rendering a key's user is shown and the user, or None for a key the full path
+    must answer. From memory when the pricing feed vouches that nothing changed since it
+    was read (no round trip of its own under load), else from one statement."""
+    hot = ctx.hot
+    feed = ctx.db.feed(PRICING_CHANNEL)
+    epoch = await feed.fence() if feed is not None else None
+    if epoch is not None and epoch == hot.pricing_epoch:
+        known = hot.pricing.get(digest)
+        if known is not None:
+            return known
+    pool = await ctx.db.driver()
+    row = await pool.fetchrow(CATALOG_PRICING, digest)
+    if row is None:
+        return None  # never remembered: a key issued later must work at once
+    found = (
+        (row["version"], row["discount_percent"], row["user_id"] if row["custom"] else None),
+        row["user_id"],
+    )
+    # Kept only if no change was noticed between the fence and the statement (the
+    # statement then saw every change the epoch counts).
+    if epoch is not None and feed is not None and feed.epoch == epoch:
+        if hot.pricing_epoch != epoch or len(hot.pricing) >= MAX_PRICED_KEYS:
+            hot.pricing.clear()
+            hot.pricing_epoch = epoch
+        hot.pricing[digest] = found
+    return found
+
+
 async def services(ctx: AppContext, fields: Fields, if_none_match: str | None) -> Response | None:
     key_text = _key(fields)
     if not key_text or len(key_text) > 200:
         return None
-    pool = await ctx.db.driver()
-    row = await pool.fetchrow(CATALOG_PRICING, hash_key(key_text))
-    if row is None:
+    priced = await _pricing(ctx, hash_key(key_text))
+    if priced is None:
         return None
-    wanted = (row["version"], row["discount_percent"], row["user_id"] if row["custom"] else None)
+    wanted, user_id = priced
     rendered = ctx.hot.catalogs.get(wanted)
     if rendered is None:
-        rendered = await _render_once(ctx, wanted, row["user_id"])
+        rendered = await _render_once(ctx, wanted, user_id)
     etag, body = rendered
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(if_none_match, etag):

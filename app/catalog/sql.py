@@ -44,6 +44,10 @@ def effective_rate_sql(service_rate: str, discount_percent: str, custom_rate: st
 CATALOG_VERSION = "SELECT version FROM catalog_version WHERE id = 1"
 CATALOG_VERSIONED_TABLES = ("categories", "services", "user_rates")
 
+# Notified (migration a7c3e9d15b28) by every change that can alter what `services` shows a
+# key: the catalog version moving, a key revoked or removed, a user's status or discount.
+PRICING_CHANNEL = "smm_pricing"
+
 # What the key's user sees in `services` depends on: the catalog version, the user's
 # discount and, only for users with custom rates, the user. No row: the key is refused.
 CATALOG_PRICING = f"""

@@ -81,6 +81,10 @@ class HotPath:
         # `services` as rendered bytes per (catalog version, discount, user when the user
         # has custom rates): (etag, body). Filled and read by app/api_v2/lean.py.
         self.catalogs: dict[tuple[int, Decimal, int | None], tuple[str, bytes]] = {}
+        # What a key's user sees in `services` (the rendering's key and the user), valid
+        # while the pricing change feed answers `pricing_epoch` (app/changefeed.py).
+        self.pricing: dict[str, tuple[tuple[int, Decimal, int | None], int]] = {}
+        self.pricing_epoch: int | None = None
 
     def forget(self, digest: str, user_id: int, service_id: int) -> None:
         self.keys.pop(digest, None)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import service as accounts
 from app.accounts.models import USER_BLOCKED, User
 from app.accounts.service import hash_key
+from app.api_v2 import actions, lean
 from app.api_v2.render import order_status
 from app.catalog import service as catalog
 from app.catalog.models import UserRate
@@ -171,6 +172,71 @@ async def test_status_json_is_the_twin_of_order_status(
             assert multi == '{"' + str(order.id) + '":' + row["body"] + "}"
         else:
             assert multi is None
+
+
+async def test_status_by_request_sql_is_the_twin_of_the_full_path(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    """Status by request id from the statement, byte for byte the full path's answer
+    (`actions._status_by_request_id`), for every status case and every way to ask."""
+    user, other = await make_user(), await make_user()
+    sid = await make_service()
+    async with ctx.db.transaction() as session:
+        await session.execute(update(User).where(User.id == user.user_id).values(currency="EUR"))
+        for i, case in enumerate(STATUS_CASES):
+            values = {"type": "Default", **case}
+            session.add(
+                Order(
+                    user_id=user.user_id,
+                    service_id=sid,
+                    link=f"https://x.com/{i}",
+                    link_normalized=f"x.com/{i}",
+                    upstream_state=UP_MANUAL,
+                    request_id=f"r:{i}.x-{i}",
+                    **{k: D(v) if k in ("rate", "charge") else v for k, v in values.items()},
+                )
+            )
+        session.add(
+            Order(
+                user_id=other.user_id,
+                service_id=sid,
+                link="https://x.com/other",
+                link_normalized="x.com/other",
+                upstream_state=UP_MANUAL,
+                request_id="theirs",
+                type="Default",
+                rate=D("1"),
+                charge=D("1"),
+                quantity=1000,
+            )
+        )
+    plain = [
+        f"r:{i}.x-{i}" for i, c in enumerate(STATUS_CASES) if "runs" not in c and "type" not in c
+    ]
+    asks: list[dict[str, str]] = [{"request_id": rid} for rid in plain]
+    asks += [
+        {"request_id": "theirs"},
+        {"request_id": "nope"},
+        {"request_id": ""},
+        {"request_ids": ",".join(plain)},
+        {"request_ids": f"{plain[1]},nope,theirs,{plain[0]},{plain[1]}, {plain[2]} "},
+    ]
+    for ask in asks:
+        fields = {"key": user.key, "action": "status", **ask}
+        lean_answer = await lean.status(ctx, fields, None)
+        assert lean_answer is not None, ask
+        try:
+            answer = await actions.run_action(ctx, "status", fields)
+        except DomainError as exc:  # answered as direct.py answers it
+            answer = {"error": exc.message}
+        assert lean_answer.body == JSONResponse(answer).body, ask
+    # A drip-feed or subscription order is rendered in Python: the full path answers.
+    for i, case in enumerate(STATUS_CASES):
+        if "runs" in case or "type" in case:
+            fields = {"key": user.key, "action": "status", "request_id": f"r:{i}.x-{i}"}
+            assert await lean.status(ctx, fields, None) is None
+    blocked = {"key": "no such key", "action": "status", "request_id": plain[0]}
+    assert await lean.status(ctx, blocked, None) is None
 
 
 # --- add ------------------------------------------------------------------------------------

@@ -56,18 +56,18 @@ async def action_add(call: Call) -> Any:
     return {"order": placed.order_id}
 
 
-def _by_request_id(fields: Fields) -> bool:
+def by_request_id(fields: Fields) -> bool:
     """A `status` naming orders by the client's request ids (and not by order ids)."""
     return not ({"order", "orders"} & fields.keys()) and bool(
         {"request_id", "request_ids"} & fields.keys()
     )
 
 
-async def _status_by_request_id(call: Call) -> Any:
-    multi = "request_ids" in call.fields
-    given = call.ids("request_ids") if multi else [call.fields.get("request_id", "").strip()]
-    named = await orders.order_ids_by_request(call.session, call.who.user_id, given)
-    wanted = {text: named.get(text) for text in given}
+async def _statuses(
+    call: Call, wanted: dict[str, int | None], with_order_id: bool = False
+) -> dict[str, Any]:
+    """Each id as given → its order's status (with `order`, when asked by request id), or
+    the error of an id that names none of the caller's orders."""
     found = await orders.get_own_orders(
         call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
     )
@@ -75,11 +75,19 @@ async def _status_by_request_id(call: Call) -> Any:
     result: dict[str, Any] = {}
     for text, order_id in wanted.items():
         order = found.get(order_id) if order_id is not None else None
-        result[text] = (
-            {**order_status(order, call.who.currency, done.get(order.id)), "order": order.id}
-            if order is not None
-            else {"error": IncorrectOrderId.message}
-        )
+        if order is None:
+            result[text] = {"error": IncorrectOrderId.message}
+            continue
+        status = order_status(order, call.who.currency, done.get(order.id))
+        result[text] = {**status, "order": order.id} if with_order_id else status
+    return result
+
+
+async def _status_by_request_id(call: Call) -> Any:
+    multi = "request_ids" in call.fields
+    given = call.ids("request_ids") if multi else [call.fields.get("request_id", "").strip()]
+    named = await orders.order_ids_by_request(call.session, call.who.user_id, given)
+    result = await _statuses(call, {text: named.get(text) for text in given}, with_order_id=True)
     if multi:
         return result
     answer: dict[str, Any] = result[given[0]]
@@ -89,32 +97,17 @@ async def _status_by_request_id(call: Call) -> Any:
 
 
 async def action_status(call: Call) -> Any:
-    if _by_request_id(call.fields):
+    if by_request_id(call.fields):
         return await _status_by_request_id(call)
     if "orders" in call.fields:
-        given = call.ids("orders")
-        wanted = {text: as_id(text) for text in given}
-        found = await orders.get_own_orders(
-            call.session, call.who.user_id, [i for i in wanted.values() if i is not None]
-        )
-        done = await orders.runs_done(call.session, list(found.values()))
-        result: dict[str, Any] = {}
-        for text, order_id in wanted.items():
-            order = found.get(order_id) if order_id is not None else None
-            result[text] = (
-                order_status(order, call.who.currency, done.get(order.id))
-                if order is not None
-                else {"error": IncorrectOrderId.message}
-            )
-        return result
+        return await _statuses(call, {text: as_id(text) for text in call.ids("orders")})
     order_id = as_id(call.fields.get("order", "").strip())
     if order_id is None:
         raise IncorrectOrderId()
-    order = (await orders.get_own_orders(call.session, call.who.user_id, [order_id])).get(order_id)
-    if order is None:
+    answer: dict[str, Any] = (await _statuses(call, {"": order_id}))[""]
+    if "error" in answer:
         raise IncorrectOrderId()
-    done = await orders.runs_done(call.session, [order])
-    return order_status(order, call.who.currency, done.get(order.id))
+    return answer
 
 
 async def _each(

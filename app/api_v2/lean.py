@@ -76,13 +76,33 @@ async def status(ctx: AppContext, fields: Fields, _: str | None) -> Response | N
         body = await ctx.hot.statuses(_key(fields), {t: as_id(t) for t in given})
         return None if body is None else Response(body, media_type="application/json")
     if "order" not in fields:
-        return None
+        return await _status_by_request(ctx, fields)
     one = await ctx.hot.status(_key(fields), as_id(fields["order"].strip()))
     if one is None:
         return None
     if not one.found or one.body is None:
         return Response(NOT_FOUND, media_type="application/json")
     return Response(one.body, media_type="application/json")
+
+
+async def _status_by_request(ctx: AppContext, fields: Fields) -> Response | None:
+    """`status` by `request_ids` (the multi answer) or `request_id` (one order's status,
+    or the error when it names none of the caller's orders)."""
+    if not actions.by_request_id(fields):
+        return None
+    if "request_ids" in fields:
+        given = _given(fields, "request_ids", ctx)
+    else:
+        given = [fields.get("request_id", "").strip()]
+    if given is None:
+        return None
+    answer = await ctx.hot.statuses_by_request(_key(fields), list(dict.fromkeys(given)))
+    if answer is None:
+        return None
+    body, first = answer
+    if "request_ids" in fields:
+        return Response(body, media_type="application/json")
+    return Response(NOT_FOUND if first is None else first, media_type="application/json")
 
 
 async def capabilities(ctx: AppContext, fields: Fields, _: str | None) -> Response:

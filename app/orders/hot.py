@@ -36,6 +36,7 @@ from app.orders.sql import (
     LOAD_RATE,
     LOAD_SERVICE,
     REQUEST_ORDER,
+    STATUS_BY_REQUEST,
     STATUS_JSON,
     STATUS_ONE,
     WHO,
@@ -198,6 +199,21 @@ class HotPath:
             return None
         body: str = row["body"]
         return body
+
+    async def statuses_by_request(
+        self, key: str, given: list[str]
+    ) -> tuple[str, str | None] | None:
+        """Status by request ids (distinct, in the order asked) as the multi answer's JSON
+        text, with the first id's status object alone (None when it names none of the
+        caller's orders); or None: the full path answers (an invalid key, or an order of a
+        shape rendered in Python)."""
+        if not _usable(key) or not given:
+            return None
+        pool = await self.db.driver()
+        row = await pool.fetchrow(STATUS_BY_REQUEST, hash_key(key), given, NOT_FOUND)
+        if row is None or row["currency"] is None or not row["plain"]:
+            return None
+        return row["body"], row["first"]
 
     async def status(self, key: str, order_id: int | None) -> OneStatus | None:
         """A single status: the order's JSON text, or `found` False (not the caller's, or

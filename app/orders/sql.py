@@ -313,6 +313,38 @@ LEFT JOIN LATERAL (
 ) o ON true
 """
 
+# Status by request ids (SPEC §4) as compact JSON text in the order asked: twin of
+# `order_ids_by_request` then `order_status` with the order's id appended (the full path's
+# `_status_by_request_id`). `found` false: some request id names none of the caller's orders.
+STATUS_BY_REQUEST = f"""
+WITH who AS (
+  SELECT u.id, to_json(u.currency)::text AS currency FROM {WHO_FROM}
+),
+asked AS (
+  SELECT a.t, a.n, o.*, o.id IS NOT NULL AS own
+  FROM unnest($2::text[]) WITH ORDINALITY AS a(t, n)
+  LEFT JOIN LATERAL (
+    SELECT * FROM orders
+    WHERE orders.user_id = (SELECT id FROM who) AND orders.request_id = a.t
+      AND orders.parent_id IS NULL
+    LIMIT 1
+  ) o ON true
+),
+rendered AS (
+  SELECT t, n, own, NOT own OR {PLAIN} AS plain, CASE WHEN own THEN
+    left({status_object("(SELECT currency FROM who)")}, -1) || ',"order":' || id || '}}'
+  END AS object
+  FROM asked
+)
+SELECT
+  (SELECT currency FROM who) AS currency,
+  coalesce(bool_and(plain), true) AS plain,
+  (array_agg(object ORDER BY n))[1] AS first,
+  '{{' || string_agg(to_json(t)::text || ':' || coalesce(object, $3::text), ',' ORDER BY n)
+    || '}}' AS body
+FROM rendered
+"""
+
 # The order an earlier `add` with this request id placed: twin of
 # `app.orders.service.find_request` (the caller compares the digest).
 REQUEST_ORDER = """

@@ -319,6 +319,11 @@ async def bench_api(results: dict[str, Any]) -> None:
     per_user = int(30 * SECONDS) + 10
     owned = [(key, await seed_orders(conn, user_id, per_user, "Pending")) for user_id, key in users]
     cancel_ids = [f"key={key}&order={ids[i]}" for i in range(per_user) for key, ids in owned]
+    # Completed orders to refill, one refill each (a second would be refused), spread alike.
+    finished = [
+        (key, await seed_orders(conn, user_id, per_user, "Completed")) for user_id, key in users
+    ]
+    refill_ids = [f"key={key}&order={ids[i]}" for i in range(per_user) for key, ids in finished]
     done = await seed_orders(conn, users[0][0], 1, "Completed")
     refill_id = await conn.fetchval(
         "INSERT INTO refills (order_id, user_id, upstream_state) VALUES ($1, $2, 'manual')"
@@ -408,6 +413,23 @@ async def bench_api(results: dict[str, Any]) -> None:
         results["orders_withdrawn"] = await conn.fetchval(
             "SELECT count(*) FROM orders WHERE upstream_state = 'withdrawn'"
         )
+        results["refill"] = await wrk(
+            API, "{id}&action=refill", keys, server_pid=api.pid, ids=refill_ids
+        )
+        results["refills_made"] = await conn.fetchval("SELECT count(*) FROM refills") - 1
+        asked = await conn.fetchrow(
+            "SELECT user_id, request_id FROM orders WHERE request_id IS NOT NULL LIMIT 1"
+        )
+        key_of = dict(users)
+        results["status_by_request_id"] = await wrk(
+            API,
+            f"key={{key}}&action=status&request_id={asked['request_id']}",
+            [key_of[asked["user_id"]]],
+            server_pid=api.pid,
+        )
+        results["capabilities"] = await wrk(
+            API, "key={key}&action=capabilities", keys, server_pid=api.pid
+        )
         # services: every key (a few shared renderings, ten users with their own prices),
         # beside a bare app serving one such answer's bytes.
         async with httpx.AsyncClient(timeout=60) as client:
@@ -460,6 +482,9 @@ async def bench_api(results: dict[str, Any]) -> None:
                 "balance",
                 "refill_status",
                 "cancel_unsent",
+                "refill",
+                "status_by_request_id",
+                "capabilities",
                 "services_not_modified",
                 "add_many_users_2_workers",
             )

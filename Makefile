@@ -43,7 +43,10 @@ worker: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/smm-panel sandbox
 
+# The load generator is Debian's wrk, installed when missing (as .ci/run installs chromium).
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 \
+		|| { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m bench
 
 # Deterministic simulation (sim/): SEEDS histories from SEED, each replayable from its seed.

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 
 import uvicorn
 from sqlalchemy import select
@@ -49,7 +50,16 @@ async def prepare(settings: Settings) -> tuple[int, str]:
         await db.dispose()
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 async def run_all(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    # SIGTERM (a service manager, `docker stop`) ends the run as Ctrl-C does: through every
+    # `finally` below, so the worker closes and the embedded servers stop with us. (Left to
+    # its default, it killed the process the moment the API server had shut down.)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
     embedded = start_embedded(
         settings.data_dir,
         need_db=not settings.database_url,

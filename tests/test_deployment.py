@@ -6,22 +6,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 from sqlalchemy import select
 
 from app import keyring, migrate
 from app.audit.models import AuditEntry
 from app.context import AppContext
-from app.embedded import EXTRA_HINT, kept_secret
+from app.embedded import EXTRA_HINT, free_port, kept_secret
 from app.main import create_app
 from app.providers import crypto
 from app.providers.models import WEBHOOK_PURPOSE, Provider
@@ -355,3 +358,51 @@ def test_the_app_factory_refuses_a_weak_secret_under_plain_uvicorn() -> None:
     assert result.stderr.strip().splitlines()[-1] == (
         "smm-panel: error: SECRET_KEY is a known placeholder (generate one with `smm-panel secret`)"
     )
+
+
+def test_run_stops_on_sigterm_and_takes_its_embedded_servers_down(tmp_path: Path) -> None:
+    """`smm-panel run` under a service manager: SIGTERM stops the panel, the worker and the
+    embedded PostgreSQL and Redis it started (nothing left running on DATA_DIR)."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = command_env(
+        DATA_DIR=str(data_dir), PORT=str(port), SANDBOX_PORT=str(free_port()), MAIL_URL="console"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for other in psutil.process_iter(["cmdline"]):
+            line = " ".join(other.info["cmdline"] or [])
+            if str(data_dir) in line and other.pid != process.pid:
+                found.append(other)
+        return found
+
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("smm-panel run did not come up")
+        assert ours(), "the embedded servers run under DATA_DIR"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while ours() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ours() == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for left in ours():
+            left.kill()

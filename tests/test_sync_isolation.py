@@ -175,6 +175,21 @@ async def test_one_order_with_an_absurd_report_does_not_stall_its_batch(
     assert [o["id"] for o in flagged] == [ours[6], ours[4]]
     clean = (await client.get("/admin/v1/orders?anomaly=false", headers=AUTH)).json()
     assert sorted(o["id"] for o in clean) == sorted(set(ours) - {ours[4], ours[6]})
+    # Looked at: the operator clears the flag (audited); the order itself does not move.
+    cleared = await client.post(f"/admin/v1/orders/{ours[4]}/anomaly/clear", headers=AUTH)
+    assert cleared.status_code == 200
+    assert cleared.json()["anomaly"] is None and cleared.json()["anomaly_at"] is None
+    assert cleared.json()["status"] == detail["status"]
+    flagged = (await client.get("/admin/v1/orders?anomaly=true", headers=AUTH)).json()
+    assert [o["id"] for o in flagged] == [ours[6]]
+    log = (
+        await client.get(f"/admin/v1/audit?entity=order&entity_id={ours[4]}", headers=AUTH)
+    ).json()
+    assert [(e["action"], e["before"]["anomaly"][0]["kind"]) for e in log] == [
+        ("order.anomaly.clear", "out_of_range")
+    ]
+    missing = await client.post("/admin/v1/orders/999999999/anomaly/clear", headers=AUTH)
+    assert missing.status_code == 404
     await ledger_ok(ctx)
 
 

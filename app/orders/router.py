@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
+from sqlalchemy import null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -104,6 +104,30 @@ async def order_detail(session: AsyncSession, order_id: int) -> OrderDetail:
 )
 async def get_order(session: Reader, order_id: PathId) -> OrderDetail:
     return await order_detail(session, order_id)
+
+
+@admin_router.post(
+    "/orders/{order_id}/anomaly/clear",
+    summary="Clear an order's anomaly flag",
+    description="Once the provider's odd status report has been looked at. The order does "
+    "not move; a provider that sends the same report again flags the order again.",
+)
+async def clear_anomaly(tx: Tx, audit: Audit, order_id: PathId) -> OrderDetail:
+    order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise Problem(404, "Order not found")
+    if order.anomaly is not None:
+        flagged_at = order.anomaly_at.isoformat() if order.anomaly_at else None
+        before = {"anomaly": order.anomaly, "anomaly_at": flagged_at}
+        # SQL NULL, not JSON null: the flag's index and filter test IS NULL.
+        await tx.execute(
+            update(Order).where(Order.id == order_id).values(anomaly=null(), anomaly_at=None)
+        )
+        tx.expire(order)
+        await audit(
+            "order.anomaly.clear", "order", order_id, before=before, after={"anomaly": None}
+        )
+    return await order_detail(tx, order_id)
 
 
 @admin_router.post(

@@ -132,6 +132,15 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
             {"status": "Completed", "remains": 0},
             order_id=orders[0],
         )
+        async with ctx.db.transaction() as session:
+            await session.execute(
+                text(
+                    'UPDATE orders SET anomaly = \'[{"kind": "unknown_status"}]\','
+                    " anomaly_at = now() WHERE id = :id"
+                ),
+                {"id": orders[0]},
+            )
+        await audited("POST", "/orders/{order_id}/anomaly/clear", order_id=orders[0])
         refill = await api(key, "refill", order=orders[0])
         refill_id = int(refill["refill"])
         assert refill == {"refill": str(refill_id)}

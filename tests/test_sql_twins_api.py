@@ -133,15 +133,14 @@ STATUS_CASES: list[dict[str, Any]] = [
 ]
 
 
-async def test_status_json_is_the_twin_of_order_status(
-    ctx: AppContext, make_user: MakeUser, make_service: MakeService
-) -> None:
-    user = await make_user()
-    sid = await make_service()
-    async with ctx.db.transaction() as session:
-        await session.execute(update(User).where(User.id == user.user_id).values(currency="EUR"))
+async def _status_cases(
+    ctx: AppContext, user: Reseller, sid: int, request_ids: bool = False
+) -> list[Order]:
+    """One order of `user` per status case (request id `r:<i>.x-<i>` if asked), the user
+    paying in EUR."""
     made: list[Order] = []
     async with ctx.db.transaction() as session:
+        await session.execute(update(User).where(User.id == user.user_id).values(currency="EUR"))
         for i, case in enumerate(STATUS_CASES):
             values = {"type": "Default", **case}
             made.append(
@@ -151,10 +150,19 @@ async def test_status_json_is_the_twin_of_order_status(
                     link=f"https://x.com/{i}",
                     link_normalized=f"x.com/{i}",
                     upstream_state=UP_MANUAL,
+                    request_id=f"r:{i}.x-{i}" if request_ids else None,
                     **{k: D(v) if k in ("rate", "charge") else v for k, v in values.items()},
                 )
             )
         session.add_all(made)
+    return made
+
+
+async def test_status_json_is_the_twin_of_order_status(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    user = await make_user()
+    made = await _status_cases(ctx, user, await make_service())
     pool = await ctx.db.driver()
     for order in made:
         row = await pool.fetchrow(STATUS_ONE, hash_key(user.key), order.id)
@@ -181,21 +189,8 @@ async def test_status_by_request_sql_is_the_twin_of_the_full_path(
     (`actions._status_by_request_id`), for every status case and every way to ask."""
     user, other = await make_user(), await make_user()
     sid = await make_service()
+    await _status_cases(ctx, user, sid, request_ids=True)
     async with ctx.db.transaction() as session:
-        await session.execute(update(User).where(User.id == user.user_id).values(currency="EUR"))
-        for i, case in enumerate(STATUS_CASES):
-            values = {"type": "Default", **case}
-            session.add(
-                Order(
-                    user_id=user.user_id,
-                    service_id=sid,
-                    link=f"https://x.com/{i}",
-                    link_normalized=f"x.com/{i}",
-                    upstream_state=UP_MANUAL,
-                    request_id=f"r:{i}.x-{i}",
-                    **{k: D(v) if k in ("rate", "charge") else v for k, v in values.items()},
-                )
-            )
         session.add(
             Order(
                 user_id=other.user_id,

@@ -89,6 +89,7 @@ class ChangeFeed:
             self.epoch += 1
 
     async def _send(self) -> None:
+        future: asyncio.Future[int | None] | None = None
         try:
             while self._next is not None:
                 future, self._next = self._next, None
@@ -106,6 +107,9 @@ class ChangeFeed:
                     future.set_result(epoch if self._conn is conn else None)
         finally:
             self._sender = None
+            # Closed (cancelled) with a fence in flight: its callers must not wait forever.
+            if future is not None and not future.done():
+                future.set_result(None)
 
     def _drop(self, conn: asyncpg.Connection) -> None:
         self._lost(conn)

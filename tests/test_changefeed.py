@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from app import changefeed
 from app.accounts.service import hash_key
 from app.catalog.sql import PRICING_CHANNEL
 from app.changefeed import ChangeFeed
@@ -145,3 +146,14 @@ async def test_services_from_memory_follow_changes_made_by_any_connection(
         assert ctx.hot.pricing_epoch == epoch
     finally:
         await outside.close()
+
+
+async def test_closing_with_a_fence_in_flight_answers_its_callers(
+    feed: ChangeFeed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await feed.fence()
+    monkeypatch.setattr(changefeed, "FENCE", "SELECT pg_sleep(1)")
+    waiting = asyncio.gather(*(feed.fence() for _ in range(5)))
+    await asyncio.sleep(0.2)  # the fence is on its way
+    await feed.close()
+    assert await asyncio.wait_for(waiting, timeout=5) == [None] * 5

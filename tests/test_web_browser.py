@@ -258,3 +258,60 @@ async def test_mass_order_two_factor_russian_and_csrf_in_a_browser(
     fill(driver, "f-quantity", "100")
     driver.find_element(By.ID, "place-order").click()
     assert "Форма устарела" in text_of(driver, "main")
+
+
+async def test_support_ticket_and_status_webhook_in_a_browser(
+    storefront: str, browser: WebDriver, make_customer: MakeCustomer
+) -> None:
+    """A customer opens a ticket from the new-ticket page, finds it in the list, replies in
+    its thread, and tries a webhook on a loopback address: the panel (which does not allow
+    private targets here) says why, next to the field. Nothing connects anywhere."""
+    base, driver = storefront, browser
+    customer = await make_customer("0")
+    sign_in(driver, base, customer.email, customer.password)
+
+    driver.find_element(By.LINK_TEXT, "Support").click()
+    assert text_of(driver, "no-tickets").startswith("No tickets yet.")
+    driver.find_element(By.ID, "new-ticket").click()
+    fill(driver, "t-subject", "Where is my refill?")
+    Select(driver.find_element(By.ID, "t-category")).select_by_value("refill")
+    fill(driver, "t-message", "Ordered a refill yesterday <b>nothing</b> yet.")
+    driver.find_element(By.ID, "send-ticket").click()
+    assert text_of(driver, "done").startswith("Your ticket is sent.")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Where is my refill?"
+    ticket_url = driver.current_url.split("?")[0]
+
+    driver.get(f"{base}/web/tickets")
+    (row,) = driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")
+    assert row.find_element(By.CLASS_NAME, "subject").text == "Where is my refill?"
+    assert row.find_element(By.CLASS_NAME, "status").text == "Waiting for Support"
+    row.find_element(By.LINK_TEXT, "Where is my refill?").click()
+    wait(driver).until(ready.url_to_be(ticket_url))
+    fill(driver, "reply-message", "Order 17, if that helps.")
+    driver.find_element(By.ID, "send-reply").click()
+    assert text_of(driver, "done") == "Message sent"
+    bodies = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "#thread .body")]
+    assert bodies == ["Ordered a refill yesterday <b>nothing</b> yet.", "Order 17, if that helps."]
+
+    # The thread reads on a 360 px phone without sideways scrolling.
+    driver.set_window_size(360, 780)
+    try:
+        driver.get(ticket_url)
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 360, width
+    finally:
+        driver.set_window_size(1200, 900)
+
+    # A loopback webhook is refused, and the reason is next to the field.
+    driver.get(f"{base}/web/account")
+    assert text_of(driver, "webhook-none") == "No webhook is set."
+    fill(driver, "webhook-url", "http://127.0.0.1:9/hook")
+    driver.find_element(By.ID, "save-webhook").click()
+    assert text_of(driver, "webhook-error") == (
+        "Webhook URL must not point to a private or loopback address"
+    )
+    field = driver.find_element(By.ID, "webhook-url")
+    assert field.get_attribute("aria-invalid") == "true"
+    assert "webhook-error" in str(field.get_attribute("aria-describedby"))
+    assert field.get_attribute("value") == "http://127.0.0.1:9/hook"
+    assert driver.find_elements(By.ID, "webhook-secret") == []

@@ -15,6 +15,7 @@ from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
+from app.storefront.models import Storefront
 from app.tickets.models import CannedAnswer, ReviewResolution, Ticket, TicketMessage
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
 
@@ -43,6 +44,7 @@ __all__ = [
     "ReviewResolution",
     "Service",
     "ServiceBackup",
+    "Storefront",
     "Ticket",
     "TicketMessage",
     "UpstreamEvent",

@@ -17,6 +17,7 @@ from app.providers.sandbox import SandboxConfig, SandboxService
 from app.tickets import service as tickets
 from tests.support.api import Api, order_id_of
 from tests.support.env import AUTH
+from tests.support.images import png
 from tests.support.upstream import sandbox
 
 MUTATING = {"post", "put", "patch", "delete"}
@@ -37,11 +38,17 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
 ) -> None:
     covered: set[tuple[str, str]] = set()
 
-    async def audited(method: str, template: str, body: Any = None, **ids: Any) -> Any:
+    async def audited(
+        method: str, template: str, body: Any = None, *, image: bytes | None = None, **ids: Any
+    ) -> Any:
         path = "/admin/v1" + template.format(**ids)
         async with ctx.db.session() as session:
             before = await session.scalar(select(func.count(AuditEntry.id)))
-        response = await client.request(method, path, headers=AUTH, json=body)
+        if image is not None:
+            headers = {**AUTH, "content-type": "image/png"}
+            response = await client.request(method, path, headers=headers, content=image)
+        else:
+            response = await client.request(method, path, headers=AUTH, json=body)
         assert 200 <= response.status_code < 300, (method, path, response.text)
         async with ctx.db.session() as session:
             after = await session.scalar(select(func.count(AuditEntry.id)))
@@ -215,5 +222,10 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         )
         await audited("POST", "/tickets/{ticket_id}/status", {"status": "closed"}, ticket_id=tid)
         await audited("DELETE", "/canned-answers/{canned_id}", canned_id=canned)
+
+        storefront = {"name": "P", "terms": "T", "privacy_policy": None, "terms_of_use": None}
+        await audited("PUT", "/storefront", storefront)
+        await audited("PUT", "/storefront/logo", image=png())
+        await audited("DELETE", "/storefront/logo")
 
     assert covered == mutation_routes(app), mutation_routes(app) - covered

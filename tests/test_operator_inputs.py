@@ -316,7 +316,8 @@ def test_every_admin_body_model_forbids_unknown_fields(app: FastAPI) -> None:
             content = operation.get("requestBody", {}).get("content", {})
             for media in content.values():
                 ref = media["schema"].get("$ref", "")
-                bodies.add(ref.rsplit("/", 1)[-1])
+                if ref or media["schema"] != {"type": "string", "format": "binary"}:
+                    bodies.add(ref.rsplit("/", 1)[-1])  # an upload's bytes have no model
     assert len(bodies) >= 15
     open_models = [n for n in sorted(bodies) if schemas[n].get("additionalProperties") is not False]
     assert open_models == []

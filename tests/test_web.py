@@ -5,64 +5,48 @@ pages all have their Russian text; the mails' links lead to the pages."""
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
-from fastapi.routing import APIRoute
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import errors, keyring
+from app.audit.models import AuditEntry
 from app.context import AppContext
+from app.db import utcnow
 from app.orders.models import Order
-from app.web import account, i18n, public, shop
+from app.storefront import service as storefront
+from app.storefront.models import Storefront
+from app.tickets import service as tickets
+from app.tickets.models import Ticket, TicketMessage
+from app.web import i18n
 from app.web.session import CSRF_COOKIE, SESSION_COOKIE
+from app.webhooks import service as webhooks
+from app.webhooks.models import WebhookEndpoint, WebhookEvent
 from tests.support.api import Api, MakeService, order_id_of
 from tests.support.client import MakeCustomer
+from tests.support.env import ADMIN_TOKEN
 from tests.support.mail import Mailbox
+from tests.support.web import local, refs, signed_in, storefront_routes, unlabelled
 
 WEB = Path(__file__).resolve().parent.parent / "app" / "web"
-
-
-class References(HTMLParser):
-    """Every address a page makes the browser load or go to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: list[str] = []
-        self.csrf: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        for name in ("href", "src", "action", "formaction", "srcset", "poster", "data"):
-            if values.get(name):
-                self.urls.append(values[name] or "")
-        if tag == "input" and values.get("name") == "csrf" and self.csrf is None:
-            self.csrf = values.get("value")
-
-
-def refs(html: str) -> References:
-    parser = References()
-    parser.feed(html)
-    return parser
-
-
-def local(url: str) -> bool:
-    return url.startswith(("/", "#")) and not url.startswith("//")
-
-
-async def signed_in(client: httpx.AsyncClient, make_customer: MakeCustomer, balance: str) -> None:
-    customer = await make_customer(balance)
-    client.cookies.set(SESSION_COOKIE, customer.token)
-
-
-def page_paths(order_id: int) -> list[str]:
-    """Every GET route of the storefront, with a real order id in its path."""
-    paths = []
-    for part in (public.router, shop.router, account.router):
-        for route in part.routes:
-            if isinstance(route, APIRoute) and "GET" in (route.methods or ()):
-                paths.append("/web" + route.path.replace("{order_id}", str(order_id)))
-    return paths
+# Service refusals the tickets, webhook and operator pages show in the page's language.
+SHOWN_ERRORS: tuple[type[errors.DomainError], ...] = (
+    tickets.TicketNotFound,
+    tickets.TicketClosedForGood,
+    tickets.AlreadyUnderReview,
+    errors.OrderUnderReview,
+    errors.LinkUnderReview,
+    webhooks.WebhookUrlRefused,
+    webhooks.WebhookUrlPrivate,
+    storefront.NameRefused,
+    storefront.TextRefused,
+    storefront.LogoTypeRefused,
+    storefront.LogoTooLarge,
+    storefront.LogoUnreadable,
+)
 
 
 async def test_every_page_renders_in_both_languages_and_references_no_other_host(
@@ -76,18 +60,27 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
     service = await make_service(description="Real followers", dripfeed=True)
     key_page = await client.get("/web/api")
     assert key_page.status_code == 200
-    customer_key = await client.post(
-        "/web/account/api-key", data={"csrf": refs(key_page.text).csrf or ""}
-    )
+    csrf = refs(key_page.text).csrf or ""
+    customer_key = await client.post("/web/account/api-key", data={"csrf": csrf})
     key = re.search(r'id="new-key">[^<]*<code>([^<]+)</code>', customer_key.text)
     assert key is not None, customer_key.text
     order_id = order_id_of(
         await api(key.group(1), "add", service=service, link="https://x.com/a", quantity=100)
     )
-    paths = page_paths(order_id)
+    opened = await client.post(
+        "/web/tickets/new",
+        data={"csrf": csrf, "subject": "Where is it?", "category": "other",
+              "orders": str(order_id), "message": "Hello"},
+    )  # fmt: skip
+    ticket_id = int(opened.headers["location"].split("/")[-1].split("?")[0])
+    # The operator page, signed in, shows its forms too.
+    signed = await client.post("/web/operator/signin", data={"csrf": csrf, "token": ADMIN_TOKEN})
+    assert signed.status_code == 303
+    paths = storefront_routes("GET", order_id=order_id, ticket_id=ticket_id)
     own = ctx.settings.public_url.rstrip("/") + "/"
-    assert len(paths) >= 20, paths
-    csrf = refs(key_page.text).csrf or ""
+    assert len(paths) >= 25, paths
+    assert {"/web/tickets", f"/web/tickets/{ticket_id}", "/web/tickets/new",
+            f"/web/orders/{order_id}/review", "/web/operator"} <= set(paths)  # fmt: skip
     for language in ("en", "ru"):
         await client.post("/web/language", data={"csrf": csrf, "language": language})
         for path in paths:
@@ -114,6 +107,8 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
             absolute = re.findall(r"https?://[^\s\"'<]+", text)
             assert all(u.startswith(own) for u in absolute), (path, absolute)
             assert f'<html lang="{language}">' in response.text
+            # Every form field has its label.
+            assert unlabelled(response.text) == [], (path, unlabelled(response.text))
 
 
 async def test_accept_language_picks_russian_and_the_account_language_wins(
@@ -133,6 +128,64 @@ async def test_accept_language_picks_russian_and_the_account_language_wins(
     assert (switched.status_code, switched.headers["location"]) == (303, "/web/orders")
     russian = await client.get("/web/orders")
     assert "<h1>Заказы</h1>" in russian.text
+
+
+async def test_every_form_of_the_storefront_is_refused_without_its_csrf_token(
+    ctx: AppContext,
+    client: httpx.AsyncClient,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    """Every POST route of every part of the storefront, the operator's included, needs
+    the form's CSRF token; a refused form changes nothing."""
+    customer = await signed_in(client, make_customer, "10")
+    service = await make_service()
+    page = await client.get("/web/orders/new")
+    csrf = refs(page.text).csrf or ""
+    placed = await client.post(
+        "/web/orders/new",
+        data={"csrf": csrf, "service": str(service), "link": "https://x.com/a", "quantity": "100"},
+    )
+    order_id = int(placed.headers["location"].rsplit("=", 1)[1])
+    opened = await client.post(
+        "/web/tickets/new",
+        data={"csrf": csrf, "subject": "S", "category": "other", "message": "M"},
+    )
+    ticket_id = int(opened.headers["location"].split("/")[-1].split("?")[0])
+    await client.post("/web/operator/signin", data={"csrf": csrf, "token": ADMIN_TOKEN})
+    async with ctx.db.session() as session:
+        before = await counts(session)
+    posts = storefront_routes(
+        "POST", order_id=order_id, ticket_id=ticket_id, session_id=1, field="name"
+    )
+    assert {"/web/tickets/new", f"/web/tickets/{ticket_id}/messages",
+            f"/web/tickets/{ticket_id}/close", f"/web/orders/{order_id}/review",
+            "/web/account/webhook", "/web/operator/signin", "/web/operator/signout",
+            "/web/operator/storefront/name", "/web/operator/logo",
+            "/web/operator/logo/remove"} <= set(posts)  # fmt: skip
+    for path in posts:
+        for token in (None, "0" * 64):
+            data = {"message": "m", "subject": "s", "category": "other", "value": "X",
+                    "url": "https://example.com/hook", "token": ADMIN_TOKEN}  # fmt: skip
+            if token is not None:
+                data["csrf"] = token
+            refused = await client.post(path, data=data)
+            assert refused.status_code == 403, (path, refused.status_code)
+            assert 'role="alert">The form has expired; please try again.</p>' in refused.text
+    async with ctx.db.session() as session:
+        assert await counts(session) == before
+    # Still signed in, and nothing was changed for this customer.
+    assert (await client.get("/web/account")).status_code == 200
+    assert customer.user_id > 0
+
+
+async def counts(session: AsyncSession) -> tuple[int, ...]:
+    """Rows a refused form could have written."""
+    tables = (Order, Ticket, TicketMessage, WebhookEndpoint, Storefront, AuditEntry)
+    found = []
+    for table in tables:
+        found.append(await session.scalar(select(func.count()).select_from(table)) or 0)
+    return tuple(found)
 
 
 async def test_a_form_without_its_csrf_token_is_refused(
@@ -244,8 +297,11 @@ def test_every_text_of_the_pages_has_its_russian_translation() -> None:
             found.add(match.group(1) or match.group(2) or match.group(3))
     from app.orders.models import STATUSES
     from app.web.shop import LABELS
+    from app.web.support import FIELD_HINTS
 
-    found |= set(STATUSES) | set(LABELS.values())
+    found |= set(STATUSES) | set(LABELS.values()) | set(FIELD_HINTS.values())
+    # The refusals the new pages show next to their fields, from the services.
+    found |= {error.message for error in SHOWN_ERRORS}
     found.discard("kind:")
     russian = i18n.catalog("ru")
     missing = sorted(m for m in found if m not in russian)
@@ -377,3 +433,68 @@ async def test_refill_and_cancel_buttons_appear_only_where_the_order_allows_them
     assert refill.headers["location"] == f"/web/orders?done=refill&q={done}"
     detail = (await client.get(f"/web/orders/{done}")).text
     assert detail.count("<li>#") == 1  # the refill, listed on the order's page
+
+
+async def test_the_account_page_sets_shows_and_removes_the_status_webhook(
+    ctx: AppContext,
+    client: httpx.AsyncClient,
+    make_customer: MakeCustomer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    customer = await signed_in(client, make_customer, "0")
+    page = await client.get("/web/account")
+    assert 'id="webhook-none"' in page.text
+    csrf = refs(page.text).csrf or ""
+
+    # The service's refusals, next to the field (a loopback target by default).
+    refused = await client.post(
+        "/web/account/webhook", data={"csrf": csrf, "url": "http://127.0.0.1:9/hook"}
+    )
+    assert refused.status_code == 422
+    assert (
+        'role="alert" id="webhook-error">'
+        "Webhook URL must not point to a private or loopback address</p>"
+    ) in refused.text
+    assert 'aria-describedby="webhook-hint webhook-error" aria-invalid="true"' in refused.text
+    assert 'value="http://127.0.0.1:9/hook"' in refused.text  # what was typed stays
+    await client.post("/web/language", data={"csrf": csrf, "language": "ru"})
+    russian = await client.post("/web/account/webhook", data={"csrf": csrf, "url": "ftp://x"})
+    assert 'id="webhook-error">Неверный адрес вебхука</p>' in russian.text
+    await client.post("/web/language", data={"csrf": csrf, "language": "en"})
+    assert (await client.get("/client/v1/webhook", headers=customer.auth)).json()["webhook"] == ""
+
+    # Allowed (as on one network): set, with the signing secret shown once.
+    monkeypatch.setattr(ctx.settings, "webhook_allow_private", True)
+    done = await client.post(
+        "/web/account/webhook", data={"csrf": csrf, "url": "http://127.0.0.1:9/hook"}
+    )
+    assert done.status_code == 200
+    secret = re.search(r'id="webhook-secret">[^<]*<code>(whsec_[^<]+)</code>', done.text)
+    assert secret is not None, done.text
+    async with ctx.db.session() as session:
+        endpoint = await webhooks.get_endpoint(session, customer.user_id)
+        assert endpoint is not None
+        kept = keyring.decrypt(ctx.settings.secret_key, webhooks.PURPOSE, endpoint.secret_encrypted)
+    assert kept == secret.group(1)
+    api_view = (await client.get("/client/v1/webhook", headers=customer.auth)).json()
+    assert (api_view["webhook"], api_view["enabled"]) == ("http://127.0.0.1:9/hook", True)
+
+    # The delivery log; the secret is never shown again.
+    async with ctx.db.transaction() as session:
+        session.add(
+            WebhookEvent(user_id=customer.user_id, order_id=77, type="order.status",
+                         payload={"order": 77}, attempts=1, delivered_at=utcnow())
+        )  # fmt: skip
+    again = await client.get("/web/account")
+    assert '<code id="webhook-current">http://127.0.0.1:9/hook</code>' in again.text
+    assert "whsec_" not in again.text
+    row = re.search(r'<tr id="delivery-\d+">(.*?)</tr>', again.text, flags=re.S)
+    assert row is not None and "order.status" in row.group(1) and "Delivered" in row.group(1)
+
+    removed = await client.post("/web/account/webhook", data={"csrf": csrf, "url": ""})
+    assert (removed.status_code, removed.headers["location"]) == (
+        303,
+        "/web/account?done=webhook-removed#webhook-h",
+    )
+    assert 'id="webhook-none"' in (await client.get("/web/account")).text
+    assert (await client.get("/client/v1/webhook", headers=customer.auth)).json()["webhook"] == ""

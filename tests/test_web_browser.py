@@ -5,7 +5,9 @@ A person signs up, confirms the mailed link, signs in, orders a Default and a Cu
 Comments service, sees the orders move from Pending to In progress, cancels where the
 service allows it and finds the refund in the balance and the transactions; a mass order
 with a bad line places the others; two-factor sign-in is turned on with a code computed
-here; the page switches to Russian; a form sent without its CSRF token is refused."""
+here; the page switches to Russian; a form sent without its CSRF token is refused. A
+support ticket is opened, listed and replied to; a loopback webhook is refused next to its
+field; the operator renames the panel, uploads a logo and writes the terms."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -20,7 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import Select
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.accounts.models import User
 from app.context import AppContext
@@ -28,9 +31,12 @@ from app.ledger import service as ledger
 from app.orders.models import Order
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
+from app.storefront.models import Storefront
 from tests.support.api import MakeService
 from tests.support.browser import ARTIFACTS, chromium, chromium_present, wait
 from tests.support.client import MakeCustomer
+from tests.support.env import ADMIN_TOKEN
+from tests.support.images import png
 from tests.support.mail import Mailbox
 from tests.support.server import panel_server
 from tests.support.upstream import register_provider, run_jobs, sandbox
@@ -258,3 +264,113 @@ async def test_mass_order_two_factor_russian_and_csrf_in_a_browser(
     fill(driver, "f-quantity", "100")
     driver.find_element(By.ID, "place-order").click()
     assert "Форма устарела" in text_of(driver, "main")
+
+
+async def test_support_ticket_and_status_webhook_in_a_browser(
+    storefront: str, browser: WebDriver, make_customer: MakeCustomer
+) -> None:
+    """A customer opens a ticket from the new-ticket page, finds it in the list, replies in
+    its thread, and tries a webhook on a loopback address: the panel (which does not allow
+    private targets here) says why, next to the field. Nothing connects anywhere."""
+    base, driver = storefront, browser
+    customer = await make_customer("0")
+    sign_in(driver, base, customer.email, customer.password)
+
+    driver.find_element(By.LINK_TEXT, "Support").click()
+    assert text_of(driver, "no-tickets").startswith("No tickets yet.")
+    driver.find_element(By.ID, "new-ticket").click()
+    fill(driver, "t-subject", "Where is my refill?")
+    Select(driver.find_element(By.ID, "t-category")).select_by_value("refill")
+    fill(driver, "t-message", "Ordered a refill yesterday <b>nothing</b> yet.")
+    driver.find_element(By.ID, "send-ticket").click()
+    assert text_of(driver, "done").startswith("Your ticket is sent.")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Where is my refill?"
+    ticket_url = driver.current_url.split("?")[0]
+
+    driver.get(f"{base}/web/tickets")
+    (row,) = driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")
+    assert row.find_element(By.CLASS_NAME, "subject").text == "Where is my refill?"
+    assert row.find_element(By.CLASS_NAME, "status").text == "Waiting for Support"
+    row.find_element(By.LINK_TEXT, "Where is my refill?").click()
+    wait(driver).until(ready.url_to_be(ticket_url))
+    fill(driver, "reply-message", "Order 17, if that helps.")
+    driver.find_element(By.ID, "send-reply").click()
+    assert text_of(driver, "done") == "Message sent"
+    bodies = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "#thread .body")]
+    assert bodies == ["Ordered a refill yesterday <b>nothing</b> yet.", "Order 17, if that helps."]
+
+    # The new pages read on a 360 px phone without sideways scrolling.
+    driver.set_window_size(360, 780)
+    try:
+        for url in (ticket_url, f"{base}/web/tickets", f"{base}/web/tickets/new",
+                    f"{base}/web/account", f"{base}/web/operator"):  # fmt: skip
+            driver.get(url)
+            width = driver.execute_script("return document.documentElement.scrollWidth")
+            assert width <= 360, (url, width)
+    finally:
+        driver.set_window_size(1200, 900)
+
+    # A loopback webhook is refused, and the reason is next to the field.
+    driver.get(f"{base}/web/account")
+    assert text_of(driver, "webhook-none") == "No webhook is set."
+    fill(driver, "webhook-url", "http://127.0.0.1:9/hook")
+    driver.find_element(By.ID, "save-webhook").click()
+    assert text_of(driver, "webhook-error") == (
+        "Webhook URL must not point to a private or loopback address"
+    )
+    field = driver.find_element(By.ID, "webhook-url")
+    assert field.get_attribute("aria-invalid") == "true"
+    assert "webhook-error" in str(field.get_attribute("aria-describedby"))
+    assert field.get_attribute("value") == "http://127.0.0.1:9/hook"
+    assert driver.find_elements(By.ID, "webhook-secret") == []
+
+
+async def test_operator_switch_in_a_browser(
+    storefront: str, browser: WebDriver, ctx: AppContext, tmp_path: Path
+) -> None:
+    """The operator signs in on /web/operator with the admin token, renames the panel,
+    uploads a logo and writes the terms; the next page load shows them, the text escaped."""
+    base, driver = storefront, browser
+    try:
+        await operator_changes_the_storefront(base, driver, tmp_path)
+    finally:
+        async with ctx.db.transaction() as session:  # the next tests see the settings
+            await session.execute(delete(Storefront))
+
+
+async def operator_changes_the_storefront(base: str, driver: WebDriver, tmp_path: Path) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{base}/web/operator")
+    fill(driver, "operator-token", ADMIN_TOKEN)
+    driver.find_element(By.CSS_SELECTOR, "#operator-signin button[type=submit]").click()
+    wait(driver).until(ready.visibility_of_element_located((By.ID, "name-form")))
+
+    fill(driver, "op-name", "Browser Boost")
+    driver.find_element(By.ID, "save-name").click()
+    assert text_of(driver, "done").startswith("Saved.")
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(png(40, 20))
+    driver.find_element(By.ID, "op-logo").send_keys(str(logo))
+    driver.find_element(By.ID, "save-logo").click()
+    assert text_of(driver, "done").startswith("Saved.")
+    fill(driver, "op-terms", "First <script>document.title='x'</script> rule.\n\nSecond rule.")
+    driver.find_element(By.ID, "save-terms").click()
+    assert text_of(driver, "done").startswith("Saved.")
+
+    driver.get(f"{base}/web/terms")
+    assert driver.title == "Terms of Service · Browser Boost"
+    paragraphs = [p.text for p in driver.find_elements(By.CSS_SELECTOR, ".legal p")]
+    assert paragraphs == ["First <script>document.title='x'</script> rule.", "Second rule."]
+    brand = driver.find_element(By.CSS_SELECTOR, ".brand img")
+    assert driver.execute_script("return arguments[0].naturalWidth", brand) == 40
+    assert driver.find_element(By.CSS_SELECTOR, ".brand span").text == "Browser Boost"
+
+    driver.set_window_size(360, 780)
+    try:
+        driver.get(f"{base}/web/operator")
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 360, width
+    finally:
+        driver.set_window_size(1200, 900)
+    driver.find_element(By.ID, "operator-signout").click()
+    wait(driver).until(ready.visibility_of_element_located((By.ID, "operator-signin")))

@@ -24,6 +24,7 @@ from app.providers.router import admin_router as providers
 from app.referrals.router import admin_router as referrals
 from app.refills.router import admin_router as refills
 from app.reports.router import admin_router as reports
+from app.storefront.router import admin_router as storefront
 from app.tickets.router import admin_router as tickets
 from app.webhooks.router import admin_router as webhooks
 
@@ -46,5 +47,6 @@ for part in (
     customers,
     tickets,
     webhooks,
+    storefront,
 ):
     router.include_router(part)

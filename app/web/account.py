@@ -1,7 +1,8 @@
 """The signed-in customer's pages beyond ordering: add funds, transactions, account
 (profile, language, time zone, password, two-factor with a QR code drawn on the server,
-sessions, API key), affiliates, the API page with the customer's key, privacy requests.
-Each action calls the functions behind /client/v1."""
+sessions, API key, status webhook with its recent deliveries), affiliates, the API page
+with the customer's key, privacy requests. Each action calls the functions behind
+/client/v1."""
 
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ from app.privacy import service as privacy
 from app.referrals import service as referrals
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, signed_in
+from app.webhooks import service as webhooks
+from app.webhooks.schemas import endpoint_out
 
 router = APIRouter()
 Me = Annotated[Visitor, Depends(signed_in)]
 PAGE_SIZE = 25
+DELIVERIES_SHOWN = 10
 
 
 async def funds_page(who: Visitor, status: int = 200, **values: object) -> Response:
@@ -95,8 +99,11 @@ async def account_page(who: Visitor, status: int = 200, **values: object) -> Res
                 select(ApiKey).where(ApiKey.user_id == who.me.user_id, ApiKey.revoked_at.is_(None))
             )
         )
+        hook = endpoint_out(await webhooks.get_endpoint(db, who.me.user_id))
+        deliveries = await webhooks.deliveries(db, user_id=who.me.user_id, limit=DELIVERIES_SHOWN)
     return page(who, "account.html", status, user=user, login=login, sessions=sessions,
-                keys=keys, languages=LANGUAGES, **values)  # fmt: skip
+                keys=keys, languages=LANGUAGES, hook=hook, deliveries=deliveries,
+                **values)  # fmt: skip
 
 
 @router.get("/account")
@@ -192,6 +199,23 @@ async def rotate_key(who: Me) -> Response:
         issued = await accounts.rotate_key(tx, who.me.user_id)
     # Shown once: the API page with the new key filled into its examples.
     return await api_page(who, issued.key, issued.prefix)
+
+
+@router.post("/account/webhook")
+async def set_webhook(who: Me) -> Response:
+    """Set (or, with an empty URL, remove) the status webhook; a new signing secret is
+    shown once, on this answer only."""
+    fields = await posted(who)
+    url = fields.get("url", "")
+    try:
+        async with who.services.db.transaction() as tx:
+            done = await webhooks.set_endpoint(tx, who.services.settings, who.me.user_id, url)
+    except DomainError as exc:
+        return await account_page(who, 422, webhook_error=who.error(exc.message),
+                                  webhook_url=url[:2000])  # fmt: skip
+    if done.secret is None:
+        return redirect(who, "/web/account?done=webhook-removed#webhook-h")
+    return await account_page(who, webhook_secret=done.secret)
 
 
 async def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:

@@ -1,11 +1,10 @@
 """The pages anyone can open: home with sign-up and sign-in, e-mail verification,
-password reset, the services, the legal texts, the language switch and the logo."""
+password reset, the services, the legal texts, the language switch and the logo (the
+operator's, set at run time or by PANEL_LOGO)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +17,7 @@ from app.customers import signin
 from app.customers.models import LANGUAGES
 from app.errors import DomainError
 from app.http.context import get_services
+from app.storefront import service as storefront
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, visitor
 from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE, set_cookie
@@ -25,12 +25,17 @@ from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE, set_cookie
 router = APIRouter()
 Who = Annotated[Visitor, Depends(visitor)]
 LEGAL = {
-    "terms": ("Terms of Service", "terms_file"),
-    "privacy-policy": ("Privacy Policy", "privacy_file"),
-    "terms-of-use": ("Terms of Use", "terms_of_use_file"),
+    "terms": ("Terms of Service", "terms"),
+    "privacy-policy": ("Privacy Policy", "privacy_policy"),
+    "terms-of-use": ("Terms of Use", "terms_of_use"),
 }
-LOGO_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg",
-              ".jpeg": "image/jpeg", ".webp": "image/webp"}  # fmt: skip
+# The logo is served by the panel itself; no script runs in an SVG opened on its own, and
+# no browser guesses another type.
+LOGO_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'none'; "
+    "style-src 'unsafe-inline'; sandbox",
+    "x-content-type-options": "nosniff",
+}
 
 
 def caller(request: Request) -> signin.Caller:
@@ -168,22 +173,15 @@ async def services_page(who: Who, q: str = "", category: str = "") -> Response:
                 category=category, rate_text=rate_text)  # fmt: skip
 
 
-def legal_text(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError:
-        return None
-
-
 @router.get("/terms")
 @router.get("/privacy-policy")
 @router.get("/terms-of-use")
 async def legal(who: Who) -> Response:
+    """The operator's text (set at run time, else its file), escaped, in paragraphs."""
     slug = who.request.url.path.rsplit("/", 1)[-1]
-    title, setting = LEGAL[slug]
-    text = await asyncio.to_thread(legal_text, getattr(who.services.settings, setting))
+    title, kind = LEGAL[slug]
+    async with who.services.db.session() as db:
+        text = await storefront.legal_text(db, who.services.settings, kind)
     return page(who, "legal.html", title=title, text=text)
 
 
@@ -205,13 +203,16 @@ async def switch_language(who: Who) -> Response:
 
 
 @router.get("/logo")
-def logo(request: Request) -> Response:
-    """The operator's logo file (read in a worker thread: a plain function)."""
-    path = get_services(request).settings.panel_logo
-    kind = LOGO_TYPES.get(Path(path).suffix.lower()) if path else None
-    if not path or kind is None or not Path(path).is_file():
+async def logo(request: Request) -> Response:
+    """The operator's logo: the one set at run time, else the PANEL_LOGO file."""
+    services = get_services(request)
+    async with services.db.session() as db:
+        found = await storefront.logo(db, services.settings)
+    if found is None:
         return Response(status_code=404)
-    return FileResponse(path, media_type=kind)
+    if found.content is not None:
+        return Response(found.content, media_type=found.content_type, headers=LOGO_HEADERS)
+    return FileResponse(found.path or "", media_type=found.content_type, headers=LOGO_HEADERS)
 
 
 # The links of the mails (PUBLIC_URL/verify, /reset-password) and the referral link

@@ -20,6 +20,7 @@ from app.customers import service as customers
 from app.customers.errors import CustomerError
 from app.customers.service import Customer
 from app.http.context import Services, get_services
+from app.storefront import service as storefront
 from app.web import i18n
 from app.web.session import (
     CSRF_FIELD,
@@ -58,6 +59,7 @@ class Visitor:
     request: Request
     services: Services
     language: str
+    brand: storefront.Brand
     customer: Customer | None = None
     email: str | None = None
     balance: Decimal | None = None
@@ -91,13 +93,16 @@ class Visitor:
 
 
 async def visitor(request: Request) -> Visitor:
-    """The request's visitor: signed in by the session cookie, or anonymous."""
+    """The request's visitor: signed in by the session cookie, or anonymous; and what the
+    operator shows on every page (read on each request, so a change shows at once)."""
     services = get_services(request)
     token = request.cookies.get(SESSION_COOKIE)
     chosen = request.cookies.get(LANGUAGE_COOKIE)
-    found = Visitor(request, services, i18n.DEFAULT)
-    if token:
-        async with services.db.session() as session:
+    async with services.db.session() as session:
+        found = Visitor(
+            request, services, i18n.DEFAULT, await storefront.brand(session, services.settings)
+        )
+        if token:
             try:
                 found.customer = await customers.resolve_session(session, token)
             except CustomerError:
@@ -130,8 +135,8 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "error_text": who.error,
         "csrf_field": CSRF_FIELD,
         "csrf": csrf_token(settings, csrf_seed(request)),
-        "panel_name": settings.panel_name,
-        "has_logo": bool(settings.panel_logo),
+        "panel_name": who.brand.name,
+        "has_logo": who.brand.logo,
         "path": here(who),
         **values,
     }
@@ -148,8 +153,9 @@ def here(who: Visitor) -> str:
     path = who.request.url.path
     if who.request.method == "GET":
         return path
-    if path.startswith("/web/account"):
-        return "/web/account"
+    for section in ("/web/account", "/web/operator", "/web/tickets"):
+        if path.startswith(section):
+            return section
     return "/web/orders/new" if who.customer else "/web/"
 
 

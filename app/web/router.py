@@ -11,14 +11,16 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import URL
 
-from app.web import account, public, shop
+from app.web import account, operator, public, shop, support
 from app.web.render import SignInFirst, page, redirect, visitor
 from app.web.session import CsrfRefused
 
 STATIC = Path(__file__).parent / "static"
 
+# Every part of the storefront (the tests enumerate the routes of each).
+PARTS = (public.router, shop.router, account.router, support.router, operator.router)
 router = APIRouter(prefix="/web", include_in_schema=False)
-for part in (public.router, shop.router, account.router):
+for part in PARTS:
     router.include_router(part)
 
 

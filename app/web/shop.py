@@ -140,11 +140,14 @@ async def services_by_id(db: AsyncSession, ids: set[int]) -> dict[int, Service]:
 
 
 def may_cancel(order: Order, service: Service | None) -> bool:
-    return service is not None and service.cancel and order.status in ACTIVE_STATUSES
+    """Cancel is offered where the service allows it, on an active order not under review."""
+    allowed = service is not None and service.cancel and order.review_ticket_id is None
+    return allowed and order.status in ACTIVE_STATUSES
 
 
 def may_refill(order: Order, service: Service | None) -> bool:
-    return service is not None and service.refill and order.status in (COMPLETED, PARTIAL)
+    allowed = service is not None and service.refill and order.review_ticket_id is None
+    return allowed and order.status in (COMPLETED, PARTIAL)
 
 
 @router.get("/orders")

@@ -1,7 +1,7 @@
 """storefront: the panel's name, logo and legal texts set at run time by the operator
 
 Revision ID: dc93bf828de8
-Revises: f1b3d5e7a902
+Revises: a7c3e9d15b28
 Create Date: 2026-11-29 12:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "dc93bf828de8"
-down_revision: str | None = "f1b3d5e7a902"
+down_revision: str | None = "a7c3e9d15b28"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "(`/admin/v1`, bearer token)."
         ),
         lifespan=lifespan,
+        # The panel exports Prometheus metrics (/metrics); the framework's own OpenTelemetry
+        # hooks would only ask, on every request, whether a provider was configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_problem_handlers(app)
     app.add_middleware(DirectRoute)

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+MAX_CHILDREN = 10_000
+
+
+def child(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, looked up once: the per-request metrics of the API take
+    their series from here (label values are bounded: actions, routes, statuses)."""
+    key = (id(metric), values)
+    found: M | None = _CHILDREN.get(key)
+    if found is None:
+        if len(_CHILDREN) >= MAX_CHILDREN:
+            _CHILDREN.clear()
+        found = _CHILDREN[key] = metric.labels(*values)
+    return found
+
 
 REQUESTS = Counter("smm_api_requests_total", "API v2 calls", ["action", "outcome"])
 REQUEST_SECONDS = Histogram("smm_api_request_seconds", "API v2 call latency", ["action"])

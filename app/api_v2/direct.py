@@ -31,7 +31,7 @@ from app.context import get_context
 from app.errors import DomainError, IncorrectRequest
 from app.http.forms import read_fields
 from app.http.security import RateLimited, check_rate
-from app.metrics import REQUEST_SECONDS, REQUESTS
+from app.metrics import REQUEST_SECONDS, REQUESTS, child
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ async def handle(request: Request) -> Response:
     action = getattr(request.state, "action", "unknown")
     body = getattr(response, "body", b"")
     outcome = "error" if response.status_code not in (200, 304) or b'"error"' in body[:10] else "ok"
-    REQUESTS.labels(action, outcome).inc()
-    REQUEST_SECONDS.labels(action).observe(time.perf_counter() - started)
+    child(REQUESTS, action, outcome).inc()
+    child(REQUEST_SECONDS, action).observe(time.perf_counter() - started)
     return response
 
 

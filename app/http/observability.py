@@ -16,7 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import REQUEST_ID
-from app.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from app.metrics import HTTP_REQUESTS, HTTP_SECONDS, child
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 log = logging.getLogger("app.http")
@@ -65,8 +65,8 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             route = route_of(scope)
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_SECONDS.labels(route).observe(elapsed)
+            child(HTTP_REQUESTS, scope["method"], route, str(status)).inc()
+            child(HTTP_SECONDS, route).observe(elapsed)
             if self.log_requests:
                 log.info(
                     "request",

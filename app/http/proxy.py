@@ -16,6 +16,8 @@ import re
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Peer addresses whose trust is remembered at most (a proxy or two, and direct clients).
+MAX_SEEN_PEERS = 4096
 
 
 class TrustedProxies:
@@ -23,6 +25,7 @@ class TrustedProxies:
         self.everyone = False
         self.networks: list[Network] = []
         self.names: set[str] = set()  # a literal such as a unix socket path
+        self._seen: dict[str, bool] = {}  # peer address -> trusted (parsed once)
         for item in (part.strip() for part in spec.split(",")):
             if not item:
                 continue
@@ -37,6 +40,15 @@ class TrustedProxies:
     def __contains__(self, host: str) -> bool:
         if self.everyone or host in self.names:
             return True
+        known = self._seen.get(host)
+        if known is None:
+            known = self._trusted(host)
+            if len(self._seen) >= MAX_SEEN_PEERS:
+                self._seen.clear()
+            self._seen[host] = known
+        return known
+
+    def _trusted(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:

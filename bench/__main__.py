@@ -41,6 +41,7 @@ DSN = BASE.rsplit("/", 1)[0] + "/" + DB
 BENCH_SECRET_KEY = secrets.token_urlsafe(32)
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 32
+SERVICES_ROUNDS = int(os.environ.get("BENCH_SERVICES_ROUNDS", "3"))
 SYNC_ORDERS = int(os.environ.get("BENCH_SYNC_ORDERS", "100000"))
 RELAY_ORDERS = int(os.environ.get("BENCH_RELAY_ORDERS", "3000"))
 # BENCH_PROFILE=1: sample the API process with py-spy during the loads; collapsed stacks
@@ -444,7 +445,29 @@ async def bench_api(results: dict[str, Any]) -> None:
             "categories": CATALOG_CATEGORIES,
             "bytes": len(answer.content),
         }
-        results["services"] = await wrk(API, "key={key}&action=services", keys, server_pid=api.pid)
+        # `services` beside the bare bytes app, in SERVICES_ROUNDS alternating pairs (the
+        # order flips each round): one pair's ratio moves by ±30 % on a shared 2-core
+        # machine; the median pair is reported, with every round's ratio.
+        rounds: list[tuple[float, dict[str, float], dict[str, float]]] = []
+
+        async def ours_once() -> dict[str, float]:
+            return await wrk(API, "key={key}&action=services", keys, server_pid=api.pid)
+
+        async def bare_once() -> dict[str, float]:
+            return await wrk(RAW + "bytes", "x={n}", keys, server_pid=raw.pid)
+
+        for turn in range(SERVICES_ROUNDS):
+            if turn % 2 == 0:
+                ours = await ours_once()
+                bare = await bare_once()
+            else:
+                bare = await bare_once()
+                ours = await ours_once()
+            rounds.append((ratio(ours, bare), ours, bare))
+        rounds_by_ratio = sorted(rounds, key=lambda r: r[0])
+        median = rounds_by_ratio[len(rounds) // 2]
+        results["services"], results["services_bytes_baseline"] = median[1], median[2]
+        results["services_vs_bytes_rounds"] = [r[0] for r in rounds]
         # A client that kept the ETag of its last sync: 304, no body.
         results["services_not_modified"] = await wrk(
             API,
@@ -452,9 +475,6 @@ async def bench_api(results: dict[str, Any]) -> None:
             [users[50][1]],
             server_pid=api.pid,
             if_none_match=answer.headers["etag"],
-        )
-        results["services_bytes_baseline"] = await wrk(
-            RAW + "bytes", "x={n}", keys, server_pid=raw.pid
         )
         (ROOT / "bench" / ".services.tmp").unlink()
         results["api_rss_peak_mb"] = round(rss_peak_mb(api.pid), 1)
@@ -493,9 +513,7 @@ async def bench_api(results: dict[str, Any]) -> None:
         results["add_vs_add_statement"] = ratio(
             results["add_many_users"], results["add_statement_baseline"]
         )
-        results["services_vs_bytes_baseline"] = ratio(
-            results["services"], results["services_bytes_baseline"]
-        )
+        results["services_vs_bytes_baseline"] = median[0]
     finally:
         await conn.close()
         if profiler is not None:

@@ -307,6 +307,7 @@ async def bench_api(results: dict[str, Any]) -> None:
         "BENCH_DSN": DSN,
         "SECRET_KEY": BENCH_SECRET_KEY,
         "BENCH_BYTES_FILE": str(ROOT / "bench" / ".services.tmp"),
+        "BENCH_HEADERS_FILE": str(ROOT / "bench" / ".services-headers.tmp"),
         "RATE_LIMIT_PER_IP": "0",
         "RATE_LIMIT_PER_KEY": "0",
     }
@@ -440,6 +441,9 @@ async def bench_api(results: dict[str, Any]) -> None:
             for other in keys:  # every pricing rendered once (not measured)
                 await client.post(API, data={"key": other, "action": "services"})
         (ROOT / "bench" / ".services.tmp").write_bytes(answer.content)
+        (ROOT / "bench" / ".services-headers.tmp").write_text(
+            json.dumps(list(answer.headers.multi_items()))
+        )
         results["services_catalog"] = {
             "services": len(answer.json()),
             "categories": CATALOG_CATEGORIES,
@@ -477,6 +481,7 @@ async def bench_api(results: dict[str, Any]) -> None:
             if_none_match=answer.headers["etag"],
         )
         (ROOT / "bench" / ".services.tmp").unlink()
+        (ROOT / "bench" / ".services-headers.tmp").unlink()
         results["api_rss_peak_mb"] = round(rss_peak_mb(api.pid), 1)
         api.terminate()
         api.wait()

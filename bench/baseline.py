@@ -6,7 +6,8 @@
   `ADD_ORDER`) with the parameters the hot path sends, over the same pool the API uses
   (`Database.driver()`): the true ceiling of that statement;
 - `/bytes`: the bytes of the file named by BENCH_BYTES_FILE (a `services` answer), as a
-  bare app serves them.
+  bare app serves them, with the headers the API sent with them (the file named
+  BENCH_HEADERS_FILE, when there is one): the same response, less the work of the API.
 """
 
 from __future__ import annotations
@@ -55,11 +56,24 @@ async def _startup() -> None:
     state["bytes"] = None
 
 
-async def _send(send: Any, payload: bytes, status: int = 200) -> None:
+def _headers_of(path: str | None) -> list[tuple[bytes, bytes]]:
+    """Headers recorded from an API answer (JSON pairs), less those the server writes and
+    those `_send` writes itself."""
+    if not path:
+        return []
+    pairs = json.loads(Path(path).read_text())
+    skip = {"date", "server", "content-type", "content-length"}
+    return [(n.encode(), v.encode()) for n, v in pairs if n.lower() not in skip]
+
+
+async def _send(
+    send: Any, payload: bytes, status: int = 200, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     # Framed as the API frames its answers (a length, not chunks).
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
+        *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
@@ -139,7 +153,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/bytes":
         if state["bytes"] is None:
             state["bytes"] = Path(os.environ["BENCH_BYTES_FILE"]).read_bytes()  # noqa: ASYNC240 - once
-        await _send(send, state["bytes"])
+            state["headers"] = _headers_of(os.environ.get("BENCH_HEADERS_FILE"))
+        await _send(send, state["bytes"], extra=state["headers"])
         return
     fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
     if path == "/add-statement" and "key" in fields:

@@ -129,6 +129,15 @@ async def thread_page(
                 message_max=MESSAGE_MAX, **values)  # fmt: skip
 
 
+def _message(who: Visitor, fields: dict[str, str]) -> tuple[str, MessageIn | None, str | None]:
+    """The posted message as typed, read by the API's schema, or the error to show."""
+    text = fields.get("message", "")
+    try:
+        return text, MessageIn(message=text), None
+    except ValidationError as exc:
+        return text, None, schema_error(who, exc)[0]
+
+
 @router.get("/tickets/{ticket_id}")
 async def thread(who: Me, ticket_id: PathId, done: str = "") -> Response:
     return await thread_page(who, ticket_id, done=done[:40])
@@ -136,12 +145,8 @@ async def thread(who: Me, ticket_id: PathId, done: str = "") -> Response:
 
 @router.post("/tickets/{ticket_id}/messages")
 async def reply(who: Me, ticket_id: PathId) -> Response:
-    fields = await posted(who)
-    text = fields.get("message", "")
-    try:
-        body = MessageIn(message=text)
-    except ValidationError as exc:
-        error, _ = schema_error(who, exc)
+    text, body, error = _message(who, await posted(who))
+    if body is None:
         return await thread_page(who, ticket_id, 422, error=error, text=text)
     try:
         async with who.services.db.transaction() as tx:
@@ -179,12 +184,8 @@ async def review_form(who: Me, order_id: PathId) -> Response:
 
 @router.post("/orders/{order_id}/review")
 async def request_review(who: Me, order_id: PathId) -> Response:
-    fields = await posted(who)
-    text = fields.get("message", "")
-    try:
-        body = MessageIn(message=text)
-    except ValidationError as exc:
-        error, _ = schema_error(who, exc)
+    text, body, error = _message(who, await posted(who))
+    if body is None:
         return await review_page(who, order_id, 422, error=error, text=text)
     try:
         async with who.services.db.transaction() as tx:

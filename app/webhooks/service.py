@@ -107,21 +107,26 @@ class EndpointSet:
     secret: str | None  # shown once; None when the endpoint was removed
 
 
+async def _give_up_pending(session: AsyncSession, user_id: int, why: str) -> None:
+    """The user's events neither delivered nor given up yet are given up (`why`)."""
+    await session.execute(
+        update(WebhookEvent)
+        .where(
+            WebhookEvent.user_id == user_id,
+            WebhookEvent.delivered_at.is_(None),
+            WebhookEvent.failed_at.is_(None),
+        )
+        .values(failed_at=utcnow(), last_error=why)
+    )
+
+
 async def set_endpoint(
     session: AsyncSession, settings: Settings, user_id: int, url: str
 ) -> EndpointSet:
     """Set the user's webhook (a new signing secret each time), or remove it (empty URL).
     Events not yet delivered to a removed endpoint are given up."""
     if not url.strip():
-        await session.execute(
-            update(WebhookEvent)
-            .where(
-                WebhookEvent.user_id == user_id,
-                WebhookEvent.delivered_at.is_(None),
-                WebhookEvent.failed_at.is_(None),
-            )
-            .values(failed_at=utcnow(), last_error="webhook removed")
-        )
+        await _give_up_pending(session, user_id, "webhook removed")
         endpoint = await session.get(WebhookEndpoint, user_id)
         if endpoint is not None:
             await session.delete(endpoint)
@@ -311,15 +316,7 @@ async def _disable(session: AsyncSession, mailer: mail.Mailer, user_id: int, why
     endpoint.enabled = False
     endpoint.disabled_at = utcnow()
     endpoint.disabled_reason = why[:500]
-    await session.execute(
-        update(WebhookEvent)
-        .where(
-            WebhookEvent.user_id == user_id,
-            WebhookEvent.delivered_at.is_(None),
-            WebhookEvent.failed_at.is_(None),
-        )
-        .values(failed_at=utcnow(), last_error="webhook disabled")
-    )
+    await _give_up_pending(session, user_id, "webhook disabled")
     email = await session.scalar(select(User.email).where(User.id == user_id))
     if email:
         await mail.queue(

@@ -18,9 +18,9 @@ from app.accounts import service as accounts
 from app.catalog.models import Category, Service
 from app.context import AppContext
 from app.customers import service as customers
-from app.ledger import service as ledger
 from app.main import create_app
 from app.settings import Settings
+from tests.support.accounts import open_reseller
 from tests.support.api import Api, MakeService, MakeUser, Reseller
 from tests.support.client import Customer, MakeCustomer
 from tests.support.env import ADMIN_TOKEN, BASE_DB, SECRET_KEY, TABLES, TEST_REDIS
@@ -110,20 +110,7 @@ def api(client: httpx.AsyncClient) -> Api:
 @pytest.fixture
 def make_user(ctx: AppContext) -> MakeUser:
     async def make(balance: str | Decimal = "0", email: str | None = None) -> Reseller:
-        async with ctx.db.transaction() as session:
-            user = await accounts.create_user(
-                session, email=email or f"{uuid.uuid4().hex[:8]}@example.com"
-            )
-            issued = await accounts.issue_key(session, user.id)
-            if Decimal(balance) > 0:
-                await ledger.credit(
-                    session,
-                    user_id=user.id,
-                    amount=Decimal(balance),
-                    kind="deposit",
-                    reason="test deposit",
-                )
-        return Reseller(user.id, issued.key)
+        return await open_reseller(ctx, balance, email or f"{uuid.uuid4().hex[:8]}@example.com")
 
     return make
 

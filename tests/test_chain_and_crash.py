@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,22 +12,21 @@ import httpx
 from sqlalchemy import select
 
 from app import migrate
-from app.accounts import service as accounts
 from app.catalog.models import Category, Service
 from app.context import AppContext
-from app.ledger import service as ledger
 from app.main import create_app
 from app.orders.models import Order
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
 from app.settings import Settings
+from tests.support.accounts import open_reseller
 from tests.support.api import Api, MakeUser, order_id_of
+from tests.support.cli import worker_killed_on_exit
 from tests.support.env import BASE_DB
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import call_job, run_jobs, sandbox, sandbox_stats, serve_app
 
 LINK = "https://instagram.com/chain"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def sandbox_config(**service: Any) -> SandboxConfig:
@@ -76,26 +71,7 @@ async def test_worker_killed_mid_call_never_sends_twice(
         sid = await map_service(ctx, settings, f"{url}/api/v2", "sandbox-key", "0.90")
         user = await make_user(balance="10")
         order_id = order_id_of(await api(user.key, "add", service=sid, link=LINK, quantity=1000))
-        env = {
-            **os.environ,
-            "DATABASE_URL": settings.database_url or "",
-            "REDIS_URL": settings.redis_url or "",
-            "QUEUE_NAME": settings.queue_name,
-            "SECRET_KEY": settings.secret_key,
-            "PROVIDER_READ_TIMEOUT": "60",
-            "LOG_JSON": "false",
-        }
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "app.cli",
-            "worker",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
+        async with worker_killed_on_exit(settings):
             for _ in range(300):  # wait until the call is in flight
                 stats = await sandbox_stats(url)
                 if stats["add_calls"].get("1") == 1:
@@ -105,9 +81,6 @@ async def test_worker_killed_mid_call_never_sends_twice(
                 raise AssertionError("the worker never called the provider")
             async with ctx.db.session() as session:
                 assert await session.scalar(select(Order.upstream_state)) == "sending"
-        finally:
-            worker.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(worker.wait(), timeout=10)
         # After the restart: the sweep moves the stale attempt to review, and the job that
         # arq hands out again (its worker died) finds nothing to send.
         stale = settings.model_copy(update={"sending_stale_seconds": 0})
@@ -150,12 +123,8 @@ async def test_chain_reseller_to_a_to_b_to_sandbox(
             b_ctx: AppContext = b_app.state.ctx
             # Panel B: resells the sandbox; panel A holds an account on B.
             await map_service(b_ctx, b_settings, f"{sandbox_url}/api/v2", "sandbox-key", "0.60")
-            async with b_ctx.db.transaction() as session:
-                a_account = await accounts.create_user(session, email="panel-a@example.com")
-                a_key = (await accounts.issue_key(session, a_account.id)).key
-                await ledger.credit(
-                    session, user_id=a_account.id, amount=Decimal(50), kind="deposit", reason="t"
-                )
+            a_account = await open_reseller(b_ctx, "50", "panel-a@example.com")
+            a_key = a_account.key
             # Panel A: resells B.
             sid = await map_service(ctx, settings, f"{b_http}/api/v2", a_key, "0.90")
             reseller = await make_user(balance="10")

@@ -7,14 +7,11 @@ gets the original order, charged once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -23,11 +20,9 @@ from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select, update
 
 from app import migrate
-from app.accounts import service as accounts
 from app.context import AppContext
 from app.db import utcnow
 from app.embedded import free_port
-from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.main import create_app
 from app.orders.models import Order
@@ -35,11 +30,13 @@ from app.providers import service as providers
 from app.providers.client import ProviderClient
 from app.providers.models import Provider
 from app.settings import Settings
+from tests.support.accounts import open_reseller
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
+from tests.support.cli import panel_env, panel_process, worker_killed_on_exit
 from tests.support.env import ADMIN_TOKEN, BASE_DB
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import call_job, run_jobs, sandbox, sandbox_stats, serve_app
-from tests.test_chain_and_crash import ROOT, map_service, sandbox_config
+from tests.test_chain_and_crash import map_service, sandbox_config
 
 LINK = "https://instagram.com/exactly-once"
 
@@ -105,12 +102,8 @@ async def chain(ctx: AppContext, settings: Settings) -> AsyncIterator[Chain]:
         ):
             b_ctx: AppContext = b_app.state.ctx
             await map_service(b_ctx, b_settings, f"{sandbox_url}/api/v2", "sandbox-key", "0.60")
-            async with b_ctx.db.transaction() as session:
-                a_account = await accounts.create_user(session, email="panel-a@example.com")
-                a_key = (await accounts.issue_key(session, a_account.id)).key
-                await ledger.credit(
-                    session, user_id=a_account.id, amount=Decimal(50), kind="deposit", reason="t"
-                )
+            a_account = await open_reseller(b_ctx, "50", "panel-a@example.com")
+            a_key = a_account.key
             cutter = Cutter(f"{b_http}/api/v2")
             async with serve_app(cutter.app) as cut_url:
                 sid = await map_service(ctx, settings, f"{cut_url}/api/v2", a_key, "0.90")
@@ -131,7 +124,7 @@ async def chain(ctx: AppContext, settings: Settings) -> AsyncIterator[Chain]:
                         b_settings,
                         sandbox_url,
                         cutter,
-                        a_account.id,
+                        a_account.user_id,
                         provider.id,
                         sid,
                     )
@@ -210,26 +203,7 @@ async def test_chain_with_a_worker_killed_mid_send_places_one_order_at_b(
         order_id = order_id_of(
             await api(reseller.key, "add", service=c.service_id, link=LINK, quantity=1000)
         )
-        env = {
-            **os.environ,
-            "DATABASE_URL": settings.database_url or "",
-            "REDIS_URL": settings.redis_url or "",
-            "QUEUE_NAME": settings.queue_name,
-            "SECRET_KEY": settings.secret_key,
-            "PROVIDER_READ_TIMEOUT": "60",
-            "LOG_JSON": "false",
-        }
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "app.cli",
-            "worker",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
+        async with worker_killed_on_exit(settings):
             for _ in range(400):  # until B has placed it and A waits for the answer
                 if c.cutter.forwarded_adds == 1:
                     break
@@ -237,9 +211,6 @@ async def test_chain_with_a_worker_killed_mid_send_places_one_order_at_b(
             else:
                 raise AssertionError("the worker never reached B")
             assert (await orders_in(ctx, id=order_id))[0].upstream_state == "sending"
-        finally:
-            worker.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(worker.wait(), timeout=10)
         c.cutter.release.set()
         stale = settings.model_copy(update={"sending_stale_seconds": 0})
         assert (await call_job(stale, ctx, "sweep"))["to_review"] == 0
@@ -255,29 +226,8 @@ async def test_a_retry_after_the_api_process_died_mid_request_gets_the_original_
     user = await make_user(balance="10")
     sid = await make_service()
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url or "",
-        "REDIS_URL": settings.redis_url or "",
-        "QUEUE_NAME": settings.queue_name,
-        "SECRET_KEY": settings.secret_key,
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "LOG_JSON": "false",
-    }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    env = panel_env(settings, ADMIN_TOKEN=ADMIN_TOKEN)
+    server = await panel_process("serve", "--host", "127.0.0.1", "--port", str(port), env=env)
     fields = {
         "key": user.key,
         "action": "add",

@@ -16,16 +16,15 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from app import migrate
-from app.accounts import service as accounts
 from app.context import AppContext
 from app.embedded import free_port
 from app.flows.sync import polled_now
-from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.main import create_app
 from app.providers.models import Provider
 from app.settings import Settings
 from app.webhooks.models import WebhookEvent
+from tests.support.accounts import open_reseller
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH, BASE_DB
 from tests.support.ledger import ledger_ok
@@ -92,12 +91,8 @@ async def test_a_chained_panel_applies_a_partial_from_its_providers_webhook(
         ):
             b_ctx: AppContext = b_app.state.ctx
             await map_service(b_ctx, b_settings, f"{sandbox_url}/api/v2", "sandbox-key", "0.60")
-            async with b_ctx.db.transaction() as session:
-                a_account = await accounts.create_user(session, email="panel-a@example.com")
-                a_key = (await accounts.issue_key(session, a_account.id)).key
-                await ledger.credit(
-                    session, user_id=a_account.id, amount=Decimal(50), kind="deposit", reason="t"
-                )
+            a_account = await open_reseller(b_ctx, "50", "panel-a@example.com")
+            a_key = a_account.key
             # The operator of A adds B: probed, and A's webhook registered with B.
             created = await client.post(
                 "/admin/v1/providers",

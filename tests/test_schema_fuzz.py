@@ -3,67 +3,22 @@ service running as a real server: no 5xx, and responses match the schema."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from app.embedded import free_port
-from tests.support.env import ADMIN_TOKEN, AUTH, SECRET_KEY, TEST_REDIS
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.env import AUTH
+from tests.support.server import panel_server
 
 
 @pytest.fixture(scope="session")
 def served_schema(database_url: str) -> Iterator[Any]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": TEST_REDIS,
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "SECRET_KEY": SECRET_KEY,
-        "RATE_LIMIT_PER_IP": "0",
-        "RATE_LIMIT_PER_KEY": "0",
-        "LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with panel_server(database_url) as base:
         yield schemathesis.openapi.from_url(f"{base}/openapi.json")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_generated_requests_never_fail_the_server(served_schema: Any) -> None:

@@ -25,6 +25,7 @@ from app.db import Database
 from app.money import charge_for
 from app.orders.models import UP_MANUAL
 from app.orders.sql import ADD_ORDER, LOAD_RATE, LOAD_SERVICE
+from bench.asgi import read_body
 
 DSN = os.environ["BENCH_DSN"]
 SERVICE_ID = int(os.environ.get("BENCH_SERVICE_ID", "1"))
@@ -143,12 +144,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await state["db"].dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     path = scope["path"]
     if path == "/bytes":
         if state["bytes"] is None:

@@ -8,6 +8,8 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
+from bench.asgi import read_body
+
 ids = itertools.count(1)
 
 
@@ -19,12 +21,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": f"lifespan.{kind}.complete"})
             if kind == "shutdown":
                 return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
     fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
     action = fields.get("action")
     answer: Any

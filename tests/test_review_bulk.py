@@ -43,6 +43,7 @@ async def upstream(ctx: AppContext, settings: Settings) -> AsyncIterator[dict[st
         yield {"url": url, "provider_id": await register_provider(ctx, settings, url)}
 
 
+@pytest.fixture
 async def four_in_review(
     api: Api,
     ctx: AppContext,
@@ -81,14 +82,10 @@ def window(start_hours_ago: float, end_hours_ago: float) -> dict[str, str]:
 
 async def test_review_shows_the_exact_request_each_attempt_sent(
     client: httpx.AsyncClient,
-    api: Api,
-    ctx: AppContext,
-    settings: Settings,
-    make_user: MakeUser,
-    make_service: MakeService,
     upstream: dict[str, Any],
+    four_in_review: tuple[Reseller, list[int]],
 ) -> None:
-    _, ids = await four_in_review(api, ctx, settings, make_user, make_service, upstream)
+    _, ids = four_in_review
     queue = (await client.get("/admin/v1/review", headers=AUTH)).json()
     assert [o["id"] for o in queue] == ids
     for i, order in enumerate(queue):
@@ -110,11 +107,10 @@ async def test_bulk_cancel_and_resend_a_selection_by_provider_and_window(
     api: Api,
     ctx: AppContext,
     settings: Settings,
-    make_user: MakeUser,
-    make_service: MakeService,
     upstream: dict[str, Any],
+    four_in_review: tuple[Reseller, list[int]],
 ) -> None:
-    user, ids = await four_in_review(api, ctx, settings, make_user, make_service, upstream)
+    user, ids = four_in_review
     provider = {"provider_id": upstream["provider_id"]}
 
     async def bulk(**body: Any) -> httpx.Response:
@@ -195,14 +191,10 @@ async def test_bulk_review_refuses_an_unclear_selection(
 
 async def test_erasing_a_user_erases_the_requests_sent_for_them(
     client: httpx.AsyncClient,
-    api: Api,
-    ctx: AppContext,
-    settings: Settings,
-    make_user: MakeUser,
-    make_service: MakeService,
     upstream: dict[str, Any],
+    four_in_review: tuple[Reseller, list[int]],
 ) -> None:
-    user, ids = await four_in_review(api, ctx, settings, make_user, make_service, upstream)
+    user, ids = four_in_review
     body = {"action": "cancel", "provider_id": upstream["provider_id"], **window(3, -1)}
     assert (await client.post("/admin/v1/review/bulk", headers=AUTH, json=body)).json()[
         "order_ids"

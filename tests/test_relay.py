@@ -66,6 +66,19 @@ async def relayed_service(make_service: MakeService, upstream: dict[str, Any]) -
     return sid
 
 
+@pytest.fixture
+async def drip_service(make_service: MakeService, upstream: dict[str, Any]) -> int:
+    """A drip-feed service the panel keeps itself, relayed run by run to service 1."""
+    sid: int = await make_service(
+        rate=Decimal("1.00"),
+        min_quantity=10,
+        dripfeed=True,
+        provider_id=upstream["provider_id"],
+        provider_service_id="1",
+    )
+    return sid
+
+
 async def order_row(ctx: AppContext, order_id: int) -> Order:
     async with ctx.db.session() as session:
         order = await session.get(Order, order_id)
@@ -368,16 +381,10 @@ async def test_repeated_cancel_of_a_drip_feed_order_is_refused(
     ctx: AppContext,
     settings: Settings,
     make_user: MakeUser,
-    make_service: MakeService,
+    drip_service: int,
     upstream: dict[str, Any],
 ) -> None:
-    sid = await make_service(
-        rate=Decimal("1.00"),
-        min_quantity=10,
-        dripfeed=True,
-        provider_id=upstream["provider_id"],
-        provider_service_id="1",
-    )
+    sid = drip_service
     upstream["app"].state.sandbox.config.seconds_to_start = 60
     user = await make_user(balance="10")
     oid = order_id_of(
@@ -432,16 +439,10 @@ async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
     ctx: AppContext,
     settings: Settings,
     make_user: MakeUser,
-    make_service: MakeService,
+    drip_service: int,
     upstream: dict[str, Any],
 ) -> None:
-    sid = await make_service(
-        rate=Decimal("1.00"),
-        min_quantity=10,
-        dripfeed=True,
-        provider_id=upstream["provider_id"],
-        provider_service_id="1",
-    )
+    sid = drip_service
     user = await make_user(balance="10")
     order_id = order_id_of(
         await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=3, interval=30)
@@ -573,16 +574,10 @@ async def test_a_failed_drip_feed_run_refunds_its_share(
     ctx: AppContext,
     settings: Settings,
     make_user: MakeUser,
-    make_service: MakeService,
+    drip_service: int,
     upstream: dict[str, Any],
 ) -> None:
-    sid = await make_service(
-        rate=Decimal("1.00"),
-        min_quantity=10,
-        dripfeed=True,
-        provider_id=upstream["provider_id"],
-        provider_service_id="1",
-    )
+    sid = drip_service
     user = await make_user(balance="10")
     order_id = order_id_of(
         await api(user.key, "add", service=sid, link=LINK, quantity=100, runs=2, interval=5)

@@ -341,28 +341,14 @@ async def test_password_change_needs_the_current_password_and_ends_the_other_ses
 async def test_sign_up_from_the_russian_page_mails_in_russian(
     client: httpx.AsyncClient, mailbox: Mailbox
 ) -> None:
-    home = await client.get("/web/", headers={"Accept-Language": "ru"})
-    response = await client.post(
-        "/web/signup",
-        data={
-            "csrf": refs(home.text).csrf or "",
-            "email": "neu@example.com",
-            "password": "pa55word!",
-        },
-        headers={"Accept-Language": "ru"},
-    )
+    russian = {"Accept-Language": "ru"}
+    home = await client.get("/web/", headers=russian)
+    form = {"csrf": refs(home.text).csrf or "", "email": "neu@example.com", "password": "pa55word!"}
+    response = await client.post("/web/signup", data=form, headers=russian)
     assert response.status_code == 200 and 'id="signed-up"' in response.text
     (mail,) = await mailbox.wait_for("neu@example.com")
     assert mail.subject == "Подтвердите адрес почты"
-    taken = await client.post(
-        "/web/signup",
-        data={
-            "csrf": refs(home.text).csrf or "",
-            "email": "neu@example.com",
-            "password": "pa55word!",
-        },
-        headers={"Accept-Language": "ru"},
-    )
+    taken = await client.post("/web/signup", data=form, headers=russian)
     assert taken.status_code == 422
     assert "Пользователь с таким адресом уже существует" in taken.text
 

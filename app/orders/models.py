@@ -149,7 +149,8 @@ class Order(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The last provider report that could not be applied (out-of-range numbers, a status
     # we cannot act on), as [{kind, field, value}], and when it came: for the operator.
-    anomaly: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB)
+    # None is SQL NULL (not JSON null): the flag's index and filter test IS NULL.
+    anomaly: Mapped[list[dict[str, str]] | None] = mapped_column(JSONB(none_as_null=True))
     anomaly_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The Support ticket reviewing this order (ToS 2.5): while set, the order is neither
     # canceled nor refilled and no new order goes to the same link and service.

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import null, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
@@ -119,11 +119,8 @@ async def clear_anomaly(tx: Tx, audit: Audit, order_id: PathId) -> OrderDetail:
     if order.anomaly is not None:
         flagged_at = order.anomaly_at.isoformat() if order.anomaly_at else None
         before = {"anomaly": order.anomaly, "anomaly_at": flagged_at}
-        # SQL NULL, not JSON null: the flag's index and filter test IS NULL.
-        await tx.execute(
-            update(Order).where(Order.id == order_id).values(anomaly=null(), anomaly_at=None)
-        )
-        tx.expire(order)
+        order.anomaly, order.anomaly_at = None, None
+        await tx.flush()
         await audit(
             "order.anomaly.clear", "order", order_id, before=before, after={"anomaly": None}
         )

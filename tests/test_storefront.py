@@ -64,8 +64,13 @@ async def test_name_and_texts_set_here_win_over_the_settings_and_are_audited(
     terms_file.write_text("The file's terms.", encoding="utf-8")
     monkeypatch.setattr(ctx.settings, "terms_file", str(terms_file))
     empty = (await client.get("/admin/v1/storefront", headers=AUTH)).json()
-    assert empty == {"name": None, "shown_name": "SMM Panel", "logo": None, **TEXTS,
-                     "updated_at": None}  # fmt: skip
+    assert empty == {
+        "name": None,
+        "shown_name": "SMM Panel",
+        "logo": None,
+        **TEXTS,
+        "updated_at": None,
+    }
 
     body = {
         "name": "Boost & Co",
@@ -158,8 +163,11 @@ async def test_a_logo_set_here_is_served_by_the_panel_with_its_type(
     )
     assert answer.status_code == 200, answer.text
     digest = hashlib.sha256(image).hexdigest()
-    assert answer.json()["logo"] == {"content_type": "image/png", "size": len(image),
-                                     "sha256": digest}  # fmt: skip
+    assert answer.json()["logo"] == {
+        "content_type": "image/png",
+        "size": len(image),
+        "sha256": digest,
+    }
     served = await client.get("/web/logo")
     assert (served.status_code, served.content) == (200, image)
     assert served.headers["content-type"] == "image/png"
@@ -172,8 +180,11 @@ async def test_a_logo_set_here_is_served_by_the_panel_with_its_type(
         {"logo": {"content_type": "image/png", "size": len(image), "sha256": digest}},
     )
 
-    for kind, content in (("image/jpeg", JPEG), ("image/webp", WEBP),
-                          ("image/svg+xml; charset=utf-8", SVG)):  # fmt: skip
+    for kind, content in (
+        ("image/jpeg", JPEG),
+        ("image/webp", WEBP),
+        ("image/svg+xml; charset=utf-8", SVG),
+    ):
         changed = await client.put(
             "/admin/v1/storefront/logo", headers={**AUTH, "content-type": kind}, content=content
         )

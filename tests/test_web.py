@@ -69,9 +69,14 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
     )
     opened = await client.post(
         "/web/tickets/new",
-        data={"csrf": csrf, "subject": "Where is it?", "category": "other",
-              "orders": str(order_id), "message": "Hello"},
-    )  # fmt: skip
+        data={
+            "csrf": csrf,
+            "subject": "Where is it?",
+            "category": "other",
+            "orders": str(order_id),
+            "message": "Hello",
+        },
+    )
     ticket_id = int(opened.headers["location"].split("/")[-1].split("?")[0])
     # The operator page, signed in, shows its forms too.
     signed = await client.post("/web/operator/signin", data={"csrf": csrf, "token": ADMIN_TOKEN})
@@ -79,8 +84,13 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
     paths = storefront_routes("GET", order_id=order_id, ticket_id=ticket_id)
     own = ctx.settings.public_url.rstrip("/") + "/"
     assert len(paths) >= 25, paths
-    assert {"/web/tickets", f"/web/tickets/{ticket_id}", "/web/tickets/new",
-            f"/web/orders/{order_id}/review", "/web/operator"} <= set(paths)  # fmt: skip
+    assert {
+        "/web/tickets",
+        f"/web/tickets/{ticket_id}",
+        "/web/tickets/new",
+        f"/web/orders/{order_id}/review",
+        "/web/operator",
+    } <= set(paths)
     for language in ("en", "ru"):
         await client.post("/web/language", data={"csrf": csrf, "language": language})
         for path in paths:
@@ -158,15 +168,28 @@ async def test_every_form_of_the_storefront_is_refused_without_its_csrf_token(
     posts = storefront_routes(
         "POST", order_id=order_id, ticket_id=ticket_id, session_id=1, field="name"
     )
-    assert {"/web/tickets/new", f"/web/tickets/{ticket_id}/messages",
-            f"/web/tickets/{ticket_id}/close", f"/web/orders/{order_id}/review",
-            "/web/account/webhook", "/web/operator/signin", "/web/operator/signout",
-            "/web/operator/storefront/name", "/web/operator/logo",
-            "/web/operator/logo/remove"} <= set(posts)  # fmt: skip
+    assert {
+        "/web/tickets/new",
+        f"/web/tickets/{ticket_id}/messages",
+        f"/web/tickets/{ticket_id}/close",
+        f"/web/orders/{order_id}/review",
+        "/web/account/webhook",
+        "/web/operator/signin",
+        "/web/operator/signout",
+        "/web/operator/storefront/name",
+        "/web/operator/logo",
+        "/web/operator/logo/remove",
+    } <= set(posts)
     for path in posts:
         for token in (None, "0" * 64):
-            data = {"message": "m", "subject": "s", "category": "other", "value": "X",
-                    "url": "https://example.com/hook", "token": ADMIN_TOKEN}  # fmt: skip
+            data = {
+                "message": "m",
+                "subject": "s",
+                "category": "other",
+                "value": "X",
+                "url": "https://example.com/hook",
+                "token": ADMIN_TOKEN,
+            }
             if token is not None:
                 data["csrf"] = token
             refused = await client.post(path, data=data)
@@ -468,9 +491,15 @@ async def test_the_account_page_sets_shows_and_removes_the_status_webhook(
     # The delivery log; the secret is never shown again.
     async with ctx.db.transaction() as session:
         session.add(
-            WebhookEvent(user_id=customer.user_id, order_id=77, type="order.status",
-                         payload={"order": 77}, attempts=1, delivered_at=utcnow())
-        )  # fmt: skip
+            WebhookEvent(
+                user_id=customer.user_id,
+                order_id=77,
+                type="order.status",
+                payload={"order": 77},
+                attempts=1,
+                delivered_at=utcnow(),
+            )
+        )
     again = await client.get("/web/account")
     assert '<code id="webhook-current">http://127.0.0.1:9/hook</code>' in again.text
     assert "whsec_" not in again.text

@@ -136,15 +136,27 @@ async def test_sign_up_order_follow_and_cancel_in_a_browser(
 ) -> None:
     base, driver = storefront, browser
     followers = await make_service(
-        category="Followers", name="Real followers", rate=Decimal("0.90"), min_quantity=10,
-        cancel=False, refill=False, dripfeed=True, provider_id=provider, provider_service_id="1",
+        category="Followers",
+        name="Real followers",
+        rate=Decimal("0.90"),
+        min_quantity=10,
+        cancel=False,
+        refill=False,
+        dripfeed=True,
+        provider_id=provider,
+        provider_service_id="1",
         description="Real-looking accounts; the order starts within an hour.",
-    )  # fmt: skip
+    )
     comments = await make_service(
-        category="Comments", name="Custom comments", type="Custom Comments",
-        rate=Decimal("10"), min_quantity=1, cancel=True, refill=False,
+        category="Comments",
+        name="Custom comments",
+        type="Custom Comments",
+        rate=Decimal("10"),
+        min_quantity=1,
+        cancel=True,
+        refill=False,
         description="Your own comments, one per line.",
-    )  # fmt: skip
+    )
     smtp_server.received.clear()
     email, password = f"web-{uuid.uuid4().hex[:8]}@example.com", "correct horse battery"
 
@@ -161,12 +173,17 @@ async def test_sign_up_order_follow_and_cancel_in_a_browser(
     await credit(ctx, email, "10")
 
     sign_in(driver, base, email, password)
-    charge = place_order(driver, "Followers", followers,
-                         {"link": "https://instagram.com/web", "quantity": "100"})  # fmt: skip
+    charge = place_order(
+        driver, "Followers", followers, {"link": "https://instagram.com/web", "quantity": "100"}
+    )
     assert charge == "$0.09"
     driver.get(f"{base}/web/orders/new")
-    charge = place_order(driver, "Comments", comments,
-                         {"link": "https://instagram.com/p/1", "comments": "nice\ngreat\nwow"})  # fmt: skip
+    charge = place_order(
+        driver,
+        "Comments",
+        comments,
+        {"link": "https://instagram.com/p/1", "comments": "nice\ngreat\nwow"},
+    )
     assert charge == "$0.03"
     async with ctx.db.session() as session:
         by_service = {
@@ -192,9 +209,9 @@ async def test_sign_up_order_follow_and_cancel_in_a_browser(
     assert driver.find_element(By.ID, "balance").text == "Balance: $9.91"
     driver.get(f"{base}/web/transactions")
     rows = driver.find_elements(By.CSS_SELECTOR, "#transactions tbody tr")
-    assert [(r.get_attribute("data-kind"), r.find_element(By.CLASS_NAME, "amount").text)
-            for r in rows] == [("refund", "$0.03"), ("charge", "-$0.03"),
-                               ("charge", "-$0.09"), ("deposit", "$10.00")]  # fmt: skip
+    assert [
+        (r.get_attribute("data-kind"), r.find_element(By.CLASS_NAME, "amount").text) for r in rows
+    ] == [("refund", "$0.03"), ("charge", "-$0.03"), ("charge", "-$0.09"), ("deposit", "$10.00")]
 
     # Screenshots of the main pages, and the new-order page on a 360 px phone.
     ARTIFACTS.mkdir(exist_ok=True)
@@ -302,8 +319,13 @@ async def test_support_ticket_and_status_webhook_in_a_browser(
     # The new pages read on a 360 px phone without sideways scrolling.
     driver.set_window_size(360, 780)
     try:
-        for url in (ticket_url, f"{base}/web/tickets", f"{base}/web/tickets/new",
-                    f"{base}/web/account", f"{base}/web/operator"):  # fmt: skip
+        for url in (
+            ticket_url,
+            f"{base}/web/tickets",
+            f"{base}/web/tickets/new",
+            f"{base}/web/account",
+            f"{base}/web/operator",
+        ):
             driver.get(url)
             width = driver.execute_script("return document.documentElement.scrollWidth")
             assert width <= 360, (url, width)

@@ -65,9 +65,15 @@ async def mail_verification(services: Services, session: AsyncSession, user_id: 
     hours = services.settings.client_verify_hours
     token = await customers.issue_token(session, user_id, TOKEN_VERIFY, timedelta(hours=hours))
     await _send(
-        services, session, user_email, "verify", language,
-        link=_link(services, "verify", token), token=token, hours=hours,
-    )  # fmt: skip
+        services,
+        session,
+        user_email,
+        "verify",
+        language,
+        link=_link(services, "verify", token),
+        token=token,
+        hours=hours,
+    )
 
 
 async def mail_invitation(services: Services, session: AsyncSession, user_id: int) -> None:
@@ -75,9 +81,15 @@ async def mail_invitation(services: Services, session: AsyncSession, user_id: in
     days = services.settings.client_invite_days
     token = await customers.issue_token(session, user_id, TOKEN_INVITE, timedelta(days=days))
     await _send(
-        services, session, user_email, "invite", language,
-        link=_link(services, "reset-password", token), token=token, days=days,
-    )  # fmt: skip
+        services,
+        session,
+        user_email,
+        "invite",
+        language,
+        link=_link(services, "reset-password", token),
+        token=token,
+        days=days,
+    )
 
 
 async def _address(session: AsyncSession, user_id: int) -> tuple[str, str]:
@@ -170,9 +182,15 @@ async def forgot(services: Services, session: AsyncSession, caller: Caller, emai
         session, found.user.id, TOKEN_RESET, timedelta(minutes=minutes)
     )
     await _send(
-        services, session, found.user.email, "reset", found.login.language,
-        link=_link(services, "reset-password", token), token=token, minutes=minutes,
-    )  # fmt: skip
+        services,
+        session,
+        found.user.email,
+        "reset",
+        found.login.language,
+        link=_link(services, "reset-password", token),
+        token=token,
+        minutes=minutes,
+    )
 
 
 async def reset(

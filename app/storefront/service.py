@@ -37,8 +37,13 @@ from app.storefront.models import (
 )
 
 # The logo file of PANEL_LOGO: its type from its suffix.
-FILE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg",
-              ".jpeg": "image/jpeg", ".webp": "image/webp"}  # fmt: skip
+FILE_TYPES = {
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
 # An SVG document: optional XML declaration, comments and a DOCTYPE without an internal
 # subset (no entity definitions), then the <svg> element.
 SVG_START = re.compile(

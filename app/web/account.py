@@ -50,8 +50,15 @@ async def funds_page(who: Visitor, status: int = 200, **values: object) -> Respo
             )
         )
     usable = [g for g in GATEWAYS if payments.configured(settings, g)]
-    return page(who, "funds.html", status, gateways=usable, deposits=deposits,
-                min_deposit=settings.min_deposit, **values)  # fmt: skip
+    return page(
+        who,
+        "funds.html",
+        status,
+        gateways=usable,
+        deposits=deposits,
+        min_deposit=settings.min_deposit,
+        **values,
+    )
 
 
 @router.get("/funds")
@@ -85,8 +92,13 @@ async def transactions(who: Me, before: int = 0) -> Response:
         )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    return page(who, "transactions.html", entries=rows, before=before,
-                next_before=rows[-1].id if more and rows else None)  # fmt: skip
+    return page(
+        who,
+        "transactions.html",
+        entries=rows,
+        before=before,
+        next_before=rows[-1].id if more and rows else None,
+    )
 
 
 async def account_page(who: Visitor, status: int = 200, **values: object) -> Response:
@@ -101,9 +113,19 @@ async def account_page(who: Visitor, status: int = 200, **values: object) -> Res
         )
         hook = endpoint_out(await webhooks.get_endpoint(db, who.me.user_id))
         deliveries = await webhooks.deliveries(db, user_id=who.me.user_id, limit=DELIVERIES_SHOWN)
-    return page(who, "account.html", status, user=user, login=login, sessions=sessions,
-                keys=keys, languages=LANGUAGES, hook=hook, deliveries=deliveries,
-                **values)  # fmt: skip
+    return page(
+        who,
+        "account.html",
+        status,
+        user=user,
+        login=login,
+        sessions=sessions,
+        keys=keys,
+        languages=LANGUAGES,
+        hook=hook,
+        deliveries=deliveries,
+        **values,
+    )
 
 
 @router.get("/account")
@@ -133,9 +155,12 @@ async def password(who: Me) -> Response:
     try:
         async with who.services.db.transaction() as tx:
             await customers.change_password(
-                tx, who.me.user_id, current=fields.get("current", ""),
-                new=fields.get("new", ""), keep_session=who.me.session_id,
-            )  # fmt: skip
+                tx,
+                who.me.user_id,
+                current=fields.get("current", ""),
+                new=fields.get("new", ""),
+                keep_session=who.me.session_id,
+            )
     except DomainError as exc:
         return await account_page(who, 422, password_error=who.error(exc.message))
     return redirect(who, "/web/account?done=password")
@@ -211,8 +236,9 @@ async def set_webhook(who: Me) -> Response:
         async with who.services.db.transaction() as tx:
             done = await webhooks.set_endpoint(tx, who.services.settings, who.me.user_id, url)
     except DomainError as exc:
-        return await account_page(who, 422, webhook_error=who.error(exc.message),
-                                  webhook_url=url[:2000])  # fmt: skip
+        return await account_page(
+            who, 422, webhook_error=who.error(exc.message), webhook_url=url[:2000]
+        )
     if done.secret is None:
         return redirect(who, "/web/account?done=webhook-removed#webhook-h")
     return await account_page(who, webhook_secret=done.secret)

@@ -49,10 +49,22 @@ async def operator_page(who: Visitor, status: int = 200, **values: object) -> Re
         shown = await storefront_out(db, settings)
     # The defaults: PANEL_NAME, and whether each text has a file (TERMS_FILE…) behind it.
     files = {kind: bool(getattr(settings, setting)) for kind, setting in LEGAL_TEXTS.items()}
-    return page(who, "operator.html", status, operator=True, shown=shown, texts=LEGAL_TEXTS,
-                default_name=settings.panel_name, files=files, name_max=NAME_MAX,
-                text_max=TEXT_MAX, logo_types=",".join(LOGO_TYPES),
-                logo_kb=LOGO_MAX_BYTES // 1024, form={}, **values)  # fmt: skip
+    return page(
+        who,
+        "operator.html",
+        status,
+        operator=True,
+        shown=shown,
+        texts=LEGAL_TEXTS,
+        default_name=settings.panel_name,
+        files=files,
+        name_max=NAME_MAX,
+        text_max=TEXT_MAX,
+        logo_types=",".join(LOGO_TYPES),
+        logo_kb=LOGO_MAX_BYTES // 1024,
+        form={},
+        **values,
+    )
 
 
 @router.get("/operator")
@@ -69,8 +81,15 @@ async def operator_sign_in(who: Who) -> Response:
         log.warning("operator sign-in refused", extra={"client_ip": client})
         return await operator_page(who, 401, signin_error=who._("This is not the admin token."))
     response = redirect(who, OPERATOR_PATH)
-    set_cookie(response, settings, OPERATOR_COOKIE, operator_cookie(settings),
-               OPERATOR_HOURS * 3600, path=OPERATOR_PATH, samesite="strict")  # fmt: skip
+    set_cookie(
+        response,
+        settings,
+        OPERATOR_COOKIE,
+        operator_cookie(settings),
+        OPERATOR_HOURS * 3600,
+        path=OPERATOR_PATH,
+        samesite="strict",
+    )
     return response
 
 
@@ -100,8 +119,9 @@ async def change(who: Who, field: str) -> Response:
             after = await storefront_out(tx, settings)
             await audited(tx, ACTOR, "storefront.update", "storefront", before=before, after=after)
     except DomainError as exc:
-        return await operator_page(who, 422, error=who.error(exc.message), error_field=field,
-                                   posted_value=value or "")  # fmt: skip
+        return await operator_page(
+            who, 422, error=who.error(exc.message), error_field=field, posted_value=value or ""
+        )
     return redirect(who, f"{OPERATOR_PATH}?done={field}#{field}-h")
 
 
@@ -113,16 +133,23 @@ async def upload_logo(who: Who) -> Response:
     upload = files.get("logo")
     content = await upload.read(LOGO_MAX_BYTES + 1) if upload is not None else b""
     if upload is None or not content:
-        return await operator_page(who, 422, error=who._("Choose an image file."),
-                                   error_field="logo")  # fmt: skip
+        return await operator_page(
+            who, 422, error=who._("Choose an image file."), error_field="logo"
+        )
     settings = who.services.settings
     try:
         async with who.services.db.transaction() as tx:
             before = await storefront_out(tx, settings)
             await storefront.set_logo(tx, content, upload.content_type or "")
             after = await storefront_out(tx, settings)
-            await audited(tx, ACTOR, "storefront.logo", "storefront",
-                          before=logo_of(before), after=logo_of(after))  # fmt: skip
+            await audited(
+                tx,
+                ACTOR,
+                "storefront.logo",
+                "storefront",
+                before=logo_of(before),
+                after=logo_of(after),
+            )
     except DomainError as exc:
         return await operator_page(who, 422, error=who.error(exc.message), error_field="logo")
     return redirect(who, f"{OPERATOR_PATH}?done=logo#logo-h")
@@ -138,6 +165,12 @@ async def remove_logo(who: Who) -> Response:
         before = await storefront_out(tx, settings)
         await storefront.remove_logo(tx)
         after = await storefront_out(tx, settings)
-        await audited(tx, ACTOR, "storefront.logo_remove", "storefront",
-                      before=logo_of(before), after=logo_of(after))  # fmt: skip
+        await audited(
+            tx,
+            ACTOR,
+            "storefront.logo_remove",
+            "storefront",
+            before=logo_of(before),
+            after=logo_of(after),
+        )
     return redirect(who, f"{OPERATOR_PATH}?done=logo#logo-h")

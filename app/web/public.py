@@ -81,10 +81,13 @@ async def sign_in(who: Who) -> Response:
     try:
         async with who.services.db.transaction() as tx:
             opened = await signin.login(
-                who.services, tx, caller(who.request),
-                email=fields.get("email", ""), password=fields.get("password", ""),
+                who.services,
+                tx,
+                caller(who.request),
+                email=fields.get("email", ""),
+                password=fields.get("password", ""),
                 code=fields.get("code", ""),
-            )  # fmt: skip
+            )
     except DomainError as exc:
         return page(who, "home.html", 401, signin_error=who.error(exc.message), form=fields)
     response = redirect(who, safe_next(fields.get("next")))
@@ -149,8 +152,14 @@ async def reset(who: Who) -> Response:
         async with who.services.db.transaction() as tx:
             await signin.reset(who.services, tx, caller(who.request), token, password)
     except DomainError as exc:
-        return page(who, "token.html", 400, action="reset-password", token=token,
-                    error=who.error(exc.message))  # fmt: skip
+        return page(
+            who,
+            "token.html",
+            400,
+            action="reset-password",
+            token=token,
+            error=who.error(exc.message),
+        )
     return page(who, "token.html", action="reset-password", done=True)
 
 
@@ -161,16 +170,24 @@ async def services_page(who: Who, q: str = "", category: str = "") -> Response:
         offered = await catalog.list_offered(db, who.customer.user_id if who.customer else 0)
     needle = q.strip().lower()[:100]
     shown = [
-        o for o in offered
+        o
+        for o in offered
         if (not category or o.category == category)
         and (not needle or needle in o.service.name.lower() or needle == str(o.service.id))
-    ]  # fmt: skip
+    ]
     categories = list(dict.fromkeys(o.category for o in offered))
     grouped: dict[str, list[catalog.OfferedService]] = {}
     for o in shown:
         grouped.setdefault(o.category, []).append(o)
-    return page(who, "services.html", grouped=grouped, categories=categories, q=q[:100],
-                category=category, rate_text=rate_text)  # fmt: skip
+    return page(
+        who,
+        "services.html",
+        grouped=grouped,
+        categories=categories,
+        q=q[:100],
+        category=category,
+        rate_text=rate_text,
+    )
 
 
 @router.get("/terms")

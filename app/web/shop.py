@@ -32,13 +32,25 @@ Me = Annotated[Visitor, Depends(signed_in)]
 PAGE_SIZE = 20
 TEXT_FIELDS = ("comments", "usernames", "groups")
 LABELS = {
-    "link": "Link", "quantity": "Quantity", "comments": "Comments (one per line)",
-    "usernames": "Usernames", "hashtags": "Hashtags", "hashtag": "Hashtag",
-    "username": "Username", "media": "Media URL", "answer_number": "Answer number",
-    "groups": "Groups (one per line)", "runs": "Runs", "interval": "Interval (minutes)",
-    "min": "Minimum per post", "max": "Maximum per post", "posts": "Posts",
-    "old_posts": "Old posts", "delay": "Delay (minutes)", "expiry": "Expiry (d/m/Y)",
-}  # fmt: skip
+    "link": "Link",
+    "quantity": "Quantity",
+    "comments": "Comments (one per line)",
+    "usernames": "Usernames",
+    "hashtags": "Hashtags",
+    "hashtag": "Hashtag",
+    "username": "Username",
+    "media": "Media URL",
+    "answer_number": "Answer number",
+    "groups": "Groups (one per line)",
+    "runs": "Runs",
+    "interval": "Interval (minutes)",
+    "min": "Minimum per post",
+    "max": "Maximum per post",
+    "posts": "Posts",
+    "old_posts": "Old posts",
+    "delay": "Delay (minutes)",
+    "expiry": "Expiry (d/m/Y)",
+}
 
 
 def charging(type_name: str) -> str:
@@ -86,9 +98,19 @@ async def order_form(who: Visitor, status: int = 200, **values: object) -> Respo
     async with who.services.db.session() as db:
         offered = await catalog.list_offered(db, who.me.user_id)
     categories = list(dict.fromkeys(o.category for o in offered))
-    return page(who, "order_new.html", status, offered=offered, categories=categories,
-                fields=offered_types(offered), labels=LABELS, text_fields=TEXT_FIELDS,
-                charging=charging, rate_text=rate_text, **values)  # fmt: skip
+    return page(
+        who,
+        "order_new.html",
+        status,
+        offered=offered,
+        categories=categories,
+        fields=offered_types(offered),
+        labels=LABELS,
+        text_fields=TEXT_FIELDS,
+        charging=charging,
+        rate_text=rate_text,
+        **values,
+    )
 
 
 @router.get("/orders/new")
@@ -128,8 +150,9 @@ async def mass(who: Me) -> Response:
         async with who.services.db.transaction() as tx:
             results = await ordering.place_mass(tx, who.services.jobs, who.me.user_id, text)
     except DomainError as exc:
-        return page(who, "order_mass.html", 422, text=text, results=None,
-                    error=who.error(exc.message))  # fmt: skip
+        return page(
+            who, "order_mass.html", 422, text=text, results=None, error=who.error(exc.message)
+        )
     return page(who, "order_mass.html", text="", results=results)
 
 
@@ -163,16 +186,28 @@ async def list_orders(
             except DomainError:
                 rows = []
         else:
-            where = orders.OrderFilter(status or None, None, needle or None, None, None,
-                                       before or None)  # fmt: skip
+            where = orders.OrderFilter(
+                status or None, None, needle or None, None, None, before or None
+            )
             rows = await orders.list_own_orders(db, who.me.user_id, where, PAGE_SIZE + 1)
         more = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
         by_id = await services_by_id(db, {o.service_id for o in rows})
-    return page(who, "orders.html", orders=rows, services=by_id, statuses=STATUSES,
-                status=status, q=needle, next_before=rows[-1].id if more and rows else None,
-                before=before, placed=placed, done=done[:40], may_cancel=may_cancel,
-                may_refill=may_refill)  # fmt: skip
+    return page(
+        who,
+        "orders.html",
+        orders=rows,
+        services=by_id,
+        statuses=STATUSES,
+        status=status,
+        q=needle,
+        next_before=rows[-1].id if more and rows else None,
+        before=before,
+        placed=placed,
+        done=done[:40],
+        may_cancel=may_cancel,
+        may_refill=may_refill,
+    )
 
 
 @router.get("/orders/{order_id}")
@@ -187,8 +222,16 @@ async def order_detail(who: Me, order_id: int) -> Response:
         )
         runs = await orders.runs_of(db, order.id)
         service = (await services_by_id(db, {order.service_id})).get(order.service_id)
-    return page(who, "order_detail.html", order=order, refills=made, runs=runs,
-                service=service, may_cancel=may_cancel, may_refill=may_refill)  # fmt: skip
+    return page(
+        who,
+        "order_detail.html",
+        order=order,
+        refills=made,
+        runs=runs,
+        service=service,
+        may_cancel=may_cancel,
+        may_refill=may_refill,
+    )
 
 
 @router.post("/orders/{order_id}/cancel")

@@ -76,13 +76,25 @@ async def list_tickets(who: Me, before: int = 0) -> Response:
         rows = rows[:PAGE_SIZE]
         reviewed = await under_review(db, [t.id for t in rows])
     shown = [ticket_out(t, reviewed[t.id]) for t in rows]
-    return page(who, "tickets.html", tickets=shown, before=before,
-                next_before=rows[-1].id if more and rows else None)  # fmt: skip
+    return page(
+        who,
+        "tickets.html",
+        tickets=shown,
+        before=before,
+        next_before=rows[-1].id if more and rows else None,
+    )
 
 
 def new_ticket_page(who: Visitor, status: int = 200, **values: object) -> Response:
-    return page(who, "ticket_new.html", status, categories=CATEGORIES,
-                subject_max=SUBJECT_MAX, message_max=MESSAGE_MAX, **values)  # fmt: skip
+    return page(
+        who,
+        "ticket_new.html",
+        status,
+        categories=CATEGORIES,
+        subject_max=SUBJECT_MAX,
+        message_max=MESSAGE_MAX,
+        **values,
+    )
 
 
 @router.get("/tickets/new")
@@ -96,23 +108,34 @@ async def open_ticket(who: Me) -> Response:
     fields = await posted(who)
     named = order_ids(fields.get("orders", ""))
     if named is None:
-        return new_ticket_page(who, 422, form=fields, error=who.error("Incorrect order ID"),
-                               error_field="orders")  # fmt: skip
+        return new_ticket_page(
+            who, 422, form=fields, error=who.error("Incorrect order ID"), error_field="orders"
+        )
     try:
-        body = TicketIn(subject=fields.get("subject", ""), category=fields.get("category", ""),
-                        message=fields.get("message", ""), orders=named)  # fmt: skip
+        body = TicketIn(
+            subject=fields.get("subject", ""),
+            category=fields.get("category", ""),
+            message=fields.get("message", ""),
+            orders=named,
+        )
     except ValidationError as exc:
         error, where = schema_error(who, exc)
         return new_ticket_page(who, 422, form=fields, error=error, error_field=where)
     try:
         async with who.services.db.transaction() as tx:
             ticket = await tickets.open_ticket(
-                tx, notify(who.services), who.me.user_id, subject=body.subject,
-                category=body.category, message=body.message, order_ids=body.orders,
-            )  # fmt: skip
+                tx,
+                notify(who.services),
+                who.me.user_id,
+                subject=body.subject,
+                category=body.category,
+                message=body.message,
+                order_ids=body.orders,
+            )
     except DomainError as exc:
-        return new_ticket_page(who, 422, form=fields, error=who.error(exc.message),
-                               error_field=field_of(exc.message))  # fmt: skip
+        return new_ticket_page(
+            who, 422, form=fields, error=who.error(exc.message), error_field=field_of(exc.message)
+        )
     return redirect(who, f"/web/tickets/{ticket.id}?done=opened")
 
 
@@ -125,8 +148,15 @@ async def thread_page(
         except DomainError as exc:
             return page(who, "message.html", 404, message=who.error(exc.message))
         shown = await customer_detail(db, ticket)
-    return page(who, "ticket.html", status, ticket=shown, closed=shown.status == CLOSED,
-                message_max=MESSAGE_MAX, **values)  # fmt: skip
+    return page(
+        who,
+        "ticket.html",
+        status,
+        ticket=shown,
+        closed=shown.status == CLOSED,
+        message_max=MESSAGE_MAX,
+        **values,
+    )
 
 
 def _message(who: Visitor, fields: dict[str, str]) -> tuple[str, MessageIn | None, str | None]:
@@ -173,8 +203,7 @@ async def review_page(who: Visitor, order_id: int, status: int = 200, **values: 
             order = await orders.get_own_order(db, who.me.user_id, order_id)
         except DomainError as exc:
             return page(who, "message.html", 404, message=who.error(exc.message))
-    return page(who, "order_review.html", status, order=order, message_max=MESSAGE_MAX,
-                **values)  # fmt: skip
+    return page(who, "order_review.html", status, order=order, message_max=MESSAGE_MAX, **values)
 
 
 @router.get("/orders/{order_id}/review")

@@ -151,6 +151,18 @@ async def _mail_lockout(
         await mail.queue(own, mailer(services), message)
 
 
+async def operator_token(services: Services, caller: Caller, matches: bool) -> bool:
+    """The operator's page signs in with the admin token: its guesses are limited per IP
+    like a password's (CLIENT_ATTEMPTS_PER_ACCOUNT failures, then growing locks). Raises
+    TooManyAttempts while locked, whether the token matches or not; else `matches`."""
+    s = services.settings
+    scopes = [Scope("operator", "ip", caller.ip, s.client_attempts_per_account)]
+    await limits.check(services.jobs.redis, scopes)
+    if not matches:
+        await limits.failed(services.jobs.redis, scopes, _policy(services))
+    return matches
+
+
 async def verify(services: Services, session: AsyncSession, caller: Caller, token: str) -> int:
     scopes = _scopes(services, "verify", caller, None)
     await limits.check(services.jobs.redis, scopes)

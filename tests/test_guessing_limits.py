@@ -7,28 +7,49 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
+import pyotp
 import pytest
 
 from app.context import AppContext
 from app.customers import limits
 from app.customers.errors import TooManyAttempts
-from tests.support.client import MakeCustomer
+from tests.support.client import Customer, MakeCustomer
 from tests.support.env import ADMIN_TOKEN
 from tests.support.mail import Mailbox
 from tests.support.redis import unreachable_redis
-from tests.support.web import csrf_of
+from tests.support.web import csrf_of, signed_in
+
+
+@asynccontextmanager
+async def down(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    dead = unreachable_redis()
+    monkeypatch.setattr(ctx.jobs, "redis", dead)
+    limits.LOCAL.clear()
+    try:
+        yield
+    finally:
+        limits.LOCAL.clear()
+        await dead.aclose()
 
 
 @pytest.fixture
 async def redis_down(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
-    dead = unreachable_redis()
-    monkeypatch.setattr(ctx.jobs, "redis", dead)
-    limits.LOCAL.clear()
-    yield
-    limits.LOCAL.clear()
-    await dead.aclose()
+    async with down(ctx, monkeypatch):
+        yield
+
+
+@pytest.fixture(params=["up", "down"])
+async def redis_up_or_down(
+    request: pytest.FixtureRequest, ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    if request.param == "up":
+        yield
+        return
+    async with down(ctx, monkeypatch):
+        yield
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
@@ -170,3 +191,56 @@ async def test_full_in_process_counters_answer_a_new_scope_as_locked(
     with pytest.raises(TooManyAttempts) as refused:
         await limits.check(None, [stranger])
     assert refused.value.retry_after == limits.FULL_RETRY_SECONDS
+
+
+async def two_factor_on(client: httpx.AsyncClient, customer: Customer) -> list[str]:
+    """Turn two-factor sign-in on; its recovery codes."""
+    setup = await client.post("/client/v1/2fa/setup", headers=customer.auth)
+    code = pyotp.TOTP(setup.json()["secret"]).now()
+    enabled = await client.post("/client/v1/2fa/enable", headers=customer.auth, json={"code": code})
+    codes: list[str] = enabled.json()["recovery_codes"]
+    return codes
+
+
+async def test_a_signed_in_customer_cannot_guess_the_code_that_turns_two_factor_off(
+    client: httpx.AsyncClient,
+    make_customer: MakeCustomer,
+    ctx: AppContext,
+    redis_up_or_down: None,
+) -> None:
+    """A stolen session is not enough: the code (or a recovery code) is limited per
+    account like a password, Redis up or down."""
+    customer = await make_customer()
+    codes = await two_factor_on(client, customer)
+    limit = ctx.settings.client_attempts_per_account
+    for n in range(limit):
+        wrong = await client.post(
+            "/client/v1/2fa/disable", headers=customer.auth, json={"code": f"{n:06d}"}
+        )
+        assert wrong.status_code == 401
+    right = await client.post(
+        "/client/v1/2fa/disable", headers=customer.auth, json={"code": codes[0]}
+    )
+    assert right.status_code == 429
+    assert right.json()["type"] == "/errors/too-many-attempts"
+    me = await client.get("/client/v1/me", headers=customer.auth)
+    assert me.json()["two_factor"] is True
+
+
+async def test_the_storefront_limits_guesses_of_the_current_password(
+    client: httpx.AsyncClient, make_customer: MakeCustomer, ctx: AppContext, redis_down: None
+) -> None:
+    customer = await signed_in(client, make_customer, "0")
+    csrf = csrf_of(await client.get("/web/account"))
+    for n in range(ctx.settings.client_attempts_per_account):
+        wrong = await client.post(
+            "/web/account/password",
+            data={"csrf": csrf, "current": f"guess {n}", "new": "a new password"},
+        )
+        assert "The current password is not correct" in wrong.text
+    locked = await client.post(
+        "/web/account/password",
+        data={"csrf": csrf, "current": customer.password, "new": "a new password"},
+    )
+    assert "Too many attempts, try again later" in locked.text
+    assert (await login(client, customer.email, customer.password)).status_code == 200

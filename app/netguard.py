@@ -144,6 +144,7 @@ async def addresses_for(host: str, port: int, policy: AddressPolicy) -> list[str
     literal = _literal(host)
     try:
         found = [literal] if literal is not None else await policy.resolve(host, port)
+        found = list(dict.fromkeys(found))  # once each, in the resolver's order
     except OSError as exc:
         raise httpcore.ConnectError(f"{host}: {exc}") from exc
     if not found:

@@ -46,7 +46,11 @@ async def build_context(settings: Settings) -> AppContext:
         listen=settings.db_listen,
     )
     jobs = await JobQueue.connect(settings.redis_url, settings.queue_name)
-    http = build_http_client(settings.provider_connect_timeout, settings.provider_read_timeout)
+    http = build_http_client(
+        settings.provider_connect_timeout,
+        settings.provider_read_timeout,
+        allow_private=settings.provider_allow_private,
+    )
     return AppContext(settings=settings, db=db, jobs=jobs, http=http)
 
 

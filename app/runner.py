@@ -78,6 +78,9 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
         ).rstrip(",")
     if not settings.admin_token:
         updates["admin_token"] = kept_secret(settings.data_dir, "admin_token")
+    # The demo's provider is the sandbox on 127.0.0.1, unless PROVIDER_ALLOW_PRIVATE says no.
+    if "provider_allow_private" not in settings.model_fields_set:
+        updates["provider_allow_private"] = True
     settings = settings.model_copy(update=updates)
     try:
         await asyncio.to_thread(migrate.upgrade, settings.database_url or "")

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     )
     queue_name: str = Field(default="arq:queue", description="arq queue the worker consumes")
     # Upstream relay.
+    provider_allow_private: bool = Field(
+        default=False,
+        description="provider URLs may point to private and loopback addresses (a provider "
+        "on your own network, the sandbox of `smm-panel run`, tests)",
+    )
     provider_connect_timeout: float = 5.0
     provider_read_timeout: float = 30.0
     relay_max_attempts: int = 10

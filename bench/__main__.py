@@ -565,7 +565,11 @@ async def bench_worker(results: dict[str, Any]) -> None:
     provider_app = start("bench.instant_provider:app", 8103, {})
     await wait_up("http://127.0.0.1:8103/")
     settings = Settings(
-        database_url=DSN, redis_url=REDIS, queue_name="bench:queue", secret_key=BENCH_SECRET_KEY
+        database_url=DSN,
+        redis_url=REDIS,
+        queue_name="bench:queue",
+        secret_key=BENCH_SECRET_KEY,
+        provider_allow_private=True,  # the instant provider listens on 127.0.0.1
     )
     db = Database(DSN)
     users = await seed(1)
@@ -591,7 +595,7 @@ async def bench_worker(results: dict[str, Any]) -> None:
         provider.id,
         RELAY_ORDERS,
     )
-    http = build_http_client()
+    http = build_http_client(allow_private=True)
     ctx: dict[str, Any] = {"settings": settings, "db": db, "http": http}
     worker = jobs.build_worker(settings, burst=True, ctx=ctx)
     from app.jobs import JobQueue

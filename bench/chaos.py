@@ -47,6 +47,7 @@ ENV = {
     "LOG_LEVEL": "ERROR",
     "RATE_LIMIT_PER_IP": "0",
     "RATE_LIMIT_PER_KEY": "0",
+    "PROVIDER_ALLOW_PRIVATE": "true",  # the sandbox listens on 127.0.0.1
     "PROVIDER_READ_TIMEOUT": "2",
     "RELAY_RETRY_BASE_SECONDS": "1",
     "SENDING_STALE_SECONDS": "10",

@@ -57,6 +57,8 @@ def settings(database_url: str) -> Settings:
         # Off for the suite (many calls from one address); tests of the limits turn them on.
         rate_limit_per_ip=0,
         rate_limit_per_key=0,
+        # The sandbox providers of the suite listen on 127.0.0.1.
+        provider_allow_private=True,
     )
 
 

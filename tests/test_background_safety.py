@@ -47,7 +47,9 @@ class Planted:
 
 async def run_burst(settings: Settings, ctx: AppContext) -> tuple[int, int]:
     """Run the queue empty with a burst worker; (jobs complete, jobs failed)."""
-    http = build_http_client(connect_timeout=2, read_timeout=5)
+    http = build_http_client(
+        connect_timeout=2, read_timeout=5, allow_private=settings.provider_allow_private
+    )
     worker = build_worker(settings, burst=True, ctx={"db": ctx.db, "http": http})
     try:
         await worker.main()

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -21,6 +21,7 @@ from app.catalog.patterns import compile_pattern, link_matches
 from app.context import AppContext
 from app.payments.models import PaymentNotification
 from tests.support.api import Api, MakeService, MakeUser
+from tests.support.client import MakeCustomer
 from tests.support.env import AUTH
 from tests.support.server import panel_server
 
@@ -48,6 +49,8 @@ FILE_PART = multipart(
     ]
 )
 TOO_MANY_FIELDS = multipart([field(f"f{i}", "v") for i in range(201)])
+# Cut before its closing delimiter (`--boundary--`): the last part never ends.
+UNCLOSED = multipart([field("key", "k"), field("action", "balance")])[: -len(BOUNDARY) - 6]
 # (content type, body) pairs Starlette's multipart parser refuses with its own 400.
 BROKEN_MULTIPART = [
     (f"multipart/form-data; boundary={BOUNDARY}", FILE_PART),
@@ -58,6 +61,8 @@ BROKEN_MULTIPART = [
         f"multipart/form-data; boundary={BOUNDARY}",
         multipart(["Content-Disposition: form-data\r\n\r\nno name"]),
     ),
+    (f"multipart/form-data; boundary={BOUNDARY}", UNCLOSED),
+    (f"multipart/form-data; boundary={BOUNDARY}", UNCLOSED[: UNCLOSED.rindex(b"--")]),
 ]
 
 
@@ -117,6 +122,97 @@ async def test_a_well_formed_multipart_call_still_works(
     body = multipart([field("key", user.key), field("action", "balance")])
     response = await post(client, "/api/v2", body, f"multipart/form-data; boundary={BOUNDARY}")
     assert response.json() == {"balance": "3.00000", "currency": "USD"}
+
+
+async def test_a_multipart_call_without_its_closing_boundary_is_an_incorrect_request(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    """Even with a valid key and action: a body cut short is not read as a call."""
+    user = await make_user(balance="3")
+    whole = multipart([field("action", "balance"), field("key", user.key)])
+    cut = whole[: whole.rindex(f"--{BOUNDARY}--".encode())]
+    ctype = f"multipart/form-data; boundary={BOUNDARY}"
+    for body in (cut, cut.rstrip(b"\r\n")):
+        response = await post(client, "/api/v2", body, ctype)
+        assert (response.status_code, response.json()) == (200, INCORRECT)
+    assert (await post(client, "/api/v2", whole, ctype)).json()["balance"] == "3.00000"
+
+
+# Bodies over the limit -------------------------------------------------------------------
+
+TOO_LARGE = {"error": "Request too large"}
+
+
+async def chunks(total: int, size: int = 16 * 1024) -> AsyncIterator[bytes]:
+    """A form body of `total` bytes sent in chunks (no Content-Length)."""
+    yield b"key=k&action=balance&pad="
+    sent = 25
+    while sent < total:
+        piece = b"x" * min(size, total - sent)
+        sent += len(piece)
+        yield piece
+
+
+CHUNKED_PATHS = [
+    ("/api/v2", "application/x-www-form-urlencoded"),
+    ("/payments/invoice", "application/x-www-form-urlencoded"),
+    ("/payments/robokassa/result", "application/x-www-form-urlencoded"),
+    ("/client/v1/login", "application/json"),
+    ("/client/v1/orders", "application/json"),
+    ("/web/signin", "application/x-www-form-urlencoded"),
+]
+
+
+@pytest.mark.parametrize(("path", "ctype"), CHUNKED_PATHS)
+async def test_a_chunked_body_over_the_limit_is_413_in_process(
+    client: httpx.AsyncClient, ctx: AppContext, make_customer: MakeCustomer, path: str, ctype: str
+) -> None:
+    """Signed in (a route that needs a session reads the body only then)."""
+    limit = ctx.settings.api_max_body_bytes
+    headers = {"content-type": ctype, **(await make_customer()).auth}
+    response = await client.post(path, content=chunks(limit + 1), headers=headers)
+    assert (response.status_code, response.json()) == (413, TOO_LARGE)
+    assert response.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(("path", "ctype"), CHUNKED_PATHS)
+async def test_a_chunked_body_over_the_limit_is_413_over_http(
+    served: str, ctx: AppContext, make_customer: MakeCustomer, path: str, ctype: str
+) -> None:
+    headers = {"content-type": ctype, **(await make_customer()).auth}
+    async with httpx.AsyncClient(base_url=served, timeout=60) as client:
+        response = await client.post(
+            path, content=chunks(ctx.settings.api_max_body_bytes + 1), headers=headers
+        )
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert (response.status_code, response.json()) == (413, TOO_LARGE)
+
+
+async def test_a_chunked_multipart_body_over_the_limit_is_413(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    pad = "x" * ctx.settings.api_max_body_bytes
+
+    async def body() -> AsyncIterator[bytes]:
+        yield multipart([field("key", "k"), field("pad", pad)])
+
+    response = await client.post(
+        "/api/v2",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert (response.status_code, response.json()) == (413, TOO_LARGE)
+
+
+async def test_a_chunked_body_at_the_limit_is_read(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    response = await client.post(
+        "/api/v2",
+        content=chunks(ctx.settings.api_max_body_bytes),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert (response.status_code, response.json()) == (200, {"error": "Invalid API key"})
 
 
 # Deeply nested JSON ----------------------------------------------------------------------

@@ -329,7 +329,9 @@ async def test_a_run_started_while_another_claims_leaves_its_orders_to_it(
 
     user = await make_user(balance="100")
     await place(api, user.key, services[0], 30)
-    http = build_http_client(connect_timeout=2, read_timeout=10)
+    http = build_http_client(
+        connect_timeout=2, read_timeout=10, allow_private=settings.provider_allow_private
+    )
     slots = relay.SendSlots(4, http)
     try:
         first = asyncio.create_task(relay.relay_due(ctx.db, settings, slots))

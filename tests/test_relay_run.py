@@ -68,7 +68,9 @@ async def test_a_run_stopped_mid_flight_gives_every_slot_back(
     user = await make_user(balance="10")
     for n in range(3):
         await api(user.key, "add", service=slow_service, link=f"https://x.y/{n}", quantity=10)
-    http = build_http_client(connect_timeout=2, read_timeout=60)
+    http = build_http_client(
+        connect_timeout=2, read_timeout=60, allow_private=settings.provider_allow_private
+    )
     slots = relay.SendSlots(4, http)
     try:
         run = asyncio.create_task(relay.relay_due(ctx.db, settings, slots))

@@ -110,7 +110,7 @@ async def test_one_order_with_an_absurd_report_does_not_stall_its_batch(
     }
     before_range = await anomalies_counted(provider.provider_id, "out_of_range")
     before_status = await anomalies_counted(provider.provider_id, "unknown_status")
-    http = build_http_client()
+    http = build_http_client(allow_private=settings.provider_allow_private)
     try:
         first = await sync.sync_all(ctx.db, http, settings)
         # The provider keeps sending the same: nothing moves again, nothing is re-flagged.

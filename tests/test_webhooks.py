@@ -74,6 +74,12 @@ def allow_private(ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> Settings:
         "http://[::1]/hook",
         "http://0.0.0.0/hook",
         "http://localhost/hook",
+        "http://100.64.0.1/hook",  # shared address space (a cloud metadata address lives there)
+        "http://100.100.100.200/latest",
+        "http://[2002:7f00:1::]/hook",  # 6to4 form of 127.0.0.1
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[64:ff9b::a9fe:a9fe]/latest",  # NAT64 form of 169.254.169.254
+        "http://224.0.0.1/hook",
     ],
 )
 async def test_private_and_loopback_targets_are_refused(

@@ -56,7 +56,9 @@ async def startup(ctx: Ctx) -> None:
         ctx["owns_db"] = True
     if "http" not in ctx:
         ctx["http"] = build_http_client(
-            settings.provider_connect_timeout, settings.provider_read_timeout
+            settings.provider_connect_timeout,
+            settings.provider_read_timeout,
+            allow_private=settings.provider_allow_private,
         )
         ctx["owns_http"] = True
     ctx["jobs"] = JobQueue(ctx["redis"], settings.queue_name)
@@ -246,7 +248,9 @@ async def deliver_webhooks(ctx: Ctx) -> dict[str, int]:
     """Deliver the status webhook events that are due (the outbox is the database)."""
     settings: Settings = ctx["settings"]
     mailer = mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from)
-    run = await webhooks.deliver_due(ctx["db"], ctx["http"], settings, mailer)
+    # Their own client: customers' URLs, under WEBHOOK_ALLOW_PRIVATE (not the providers').
+    async with webhooks.delivery_client(settings) as http:
+        run = await webhooks.deliver_due(ctx["db"], http, settings, mailer)
     return {"delivered": run.delivered, "failed": run.failed}
 
 

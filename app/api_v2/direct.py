@@ -10,8 +10,10 @@ the same `handle`, so both give the same answers.
 
 What this module guarantees, since no framework handler stands behind it: every answer
 is `{"error": …}` in the protocol's shape, never a 500 and never problem JSON. A request
-that cannot be read (bad multipart, deep JSON…) is `Incorrect request`; the database or
-Redis failing is a 503; anything else unexpected is logged and answered as a 503 too.
+that cannot be read (bad multipart or one cut before its closing boundary, deep JSON…) is
+`Incorrect request`; a body over API_MAX_BODY_BYTES is 413 `Request too large`, chunked or
+not (BodySizeLimit answers it as the body streams in); the database or Redis failing is a
+503; anything else unexpected is logged and answered as a 503 too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from app.api_v2.actions import ACTIONS, run_action
 from app.api_v2.lean import LEAN
 from app.context import get_context
 from app.errors import DomainError, IncorrectRequest
-from app.http.forms import read_fields
+from app.http.forms import RequestTooLarge, read_fields
 from app.http.security import RateLimited, check_rate
 from app.metrics import REQUEST_SECONDS, REQUESTS, child
 
@@ -93,6 +95,8 @@ async def _handle(request: Request) -> Response:
             if answer is not None:
                 return answer
         return JSONResponse(await run_action(ctx, name, fields))
+    except RequestTooLarge as exc:
+        return _error(exc.message, 413)  # as BodySizeLimit answers it on every route
     except DomainError as exc:
         return _error(exc.message)
     except RateLimited as exc:

@@ -1,4 +1,5 @@
-"""Ordering from the account: one order (the rules of API v2 `add`) or a mass order of
+"""Ordering from the account: one order (its body read strictly by `order_fields`, then
+the rules of API v2 `add`) or a mass order of
 up to MAX_LINES lines, each placed on its own in a savepoint. Every line goes through the
 same conditional debit as `add`, in line order, so the total charge can never exceed the
 balance: a line the balance no longer covers gets `Not enough funds on balance` and the
@@ -6,12 +7,16 @@ others stand."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.client.schemas import OrderIn
 from app.db import after_commit, utcnow
 from app.errors import DomainError, IncorrectRequest
 from app.jobs import JobQueue
@@ -29,6 +34,25 @@ class LineResult:
     line: int
     order: int | None = None
     error: str | None = None
+
+
+def order_fields(pairs: Sequence[tuple[str, Any]]) -> dict[str, str]:
+    """The fields of a POST /client/v1/orders body (a JSON object's members or a form's
+    pairs), as strict as an operator's body: a field OrderIn does not know, or a list (or
+    a form's repeated name) where one value belongs, raises RequestValidationError, which
+    answers problem JSON 422 naming the field."""
+    grouped: dict[str, list[Any]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    given = {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
+    try:
+        fields = OrderIn.model_validate(given).fields()
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+    if any("\x00" in value for value in fields.values()):
+        raise IncorrectRequest()  # NUL cannot be stored or relayed
+    return fields
 
 
 async def place(

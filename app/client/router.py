@@ -27,6 +27,7 @@ from app.client.schemas import (
     MassOut,
     MonthOut,
     OrderDetailOut,
+    OrderIn,
     OrderOut,
     OrderPage,
     PlacedOut,
@@ -43,7 +44,7 @@ from app.customers.router import client_router as account
 from app.db import after_commit
 from app.errors import IncorrectRequest
 from app.http.context import ServicesDep
-from app.http.forms import read_fields
+from app.http.forms import read_body
 from app.http.paths import PathId
 from app.http.tx import Reader, Tx
 from app.ledger import service as ledger
@@ -126,23 +127,22 @@ async def list_services(db: Reader, me: CurrentCustomer) -> list[ServiceOut]:
     status_code=201,
     summary="Place an order (the fields and rules of API v2 `add`)",
     description="A JSON object or a form with `service` and the fields of the service's type "
-    "(GET /client/v1/services lists them). Errors carry the API v2 message in `detail`, "
+    "(GET /client/v1/services lists them), each one string (or a whole number in JSON). "
+    "A field no service type takes, or a list where one value belongs, is refused with "
+    "problem JSON 422 naming it. Errors of the order carry the API v2 message in `detail`, "
     "e.g. `Not enough funds on balance` (type /errors/insufficient-funds).",
     openapi_extra={
         "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "example": {"service": "1", "link": "https://x.com/a", "quantity": "100"},
-                }
-            }
+            "required": True,
+            "content": {"application/json": {"schema": OrderIn.model_json_schema()}},
         }
     },
 )
 async def place_order(
     request: Request, tx: Tx, services: ServicesDep, me: CurrentCustomer
 ) -> PlacedOut:
-    fields = await read_fields(request, services.settings.api_max_body_bytes)
+    body = await read_body(request, services.settings.api_max_body_bytes)
+    fields = ordering.order_fields(body)
     return PlacedOut(order=await ordering.place(tx, services.jobs, me.user_id, fields))
 
 

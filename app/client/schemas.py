@@ -1,14 +1,15 @@
-"""What the customer API shows of services, orders, money, referrals and privacy requests.
-Money is an exact decimal string, never a float."""
+"""What the customer API reads and shows of services, orders, money, referrals and privacy
+requests. Money is an exact decimal string, never a float. Every body it reads is a
+ClientInput: an unknown field, or a list where one value belongs, is refused (422)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from app.http.schemas import example
+from app.http.schemas import ClientInput, example
 
 
 class ServiceOut(BaseModel):
@@ -24,6 +25,51 @@ class ServiceOut(BaseModel):
     dripfeed: bool
     description: str | None
     fields: list[str] = Field(description="the fields POST /client/v1/orders takes for this type")
+
+
+# One value of an order field: text, or a whole number in a JSON body (never a list, an
+# object, a boolean or a fraction). Read as text, then parsed by the rules of API v2 `add`.
+OrderValue = StrictStr | StrictInt | None
+
+
+class OrderIn(ClientInput):
+    """The body of POST /client/v1/orders: `service` and the fields of API v2 `add` for the
+    service's type (GET /client/v1/services lists them per service)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"service": "1", "link": "https://x.com/a", "quantity": "100"}]
+        }
+    )
+    service: StrictStr | StrictInt
+    request_id: OrderValue = None
+    link: OrderValue = None
+    quantity: OrderValue = None
+    runs: OrderValue = None
+    interval: OrderValue = None
+    comments: OrderValue = None
+    usernames: OrderValue = None
+    hashtags: OrderValue = None
+    hashtag: OrderValue = None
+    username: OrderValue = None
+    media: OrderValue = None
+    answer_number: OrderValue = None
+    groups: OrderValue = None
+    country: OrderValue = None
+    device: OrderValue = None
+    type_of_traffic: OrderValue = None
+    google_keyword: OrderValue = None
+    referring_url: OrderValue = None
+    min: OrderValue = None
+    max: OrderValue = None
+    posts: OrderValue = None
+    old_posts: OrderValue = None
+    delay: OrderValue = None
+    expiry: OrderValue = None
+
+    def fields(self) -> dict[str, str]:
+        """The given fields as API v2 `add` reads them: text."""
+        return {name: str(value) for name, value in self.model_dump(exclude_none=True).items()}
 
 
 class PlacedOut(BaseModel):
@@ -72,7 +118,7 @@ class CanceledOut(BaseModel):
     cancel: int = 1
 
 
-class MassIn(BaseModel):
+class MassIn(ClientInput):
     model_config = example(lines="1|https://example.com/a|100\n2|https://example.com/b|500")
     lines: str = Field(max_length=200_000, description="`service_id|link|quantity` per line")
 
@@ -102,7 +148,7 @@ class TransactionPage(BaseModel):
     next_cursor: int | None
 
 
-class DepositIn(BaseModel):
+class DepositIn(ClientInput):
     model_config = example(gateway="yookassa", amount="10.00")
     gateway: str = Field(max_length=32)
     amount: str = Field(max_length=40, description="in the panel's currency")

@@ -188,15 +188,25 @@ async def totp_setup(tx: Tx, services: ServicesDep, me: CurrentCustomer) -> Totp
 async def totp_enable(
     tx: Tx, services: ServicesDep, me: CurrentCustomer, body: CodeIn
 ) -> RecoveryCodesOut:
-    codes = await customers.enable_totp(tx, services.settings.secret_key, me.user_id, body.code)
+    secret = services.settings.secret_key
+    codes = await signin.confirmed(
+        services, me.user_id, lambda: customers.enable_totp(tx, secret, me.user_id, body.code)
+    )
     return RecoveryCodesOut(recovery_codes=codes)
 
 
-@client_router.post("/2fa/disable", summary="Turn two-factor sign-in off (needs a code)")
+@client_router.post(
+    "/2fa/disable",
+    summary="Turn two-factor sign-in off (needs a code)",
+    description="Wrong codes are limited per account like sign-ins (429 with Retry-After).",
+)
 async def totp_disable(
     tx: Tx, services: ServicesDep, me: CurrentCustomer, body: CodeIn
 ) -> TwoFactorOut:
-    await customers.disable_totp(tx, services.settings.secret_key, me.user_id, body.code)
+    secret = services.settings.secret_key
+    await signin.confirmed(
+        services, me.user_id, lambda: customers.disable_totp(tx, secret, me.user_id, body.code)
+    )
     return TwoFactorOut(enabled=False)
 
 

@@ -1,4 +1,5 @@
-"""What the customer API reads and shows about sign-in, sessions and the profile."""
+"""What the customer API reads and shows about sign-in, sessions and the profile. Every
+body it reads is a ClientInput: an unknown field is refused (422)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.http.schemas import example
+from app.http.schemas import ClientInput, example
 
 ZONES = frozenset(available_timezones()) | {"UTC"}
 
 
-class RegisterIn(BaseModel):
+class RegisterIn(ClientInput):
     model_config = example(email="ann@example.com", password="correct horse", language="en")  # noqa: S106
     email: str = Field(max_length=320)
     password: str = Field(max_length=200)
@@ -27,7 +28,7 @@ class RegisteredOut(BaseModel):
     verification: Literal["sent"] = "sent"
 
 
-class TokenIn(BaseModel):
+class TokenIn(ClientInput):
     token: str = Field(max_length=200)
 
 
@@ -35,7 +36,7 @@ class VerifiedOut(BaseModel):
     verified: bool = True
 
 
-class LoginIn(BaseModel):
+class LoginIn(ClientInput):
     model_config = example(email="ann@example.com", password="correct horse", code="")  # noqa: S106
     email: str = Field(max_length=320)
     password: str = Field(max_length=200)
@@ -57,7 +58,7 @@ class SessionOut(BaseModel):
     current: bool = False
 
 
-class ForgotIn(BaseModel):
+class ForgotIn(ClientInput):
     email: str = Field(max_length=320)
 
 
@@ -65,7 +66,7 @@ class AcceptedOut(BaseModel):
     accepted: bool = True
 
 
-class ResetIn(BaseModel):
+class ResetIn(ClientInput):
     token: str = Field(max_length=200)
     password: str = Field(max_length=200)
 
@@ -80,7 +81,7 @@ class TotpSetupOut(BaseModel):
     uri: str = Field(description="otpauth:// URI for an authenticator app")
 
 
-class CodeIn(BaseModel):
+class CodeIn(ClientInput):
     code: str = Field(max_length=32)
 
 
@@ -106,7 +107,7 @@ class MeOut(BaseModel):
     created_at: datetime
 
 
-class MePatch(BaseModel):
+class MePatch(ClientInput):
     name: str | None = Field(default=None, max_length=200)
     language: Literal["en", "ru"] | None = None
     timezone: str | None = Field(default=None, max_length=64)

@@ -4,8 +4,10 @@ limits in limits.py; mails are queued in the outbox of app/mail, in the same tra
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +19,7 @@ from app.customers.errors import (
     InvalidToken,
     InvalidTwoFactorCode,
     TooManyAttempts,
+    WrongPassword,
 )
 from app.customers.limits import Policy, Scope
 from app.customers.mails import compose
@@ -24,6 +27,8 @@ from app.customers.models import TOKEN_INVITE, TOKEN_RESET, TOKEN_VERIFY, Custom
 from app.errors import Conflict
 from app.http.context import Services
 from app.mail import service as mail
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,32 @@ async def _mail_lockout(
     message = compose("lockout", language, user.email, failures=failures, seconds=seconds)
     async with services.db.transaction() as own:
         await mail.queue(own, mailer(services), message)
+
+
+async def confirmed(services: Services, user_id: int, attempt: Callable[[], Awaitable[T]]) -> T:
+    """A code or the password asked again of a signed-in customer (turning two-factor
+    sign-in on or off, changing the password): wrong answers are limited per account like
+    sign-ins, so a stolen session cannot guess its way past them."""
+    threshold = services.settings.client_attempts_per_account
+    scopes = [Scope("confirm", "account", str(user_id), threshold)]
+    await limits.check(services.jobs.redis, scopes)
+    try:
+        return await attempt()
+    except (InvalidTwoFactorCode, WrongPassword):
+        await limits.failed(services.jobs.redis, scopes, _policy(services))
+        raise
+
+
+async def operator_token(services: Services, caller: Caller, matches: bool) -> bool:
+    """The operator's page signs in with the admin token: its guesses are limited per IP
+    like a password's (CLIENT_ATTEMPTS_PER_ACCOUNT failures, then growing locks). Raises
+    TooManyAttempts while locked, whether the token matches or not; else `matches`."""
+    s = services.settings
+    scopes = [Scope("operator", "ip", caller.ip, s.client_attempts_per_account)]
+    await limits.check(services.jobs.redis, scopes)
+    if not matches:
+        await limits.failed(services.jobs.redis, scopes, _policy(services))
+    return matches
 
 
 async def verify(services: Services, session: AsyncSession, caller: Caller, token: str) -> int:

@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from python_multipart.multipart import parse_options_header
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
+from starlette.types import Message
 
 from app.errors import DomainError, IncorrectRequest
 
@@ -59,43 +61,65 @@ async def _read(request: Request, max_bytes: int) -> dict[str, str]:
     fields: dict[str, str] = dict(request.query_params)
     if request.method != "POST":
         return fields
+    for key, value in await read_body(request, max_bytes):
+        text = _as_text(value)
+        if text is not None:
+            fields[key] = text
+    return fields
+
+
+async def read_body(request: Request, max_bytes: int) -> list[tuple[str, Any]]:
+    """The body's fields as sent, in order: a JSON object's members (values as parsed:
+    text, numbers as int or Decimal, lists, objects…) or a form's pairs (text, a repeated
+    name repeated). IncorrectRequest when unreadable, RequestTooLarge past `max_bytes`."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise RequestTooLarge()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await _body(request, max_bytes)
     if content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=0, max_fields=MAX_FIELDS)
-        except (HTTPException, MultiPartException) as exc:
-            # A file part, a missing or bad boundary, too many fields: Starlette raises its
-            # own 400 here, which would escape the protocol's error shape.
-            raise IncorrectRequest() from exc
-        for key, value in form.multi_items():
-            if isinstance(value, str):
-                fields[key] = value
-        return fields
+        return await _multipart(request, body)
+    if not body:
+        return []
+    if content_type == "application/json" or (not content_type and body.lstrip()[:1] == b"{"):
+        data = parse_json(body)
+        if not isinstance(data, dict):
+            raise IncorrectRequest()
+        return [(str(key), value) for key, value in data.items()]
+    try:
+        return parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IncorrectRequest() from exc
+
+
+async def _body(request: Request, max_bytes: int) -> bytes:
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
             raise RequestTooLarge()
-    if not body:
-        return fields
-    if content_type == "application/json" or (not content_type and body.lstrip()[:1] == b"{"):
-        data = parse_json(body)
-        if not isinstance(data, dict):
-            raise IncorrectRequest()
-        for key, value in data.items():
-            text = _as_text(value)
-            if text is not None:
-                fields[str(key)] = text
-        return fields
+    return body
+
+
+async def _multipart(request: Request, body: bytes) -> list[tuple[str, Any]]:
+    """The fields of a whole multipart body. One that does not end with its closing
+    delimiter (`--boundary--`) was cut short: its last part may be incomplete, so nothing
+    of it is read (the parser would silently keep the parts before the cut)."""
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary", b"")
+    if not boundary or b"--" + boundary + b"--" not in body:
+        raise IncorrectRequest()
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
     try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=MAX_FIELDS)
-    except (ValueError, UnicodeDecodeError) as exc:
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=MAX_FIELDS)
+    except (HTTPException, MultiPartException) as exc:
+        # A file part, a bad boundary, too many fields: Starlette raises its own 400 here,
+        # which would escape the protocol's error shape.
         raise IncorrectRequest() from exc
-    fields.update(pairs)
-    return fields
+    return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
 
 
 class TooManyIds(DomainError):

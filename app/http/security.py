@@ -115,8 +115,12 @@ class SecurityHeaders:
 
 
 class BodySizeLimit:
-    """Refuses request bodies above a limit on every route, by Content-Length or while
-    streaming, before any handler reads them."""
+    """Refuses request bodies above a limit on every route with 413
+    `{"error": "Request too large"}`, by Content-Length before the app runs, or while the
+    body streams in (chunked, no Content-Length): at the first byte over the limit the 413
+    is sent, the app reads a client disconnect from then on, and whatever it answers to
+    that is dropped. No handler, whatever it does with a failing read, can turn the
+    refusal into another answer."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -131,23 +135,36 @@ class BodySizeLimit:
                 await _too_large(send)
                 return
         received = 0
+        started = refused = answered = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused, answered
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise BodyTooLarge()
-            return message
+            if received <= self.max_bytes:
+                return message
+            refused = True
+            if not started:  # (an app already answering keeps its answer)
+                await _too_large(send)
+                answered = True
+            return {"type": "http.disconnect"}
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the 413 was the answer
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         try:
-            await self.app(scope, limited_receive, send)
-        except BodyTooLarge:
-            await _too_large(send)
-
-
-class BodyTooLarge(Exception):
-    pass
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not answered:
+                raise
+            # The app failed on the disconnect it was shown; the client has its 413.
+            log.debug("request body over the limit: the app stopped reading", exc_info=True)
 
 
 async def _too_large(send: Send) -> None:

@@ -57,6 +57,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from app import netguard
+
 MAX_IDS = 100
 # Bounds of what is read from a provider (see the module docstring).
 MAX_COUNT = 10**12
@@ -193,16 +195,19 @@ class ProviderBalance:
 
 
 def build_http_client(
-    connect_timeout: float = 5.0, read_timeout: float = 30.0
+    connect_timeout: float = 5.0, read_timeout: float = 30.0, *, allow_private: bool = False
 ) -> httpx.AsyncClient:
-    """The one long-lived client for all providers: explicit timeouts and limits."""
-    return httpx.AsyncClient(
+    """The one long-lived client for all providers: explicit timeouts and limits, and
+    connections only to public addresses unless `allow_private` (PROVIDER_ALLOW_PRIVATE),
+    to the very address checked (app/netguard.py): the provider key never reaches
+    169.254.169.254 or the panel's own network."""
+    return netguard.GuardedClient(
+        netguard.AddressPolicy(allow_private=allow_private),
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         ),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         headers={"User-Agent": "smm-panel"},
-        follow_redirects=False,
     )
 
 
@@ -227,7 +232,9 @@ class Lane:
     ) -> None:
         # One TLS context shared by every lane: building one loads the CA bundle (tens of
         # milliseconds each).
-        self._transport = httpx.AsyncHTTPTransport(
+        # Guarded as `like` is (app/netguard.py): the same addresses only.
+        self._transport = netguard.GuardedTransport(
+            netguard.policy_of(like),
             verify=ssl_context,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )

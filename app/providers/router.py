@@ -80,12 +80,13 @@ async def list_providers(session: Reader) -> list[ProviderOut]:
 async def create_provider(
     tx: Tx, audit: Audit, services: ServicesDep, body: ProviderIn
 ) -> ProviderOut:
-    found = await providers.probe(ProviderClient(str(body.url), body.api_key, services.http))
+    url = await providers.check_url(services.settings, str(body.url))
+    found = await providers.probe(ProviderClient(url, body.api_key, services.http))
     provider = await providers.create_provider(
         tx,
         secret=services.settings.secret_key,
         name=body.name,
-        url=str(body.url),
+        url=url,
         api_key=body.api_key,
         currency=body.currency.upper(),
         enabled=body.enabled,
@@ -127,8 +128,10 @@ async def patch_provider(
         if name in changes:
             setattr(provider, column, changes.pop(name))
             provider.capabilities_pinned = True
+    if "url" in changes:
+        changes["url"] = await providers.check_url(services.settings, str(changes["url"]))
     for name, value in changes.items():
-        setattr(provider, name, str(value) if name == "url" else value)
+        setattr(provider, name, value)
     await tx.flush()
     out = _out(provider)
     await audit("provider.update", "provider", provider.id, before=before, after=out)

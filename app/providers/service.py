@@ -1,5 +1,7 @@
 """Providers: registration, clients, and the balance they report (with its alert).
-Their catalogs are compared with ours in app/providers/catalog.py."""
+Their catalogs are compared with ours in app/providers/catalog.py. A provider's URL
+reaches only public addresses unless PROVIDER_ALLOW_PRIVATE (`check_url` when it is set,
+the guarded client at every call)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,39 @@ from decimal import Decimal
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import keyring
+from app import keyring, netguard
 from app.alerts import service as alerts
 from app.db import utcnow
+from app.errors import DomainError
 from app.money import plain
 from app.providers.client import Capabilities, ProviderClient, ProviderError
 from app.providers.crypto import decrypt_key, encrypt_key
 from app.providers.models import WEBHOOK_PURPOSE, Provider
+from app.settings import Settings
+
+
+class ProviderUrlRefused(DomainError):
+    message = "Incorrect provider URL"
+
+
+class ProviderUrlPrivate(ProviderUrlRefused):
+    message = (
+        "Provider URL must not point to a private or loopback address "
+        "(set PROVIDER_ALLOW_PRIVATE=true for a provider on your own network)"
+    )
+
+
+async def check_url(settings: Settings, url: str) -> str:
+    """A provider URL the panel may call (app/netguard.py): http(s), and every address its
+    host resolves to public unless PROVIDER_ALLOW_PRIVATE. Checked when it is set; every
+    call is guarded again where it connects (`build_http_client`)."""
+    policy = netguard.AddressPolicy(allow_private=settings.provider_allow_private)
+    try:
+        return await netguard.check_url(url, policy)
+    except netguard.UrlRefused as exc:
+        raise ProviderUrlRefused() from exc
+    except netguard.AddressRefused as exc:
+        raise (ProviderUrlPrivate() if exc.address else ProviderUrlRefused()) from exc
 
 
 async def create_provider(

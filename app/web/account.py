@@ -19,6 +19,7 @@ from app.accounts.models import ApiKey
 from app.client.router import create_deposit, export
 from app.client.schemas import DepositIn
 from app.customers import service as customers
+from app.customers import signin
 from app.customers.models import LANGUAGES
 from app.customers.schemas import ZONES
 from app.errors import DomainError
@@ -154,12 +155,16 @@ async def password(who: Me) -> Response:
     fields = await posted(who)
     try:
         async with who.services.db.transaction() as tx:
-            await customers.change_password(
-                tx,
+            await signin.confirmed(
+                who.services,
                 who.me.user_id,
-                current=fields.get("current", ""),
-                new=fields.get("new", ""),
-                keep_session=who.me.session_id,
+                lambda: customers.change_password(
+                    tx,
+                    who.me.user_id,
+                    current=fields.get("current", ""),
+                    new=fields.get("new", ""),
+                    keep_session=who.me.session_id,
+                ),
             )
     except DomainError as exc:
         return await account_page(who, 422, password_error=who.error(exc.message))
@@ -184,9 +189,12 @@ async def totp_setup(who: Me) -> Response:
 async def totp_enable(who: Me) -> Response:
     fields = await posted(who)
     try:
+        secret, code = who.services.settings.secret_key, fields.get("code", "")
         async with who.services.db.transaction() as tx:
-            codes = await customers.enable_totp(
-                tx, who.services.settings.secret_key, who.me.user_id, fields.get("code", "")
+            codes = await signin.confirmed(
+                who.services,
+                who.me.user_id,
+                lambda: customers.enable_totp(tx, secret, who.me.user_id, code),
             )
     except DomainError as exc:
         return await account_page(who, 422, totp_error=who.error(exc.message))
@@ -197,9 +205,12 @@ async def totp_enable(who: Me) -> Response:
 async def totp_disable(who: Me) -> Response:
     fields = await posted(who)
     try:
+        secret, code = who.services.settings.secret_key, fields.get("code", "")
         async with who.services.db.transaction() as tx:
-            await customers.disable_totp(
-                tx, who.services.settings.secret_key, who.me.user_id, fields.get("code", "")
+            await signin.confirmed(
+                who.services,
+                who.me.user_id,
+                lambda: customers.disable_totp(tx, secret, who.me.user_id, code),
             )
     except DomainError as exc:
         return await account_page(who, 422, totp_error=who.error(exc.message))

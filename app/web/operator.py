@@ -1,6 +1,7 @@
 """The operator's switch on the storefront (/web/operator), and nothing else of an operator
-console: sign in with the admin token (the token of /admin/v1, compared in constant time)
-into a cookie session of its own (app/web/session.py: HttpOnly, SameSite=Strict, sent only
+console: sign in with the admin token (the token of /admin/v1, compared in constant time;
+wrong tokens are limited per IP like passwords, app/customers/limits.py) into a cookie
+session of its own (app/web/session.py: HttpOnly, SameSite=Strict, sent only
 to /web/operator), then set the panel's name, logo and the three legal texts. Each change
 calls the functions behind /admin/v1/storefront and writes the same audit entry; every
 form carries its CSRF token, which is checked before anything else."""
@@ -13,12 +14,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
+from app.customers import signin
+from app.customers.errors import TooManyAttempts
 from app.errors import DomainError
 from app.http.audit import audited
 from app.storefront import service as storefront
 from app.storefront.models import LEGAL_TEXTS, LOGO_MAX_BYTES, LOGO_TYPES, NAME_MAX, TEXT_MAX
 from app.storefront.router import logo_of, storefront_out
 from app.web.forms import posted, posted_with_files
+from app.web.public import caller
 from app.web.render import Visitor, page, redirect, visitor
 from app.web.session import (
     OPERATOR_COOKIE,
@@ -76,9 +80,16 @@ async def operator_home(who: Who, done: str = "") -> Response:
 async def operator_sign_in(who: Who) -> Response:
     fields = await posted(who)
     settings = who.services.settings
-    if not admin_token_matches(settings, fields.get("token", "")):
-        client = who.request.client.host if who.request.client else "unknown"
-        log.warning("operator sign-in refused", extra={"client_ip": client})
+    matches = admin_token_matches(settings, fields.get("token", ""))
+    try:
+        accepted = await signin.operator_token(who.services, caller(who.request), matches)
+    except TooManyAttempts as exc:
+        log.warning("operator sign-in locked", extra={"client_ip": caller(who.request).ip})
+        locked = await operator_page(who, exc.http_status, signin_error=who.error(exc.message))
+        locked.headers.update(exc.headers)
+        return locked
+    if not accepted:
+        log.warning("operator sign-in refused", extra={"client_ip": caller(who.request).ip})
         return await operator_page(who, 401, signin_error=who._("This is not the admin token."))
     response = redirect(who, OPERATOR_PATH)
     set_cookie(

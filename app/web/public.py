@@ -14,6 +14,7 @@ from app.catalog import service as catalog
 from app.client.router import rate_text
 from app.customers import service as customers
 from app.customers import signin
+from app.customers.errors import TooManyAttempts
 from app.customers.models import LANGUAGES
 from app.errors import DomainError
 from app.http.context import get_services
@@ -88,6 +89,10 @@ async def sign_in(who: Who) -> Response:
                 password=fields.get("password", ""),
                 code=fields.get("code", ""),
             )
+    except TooManyAttempts as exc:
+        locked = page(who, "home.html", exc.http_status, signin_error=who.error(exc.message))
+        locked.headers.update(exc.headers)
+        return locked
     except DomainError as exc:
         return page(who, "home.html", 401, signin_error=who.error(exc.message), form=fields)
     response = redirect(who, safe_next(fields.get("next")))

@@ -8,21 +8,20 @@ at once; the outcome is recorded after. A failed attempt is retried with exponen
 backoff (`webhook_retry_base_seconds`, doubling, at most an hour apart); an event still
 undelivered after `webhook_give_up_hours` is given up, its endpoint disabled and the user
 told by mail. Requests are signed per Standard Webhooks (`webhook-id`,
-`webhook-timestamp`, `webhook-signature`), the id stable across retries.
+`webhook-timestamp`, `webhook-signature`), the id stable across retries. Events go out
+through `delivery_client`, guarded by app/netguard.py: only to globally routable
+addresses (unless WEBHOOK_ALLOW_PRIVATE), connecting to the address that was checked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import ipaddress
 import json
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import and_, exists, select, update
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from standardwebhooks import Webhook
 
-from app import keyring
+from app import keyring, netguard
 from app.accounts.models import User
 from app.db import Database, utcnow
 from app.errors import DomainError
@@ -58,43 +57,32 @@ class WebhookUrlPrivate(WebhookUrlRefused):
 # --- the endpoint -------------------------------------------------------------------------
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+def policy(settings: Settings) -> netguard.AddressPolicy:
+    return netguard.AddressPolicy(allow_private=settings.webhook_allow_private)
 
 
-async def check_url(url: str, allow_private: bool) -> str:
+async def check_url(url: str, settings: Settings) -> str:
     """The URL, if a webhook may target it: http(s) with a host; unless private targets are
-    allowed, every address the host resolves to must be public (checked again before each
-    delivery, so a name that later points inward is refused then too)."""
-    text = url.strip()
-    if len(text) > 2000:
-        raise WebhookUrlRefused()
+    allowed, every address the host resolves to must be globally routable (app/netguard.py;
+    checked again before each delivery, and where the delivery connects)."""
     try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
+        return await netguard.check_url(url, policy(settings))
+    except netguard.UrlRefused as exc:
         raise WebhookUrlRefused() from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookUrlRefused()
-    if allow_private:
-        return text
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port or (443 if parts.scheme == "https" else 80)
-        )
-    except OSError as exc:
-        raise WebhookUrlRefused() from exc
-    if not infos or not all(_public(str(info[4][0])) for info in infos):
-        raise WebhookUrlPrivate()
-    return text
+    except netguard.AddressRefused as exc:
+        if not exc.address:  # the name resolves to nothing
+            raise WebhookUrlRefused() from exc
+        raise WebhookUrlPrivate() from exc
+
+
+def delivery_client(settings: Settings) -> httpx.AsyncClient:
+    """The client that posts events: guarded (app/netguard.py), no redirects."""
+    return netguard.GuardedClient(
+        policy(settings),
+        timeout=httpx.Timeout(TIMEOUT),
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=20),
+        headers={"User-Agent": "smm-panel webhooks"},
+    )
 
 
 def new_secret() -> str:
@@ -131,7 +119,7 @@ async def set_endpoint(
         if endpoint is not None:
             await session.delete(endpoint)
         return EndpointSet("", None)
-    checked = await check_url(url, settings.webhook_allow_private)
+    checked = await check_url(url, settings)
     secret = new_secret()
     endpoint = await session.get(WebhookEndpoint, user_id, with_for_update=True)
     if endpoint is None:
@@ -262,7 +250,7 @@ async def _post(
 ) -> tuple[int | None, str | None]:
     """(HTTP status, error) of one signed POST."""
     try:
-        await check_url(attempt.url, settings.webhook_allow_private)
+        await check_url(attempt.url, settings)
         secret = keyring.decrypt(settings.secret_key, PURPOSE, attempt.secret_encrypted)
         response = await http.post(
             attempt.url,
@@ -274,6 +262,8 @@ async def _post(
     except DomainError as exc:
         return None, exc.message
     except (httpx.HTTPError, OSError) as exc:
+        if netguard.refused(exc) is not None:  # the name changed since the check above
+            return None, WebhookUrlPrivate.message
         return None, f"{type(exc).__name__}"
     if 200 <= response.status_code < 300:
         return response.status_code, None

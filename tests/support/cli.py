@@ -61,6 +61,8 @@ def panel_env(settings: Settings, **extra: str) -> dict[str, str]:
         "QUEUE_NAME": settings.queue_name,
         "SECRET_KEY": settings.secret_key,
         "LOG_JSON": "false",
+        # The test's sandbox providers listen on 127.0.0.1, as the test's settings allow.
+        "PROVIDER_ALLOW_PRIVATE": str(settings.provider_allow_private).lower(),
         **extra,
     }
 

@@ -48,7 +48,11 @@ async def sandbox(config: SandboxConfig) -> AsyncIterator[tuple[str, FastAPI]]:
 
 async def run_jobs(settings: Settings, ctx: AppContext, **overrides: Any) -> int:
     """Run every queued job with a burst worker sharing the test's database."""
-    http = build_http_client(connect_timeout=2, read_timeout=overrides.pop("read_timeout", 10))
+    http = build_http_client(
+        connect_timeout=2,
+        read_timeout=overrides.pop("read_timeout", 10),
+        allow_private=settings.provider_allow_private,
+    )
     worker = build_worker(settings, burst=True, ctx={"db": ctx.db, "http": http}, **overrides)
     try:
         return await worker.run_check()
@@ -71,7 +75,9 @@ async def call_job(settings: Settings, ctx: AppContext, name: str, *args: Any) -
     """Call one job function directly with a real ctx (the worker's startup builds it)."""
     from workers import main
 
-    http = build_http_client(connect_timeout=2, read_timeout=10)
+    http = build_http_client(
+        connect_timeout=2, read_timeout=10, allow_private=settings.provider_allow_private
+    )
     job_ctx: dict[str, Any] = {
         "settings": settings,
         "db": ctx.db,

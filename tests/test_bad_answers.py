@@ -17,13 +17,14 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select, text, update
 
+from app import runner
 from app.context import AppContext
 from app.db import utcnow
 from app.flows import relay, sync
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.orders.sql import SENT_SQL, sent_params
-from app.providers.client import build_http_client
+from app.providers.client import ProviderClient, build_http_client
 from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import client_for
 from app.settings import Settings
@@ -611,3 +612,34 @@ async def test_a_first_report_that_is_partial_without_remains_refunds_nothing_ye
     assert (await api(user.key, "status", order=order_id))["status"] == "Canceled"
     assert await refunds(ctx) == {order_id: CHARGE}
     await ledger_ok(ctx)
+
+
+# -- The demo's sandbox after a restart ------------------------------------------------
+
+
+async def test_a_restarted_demo_sandbox_gives_no_upstream_id_twice(
+    api: Api,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: MakeUser,
+    bad: tuple[ScriptedProvider, int],
+) -> None:
+    """`smm-panel run` keeps its database but its sandbox forgets: it starts its ids past
+    those it gave, so new orders are not held as duplicates of old ones."""
+    provider, service_id = bad
+    user = await make_user(balance="10")
+    for n in range(3):
+        await place(api, user.key, service_id, n)
+    await run_jobs(settings, ctx)  # upstream ids 1, 2, 3
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Order).where(Order.provider_order_id == "2").values(provider_order_id="ab-7")
+        )
+        assert await runner.next_sandbox_order_id(session, provider.provider_id) == 4
+    config = SandboxConfig(
+        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+        first_order_id=4,
+    )
+    async with sandbox(config) as (url, _), httpx.AsyncClient() as http:
+        client = ProviderClient(f"{url}/api/v2", "sandbox-key", http)
+        assert await client.add({"service": "1", "link": "https://x.y/", "quantity": "100"}) == "4"

@@ -165,9 +165,11 @@ async def _flag_anomalies(
     provider_id: int | None,
 ) -> None:
     """Record each anomalous report on its order (the flag, an upstream event, the metric,
-    the alert), once for as long as the provider keeps sending the same one."""
+    the alert), once for as long as the provider keeps sending the same one; each in its
+    own savepoint."""
     for order_id, answer in anomalous:
-        await anomalies.flag(
+        flag = partial(
+            anomalies.flag,
             session,
             order_id,
             anomalies_of(answer),
@@ -175,7 +177,7 @@ async def _flag_anomalies(
             action="status",
             detail={"source": "provider", "status": answer.status},
         )
-    await session.flush()
+        await _isolated(session, "anomaly flag", [order_id], provider_id, flag)
 
 
 async def _apply_progress(
@@ -270,13 +272,7 @@ async def _apply_batch(
         )
     if anomalous:
         result.anomalies += len(anomalous)
-        await _isolated(
-            session,
-            "anomaly flags",
-            [order_id for order_id, _ in anomalous],
-            provider_id,
-            lambda: _flag_anomalies(session, anomalous, provider_id),
-        )
+        await _flag_anomalies(session, anomalous, provider_id)
     if posts:
         await _isolated(
             session,

@@ -11,13 +11,16 @@ import contextlib
 import logging
 import signal
 import threading
+from dataclasses import dataclass
 
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import BigInteger, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import demo, migrate
 from app.db import Database
 from app.embedded import kept_secret, start_embedded
+from app.orders.models import Order
 from app.providers.models import Provider
 from app.providers.sandbox import default_sandbox_config, serve_sandbox
 from app.providers.service import create_provider
@@ -28,8 +31,28 @@ log = logging.getLogger(__name__)
 SANDBOX_KEY = "sandbox-key"
 
 
-async def prepare(settings: Settings) -> tuple[int, str]:
-    """Seed the sandbox provider, the demo catalog and the demo user; returns (user, key)."""
+@dataclass(frozen=True)
+class Prepared:
+    user_id: int
+    key: str
+    # Where the in-memory sandbox starts its order ids: past every id it gave this
+    # panel before a restart (an upstream id names one order, see orders/anomalies.py).
+    sandbox_first_order_id: int
+
+
+async def next_sandbox_order_id(session: AsyncSession, provider_id: int) -> int:
+    """One past the highest numeric upstream order id the sandbox gave this panel."""
+    highest = await session.scalar(
+        select(func.max(cast(Order.provider_order_id, BigInteger))).where(
+            Order.provider_id == provider_id,
+            Order.provider_order_id.regexp_match("^[0-9]{1,18}$"),
+        )
+    )
+    return int(highest or 0) + 1
+
+
+async def prepare(settings: Settings) -> Prepared:
+    """Seed the sandbox provider, the demo catalog and the demo user."""
     db = Database(settings.database_url or "", pool_size=2, max_overflow=0)
     try:
         async with db.transaction() as session:
@@ -45,7 +68,8 @@ async def prepare(settings: Settings) -> tuple[int, str]:
                 )
             provider.url = sandbox_url
             await demo.seed_catalog(session, provider.id)
-            return await demo.ensure_demo_user(session, settings.demo_balance)
+            user_id, key = await demo.ensure_demo_user(session, settings.demo_balance)
+            return Prepared(user_id, key, await next_sandbox_order_id(session, provider.id))
     finally:
         await db.dispose()
 
@@ -84,13 +108,13 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
     settings = settings.model_copy(update=updates)
     try:
         await asyncio.to_thread(migrate.upgrade, settings.database_url or "")
-        _, key = await prepare(settings)
-        await _serve_everything(settings, host or settings.host, port or settings.port, key)
+        prepared = await prepare(settings)
+        await _serve_everything(settings, host or settings.host, port or settings.port, prepared)
     finally:
         embedded.stop()
 
 
-async def _serve_everything(settings: Settings, host: str, port: int, key: str) -> None:
+async def _serve_everything(settings: Settings, host: str, port: int, prepared: Prepared) -> None:
     from app.main import create_app
     from workers.main import build_worker
 
@@ -106,9 +130,10 @@ async def _serve_everything(settings: Settings, host: str, port: int, key: str) 
         )
     )
     worker = build_worker(settings, handle_signals=False)
-    sandbox = asyncio.create_task(
-        serve_sandbox("127.0.0.1", settings.sandbox_port, default_sandbox_config())
-    )
+    config = default_sandbox_config()
+    config.first_order_id = prepared.sandbox_first_order_id
+    sandbox = asyncio.create_task(serve_sandbox("127.0.0.1", settings.sandbox_port, config))
+    key = prepared.key
     worker_task = asyncio.create_task(worker.async_run())
     url = f"http://{host}:{port}"
     banner = (

@@ -391,3 +391,137 @@ async def test_services_and_balance_numbers_are_bounded() -> None:
     ]
     with pytest.raises(ProviderTransient):
         await client.balance()
+
+
+# An upstream order id is a short printable token (issue 25): a string of at most 64
+# printable characters, or a non-negative JSON integer. Anything else is an unknown outcome
+# for that order only: never stored as text, never a refusal.
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        (23501, "23501"),
+        (0, "0"),
+        ("23501", "23501"),
+        ("  77 ", "77"),
+        ("AB-12_x:9.z", "AB-12_x:9.z"),
+        ("ord 7", "ord 7"),
+        ("x" * 64, "x" * 64),
+        ("заказ-5", "заказ-5"),
+    ],
+)
+async def test_add_keeps_an_order_id_that_is_a_short_printable_token(
+    sent: object, kept: str
+) -> None:
+    assert await client_for(answering(200, {"order": sent})).add({"service": "1"}) == kept
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        ('{"order": {"id": 5}}', '{"id": 5}'),
+        ('{"order": false}', "false"),
+        ('{"order": true}', "true"),
+        ('{"order": -1}', "-1"),
+        ('{"order": "-1"}', '"-1"'),
+        ('{"order": 5.5}', "5.5"),
+        ('{"order": 7.0}', "7.0"),
+        ('{"order": [1]}', "[1]"),
+        ('{"order": "' + "x" * 65 + '"}', '"' + "x" * 65),
+        ('{"order": ' + "9" * 65 + "}", "9" * 65),
+        ('{"order": "12\\u00003"}', '"12\\u00003"'),
+        ('{"order": "\\u202e5"}', '"\\u202e5"'),
+        ('{"order": "5\\u2066"}', '"5\\u2066"'),
+        ('{"order": "a\\nb"}', '"a\\nb"'),
+        ('{"order": "   "}', '"   "'),
+        ('{"order": ""}', '""'),
+        ('{"order": null}', "null"),
+    ],
+)
+async def test_add_with_an_unreadable_order_id_is_an_unknown_outcome(body: str, shown: str) -> None:
+    with pytest.raises(ProviderUnknownOutcome) as caught:
+        await client_for(answering(200, text=body)).add({"service": "1"})
+    assert type(caught.value) is ProviderUnknownOutcome
+    # What came is shown to the operator escaped and bounded: it can be stored as it is.
+    message = caught.value.message
+    assert message.startswith("add: ") and shown[:90] in message
+    assert message.isprintable() and len(message) <= 200
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        answering(200, {"error": "Incorrect link", "order": 5}),
+        answering(200, {"order": 5, "error": "Not enough funds on balance"}),
+        answering(200, {"order": "5", "error": "Incorrect service ID", "charge": "0.1"}),
+        answering(400, {"order": 99}),
+        answering(422, {"order": "99", "error": "Incorrect link"}),
+        answering(403, {"order": 99, "status": "Pending"}),
+    ],
+)
+async def test_an_answer_naming_an_order_with_an_error_or_a_4xx_is_an_unknown_outcome(
+    handler: Handler,
+) -> None:
+    """The provider may have created the order: neither a refusal (a refund) nor a
+    transient error (a blind resend)."""
+    with pytest.raises(ProviderUnknownOutcome) as caught:
+        await client_for(handler).add({"service": "1"})
+    assert type(caught.value) is ProviderUnknownOutcome
+
+
+@pytest.mark.parametrize(
+    ("handler", "expected"),
+    [
+        (answering(400, {"error": "Incorrect link"}), ProviderPermanent),
+        (answering(404, {"detail": "Not Found"}), ProviderTransient),
+        (answering(200, {"order": 5, "error": None}), None),
+        (answering(200, {"order": 5, "error": ""}), None),
+    ],
+)
+async def test_errors_without_an_order_keep_their_meaning(
+    handler: Handler, expected: type[Exception] | None
+) -> None:
+    client = client_for(handler)
+    if expected is None:
+        assert await client.add({"service": "1"}) == "5"
+        return
+    with pytest.raises(expected) as caught:
+        await client.add({"service": "1"})
+    assert type(caught.value) is expected
+
+
+async def test_provider_text_is_escaped_before_it_is_kept() -> None:
+    """Error messages and unreadable status values may be stored and shown: control and
+    bidi characters arrive escaped, never raw."""
+    with pytest.raises(ProviderPermanent) as caught:
+        await client_for(answering(200, text='{"error": "bad\\u0000link\\u202e"}')).add({})
+    assert caught.value.message == "bad\\x00link\\u202e"
+    report = await client_for(answering(200, text='{"status": "Fa\\u0000il"}')).status("1")
+    assert report.anomalies == (Anomaly("unknown_status", "status", "Fa\\x00il"),)
+    assert report.status == "Fa\\x00il"
+
+
+@pytest.mark.parametrize("sent", ['"' + "r" * 65 + '"', "false", "-3", '"\\u0000"', "{}"])
+async def test_refill_with_an_unreadable_refill_id_is_an_unknown_outcome(sent: str) -> None:
+    with pytest.raises(ProviderUnknownOutcome):
+        await client_for(answering(200, text='{"refill": ' + sent + "}")).refill("5")
+
+
+@pytest.mark.parametrize(
+    ("remains", "shown"),
+    [(None, "null"), ("", ""), ("Unknown", "Unknown"), ("n/a", "n/a"), (..., "(missing)")],
+)
+async def test_a_partial_report_without_readable_remains_is_an_anomaly(
+    remains: object, shown: str
+) -> None:
+    """Partial refunds the remains: without them there is nothing to refund by, and 0
+    would close the order for good."""
+    body: dict[str, object] = {"status": "Partial", "charge": "0.5"}
+    if remains is not ...:
+        body["remains"] = remains
+    report = await client_for(one_status(body)).status("1")
+    assert report.anomalies == (Anomaly("unreadable_remains", "remains", shown),)
+    assert (report.status, report.remains) == ("Partial", None)
+    readable = await client_for(one_status({"status": "Partial", "remains": "0"})).status("1")
+    assert (readable.remains, readable.anomalies) == (0, ())

@@ -3,6 +3,7 @@ twin: both applied to identical rows, the resulting rows compared field by field
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -104,6 +105,20 @@ async def compare(ctx: AppContext, sql_id: int, python_id: int) -> dict[str, Any
         assert snapshot(by_sql) == snapshot(by_python)
         assert await events_of(session, sql_id) == await events_of(session, python_id)
         return snapshot(by_sql)
+
+
+async def rolled_back(
+    ctx: AppContext, order_id: int, twin: Callable[[AsyncSession], Awaitable[None]]
+) -> tuple[dict[str, Any], list[tuple[str, str, Any]]]:
+    """The order and its history as `twin` leaves them, in a transaction rolled back
+    afterwards (the next twin starts from the same row)."""
+    async with ctx.db.session() as session:
+        await twin(session)
+        order = await session.get(Order, order_id, populate_existing=True)
+        assert order is not None
+        seen = snapshot(order), await events_of(session, order_id)
+        await session.rollback()
+    return seen
 
 
 PROGRESS_CASES = [
@@ -225,27 +240,35 @@ async def test_sent_sql_is_the_twin_of_review_mark_sent(
         provider_service_id="1",
         provider_rate=Decimal("0.40") if case.priced else None,
     )
+    # One row, each twin applied to it in a transaction of its own that is then rolled
+    # back: two rows could not both hold upstream order 77 of one provider.
     start = {"provider_id": provider.id, "provider_service_id": "1", **case.start}
-    by_sql, by_python = await twins(ctx, user.user_id, service_id, 0, start)
     async with ctx.db.transaction() as session:
-        order = await session.get(Order, by_sql)
+        row = Order(**order_values(user.user_id, service_id, 0, **start))
+        session.add(row)
+        await session.flush()
+        order_id = row.id
+
+    async def by_sql(session: AsyncSession) -> None:
+        order = await session.get(Order, order_id)
         assert order is not None
         costs = await relay.upstream_costs(session, settings, [(order, provider)])
-        await session.execute(SENT_SQL, sent_params([(by_sql, "77")], costs))
-    async with ctx.db.transaction() as session:
-        await review.review_mark_sent(session, by_python, "77", settings)
-    async with ctx.db.session() as session:
+        await session.execute(SENT_SQL, sent_params([(order_id, "77")], costs))
         # The relay also records the answer in the order's history; the operator's action
         # is in the audit log instead.
         await session.execute(
             delete(UpstreamEvent).where(
-                UpstreamEvent.order_id == by_sql, UpstreamEvent.outcome == "sent"
+                UpstreamEvent.order_id == order_id, UpstreamEvent.outcome == "sent"
             )
         )
-        await session.commit()
-    after = await compare(ctx, by_sql, by_python)
+
+    async def by_python(session: AsyncSession) -> None:
+        await review.review_mark_sent(session, order_id, "77", settings)
+
+    after = await rolled_back(ctx, order_id, by_sql)
+    assert after == await rolled_back(ctx, order_id, by_python)
     if case.name.startswith("review"):
-        assert (after["upstream_state"], after["status"], after["provider_order_id"]) == (
+        assert (after[0]["upstream_state"], after[0]["status"], after[0]["provider_order_id"]) == (
             UP_SENT,
             IN_PROGRESS,
             "77",

@@ -1,5 +1,6 @@
 """Alerts: conditions an operator must hear about (failed catalog syncs, services sold
-below cost, provider balances under their threshold, stuck orders)."""
+below cost, provider balances under their threshold, stuck orders, orders flagged with an
+anomaly)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,16 @@ TYPE_CHANGED = "service_type_changed"
 SERVICE_REMOVED = "service_removed_upstream"
 BALANCE_LOW = "provider_balance_low"
 STUCK_ORDER = "order_stuck"
-KINDS = (SYNC_FAILED, BELOW_COST, TYPE_CHANGED, SERVICE_REMOVED, BALANCE_LOW, STUCK_ORDER)
+ORDER_ANOMALY = "order_anomaly"
+KINDS = (
+    SYNC_FAILED,
+    BELOW_COST,
+    TYPE_CHANGED,
+    SERVICE_REMOVED,
+    BALANCE_LOW,
+    STUCK_ORDER,
+    ORDER_ANOMALY,
+)
 
 
 def open_key(kind: str, subject: str, subject_id: int) -> str:

@@ -21,20 +21,23 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, cast
+from functools import partial
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Service, ServiceBackup
 from app.currencies.service import NoConversionRate, conversion_rate
 from app.db import Database, utcnow
 from app.metrics import PROVIDER_ALERTS, RELAY_OUTCOMES
+from app.orders import anomalies
 from app.orders.models import (
     CANCELED,
     PENDING,
@@ -56,6 +59,8 @@ from app.providers.client import (
     ProviderPermanent,
     ProviderTransient,
     ProviderUnknownOutcome,
+    read_upstream_id,
+    shown,
 )
 from app.providers.crypto import decrypt_key
 from app.providers.models import Provider
@@ -255,31 +260,62 @@ async def send(claim: Claim, client: ProviderClient) -> Answer:
 async def record(
     db: Database, settings: Settings, answers: Sequence[tuple[Claim, Answer]]
 ) -> list[RelayOutcome]:
-    """Record what came back: accepted orders together in one transaction, failures
-    (rare) one by one through their own rules."""
-    sent = [(claim, answer) for claim, answer in answers if isinstance(answer, str)]
-    outcomes: list[RelayOutcome] = []
-    if sent:
-        outcomes.extend(await _record_sent(db, settings, sent))
+    """Record what came back, each answer touching only its own order.
+
+    Accepted orders are recorded together in one transaction, their ids checked first: a
+    value that is not an order id (the client refuses them; this is checked again) is an
+    unknown outcome, and an id another order of the provider holds is held for the
+    operator (`orders.anomalies.hold_duplicate`). Should the batched statement still fail,
+    each order is recorded in its own savepoint, and one that cannot be is an unknown
+    outcome. Failures (rare) are recorded one by one through their own rules; one whose
+    record fails is left `sending` for the sweeper."""
+    sent: list[tuple[Claim, str]] = []
+    failed: list[tuple[Claim, ProviderError]] = []
     for claim, answer in answers:
         if isinstance(answer, ProviderError):
-            outcomes.append(await _record_failure(db, settings, claim, answer))
+            failed.append((claim, answer))
+        elif (order_id := read_upstream_id(answer)) is None:
+            failed.append(
+                (claim, ProviderUnknownOutcome(f"add: unreadable order id {shown(answer)}"))
+            )
+        else:
+            sent.append((claim, order_id))
+    outcomes: list[RelayOutcome] = []
+    if sent:
+        recorded, unrecorded = await _record_sent(db, settings, sent)
+        outcomes.extend(recorded)
+        failed.extend(unrecorded)
+    for claim, exc in failed:
+        outcomes.append(await _record_failure_alone(db, settings, claim, exc))
     return outcomes
 
 
 async def _record_sent(
     db: Database, settings: Settings, sent: Sequence[tuple[Claim, str]]
-) -> list[RelayOutcome]:
+) -> tuple[list[RelayOutcome], list[tuple[Claim, ProviderError]]]:
+    """The accepted orders' outcomes, and those that could not be recorded (as unknown
+    outcomes). The earlier order keeps an id the provider gave twice."""
+    unrecorded: list[tuple[Claim, ProviderError]] = []
     async with db.transaction() as session:
-        costs = await upstream_costs(session, settings, [(c, c.provider) for c, _ in sent])
-        rows = await session.execute(
-            SENT_SQL, sent_params([(claim.id, answer) for claim, answer in sent], costs)
-        )
+        fresh = await _hold_duplicates(session, sorted(sent, key=lambda item: item[0].id))
+        costs = await upstream_costs(session, settings, [(c, c.provider) for c, _ in fresh.bind])
+        rows, failed = await _bind(session, fresh.bind, costs)
+        for (claim, provider_order_id), reason in [*fresh.unheld, *failed]:
+            if await _held_after_failure(session, claim, provider_order_id):
+                fresh.held.append(claim)
+            else:
+                message = f"add: accepted as {provider_order_id}, not recorded: {reason}"
+                unrecorded.append((claim, ProviderUnknownOutcome(message[:1000])))
+        not_bound = {claim.id for (claim, _), _ in failed}  # (the unheld were never bound)
+        bound = [(claim, oid) for claim, oid in fresh.bind if claim.id not in not_bound]
         cancel_due = {row.id for row in rows if row.cancel_state == "requested"}
-        for parent_id in sorted({c.parent_id for c, _ in sent if c.parent_id is not None}):
-            await refresh_parent(session, parent_id)
-    RELAY_OUTCOMES.labels("sent").inc(len(sent))
-    for claim, provider_order_id in sent:
+        for parent_id in sorted({c.parent_id for c, _ in bound if c.parent_id is not None}):
+            await _in_savepoint(session, partial(refresh_parent, session, parent_id))
+    RELAY_OUTCOMES.labels("sent").inc(len(bound))
+    RELAY_OUTCOMES.labels("review").inc(len(fresh.held))
+    outcomes = [RelayOutcome(claim.id, "review") for claim in fresh.held]
+    outcomes.extend(RelayOutcome(claim.id, "skipped") for claim in fresh.moved_on)
+    for claim, provider_order_id in bound:
         log.info(
             "order relayed",
             extra={
@@ -288,7 +324,133 @@ async def _record_sent(
                 "provider_order_id": provider_order_id,
             },
         )
-    return [RelayOutcome(claim.id, "sent", cancel_due=claim.id in cancel_due) for claim, _ in sent]
+    outcomes.extend(
+        RelayOutcome(claim.id, "sent", cancel_due=claim.id in cancel_due) for claim, _ in bound
+    )
+    return outcomes, unrecorded
+
+
+@dataclass
+class Fresh:
+    """Accepted orders to bind to their upstream ids, and those held as duplicates."""
+
+    bind: list[tuple[Claim, str]] = field(default_factory=list)
+    held: list[Claim] = field(default_factory=list)
+    moved_on: list[Claim] = field(default_factory=list)  # neither sending nor in review now
+    unheld: list[tuple[tuple[Claim, str], str]] = field(default_factory=list)  # and why
+
+
+async def _hold_duplicates(session: AsyncSession, sent: Sequence[tuple[Claim, str]]) -> Fresh:
+    """Split off the orders answered with an upstream id another order of the same
+    provider holds (already, or earlier in this batch): those are held for the operator."""
+    taken = await anomalies.holders(session, {(c.provider_id, oid) for c, oid in sent})
+    fresh = Fresh()
+    for claim, provider_order_id in sent:
+        key = (claim.provider_id, provider_order_id)
+        holder = taken.setdefault(key, claim.id)
+        if holder == claim.id:
+            fresh.bind.append((claim, provider_order_id))
+            continue
+        hold = partial(
+            anomalies.hold_duplicate,
+            session,
+            claim.id,
+            claim.provider_id,
+            provider_order_id,
+            holder,
+        )
+        try:
+            held = await _in_savepoint(session, hold)
+        except DBAPIError as exc:
+            fresh.unheld.append(((claim, provider_order_id), _reason(exc)))
+            continue
+        (fresh.held if held else fresh.moved_on).append(claim)
+    return fresh
+
+
+Bind = tuple[Claim, str]
+
+
+async def _bind(
+    session: AsyncSession, sent: Sequence[Bind], costs: Mapping[int, UpstreamCost]
+) -> tuple[list[Row[Any]], list[tuple[Bind, str]]]:
+    """SENT_SQL for the whole batch in one savepoint; should it fail, order by order,
+    each in its own. The rows it returned, and the orders it could not bind (why)."""
+
+    async def bind(part: Sequence[Bind]) -> list[Row[Any]]:
+        params = sent_params([(claim.id, oid) for claim, oid in part], costs)
+        return list((await session.execute(SENT_SQL, params)).all())
+
+    if not sent:
+        return [], []
+    try:
+        return await _in_savepoint(session, partial(bind, sent)), []
+    except DBAPIError as exc:
+        if len(sent) == 1:
+            return [], [(sent[0], _reason(exc))]
+        log.warning(
+            "relay: accepted orders not recorded together, recorded one by one: %s",
+            _reason(exc),
+            extra={"order_ids": [claim.id for claim, _ in sent]},
+        )
+    rows: list[Row[Any]] = []
+    failed: list[tuple[Bind, str]] = []
+    for item in sent:
+        try:
+            rows.extend(await _in_savepoint(session, partial(bind, [item])))
+        except DBAPIError as exc:
+            failed.append((item, _reason(exc)))
+    return rows, failed
+
+
+async def _held_after_failure(session: AsyncSession, claim: Claim, provider_order_id: str) -> bool:
+    """An order whose binding failed because another order took its id meanwhile (the
+    unique index refused it) is held as a duplicate."""
+    key = (claim.provider_id, provider_order_id)
+    holder = (await anomalies.holders(session, {key})).get(key)
+    if holder is None or holder == claim.id:
+        return False
+    return await _in_savepoint(
+        session,
+        partial(
+            anomalies.hold_duplicate,
+            session,
+            claim.id,
+            claim.provider_id,
+            provider_order_id,
+            holder,
+        ),
+    )
+
+
+T = TypeVar("T")
+
+
+async def _in_savepoint(session: AsyncSession, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` in a savepoint: if it fails, only its own changes are undone."""
+    async with session.begin_nested():
+        return await work()
+
+
+def _reason(exc: DBAPIError) -> str:
+    return str(exc.orig if exc.orig is not None else exc).splitlines()[0][:300]
+
+
+async def _record_failure_alone(
+    db: Database, settings: Settings, claim: Claim, exc: ProviderError
+) -> RelayOutcome:
+    """A failure's record, which cannot fail the others': if it cannot be written, the
+    order stays `sending` and the sweeper decides (review, or a resend with its request
+    id), as after a crash."""
+    try:
+        return await _record_failure(db, settings, claim, exc)
+    except DBAPIError as failure:
+        log.error(
+            "relay: outcome not recorded, left to the sweeper: %s",
+            _reason(failure),
+            extra={"order_id": claim.id, "provider_id": claim.provider_id},
+        )
+        return RelayOutcome(claim.id, "unrecorded")
 
 
 @dataclass(frozen=True)
@@ -853,7 +1015,8 @@ async def move_stale_sending_to_review(db: Database, settings: Settings) -> list
 async def requeue_reviews_with_request_id(db: Database) -> list[int]:
     """Orders in review whose attempts carried our request id, at a provider that takes
     request ids, are not an operator's question: sending again with the same id answers
-    the provider's order (or places it once). Back to the queue, due now; their ids."""
+    the provider's order (or places it once). Back to the queue, due now; their ids.
+    Orders flagged with an anomaly stay for the operator."""
     capable = select(Provider.id).where(Provider.cap_request_id)
     async with db.transaction() as session:
         ids = list(
@@ -865,6 +1028,9 @@ async def requeue_reviews_with_request_id(db: Database) -> list[int]:
                     Order.provider_order_id.is_(None),
                     Order.upstream_request_id.is_not(None),
                     Order.provider_id.in_(capable),
+                    # Held for an anomaly (an upstream id given twice): the same request
+                    # id would only answer it again. The operator decides.
+                    Order.anomaly.is_(None),
                 )
                 .values(
                     upstream_state=UP_QUEUED,

@@ -18,7 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
+from app.errors import Conflict
 from app.flows import relay
+from app.orders import anomalies
 from app.orders.models import IN_PROGRESS, UP_QUEUED, UP_REJECTED, UP_REVIEW, UP_SENT, Order
 from app.providers.models import Provider
 from app.settings import Settings
@@ -52,8 +54,16 @@ async def review_mark_sent(
 ) -> bool:
     """The operator found the order in the provider's panel: it is sent, with what the
     provider bills for it. The Python twin of `orders.sql.SENT_SQL` (the relay's bulk
-    record of accepted orders), kept equal by tests/test_sql_twins.py."""
+    record of accepted orders), kept equal by tests/test_sql_twins.py. An upstream id
+    another order of the provider holds is refused (Conflict): one report, one order."""
     order = await session.get(Order, order_id)
+    if order is not None and order.provider_id is not None:
+        key = (order.provider_id, provider_order_id)
+        holder = (await anomalies.holders(session, {key})).get(key)
+        if holder is not None and holder != order_id:
+            raise Conflict(
+                f"Provider order id {provider_order_id} already belongs to order {holder}"
+            )
     provider = (
         await session.get(Provider, order.provider_id) if order and order.provider_id else None
     )

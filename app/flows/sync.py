@@ -3,9 +3,11 @@ what changed (refunds included, each exactly once).
 
 One order never stalls the others. Every number a provider sends is bounded by the client
 (app/providers/client.py); a report that still cannot be applied (a number out of range,
-a status we cannot act on) is an anomaly: it is flagged on its order (`anomaly`,
-`anomaly_at`, shown by the operator API), recorded in its upstream history and counted
-(`smm_provider_anomalies_total{provider_id,kind}`), and the order is skipped. Each
+a status we cannot act on, a Partial without readable remains) is an anomaly: it is
+flagged on its order (`anomaly`, `anomaly_at`, shown by the operator API), recorded in its
+upstream history, counted (`smm_provider_anomalies_total{provider_id,kind}`) and alerted
+(app/orders/anomalies.py), and the order is skipped: it stays active, and a later
+readable report applies. A Partial without remains is never a final refund of 0. Each
 statement of a batch runs in its own savepoint: if one fails, only its own orders are
 skipped (a failed bulk progress statement is retried order by order), and the log line
 says why and for which orders.
@@ -22,16 +24,19 @@ from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 import httpx
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import Database, utcnow
-from app.metrics import PROVIDER_ANOMALIES, PROVIDER_ERRORS, STATUS_UPDATES
+from app.db import Database
+from app.metrics import PROVIDER_ERRORS, STATUS_UPDATES
+from app.orders import anomalies
+from app.orders.anomalies import AnomalyJson
 from app.orders.models import (
     ACTIVE_STATUSES,
     COMPLETED,
     IN_PROGRESS,
+    PARTIAL,
     PENDING,
     PROCESSING,
     STATUSES,
@@ -41,7 +46,14 @@ from app.orders.models import (
 )
 from app.orders.service import StatusReport, apply_status, refresh_parent
 from app.orders.sql import POSTS_SQL, PROGRESS_SQL, progress_params
-from app.providers.client import ProviderClient, ProviderError, ProviderOrderStatus, to_int
+from app.providers.client import (
+    UNREADABLE_REMAINS,
+    Anomaly,
+    ProviderClient,
+    ProviderError,
+    ProviderOrderStatus,
+    to_int,
+)
 from app.providers.models import Provider
 from app.providers.service import client_for
 from app.settings import Settings
@@ -59,10 +71,25 @@ class SyncResult:
     anomalies: int = 0  # reports flagged on their order and not applied
 
 
+def anomalies_of(status: ProviderOrderStatus) -> list[AnomalyJson]:
+    """Why a report cannot be applied (none: it can). The client names them; a report
+    made otherwise (a status we cannot act on, a Partial without remains) is held to the
+    same rules."""
+    found = [a.as_json() for a in status.anomalies]
+    if found:
+        return found
+    if status.status not in STATUSES:
+        return [Anomaly("unknown_status", "status", status.status).as_json()]
+    if status.status == PARTIAL and status.remains is None:
+        return [Anomaly(UNREADABLE_REMAINS, "remains", "null").as_json()]
+    return []
+
+
 def report_from(status: ProviderOrderStatus) -> StatusReport | None:
     """What a provider's report says in our terms; None when it is anomalous (a number out
-    of range, a status we cannot act on): such a report is flagged and never applied."""
-    if status.anomalies or status.status not in STATUSES:
+    of range, a status we cannot act on, a Partial without readable remains): such a
+    report is flagged and never applied."""
+    if anomalies_of(status):
         return None
     # A provider's "Pending" is our "In progress": the order is ours to have sent.
     return StatusReport(
@@ -137,35 +164,20 @@ async def _flag_anomalies(
     anomalous: Sequence[tuple[int, ProviderOrderStatus]],
     provider_id: int | None,
 ) -> None:
-    """Record each anomalous report on its order (the flag, an upstream event, the metric),
-    once for as long as the provider keeps sending the same one."""
-    now = utcnow()
+    """Record each anomalous report on its order (the flag, an upstream event, the metric,
+    the alert), once for as long as the provider keeps sending the same one; each in its
+    own savepoint."""
     for order_id, answer in anomalous:
-        anomalies = [a.as_json() for a in answer.anomalies]
-        flagged = await session.scalar(
-            update(Order)
-            .where(Order.id == order_id, Order.anomaly.is_distinct_from(anomalies))
-            .values(anomaly=anomalies, anomaly_at=now)
-            .returning(Order.id)
+        flag = partial(
+            anomalies.flag,
+            session,
+            order_id,
+            anomalies_of(answer),
+            provider_id=provider_id,
+            action="status",
+            detail={"source": "provider", "status": answer.status},
         )
-        if flagged is None:
-            continue
-        session.add(
-            UpstreamEvent(
-                order_id=order_id,
-                action="status",
-                outcome="anomaly",
-                detail={"source": "provider", "status": answer.status, "anomalies": anomalies},
-            )
-        )
-        for anomaly in answer.anomalies:
-            PROVIDER_ANOMALIES.labels(str(provider_id), anomaly.kind).inc()
-        log.warning(
-            "status report not applied: %s",
-            "; ".join(f"{a.field} {a.kind} ({a.value})" for a in answer.anomalies),
-            extra={"provider_id": provider_id, "order_id": order_id, "anomalies": anomalies},
-        )
-    await session.flush()
+        await _isolated(session, "anomaly flag", [order_id], provider_id, flag)
 
 
 async def _apply_progress(
@@ -260,13 +272,7 @@ async def _apply_batch(
         )
     if anomalous:
         result.anomalies += len(anomalous)
-        await _isolated(
-            session,
-            "anomaly flags",
-            [order_id for order_id, _ in anomalous],
-            provider_id,
-            lambda: _flag_anomalies(session, anomalous, provider_id),
-        )
+        await _flag_anomalies(session, anomalous, provider_id)
     if posts:
         await _isolated(
             session,

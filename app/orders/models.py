@@ -81,6 +81,15 @@ class Order(Base):
             unique=True,
             postgresql_where=text("request_id IS NOT NULL"),
         ),
+        # An upstream order id names one order of its provider: a report on it moves
+        # one order (app/orders/anomalies.py holds a second one for the operator).
+        Index(
+            "uq_orders_provider_order_id",
+            "provider_id",
+            "provider_order_id",
+            unique=True,
+            postgresql_where=text("provider_order_id IS NOT NULL"),
+        ),
         Index("ix_orders_user_id_id", "user_id", "id"),
         Index(
             "ix_orders_due",

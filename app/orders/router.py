@@ -17,6 +17,7 @@ from app.http.problems import Problem, get_or_404
 from app.http.tx import Reader, Tx
 from app.ledger.models import LedgerEntry
 from app.ledger.schemas import LedgerEntryOut
+from app.orders import anomalies
 from app.orders.history import last_sent_requests
 from app.orders.models import FINAL_STATUSES, UP_DRIPFEED, Order, UpstreamEvent
 from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn, SentRequestOut
@@ -41,7 +42,7 @@ async def list_orders(
     created_to: datetime | None = None,
     anomaly: Annotated[
         bool | None,
-        Query(description="true: only orders flagged with an anomalous provider report"),
+        Query(description="true: only orders flagged with an anomalous provider answer"),
     ] = None,
     stuck: Annotated[
         bool | None,
@@ -109,8 +110,9 @@ async def get_order(session: Reader, order_id: PathId) -> OrderDetail:
 @admin_router.post(
     "/orders/{order_id}/anomaly/clear",
     summary="Clear an order's anomaly flag",
-    description="Once the provider's odd status report has been looked at. The order does "
-    "not move; a provider that sends the same report again flags the order again.",
+    description="Once the provider's odd answer has been looked at; its `order_anomaly` "
+    "alert closes with it. The order does not move; a provider that sends the same report "
+    "again flags the order again.",
 )
 async def clear_anomaly(tx: Tx, audit: Audit, order_id: PathId) -> OrderDetail:
     order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
@@ -119,8 +121,7 @@ async def clear_anomaly(tx: Tx, audit: Audit, order_id: PathId) -> OrderDetail:
     if order.anomaly is not None:
         flagged_at = order.anomaly_at.isoformat() if order.anomaly_at else None
         before = {"anomaly": order.anomaly, "anomaly_at": flagged_at}
-        order.anomaly, order.anomaly_at = None, None
-        await tx.flush()
+        await anomalies.clear(tx, order)
         await audit(
             "order.anomaly.clear", "order", order_id, before=before, after={"anomaly": None}
         )

@@ -53,8 +53,9 @@ class OrderOut(BaseModel):
     finished_at: datetime | None = None
     anomaly: list[dict[str, str]] | None = Field(
         default=None,
-        description="the last provider report that could not be applied, "
-        "as [{kind, field, value}] (kind: out_of_range, unknown_status)",
+        description="the last provider answer that could not be applied, "
+        "as [{kind, field, value}] (kind: out_of_range, unknown_status, "
+        "unreadable_remains, duplicate_order_id)",
     )
     anomaly_at: datetime | None = None
 

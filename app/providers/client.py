@@ -39,15 +39,38 @@ Order statuses are matched case-insensitively, ignoring spaces, `_` and `-`:
   them as Canceled could refund an order that is then delivered. An operator decides
   (`POST /admin/v1/orders/{id}/status`), with the report shown on the order.
 
+A `Partial` report whose `remains` cannot be read (missing, `null`, `""`, `"Unknown"`,
+any text) is an anomaly (`unreadable_remains`): Partial refunds the remains, and without
+them the order would be closed with a refund of 0 for good. The order stays as it was
+until a report with readable remains comes.
+
+Ids the provider gives (an order's in the answer to `add`, a refill's, a service's) are
+short printable tokens, read by `read_upstream_id`: a string of 1 to 64 printable
+characters once surrounding whitespace is stripped (no NUL, control, line-break, bidi or
+other format character; not text reading as a negative integer), or a non-negative JSON
+integer (a bool is not one). Anything else (`{"id": 5}`, `false`, `-1`, `5.5`, `[1]`, 65
+characters, a bidi override) is not an id: for `add` and `refill` an unknown outcome for
+that one order or refill, never stored as text and never a refusal; in a service list the
+service is skipped. Other text kept from a provider (error messages, an unreadable status
+or number shown to the operator, service names) passes through `printable`: characters
+that are not printable are escaped (`\x00`, `\u202e`) and the text is bounded.
+
 Bodies: HTML, an empty body or any other non-JSON with HTTP 200 is an unknown outcome
 for a mutating call (`add`, `refill`, `cancel`) and transient for a read. In a
 multi-status answer, an `{"error": …}` item is that order's error only; an item that is
-missing or not an object is a transient "no answer" for that order.
+missing or not an object is a transient "no answer" for that order. An `error` that is
+`null` or empty is no error.
+
+An answer to a mutating call that names an order (`order` present, not `null` or empty)
+together with an error, or with an HTTP 4xx status (`{"order": 99}` with 400), is an
+unknown outcome: the provider may have created the order, so it is neither a refusal
+(which would refund it) nor a transient error (which would send it again blindly).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,8 +86,11 @@ MAX_IDS = 100
 # Bounds of what is read from a provider (see the module docstring).
 MAX_COUNT = 10**12
 MAX_MONEY = Decimal(10**12)  # Numeric(20, 8) holds up to 12 integer digits
-MAX_SERVICE_ID = 64  # what a service mapping holds
 MAX_TEXT = 100  # an unreadable value is kept, this long at most, to show the operator
+MAX_UPSTREAM_ID = 64  # what an order's provider_order_id and a refill's id hold
+MAX_ERROR = 1000  # an error message a provider sent, as kept
+NEGATIVE_INTEGER = re.compile(r"-\d+")
+UNREADABLE_REMAINS = "unreadable_remains"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 CANONICAL_STATUSES = {
@@ -126,6 +152,43 @@ class ProviderTransient(ProviderError):
 
 class ProviderPermanent(ProviderError):
     """The provider refused for good (unknown error strings included, see classify_error)."""
+
+
+def printable(value: Any, limit: int) -> str:
+    """Text a provider sent, safe to store and to show: every character that is not
+    printable (NUL, control, line break, bidi and other format characters) escaped as
+    Python writes it (`\x00`, `\u202e`), then cut to `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.isprintable():
+        text = "".join(
+            ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+        )
+    return text[:limit]
+
+
+def shown(value: Any) -> str:
+    """A value from a provider's JSON as JSON (ASCII only), bounded: for messages."""
+    return json.dumps(value)[:MAX_TEXT]
+
+
+def read_upstream_id(value: Any) -> str | None:
+    """An id the provider gave (an order's, a refill's, a service's) as we keep it, or
+    None when the value is not one (see the module docstring)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if not 0 <= value < 10**MAX_UPSTREAM_ID:
+            return None
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if NEGATIVE_INTEGER.fullmatch(text):
+            return None
+    else:
+        return None
+    if not text or len(text) > MAX_UPSTREAM_ID or not text.isprintable():
+        return None
+    return text
 
 
 def classify_error(message: str) -> ProviderError:
@@ -337,33 +400,43 @@ def _order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
         try:
             return read_count(data.get(name))
         except OutOfRange as exc:
-            anomalies.append(Anomaly("out_of_range", name, str(exc)))
+            anomalies.append(Anomaly("out_of_range", name, printable(exc, MAX_TEXT)))
             return None
 
     def money(name: str) -> Decimal | None:
         try:
             return read_money(data.get(name))
         except OutOfRange as exc:
-            anomalies.append(Anomaly("out_of_range", name, str(exc)))
+            anomalies.append(Anomaly("out_of_range", name, printable(exc, MAX_TEXT)))
             return None
 
     sent = data.get("status")
     status = order_status(sent)
     if status is None:
-        anomalies.append(Anomaly("unknown_status", "status", str(sent)[:MAX_TEXT]))
+        anomalies.append(Anomaly("unknown_status", "status", printable(sent, MAX_TEXT)))
     charge, start_count, remains = money("charge"), count("start_count"), count("remains")
+    if status == "Partial" and remains is None and not any(a.field == "remains" for a in anomalies):
+        anomalies.append(Anomaly(UNREADABLE_REMAINS, "remains", _as_sent(data, "remains")))
     if "posts" in data:
         count("posts")
     currency = data.get("currency")
     return ProviderOrderStatus(
-        status=status or str(sent or "").strip()[:MAX_TEXT],
+        status=status or printable(str(sent or "").strip(), MAX_TEXT),
         charge=charge,
         start_count=start_count,
         remains=remains,
-        currency=str(currency)[:3] if currency else None,
+        currency=printable(currency, 3) if currency else None,
         extra={k: v for k, v in data.items() if k not in known},
         anomalies=tuple(anomalies),
     )
+
+
+def _as_sent(data: Mapping[str, Any], name: str) -> str:
+    """A field as the provider sent it, for the operator: `(missing)` when absent."""
+    if name not in data:
+        return "(missing)"
+    value = data[name]
+    return "null" if value is None else printable(value, MAX_TEXT)
 
 
 def read_order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
@@ -372,10 +445,22 @@ def read_order_status(data: Mapping[str, Any]) -> ProviderOrderStatus:
     return _order_status(data)
 
 
+def _error_text(value: Any) -> str | None:
+    """The error an answer (or an item of one) carries; None when it carries none (an
+    `error` that is null or empty is none)."""
+    if not isinstance(value, Mapping) or value.get("error") is None:
+        return None
+    text = printable(value["error"], MAX_ERROR).strip()
+    return text or None
+
+
 def _error_of(value: Any) -> ProviderError | None:
-    if isinstance(value, Mapping) and "error" in value:
-        return classify_error(str(value["error"]))
-    return None
+    text = _error_text(value)
+    return classify_error(text) if text is not None else None
+
+
+def _names_order(body: Any) -> bool:
+    return isinstance(body, Mapping) and body.get("order") not in (None, "")
 
 
 class ProviderClient:
@@ -408,13 +493,24 @@ class ProviderClient:
             body = json.loads(response.content)
         except ValueError as exc:
             raise unknown(f"{action}: answer is not JSON (HTTP {response.status_code})") from exc
-        if isinstance(body, Mapping) and "error" in body and len(body) <= 2:
-            error = _error_of(body)
-            assert error is not None
+        if mutating and _names_order(body):
+            self._order_with_error(action, body, response.status_code)
+        error = _error_of(body)
+        if error is not None and len(body) <= 2:
             raise error
         if response.status_code >= 400:
             raise ProviderTransient(f"{action}: HTTP {response.status_code}")
         return body
+
+    @staticmethod
+    def _order_with_error(action: str, body: Mapping[str, Any], status_code: int) -> None:
+        """An answer naming an order may mean the order was created, whatever else it
+        says: with an error or an HTTP 4xx, its outcome is unknown."""
+        error = _error_text(body)
+        if error is None and status_code < 400:
+            return
+        why = f"with the error {error[:MAX_TEXT]!r}" if error else f"with HTTP {status_code}"
+        raise ProviderUnknownOutcome(f"{action}: answer names order {shown(body['order'])} {why}")
 
     def _shape(self, action: str, mutating: bool) -> ProviderError:
         message = f"{action}: unexpected answer"
@@ -426,9 +522,10 @@ class ProviderClient:
             raise self._shape("services", False)
         out: list[ProviderService] = []
         for item in body:
-            if not isinstance(item, Mapping) or item.get("service") is None:
+            if not isinstance(item, Mapping):
                 continue
-            if len(str(item["service"])) > MAX_SERVICE_ID:
+            service = read_upstream_id(item.get("service"))
+            if service is None:
                 continue
             rate = to_decimal(item.get("rate"))
             low, high = to_int(item.get("min")), to_int(item.get("max"))
@@ -436,10 +533,10 @@ class ProviderClient:
                 continue
             out.append(
                 ProviderService(
-                    service=str(item["service"]),
-                    name=str(item.get("name") or "")[:300],
-                    type=str(item.get("type") or "Default")[:40],
-                    category=str(item.get("category") or "")[:200],
+                    service=service,
+                    name=printable(item.get("name") or "", 300),
+                    type=printable(item.get("type") or "Default", 40),
+                    category=printable(item.get("category") or "", 200),
                     rate=rate,
                     min=low,
                     max=high,
@@ -451,11 +548,14 @@ class ProviderClient:
         return out
 
     async def add(self, fields: Mapping[str, str | int]) -> str:
+        """The provider's id of the order it created (a short printable token)."""
         body = await self._call("add", fields, mutating=True)
-        order = body.get("order") if isinstance(body, Mapping) else None
-        if order is None or str(order).strip() == "":
+        if not isinstance(body, Mapping) or "order" not in body:
             raise self._shape("add", True)
-        return str(order).strip()
+        order = read_upstream_id(body["order"])
+        if order is None:
+            raise ProviderUnknownOutcome(f"add: unreadable order id {shown(body['order'])}")
+        return order
 
     async def status(self, order_id: str) -> ProviderOrderStatus:
         body = await self._call("status", {"order": order_id}, mutating=False)
@@ -488,7 +588,10 @@ class ProviderClient:
         refill = body.get("refill") if isinstance(body, Mapping) else None
         if refill is None or isinstance(refill, Mapping):
             raise _error_of(refill) or self._shape("refill", True)
-        return str(refill)
+        token = read_upstream_id(refill)
+        if token is None:
+            raise ProviderUnknownOutcome(f"refill: unreadable refill id {shown(refill)}")
+        return token
 
     async def refill_status(self, refill_id: str) -> str:
         body = await self._call("refill_status", {"refill": refill_id}, mutating=False)
@@ -539,7 +642,7 @@ class ProviderClient:
             request_id=body.get("request_id") is True,
             status_by_request_id=body.get("status_by_request_id") is True,
             webhooks=body.get("webhooks") is True,
-            version=str(body.get("version") or "")[:MAX_TEXT],
+            version=printable(body.get("version") or "", MAX_TEXT),
         )
 
     async def set_webhook(self, url: str) -> str:

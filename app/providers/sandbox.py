@@ -63,6 +63,10 @@ class SandboxConfig:
     # Speaks the optional extensions (SPEC §4: capabilities, request ids); False: a
     # standard panel that knows nothing of them.
     extensions: bool = True
+    # The id of the first order it creates (then one more each). Its orders live in
+    # memory: a sandbox restarted for a panel that kept its database starts past the ids
+    # it gave before, as a real provider never gives one id twice.
+    first_order_id: int = 1
 
 
 def default_sandbox_config() -> SandboxConfig:
@@ -429,7 +433,7 @@ class Sandbox:
             if self.balances[key] < charge:
                 raise DomainError("Not enough funds on balance")
             self.balances[key] -= charge
-            order_id = len(self.orders) + 1
+            order_id = self.config.first_order_id + len(self.orders)
             self.orders[order_id] = SandboxOrder(
                 id=order_id,
                 key=key,

@@ -464,9 +464,10 @@ def _explain(exc: BaseException) -> str | None:
     """One line for the errors an operator causes or can fix; None for a real bug."""
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
+    from app.embedded import DataDirInUse
     from app.errors import DomainError
 
-    if isinstance(exc, OperatorError | DomainError):
+    if isinstance(exc, OperatorError | DomainError | DataDirInUse):
         return str(exc)
     if isinstance(exc, IntegrityError):
         return f"refused by the database: {str(exc.orig).splitlines()[0]}"

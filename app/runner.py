@@ -65,6 +65,8 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
         need_db=not settings.database_url,
         need_redis=not settings.redis_url,
     )
+    if embedded.recovered:
+        log.warning(embedded.recovered)
     updates: dict[str, object] = {}
     if embedded.database_url:
         updates["database_url"] = embedded.database_url

@@ -108,9 +108,23 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _require_db(settings: Settings) -> str:
+    from app.preflight import check_database_url
+
     if not settings.database_url:
         raise OperatorError("DATABASE_URL is not set (`smm-panel run` starts an embedded default)")
-    return settings.database_url
+    return check_database_url(settings.database_url)
+
+
+def _preflight(settings: Settings, *, redis: bool, gateways: bool = False) -> None:
+    """The servers answer and the gateways can price (app/preflight.py), before starting."""
+    from app.preflight import check_redis_url, check_servers
+
+    _require_db(settings)
+    if redis:
+        if not settings.redis_url:
+            raise OperatorError("REDIS_URL is not set (`smm-panel run` starts an embedded default)")
+        check_redis_url(settings.redis_url)
+    asyncio.run(check_servers(settings, redis=redis, gateways=gateways))
 
 
 def _require_safe_secrets(settings: Settings) -> None:
@@ -145,6 +159,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
 
     _require_safe_secrets(settings)
     url = _require_db(settings)
+    _preflight(settings, redis=False)
     log.info("migrating", extra={"expected_revision": migrate.expected_revision()})
     migrate.upgrade(url)
     print("migrated to head")
@@ -154,7 +169,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     _require_safe_secrets(settings)
-    _require_db(settings)
+    _preflight(settings, redis=True, gateways=True)
     # Every process (the parent and each of --workers) logs through app.logs: uvicorn
     # configures no handlers of its own (log_config=None), the app factory configures ours.
     uvicorn.run(
@@ -173,10 +188,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
     from app import migrate
-    from workers.main import run_worker
 
     _require_safe_secrets(settings)
-    _require_db(settings)
+    _preflight(settings, redis=True)
+    # Imported once the settings are known good: the module builds arq's settings from them.
+    from workers.main import run_worker
+
     log.info(
         "worker starting",
         extra={
@@ -289,8 +306,13 @@ def cmd_user_key(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from app.embedded import EXTRA_HINT, missing_embedded
+    from app.preflight import check_database_url, check_redis_url
 
     need_db, need_redis = not settings.database_url, not settings.redis_url
+    if settings.database_url:
+        check_database_url(settings.database_url)
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)
     if missing_embedded(need_db=need_db, need_redis=need_redis):
         raise OperatorError(EXTRA_HINT)
     from app.runner import run_all
@@ -304,8 +326,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 EPILOG = """\
 Every setting is an environment variable (or a line of ./.env); the README's
-configuration table lists them all. The ones each command reads are named in its
-own --help. Exit status: 0 done, 1 an error (one line on stderr), 2 bad arguments.
+configuration table lists them all (`smm-panel settings` prints it). The ones each
+command reads are named in its own --help. Exit status: 0 done; 1 an error or a
+configuration mistake, in one line on stderr (a malformed or unreachable DATABASE_URL
+or REDIS_URL, a weak secret, a payment gateway without a conversion rate); 2 bad
+arguments.
 """
 
 
@@ -466,8 +491,9 @@ def _explain(exc: BaseException) -> str | None:
 
     from app.embedded import DataDirInUse
     from app.errors import DomainError
+    from app.preflight import ConfigurationError
 
-    if isinstance(exc, OperatorError | DomainError | DataDirInUse):
+    if isinstance(exc, OperatorError | DomainError | DataDirInUse | ConfigurationError):
         return str(exc)
     if isinstance(exc, IntegrityError):
         return f"refused by the database: {str(exc.orig).splitlines()[0]}"

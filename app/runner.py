@@ -17,7 +17,14 @@ from sqlalchemy import select
 
 from app import demo, migrate
 from app.db import Database
-from app.embedded import kept_secret, start_embedded
+from app.embedded import EmbeddedServices, kept_secret, start_embedded
+from app.preflight import (
+    check_database_url,
+    check_redis_url,
+    gateways_can_price,
+    reach_database,
+    reach_redis,
+)
 from app.providers.models import Provider
 from app.providers.sandbox import default_sandbox_config, serve_sandbox
 from app.providers.service import create_provider
@@ -67,11 +74,23 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
     )
     if embedded.recovered:
         log.warning(embedded.recovered)
+    try:
+        await _run(settings, embedded, host, port)
+    finally:
+        embedded.stop()
+
+
+async def _run(
+    settings: Settings, embedded: EmbeddedServices, host: str | None, port: int | None
+) -> None:
     updates: dict[str, object] = {}
     if embedded.database_url:
         updates["database_url"] = embedded.database_url
     if embedded.redis_url:
         updates["redis_url"] = embedded.redis_url
+    settings = settings.model_copy(update=updates)
+    await reach_database(check_database_url(settings.database_url or ""))
+    await reach_redis(check_redis_url(settings.redis_url or ""))
     # Generated once and kept under DATA_DIR: provider keys stay readable and the token
     # stable across restarts.
     if not settings.current_secret_key:
@@ -81,12 +100,10 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
     if not settings.admin_token:
         updates["admin_token"] = kept_secret(settings.data_dir, "admin_token")
     settings = settings.model_copy(update=updates)
-    try:
-        await asyncio.to_thread(migrate.upgrade, settings.database_url or "")
-        _, key = await prepare(settings)
-        await _serve_everything(settings, host or settings.host, port or settings.port, key)
-    finally:
-        embedded.stop()
+    await asyncio.to_thread(migrate.upgrade, settings.database_url or "")
+    await gateways_can_price(settings)
+    _, key = await prepare(settings)
+    await _serve_everything(settings, host or settings.host, port or settings.port, key)
 
 
 async def _serve_everything(settings: Settings, host: str, port: int, key: str) -> None:

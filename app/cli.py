@@ -211,7 +211,28 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
     from app.providers.sandbox import load_sandbox_config, serve_sandbox
 
-    asyncio.run(serve_sandbox(args.host, args.port, load_sandbox_config(args.config)))
+    try:
+        config = load_sandbox_config(args.config)
+    except (OSError, ValueError, TypeError) as exc:  # unreadable, not JSON, unknown fields
+        raise OperatorError(f"--config {args.config}: {' '.join(str(exc).split())}") from None
+    asyncio.run(serve_sandbox(args.host, args.port, config))
+
+
+def cmd_settings(_: Settings, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from app.settings import settings_table, with_settings_table
+
+    if args.readme:
+        path = Path(args.readme)
+        try:
+            text = path.read_text(encoding="utf-8")
+            path.write_text(with_settings_table(text), encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            raise OperatorError(f"{path}: {exc}") from None
+        print(f"{path}: configuration table written")
+        return
+    print(settings_table(), end="")
 
 
 def cmd_check(settings: Settings, _: argparse.Namespace) -> None:
@@ -306,8 +327,9 @@ def cmd_user_key(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from app.embedded import EXTRA_HINT, missing_embedded
-    from app.preflight import check_database_url, check_redis_url
+    from app.preflight import check_database_url, check_mail_url, check_redis_url
 
+    check_mail_url(settings.mail_url)
     need_db, need_redis = not settings.database_url, not settings.redis_url
     if settings.database_url:
         check_database_url(settings.database_url)
@@ -419,6 +441,25 @@ def build_parser() -> argparse.ArgumentParser:
         "check the ledger invariants (balances equal their entries, order money matches); "
         "prints the report as JSON and exits 1 on any violation: run it after a restore",
         f"{ENV_DATABASE}, {ENV_LOGS}",
+    )
+    p = _command(
+        sub,
+        "settings",
+        cmd_settings,
+        "print the configuration table (every setting, its default and meaning) in Markdown, "
+        "as the README shows it",
+        "none read (it describes every setting, whatever their values)",
+    )
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the table in Markdown (the default, and the only format)",
+    )
+    p.add_argument(
+        "--readme",
+        metavar="PATH",
+        default=None,
+        help="rewrite the table between its markers in this file (`make settings-table`)",
     )
     _command(
         sub,

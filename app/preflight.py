@@ -2,10 +2,11 @@
 configuration mistake ends in one line naming the setting and its fix, never a traceback
 or a process that runs without being able to work.
 
-The checks, in order: the shape of DATABASE_URL and REDIS_URL (a PostgreSQL URL, a Redis
-URL), then that each server answers (within CONNECT_TIMEOUT), then that every configured
-payment gateway can price an invoice (a conversion rate for its currency). Once started, a
-process rides out outages of either server as before; only the start is strict.
+The checks, in order: the shape of DATABASE_URL, REDIS_URL and MAIL_URL (a PostgreSQL URL,
+a Redis URL, `console` or SMTP), then that each server answers (within CONNECT_TIMEOUT),
+then that every configured payment gateway can price an invoice (a conversion rate for its
+currency). Once started, a process rides out outages of either server as before; only the
+start is strict.
 """
 
 from __future__ import annotations
@@ -84,6 +85,20 @@ def check_redis_url(url: str) -> str:
     return url.strip()
 
 
+def check_mail_url(url: str) -> str:
+    """MAIL_URL as `console` or an SMTP URL, or ConfigurationError saying what is wrong
+    (app/mail/service.py sends through it)."""
+    if url.strip() in ("", "console"):
+        return url.strip()
+    expected = "console or smtp://user:pass@host:port (smtps:// for TLS)"
+    parts = _split("MAIL_URL", url, expected)
+    if parts.scheme.lower() not in ("smtp", "smtps"):
+        raise ConfigurationError(f"MAIL_URL must be {expected}, not {parts.scheme}://…")
+    if not parts.hostname:
+        raise ConfigurationError(f"MAIL_URL names no host: expected {expected}")
+    return url.strip()
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).splitlines()[0].strip() if str(exc) else ""
     return text or type(exc).__name__
@@ -133,6 +148,8 @@ async def gateways_can_price(settings: Settings) -> None:
 
 async def check_servers(settings: Settings, *, redis: bool, gateways: bool) -> None:
     """The start-up checks of a command that uses the database (and Redis, gateways)."""
+    if redis:  # the processes that send mail: the API and the worker
+        check_mail_url(settings.mail_url)
     await reach_database(check_database_url(settings.database_url or ""))
     if redis:
         await reach_redis(check_redis_url(settings.redis_url or ""))

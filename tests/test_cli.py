@@ -11,7 +11,7 @@ import pytest
 
 from app.cli import build_parser
 from app.context import AppContext
-from app.preflight import ConfigurationError, check_database_url, check_redis_url
+from app.preflight import ConfigurationError, check_database_url, check_mail_url, check_redis_url
 from app.settings import Settings
 from tests.support.cli import command_env, smm_panel_async
 from tests.support.env import SECRET_KEY
@@ -266,4 +266,35 @@ async def test_a_gateway_that_cannot_price_refuses_to_start(
         "smm-panel: error: payment gateway yookassa takes RUB, which has no conversion rate "
         "into USD: set CURRENCY_RATES (USD per unit, e.g. "
         """CURRENCY_RATES='{"RUB": "0.011"}') or PUT /admin/v1/currencies/RUB"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "http://mail.example",
+            "MAIL_URL must be console or smtp://user:pass@host:port (smtps:// for TLS), not http://…",
+        ),
+        (
+            "smtp://",
+            "MAIL_URL names no host: expected console or smtp://user:pass@host:port (smtps:// for TLS)",
+        ),
+    ],
+)
+def test_mail_url_mistakes_are_named(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        check_mail_url(url)
+    assert str(refused.value) == message
+    assert check_mail_url("console") == "console"
+    assert check_mail_url("smtps://u:p@mail.example:465") == "smtps://u:p@mail.example:465"
+
+
+async def test_a_bad_sandbox_config_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.json"
+    config.write_text('{"servces": []}')
+    line = _refused(await smm_panel_async("sandbox", "--config", str(config), env=command_env()), 1)
+    assert line == (
+        f"smm-panel: error: --config {config}: SandboxConfig.__init__() got an unexpected "
+        "keyword argument 'servces'"
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import yaml
 from alembic import command
 
 from app import migrate
@@ -78,3 +80,36 @@ def test_the_code_finds_its_migrations_from_any_directory(tmp_path: Path) -> Non
 async def test_the_models_and_the_migrations_agree(database_url: str) -> None:
     """`alembic check` on a database migrated to head: no operation left to generate."""
     await asyncio.to_thread(command.check, migrate.alembic_config(database_url))
+
+
+def test_readme_makefile_pyproject_and_hooks_agree_on_the_checks() -> None:
+    """What `make typecheck`, `make lint` and the coverage floor cover is said once in each
+    place that runs or documents it, and the same everywhere."""
+    makefile = (ROOT / "Makefile").read_text()
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+    typecheck = re.search(r"^typecheck:.*\n\t\$\(BIN\)/mypy (.+)$", makefile, re.MULTILINE)
+    assert typecheck is not None
+    checked = typecheck.group(1).split()
+    assert checked == ["app", "workers", "sim", "tests"]
+    entries = {h["id"]: h["entry"] for repo in hooks["repos"] for h in repo["hooks"]}
+    assert entries["mypy"].split()[1:] == checked
+    assert "`mypy --strict` on `app`, `workers`, `sim` and `tests`" in readme
+    assert pyproject["tool"]["mypy"]["strict"] is True
+
+    lint = re.search(r"^lint:.*\n((?:\t.+\n)+)", makefile, re.MULTILINE)
+    assert lint is not None
+    assert [line.strip() for line in lint.group(1).splitlines()] == [
+        "$(BIN)/ruff check .",
+        "$(BIN)/ruff format --check .",
+        "$(BIN)/lint-imports",
+    ]
+    assert {"ruff", "ruff-format", "lint-imports"} <= set(entries)
+
+    floor = re.search(r"^COVERAGE_FLOOR \?= (\d+)$", makefile, re.MULTILINE)
+    assert floor is not None
+    assert f"fails below {floor.group(1)} %" in readme
+    assert pyproject["tool"]["coverage"]["run"]["source"] == ["app", "workers"]
+    assert "coverage of `app/` and `workers/`" in readme

@@ -458,7 +458,8 @@ async def test_a_pricing_rule_changed_by_the_operator_applies_at_once(
         return answer
 
     async def offered() -> str:
-        return {s["service"]: s["rate"] for s in await api(user.key, "services")}.get(sid, "-")
+        rates = {s["service"]: str(s["rate"]) for s in await api(user.key, "services")}
+        return rates.get(sid, "-")
 
     assert await offered() == "0.81"
     repriced = await patch(price_multiplier="3")  # 0.40 × 3 + 0.01 = 1.21

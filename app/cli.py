@@ -409,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_serve,
         "the HTTP API (uvicorn); refuses a missing or weak SECRET_KEY or a weak ADMIN_TOKEN",
         f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, HOST, PORT, FORWARDED_ALLOW_IPS, "
-        f"PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, {ENV_LOGS}, LOG_REQUESTS",
+        f"PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, MAIL_URL, CURRENCY_RATES and the "
+        f"payment gateways' settings (checked at start), {ENV_LOGS}, LOG_REQUESTS",
     )
     _host_port(p)
     p.add_argument(

@@ -1,7 +1,11 @@
 """`smm-panel run`: the whole panel in one process for a zero-configuration start.
 
-Embedded Postgres and Redis (unless DATABASE_URL / REDIS_URL are set), migrations, the
-sandbox provider, the demo catalog wired to it, a demo user, the API and the worker.
+Embedded Postgres and Redis (unless DATABASE_URL / REDIS_URL are set; the ones a killed
+previous run left are stopped first, app/embedded.py), the start-up checks of
+app/preflight.py, migrations, the sandbox provider, the demo catalog wired to it, a demo
+user, the API and the worker. The demo configures no payment gateway and invents no
+exchange rate: a gateway set up by the operator needs a rate for its currency, or the run
+stops with the line that names it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck check migrate worker sandbox bench chaos sim sim-mutants clean
+.PHONY: run test install lint typecheck check migrate worker sandbox bench chaos sim sim-mutants settings-table clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ sim-mutants: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
+
+# README's configuration table, printed from app/settings.py (tests/test_settings_table.py
+# fails while it is stale).
+settings-table: $(STAMP)
+	$(BIN)/smm-panel settings --readme README.md
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

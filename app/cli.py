@@ -108,9 +108,23 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _require_db(settings: Settings) -> str:
+    from app.preflight import check_database_url
+
     if not settings.database_url:
         raise OperatorError("DATABASE_URL is not set (`smm-panel run` starts an embedded default)")
-    return settings.database_url
+    return check_database_url(settings.database_url)
+
+
+def _preflight(settings: Settings, *, redis: bool, gateways: bool = False) -> None:
+    """The servers answer and the gateways can price (app/preflight.py), before starting."""
+    from app.preflight import check_redis_url, check_servers
+
+    _require_db(settings)
+    if redis:
+        if not settings.redis_url:
+            raise OperatorError("REDIS_URL is not set (`smm-panel run` starts an embedded default)")
+        check_redis_url(settings.redis_url)
+    asyncio.run(check_servers(settings, redis=redis, gateways=gateways))
 
 
 def _require_safe_secrets(settings: Settings) -> None:
@@ -145,6 +159,7 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
 
     _require_safe_secrets(settings)
     url = _require_db(settings)
+    _preflight(settings, redis=False)
     log.info("migrating", extra={"expected_revision": migrate.expected_revision()})
     migrate.upgrade(url)
     print("migrated to head")
@@ -154,7 +169,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     _require_safe_secrets(settings)
-    _require_db(settings)
+    _preflight(settings, redis=True, gateways=True)
     # Every process (the parent and each of --workers) logs through app.logs: uvicorn
     # configures no handlers of its own (log_config=None), the app factory configures ours.
     uvicorn.run(
@@ -173,10 +188,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
     from app import migrate
-    from workers.main import run_worker
 
     _require_safe_secrets(settings)
-    _require_db(settings)
+    _preflight(settings, redis=True)
+    # Imported once the settings are known good: the module builds arq's settings from them.
+    from workers.main import run_worker
+
     log.info(
         "worker starting",
         extra={
@@ -194,7 +211,28 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
     from app.providers.sandbox import load_sandbox_config, serve_sandbox
 
-    asyncio.run(serve_sandbox(args.host, args.port, load_sandbox_config(args.config)))
+    try:
+        config = load_sandbox_config(args.config)
+    except (OSError, ValueError, TypeError) as exc:  # unreadable, not JSON, unknown fields
+        raise OperatorError(f"--config {args.config}: {' '.join(str(exc).split())}") from None
+    asyncio.run(serve_sandbox(args.host, args.port, config))
+
+
+def cmd_settings(_: Settings, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from app.settings import settings_table, with_settings_table
+
+    if args.readme:
+        path = Path(args.readme)
+        try:
+            text = path.read_text(encoding="utf-8")
+            path.write_text(with_settings_table(text), encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            raise OperatorError(f"{path}: {exc}") from None
+        print(f"{path}: configuration table written")
+        return
+    print(settings_table(), end="")
 
 
 def cmd_check(settings: Settings, _: argparse.Namespace) -> None:
@@ -289,8 +327,14 @@ def cmd_user_key(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from app.embedded import EXTRA_HINT, missing_embedded
+    from app.preflight import check_database_url, check_mail_url, check_redis_url
 
+    check_mail_url(settings.mail_url)
     need_db, need_redis = not settings.database_url, not settings.redis_url
+    if settings.database_url:
+        check_database_url(settings.database_url)
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)
     if missing_embedded(need_db=need_db, need_redis=need_redis):
         raise OperatorError(EXTRA_HINT)
     from app.runner import run_all
@@ -304,8 +348,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 EPILOG = """\
 Every setting is an environment variable (or a line of ./.env); the README's
-configuration table lists them all. The ones each command reads are named in its
-own --help. Exit status: 0 done, 1 an error (one line on stderr), 2 bad arguments.
+configuration table lists them all (`smm-panel settings` prints it). The ones each
+command reads are named in its own --help. Exit status: 0 done; 1 an error or a
+configuration mistake, in one line on stderr (a malformed or unreachable DATABASE_URL
+or REDIS_URL, a weak secret, a payment gateway without a conversion rate); 2 bad
+arguments.
 """
 
 
@@ -362,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_serve,
         "the HTTP API (uvicorn); refuses a missing or weak SECRET_KEY or a weak ADMIN_TOKEN",
         f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, HOST, PORT, FORWARDED_ALLOW_IPS, "
-        f"PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, {ENV_LOGS}, LOG_REQUESTS",
+        f"PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, MAIL_URL, CURRENCY_RATES and the "
+        f"payment gateways' settings (checked at start), {ENV_LOGS}, LOG_REQUESTS",
     )
     _host_port(p)
     p.add_argument(
@@ -394,6 +442,25 @@ def build_parser() -> argparse.ArgumentParser:
         "check the ledger invariants (balances equal their entries, order money matches); "
         "prints the report as JSON and exits 1 on any violation: run it after a restore",
         f"{ENV_DATABASE}, {ENV_LOGS}",
+    )
+    p = _command(
+        sub,
+        "settings",
+        cmd_settings,
+        "print the configuration table (every setting, its default and meaning) in Markdown, "
+        "as the README shows it",
+        "none read (it describes every setting, whatever their values)",
+    )
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the table in Markdown (the default, and the only format)",
+    )
+    p.add_argument(
+        "--readme",
+        metavar="PATH",
+        default=None,
+        help="rewrite the table between its markers in this file (`make settings-table`)",
     )
     _command(
         sub,
@@ -464,9 +531,11 @@ def _explain(exc: BaseException) -> str | None:
     """One line for the errors an operator causes or can fix; None for a real bug."""
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
+    from app.embedded import DataDirInUse
     from app.errors import DomainError
+    from app.preflight import ConfigurationError
 
-    if isinstance(exc, OperatorError | DomainError):
+    if isinstance(exc, OperatorError | DomainError | DataDirInUse | ConfigurationError):
         return str(exc)
     if isinstance(exc, IntegrityError):
         return f"refused by the database: {str(exc.orig).splitlines()[0]}"

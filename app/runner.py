@@ -1,7 +1,11 @@
 """`smm-panel run`: the whole panel in one process for a zero-configuration start.
 
-Embedded Postgres and Redis (unless DATABASE_URL / REDIS_URL are set), migrations, the
-sandbox provider, the demo catalog wired to it, a demo user, the API and the worker.
+Embedded Postgres and Redis (unless DATABASE_URL / REDIS_URL are set; the ones a killed
+previous run left are stopped first, app/embedded.py), the start-up checks of
+app/preflight.py, migrations, the sandbox provider, the demo catalog wired to it, a demo
+user, the API and the worker. The demo configures no payment gateway and invents no
+exchange rate: a gateway set up by the operator needs a rate for its currency, or the run
+stops with the line that names it.
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import demo, migrate
 from app.db import Database
-from app.embedded import kept_secret, start_embedded
+from app.embedded import EmbeddedServices, kept_secret, start_embedded
 from app.orders.models import Order
+from app.preflight import (
+    check_database_url,
+    check_redis_url,
+    gateways_can_price,
+    reach_database,
+    reach_redis,
+)
 from app.providers.models import Provider
 from app.providers.sandbox import default_sandbox_config, serve_sandbox
 from app.providers.service import create_provider
@@ -89,11 +100,25 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
         need_db=not settings.database_url,
         need_redis=not settings.redis_url,
     )
+    if embedded.recovered:
+        log.warning(embedded.recovered)
+    try:
+        await _run(settings, embedded, host, port)
+    finally:
+        embedded.stop()
+
+
+async def _run(
+    settings: Settings, embedded: EmbeddedServices, host: str | None, port: int | None
+) -> None:
     updates: dict[str, object] = {}
     if embedded.database_url:
         updates["database_url"] = embedded.database_url
     if embedded.redis_url:
         updates["redis_url"] = embedded.redis_url
+    settings = settings.model_copy(update=updates)
+    await reach_database(check_database_url(settings.database_url or ""))
+    await reach_redis(check_redis_url(settings.redis_url or ""))
     # Generated once and kept under DATA_DIR: provider keys stay readable and the token
     # stable across restarts.
     if not settings.current_secret_key:
@@ -106,12 +131,10 @@ async def run_all(settings: Settings, *, host: str | None = None, port: int | No
     if "provider_allow_private" not in settings.model_fields_set:
         updates["provider_allow_private"] = True
     settings = settings.model_copy(update=updates)
-    try:
-        await asyncio.to_thread(migrate.upgrade, settings.database_url or "")
-        prepared = await prepare(settings)
-        await _serve_everything(settings, host or settings.host, port or settings.port, prepared)
-    finally:
-        embedded.stop()
+    await asyncio.to_thread(migrate.upgrade, settings.database_url or "")
+    await gateways_can_price(settings)
+    prepared = await prepare(settings)
+    await _serve_everything(settings, host or settings.host, port or settings.port, prepared)
 
 
 async def _serve_everything(settings: Settings, host: str, port: int, prepared: Prepared) -> None:

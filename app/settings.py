@@ -7,6 +7,7 @@ both once and keeps them under DATA_DIR.
 
 from __future__ import annotations
 
+import json
 import secrets
 from decimal import Decimal
 from functools import lru_cache
@@ -47,175 +48,315 @@ def weak_secret(value: str | None) -> str | None:
 
 
 class Settings(BaseSettings):
+    """Every setting, with the description README's configuration table is printed from
+    (`smm-panel settings --markdown`; tests/test_settings_table.py keeps the two equal)."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    # Servers and secrets.
     database_url: str | None = Field(
         default=None,
-        description="postgresql+asyncpg://… URL; unset = embedded Postgres under DATA_DIR",
+        description="`postgresql+asyncpg://user:pass@host/db` (plain `postgresql://` "
+        "accepted); unset: `run` starts an embedded PostgreSQL under `DATA_DIR`",
     )
     redis_url: str | None = Field(
-        default=None, description="redis://… URL; unset = embedded Redis under DATA_DIR"
+        default=None,
+        description="`redis://host:6379/0`; unset: `run` starts an embedded Redis under `DATA_DIR`",
     )
-    data_dir: str = Field(default=".data", description="where the embedded default keeps its data")
+    data_dir: str = Field(
+        default=".data",
+        description="where `run` keeps the embedded PostgreSQL and Redis, its generated "
+        "`SECRET_KEY` and `ADMIN_TOKEN`, and `run.json` (the pids of a run, to recover from a "
+        "killed one)",
+    )
     admin_token: str | None = Field(
-        default=None, description="bearer token for /admin/v1 (unset = admin API refuses all)"
+        default=None,
+        description="bearer token of `/admin/v1` (the owner's bootstrap); unset: the admin "
+        "API refuses everything; when set, at least 32 characters and no placeholder, or "
+        "`serve`/`worker`/`migrate` refuse to start (`run` generates one under `DATA_DIR`)",
     )
     secret_key: str = Field(
         default="",
-        description="secret used to encrypt provider API keys at rest (>= 32 characters; "
-        "`smm-panel secret` prints one); older keys may follow, comma-separated",
+        description="encrypts provider API keys and other secrets at rest; required: at "
+        "least 32 characters, no placeholder (`smm-panel secret` prints one); "
+        "`serve`/`worker`/`migrate` refuse to start without it (`run` generates one under "
+        "`DATA_DIR`). Older keys may follow, comma-separated",
     )
     secret_key_previous: str = Field(
         default="",
-        description="comma-separated older SECRET_KEYs, still read until `rotate-secret`",
+        description="comma-separated older keys, still read (never written) until "
+        "`smm-panel rotate-secret`",
     )
     currency: str = Field(default="USD", description="the panel's currency")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    db_pool_size: int = 20
-    db_max_overflow: int = 20
+    host: str = Field(default="127.0.0.1", description="address `serve` and `run` listen on")
+    port: int = Field(default=8000, description="port `serve` and `run` listen on")
+    db_pool_size: int = Field(default=20, description="SQLAlchemy pool per process")
+    db_max_overflow: int = Field(
+        default=20, description="connections the SQLAlchemy pool may open beyond its size"
+    )
     db_driver_pool_size: int = Field(
-        default=16, description="connections of the API's hot-path pool (add, status)"
+        default=16,
+        description="plain asyncpg pool of the API v2 lean path (every action)",
     )
     db_listen: bool = Field(
         default=True,
-        description=(
-            "keep one listening connection per API process (PostgreSQL LISTEN) so `services`"
-            " answers from memory while nothing changed; off behind a pooler that keeps no"
-            " session (transaction pooling): one statement per call instead"
-        ),
+        description="one listening connection per API process (PostgreSQL `LISTEN`) that "
+        "lets `services` answer from memory while nothing changed; set `false` behind a "
+        "pooler in transaction mode (it keeps no session): one statement per call instead",
     )
-    api_max_body_bytes: int = Field(default=256 * 1024, description="request body size limit")
-    max_ids_per_request: int = 100
+    # The public API.
+    api_max_body_bytes: int = Field(
+        default=256 * 1024, description="request body limit of `/api/v2`"
+    )
+    max_ids_per_request: int = Field(
+        default=100, description="ids accepted by multi-status, refill and cancel"
+    )
     rate_limit_per_ip: int = Field(
-        default=3000, description="API v2 calls per minute per IP (0 = off)"
+        default=3000, description="API v2 calls per minute per client IP (0 = off)"
     )
     rate_limit_per_key: int = Field(
-        default=1200, description="API v2 calls per minute per key (0 = off)"
+        default=1200, description="API v2 calls per minute per API key (0 = off)"
     )
     rate_limit_notify_per_ip: int = Field(
-        default=300, description="payment gateway notifications per minute per IP (0 = off)"
+        default=300,
+        description="payment gateway notifications per minute per client IP (0 = off)",
     )
-    queue_name: str = Field(default="arq:queue", description="arq queue the worker consumes")
+    queue_name: str = Field(default="arq:queue", description="the arq queue the worker consumes")
     # Upstream relay.
     provider_allow_private: bool = Field(
         default=False,
-        description="provider URLs may point to private and loopback addresses (a provider "
-        "on your own network, the sandbox of `smm-panel run`, tests)",
+        description="provider URLs (set in the admin API, and every call the panel makes to a "
+        "provider, its key included) may reach private, loopback, link-local and other "
+        "addresses that are not globally routable: a provider on your own network. "
+        "`smm-panel run` turns it on for its sandbox on 127.0.0.1 unless it is set",
     )
-    provider_connect_timeout: float = 5.0
-    provider_read_timeout: float = 30.0
-    relay_max_attempts: int = 10
-    # Upstream `add` calls one worker process keeps in flight.
-    relay_concurrency: int = 64
-    relay_retry_base_seconds: float = 30.0
-    sending_stale_seconds: float = 120.0
-    status_sync_seconds: int = 15
-    # Catalog sync (per provider, every `providers.sync_minutes`): an answer that would
-    # remove more than this share of the provider's services is a failed sync.
-    catalog_max_removed_share: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
+    provider_connect_timeout: float = Field(
+        default=5.0, description="seconds to connect to a provider"
+    )
+    provider_read_timeout: float = Field(
+        default=30.0, description="seconds to wait for a provider's answer"
+    )
+    relay_max_attempts: int = Field(
+        default=10,
+        description="attempts before an order that cannot be sent is canceled and refunded",
+    )
+    relay_concurrency: int = Field(
+        default=64, description="upstream `add` calls one worker process keeps in flight"
+    )
+    relay_retry_base_seconds: float = Field(
+        default=30.0, description="relay backoff base (doubles per attempt, capped at 1 h)"
+    )
+    sending_stale_seconds: float = Field(
+        default=120.0,
+        description="an upstream attempt without an outcome after this goes to the review "
+        "queue (never resent blindly)",
+    )
+    status_sync_seconds: int = Field(
+        default=15, description="how often statuses are polled upstream"
+    )
+    catalog_max_removed_share: Decimal = Field(
+        default=Decimal("0.5"),
+        ge=0,
+        le=1,
+        description="a catalog answer removing more than this share of a provider's "
+        "services on sale is a failed sync (nothing changes, an alert is raised)",
+    )
     catalog_new_as_drafts: bool = Field(
-        default=False, description="import new upstream services as disabled drafts"
+        default=False,
+        description="the catalog sync imports new upstream services as disabled drafts",
     )
-    # An active order without upstream progress for this long is stuck (a service may
-    # set its own `stuck_after_seconds`).
-    stuck_after_seconds: int = Field(default=24 * 3600, ge=60)
-    # Demo wiring for `smm-panel run`.
-    sandbox_port: int = 8001
-    demo_balance: Decimal = Decimal("100")
-    log_level: str = "INFO"
+    stuck_after_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="an active order without upstream progress this long is stuck (a "
+        "service may set its own `stuck_after_seconds`)",
+    )
+    # `smm-panel run`.
+    sandbox_port: int = Field(default=8001, description="the sandbox provider of `run`")
+    demo_balance: Decimal = Field(
+        default=Decimal("100"), description="the demo user's first balance (`run`)"
+    )
+    # Logs and metrics.
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool | None = Field(
         default=None,
-        description="JSON lines (true) or coloured text (false); unset = JSON unless stdout "
-        "is a terminal",
+        description="`true`: one JSON object per line (uvicorn's lines and tracebacks "
+        "included); `false`: text lines; unset: coloured text on a terminal, JSON otherwise. "
+        "API keys never reach them",
     )
-    log_requests: bool = Field(default=True, description="one JSON log line per HTTP request")
+    log_requests: bool = Field(
+        default=True,
+        description="one log line per HTTP request (method, route, status, duration, request id)",
+    )
     worker_metrics_port: int = Field(
-        default=0, description="port of the worker's own Prometheus endpoint (0 = off)"
+        default=0,
+        description="port of the worker's own Prometheus endpoint (relay outcomes, provider "
+        "errors); 0 = off",
     )
     # Currencies: conversion into the panel's currency (admin API rates take precedence).
     currency_rates: dict[str, Decimal] = Field(
         default_factory=dict,
-        description='JSON, e.g. {"RUB": "0.011"}: panel currency per unit of each currency',
+        description='JSON, panel currency per unit, e.g. `{"RUB": "0.011"}`; rates set in '
+        "the admin API win. A configured payment gateway's currency needs one, or `serve` "
+        "and `run` refuse to start",
     )
     # Deposits through payment gateways.
     public_url: str = Field(
         default="http://127.0.0.1:8000",
-        description="where users and gateways reach the panel; https:// turns on HSTS and "
-        "Secure cookies",
+        description="where users and gateways reach the panel (YooKassa's `return_url`); "
+        "`https://…` turns on HSTS and `Secure` cookies",
     )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
-        description="proxies whose X-Forwarded-For/Forwarded headers are believed: "
-        "comma-separated IPs or networks, or * (as uvicorn's --forwarded-allow-ips)",
+        description="proxies whose `X-Forwarded-For`/`X-Forwarded-Proto`/`Forwarded` are "
+        "believed: addresses or networks, comma-separated, or `*` (as uvicorn's "
+        "`--forwarded-allow-ips`)",
     )
     # The web storefront (/web): what the operator shows on every page.
-    panel_name: str = Field(default="SMM Panel", description="the panel's name on its pages")
-    panel_logo: str | None = Field(
-        default=None, description="path to the logo file (PNG, SVG, JPEG or WebP) on the pages"
+    panel_name: str = Field(
+        default="SMM Panel",
+        description="the storefront's name; what the operator sets at run time wins",
     )
-    terms_file: str | None = Field(default=None, description="path to the Terms of Service text")
-    privacy_file: str | None = Field(default=None, description="path to the Privacy Policy text")
-    terms_of_use_file: str | None = Field(default=None, description="path to the Terms of Use text")
-    min_deposit: Decimal = Field(default=Decimal("1"), description="in the panel's currency")
-    robokassa_login: str | None = None
-    robokassa_password1: str | None = None
-    robokassa_password2: str | None = None
-    robokassa_hash: str = Field(default="md5", description="md5, sha1, sha256, sha384, sha512")
-    robokassa_currency: str = "RUB"
-    robokassa_test: bool = False
-    robokassa_url: str = "https://auth.robokassa.ru/Merchant/Index.aspx"
-    freekassa_merchant_id: str | None = None
-    freekassa_secret1: str | None = None
-    freekassa_secret2: str | None = None
-    freekassa_currency: str = "RUB"
-    freekassa_url: str = "https://pay.fk.money/"
-    yookassa_shop_id: str | None = None
-    yookassa_secret_key: str | None = None
-    yookassa_currency: str = "RUB"
-    yookassa_api_url: str = "https://api.yookassa.ru/v3"
-    # Referral program: the share of a referred user's deposits credited to the referrer.
-    referral_share: Decimal = Field(default=Decimal("0.05"), ge=0, le=1)
-    # Privacy: money records of an erased user are kept this long, then purged; activity
-    # logs (audit, upstream events, gateway notifications) are kept this long.
-    retention_days: int = Field(default=365, ge=1)
-    activity_retention_days: int = Field(default=365, ge=1)
+    panel_logo: str | None = Field(
+        default=None,
+        description="the storefront's logo file (PNG, SVG, JPEG, WebP); what the operator "
+        "sets at run time wins",
+    )
+    terms_file: str | None = Field(
+        default=None,
+        description="plain text file of the Terms of Service page (a placeholder says so "
+        "until set); a text set at run time wins",
+    )
+    privacy_file: str | None = Field(
+        default=None, description="plain text file of the Privacy Policy page (as `TERMS_FILE`)"
+    )
+    terms_of_use_file: str | None = Field(
+        default=None, description="plain text file of the Terms of Use page (as `TERMS_FILE`)"
+    )
+    min_deposit: Decimal = Field(
+        default=Decimal("1"), description="smallest deposit invoice, in the panel's currency"
+    )
+    robokassa_login: str | None = Field(default=None, description="Robokassa shop login")
+    robokassa_password1: str | None = Field(
+        default=None, description="Robokassa Password#1 (signs the payment links)"
+    )
+    robokassa_password2: str | None = Field(
+        default=None, description="Robokassa Password#2 (checks the ResultURL notifications)"
+    )
+    robokassa_hash: str = Field(
+        default="md5",
+        description="the Robokassa shop's hash algorithm: md5, sha1, sha256, sha384, sha512",
+    )
+    robokassa_currency: str = Field(
+        default="RUB", description="the currency Robokassa invoices are priced in"
+    )
+    robokassa_test: bool = Field(default=False, description="Robokassa's test mode")
+    robokassa_url: str = Field(
+        default="https://auth.robokassa.ru/Merchant/Index.aspx",
+        description="Robokassa's payment page",
+    )
+    freekassa_merchant_id: str | None = Field(default=None, description="Free-Kassa shop id")
+    freekassa_secret1: str | None = Field(
+        default=None, description="Free-Kassa secret word 1 (signs the payment links)"
+    )
+    freekassa_secret2: str | None = Field(
+        default=None, description="Free-Kassa secret word 2 (checks the notifications)"
+    )
+    freekassa_currency: str = Field(
+        default="RUB", description="the currency Free-Kassa invoices are priced in"
+    )
+    freekassa_url: str = Field(
+        default="https://pay.fk.money/", description="Free-Kassa's payment page"
+    )
+    yookassa_shop_id: str | None = Field(default=None, description="YooKassa shop id")
+    yookassa_secret_key: str | None = Field(default=None, description="YooKassa secret key")
+    yookassa_currency: str = Field(
+        default="RUB", description="the currency YooKassa invoices are priced in"
+    )
+    yookassa_api_url: str = Field(
+        default="https://api.yookassa.ru/v3", description="YooKassa's v3 API"
+    )
+    referral_share: Decimal = Field(
+        default=Decimal("0.05"),
+        ge=0,
+        le=1,
+        description="share of a referred user's deposits credited to the referrer (0 = off)",
+    )
+    # Privacy.
+    retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="money records of an erased user are kept this long, then purged",
+    )
+    activity_retention_days: int = Field(
+        default=365,
+        ge=1,
+        description="audit log, upstream history and gateway notifications are kept this long",
+    )
     # Mail and the customer API (/client/v1).
     mail_url: str = Field(
-        default="console", description="`console` (log the message) or smtp://user:pass@host:port"
+        default="console",
+        description="`console` (mails are written to the log) or "
+        "`smtp://user:pass@host:port` (`smtps://` for TLS)",
     )
-    mail_from: str = Field(default="smm-panel <noreply@localhost>", description="sender")
+    mail_from: str = Field(
+        default="smm-panel <noreply@localhost>", description="sender of the panel's mails"
+    )
     support_notify_email: str | None = Field(
         default=None, description="operators' address mailed for every new support ticket"
     )
-    client_session_days: int = Field(default=30, ge=1, description="sign-in session lifetime")
-    client_verify_hours: int = Field(default=48, ge=1, description="email verification link")
-    client_reset_minutes: int = Field(default=60, ge=1, description="password reset link")
-    client_invite_days: int = Field(default=7, ge=1, description="operator's invitation link")
+    client_session_days: int = Field(
+        default=30, ge=1, description="customer sign-in session lifetime, days"
+    )
+    client_verify_hours: int = Field(
+        default=48, ge=1, description="email verification link lifetime, hours"
+    )
+    client_reset_minutes: int = Field(
+        default=60, ge=1, description="password reset link lifetime, minutes"
+    )
+    client_invite_days: int = Field(
+        default=7, ge=1, description="operator's invitation link lifetime, days"
+    )
     client_attempts_per_account: int = Field(
-        default=5, ge=1, description="failed sign-ins per account before a lock"
+        default=5,
+        ge=1,
+        description="failed sign-ins (or wrong tokens) per account before a lock; the "
+        "operator's page locks an address after this many wrong admin tokens",
     )
     client_attempts_per_ip: int = Field(
-        default=30, ge=1, description="failed attempts per IP (sign-in, tokens) before a lock"
+        default=30,
+        ge=1,
+        description="failed attempts per IP (sign-in, mailed tokens) before a lock",
     )
-    client_attempt_window_seconds: int = Field(default=900, ge=1)
+    client_attempt_window_seconds: int = Field(
+        default=900, ge=1, description="window in which failed attempts are counted"
+    )
     client_lock_seconds: float = Field(
         default=30, gt=0, description="first lock; each further failure doubles it"
     )
-    client_lock_max_seconds: float = Field(default=3600, gt=0)
+    client_lock_max_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="longest lock. Failures are counted in Redis, in each process's memory "
+        "while Redis is down (never unlimited)",
+    )
     client_deletion_days: int = Field(
-        default=30, ge=1, description="deadline of a deletion request"
+        default=30, ge=1, description="deadline of a customer's deletion request, days"
     )
     webhook_allow_private: bool = Field(
         default=False,
-        description="status webhooks may target private and loopback addresses (tests, "
-        "chained panels on one network)",
+        description="customers' status webhooks may target addresses that are not globally "
+        "routable (private, loopback, shared, link-local: tests, chained panels on one network)",
     )
     webhook_retry_base_seconds: float = Field(
-        default=30, ge=0, description="first retry of a failed webhook; each further doubles"
+        default=30,
+        ge=0,
+        description="first retry of a failed status webhook; each further one doubles",
     )
     webhook_give_up_hours: float = Field(
-        default=72, gt=0, description="an event undelivered this long disables the endpoint"
+        default=72,
+        gt=0,
+        description="a webhook event undelivered this long disables the endpoint",
     )
 
     @model_validator(mode="after")
@@ -254,3 +395,44 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+# --- README's configuration table, printed from the fields above ---
+
+TABLE_BEGIN = (
+    "<!-- settings: generated from app/settings.py by `make settings-table` "
+    "(smm-panel settings --readme README.md); describe a setting there, not here -->"
+)
+TABLE_END = "<!-- settings: end -->"
+
+
+def shown_default(value: object) -> str:
+    """A default as the table shows it: `unset`, `true`, `{}`, `0.5`, `30`."""
+    if value is None or value == "":
+        return "unset"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, dict):
+        return f"`{json.dumps(value)}`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The configuration table in Markdown: every setting, its default and meaning."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        meaning = (field.description or "").replace("|", "\\|")
+        lines.append(f"| `{name.upper()}` | {shown_default(default)} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_settings_table(readme: str) -> str:
+    """`readme` with the table between its markers replaced by the current one."""
+    begin, end = readme.find(TABLE_BEGIN), readme.find(TABLE_END)
+    if begin < 0 or end < begin:
+        raise ValueError("the settings table's markers are missing")
+    head = readme[: begin + len(TABLE_BEGIN)]
+    return f"{head}\n{settings_table()}{readme[end:]}"

@@ -440,3 +440,58 @@ async def test_type_changed_back_upstream_puts_the_service_back_on_sale(
     service = await service_row(ctx, sid)
     assert (service.enabled, service.held, service.pending_type) == (True, None, None)
     assert await alerts(client) == [("service_type_changed", "service", sid, False)]
+
+
+async def test_a_pricing_rule_changed_by_the_operator_applies_at_once(
+    ctx: AppContext, client: httpx.AsyncClient, upstream: Upstream, api: Api, make_user: MakeUser
+) -> None:
+    """PATCH of a service's pricing rule reprices it in the same request (audited), as the
+    sync would, without waiting for the next sync: the users' `services` shows it at once,
+    and no rule can put it on sale below its cost."""
+    sid = upstream.services["1"]  # upstream 0.40, markup × 2 + 0.01 → 0.81
+    user = await make_user(balance="10")
+
+    async def patch(**body: Any) -> dict[str, Any]:
+        response = await client.patch(f"/admin/v1/services/{sid}", headers=AUTH, json=body)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def offered() -> str:
+        rates = {s["service"]: str(s["rate"]) for s in await api(user.key, "services")}
+        return rates.get(sid, "-")
+
+    assert await offered() == "0.81"
+    repriced = await patch(price_multiplier="3")  # 0.40 × 3 + 0.01 = 1.21
+    assert (repriced["rate"], repriced["enabled"]) == ("1.21000000", True)
+    assert (await service_row(ctx, sid)).rate == Decimal("1.21")
+    assert await offered() == "1.21"
+
+    # A fixed rate under the cost: taken off sale and alerted, as the sync does.
+    held = await patch(pricing="fixed", rate="0.30")
+    assert (held["rate"], held["enabled"], held["held"]) == ("0.30000000", False, "below_cost")
+    assert await offered() == "-"
+    assert await alerts(client) == [("service_below_cost", "service", sid, True)]
+    # Back to a markup that covers it: repriced, on sale again, the alert closed.
+    back = await patch(pricing="markup", price_multiplier="1.5", price_step="0.01")
+    assert (back["rate"], back["enabled"], back["held"]) == ("0.61000000", True, None)
+    assert await alerts(client) == [("service_below_cost", "service", sid, False)]
+    assert await offered() == "0.61"
+
+    async with ctx.db.session() as session:
+        entries = list(
+            await session.scalars(
+                select(AuditEntry).where(AuditEntry.entity == "service").order_by(AuditEntry.id)
+            )
+        )
+    assert [
+        (e.action, e.entity_id, (e.before or {})["rate"], (e.after or {})["rate"]) for e in entries
+    ] == [
+        ("service.update", str(sid), "0.81000000", "1.21000000"),
+        ("service.update", str(sid), "1.21000000", "0.30000000"),
+        ("service.update", str(sid), "0.30000000", "0.61000000"),
+    ]
+    assert (entries[1].after or {})["held"] == "below_cost"
+    # Nothing was left for the next sync to change.
+    assert (await sync(client, upstream.provider_id))["changes"] == 0
+    assert (await service_row(ctx, sid)).rate == Decimal("0.61")

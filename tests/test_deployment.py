@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -405,4 +406,135 @@ def test_run_stops_on_sigterm_and_takes_its_embedded_servers_down(tmp_path: Path
         if process.poll() is None:
             process.kill()
         for left in ours():
+            left.kill()
+
+
+def _start_run(data_dir: Path, port: int, sandbox_port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = command_env(
+        DATA_DIR=str(data_dir),
+        PORT=str(port),
+        SANDBOX_PORT=str(sandbox_port),
+        MAIL_URL="console",
+        LOG_JSON="false",
+    )
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "run"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+
+
+def _wait_ready(url: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"/readyz never answered 200:\n{log.read_text()[-3000:]}")
+
+
+def _embedded_servers(data_dir: Path) -> list[psutil.Process]:
+    """The PostgreSQL and Redis daemons started on `data_dir` (by their pid files)."""
+    found = []
+    for other in psutil.process_iter(["cmdline", "name"]):
+        line = " ".join(other.info["cmdline"] or [])
+        if str(data_dir) in line and "postgres" in (other.info["name"] or ""):
+            found.append(other)
+    settings_file = data_dir / "redis.db.settings"
+    if settings_file.exists():
+        pidfile = Path(json.loads(settings_file.read_text())["pidfile"])
+        if pidfile.exists() and psutil.pid_exists(int(pidfile.read_text().strip())):
+            found.append(psutil.Process(int(pidfile.read_text().strip())))
+    return found
+
+
+def test_run_recovers_from_a_killed_run(tmp_path: Path) -> None:
+    """`smm-panel run` killed without warning leaves its embedded PostgreSQL and Redis
+    running; the next run stops them (saying so in one line), starts afresh, is ready and
+    relays an order."""
+    data_dir = tmp_path / "data"
+    port, sandbox_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = _start_run(data_dir, port, sandbox_port, first_log)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_ready(url, first_log)
+        orphans = _embedded_servers(data_dir)
+        assert len(orphans) == 2, orphans
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert all(p.is_running() for p in orphans), "the daemons outlive a killed run"
+
+        second = _start_run(data_dir, port, sandbox_port, second_log)
+        _wait_ready(url, second_log)
+        told = [line for line in second_log.read_text().splitlines() if "previous run" in line]
+        assert len(told) == 1, second_log.read_text()
+        assert f"the previous run (pid {first.pid}) on {data_dir}" in told[0]
+        assert "stopped its PostgreSQL (pid " in told[0] and "Redis (pid " in told[0]
+        assert not any(p.is_running() for p in orphans)
+
+        key = re.search(r"demo API key: (\S+)", second_log.read_text())
+        assert key is not None, second_log.read_text()
+        placed = httpx.post(
+            f"{url}/api/v2",
+            data={
+                "key": key.group(1),
+                "action": "add",
+                "service": "1",
+                "link": "https://instagram.com/after-a-crash",
+                "quantity": "100",
+            },
+            timeout=10,
+        ).json()
+        token = (data_dir / "admin_token").read_text().strip()
+        deadline, state = time.monotonic() + 60, None
+        while time.monotonic() < deadline and state != "sent":
+            order = httpx.get(
+                f"{url}/admin/v1/orders/{placed['order']}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            ).json()
+            state = order["upstream_state"]
+            time.sleep(0.5)
+        assert state == "sent", order
+
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+        assert not (data_dir / "run.json").exists()
+        deadline = time.monotonic() + 15
+        while _embedded_servers(data_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _embedded_servers(data_dir) == [], "a clean stop takes both servers down"
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        for left in _embedded_servers(data_dir):
+            left.kill()
+
+
+def test_a_live_run_keeps_its_data_dir(tmp_path: Path) -> None:
+    """A second `run` on the DATA_DIR of a live one is refused in one line, and the live
+    one is left alone."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    log = tmp_path / "first.log"
+    first = _start_run(data_dir, port, free_port(), log)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", log)
+        env = command_env(DATA_DIR=str(data_dir), PORT=str(free_port()))
+        line = _one_error_line(smm_panel("run", env=env, timeout=60))
+        assert line == (
+            f"smm-panel: error: DATA_DIR {data_dir} is in use by another `smm-panel run` "
+            f"(pid {first.pid}): stop it first, or set DATA_DIR to another folder"
+        )
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+        for left in _embedded_servers(data_dir):
             left.kill()

@@ -24,7 +24,7 @@ from app.providers.service import create_provider
 from tests.support.cli import plain_url
 from tests.support.env import BASE_DB, SECRET_KEY
 
-BEFORE = "dc93bf828de8"  # the revision before the unique index
+BEFORE = "a34d523aaf04"  # the revision before the unique index
 
 
 @pytest.fixture

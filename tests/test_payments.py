@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
-from app.payments.models import PaymentNotification
+from app.payments import service as payments
+from app.payments.models import Payment, PaymentNotification
 from tests.support.api import Api, MakeUser
+from tests.support.client import MakeCustomer
 from tests.support.env import AUTH
 from tests.support.ledger import ledger_ok
 from tests.support.upstream import serve_app
@@ -418,3 +420,78 @@ async def test_notifications_are_rate_limited_per_ip_in_the_gateway_shape(
     assert (await client.post("/api/v2", data={"key": "k", "action": "balance"})).json() == {
         "error": "Invalid API key"
     }
+
+
+async def test_a_refused_yookassa_invoice_is_failed_not_pending(
+    client: httpx.AsyncClient,
+    api_invoice: Any,
+    make_customer: MakeCustomer,
+    ctx: AppContext,
+    yookassa: FastAPI,
+) -> None:
+    """YooKassa refuses to create the payment: the customer is told the gateway is not
+    available and the invoice shows as failed, never as a pending payment to pay."""
+    customer = await make_customer()
+    yookassa.state.up = False
+    assert await api_invoice(customer.key, "yookassa", "10") == {
+        "error": "Payment gateway is not available"
+    }
+    refused = await client.post(
+        "/client/v1/deposits", headers=customer.auth, json={"gateway": "yookassa", "amount": "7"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == "Payment gateway is not available"
+    listed = (await client.get("/client/v1/deposits", headers=customer.auth)).json()
+    assert [(d["amount"], d["status"], d["pay_url"]) for d in listed] == [
+        ("636.37", "failed", None),
+        ("909.10", "failed", None),
+    ]
+    pending = await client.get("/admin/v1/payments?status=pending", headers=AUTH)
+    assert pending.status_code == 200 and pending.json() == []
+    failed = await client.get("/admin/v1/payments?status=failed", headers=AUTH)
+    assert [p["status"] for p in failed.json()] == ["failed", "failed"]
+    # Back up: the next invoice is created and pending, as usual.
+    yookassa.state.up = True
+    body = await api_invoice(customer.key, "yookassa", "10")
+    assert body["pay_url"].startswith("https://checkout.example/")
+    listed = (await client.get("/client/v1/deposits", headers=customer.auth)).json()
+    assert [d["status"] for d in listed] == ["pending", "failed", "failed"]
+    assert await deposits(ctx, customer.user_id) == []
+
+
+async def test_a_gateway_currency_without_a_rate_makes_no_invoice(
+    api_invoice: Any, make_user: MakeUser, ctx: AppContext
+) -> None:
+    ctx.settings.currency_rates = {}
+    user = await make_user()
+    assert await api_invoice(user.key, "robokassa", "10") == {"error": "No conversion rate for RUB"}
+    async with ctx.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Payment)) == 0
+
+
+async def test_configured_gateways_without_a_rate_are_named_with_the_fix(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    settings = ctx.settings
+    settings.currency_rates = {}
+    async with ctx.db.session() as session:
+        problems = await payments.unpriced_gateways(session, settings)
+    fix = (
+        "has no conversion rate into USD: set CURRENCY_RATES (USD per unit, e.g. "
+        """CURRENCY_RATES='{"RUB": "0.011"}') or PUT /admin/v1/currencies/RUB"""
+    )
+    assert problems == [
+        f"payment gateway {gateway} takes RUB, which {fix}"
+        for gateway in ("robokassa", "freekassa", "yookassa")
+    ]
+    # A rate set by the operator counts as well as one in the settings.
+    put = await client.put("/admin/v1/currencies/RUB", headers=AUTH, json={"rate": "0.011"})
+    assert put.status_code == 200, put.text
+    async with ctx.db.session() as session:
+        assert await payments.unpriced_gateways(session, settings) == []
+    # A gateway in the panel's own currency needs no rate; an unconfigured one is not asked.
+    await client.delete("/admin/v1/currencies/RUB", headers=AUTH)
+    settings.robokassa_currency, settings.freekassa_merchant_id = "USD", None
+    settings.yookassa_currency = "usd"
+    async with ctx.db.session() as session:
+        assert await payments.unpriced_gateways(session, settings) == []

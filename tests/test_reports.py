@@ -295,3 +295,126 @@ async def test_cost_sql_is_the_twin_of_order_cost(
     for order_id, (status, charge, quantity, remains) in zip(ids, COST_CASES, strict=True):
         expected = order_cost(status, charge, quantity, remains)
         assert in_sql[order_id].quantize(eight) == expected.quantize(eight), (status, remains)
+
+
+async def test_orders_not_yet_accepted_upstream_are_unpriced_not_free(
+    api: Api,
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    settings: Settings,
+    make_user: MakeUser,
+    make_service: MakeService,
+    providers: dict[str, int],
+) -> None:
+    """An order still waiting to be sent (or in review) has no cost yet: it is counted in
+    `unpriced_orders` with its revenue apart, and the margin is that of the priced orders
+    only, never its revenue as a 100 % margin."""
+    followers = await make_service(
+        name="Followers",
+        rate=Decimal("0.90"),
+        min_quantity=10,
+        provider_id=providers["usd"],
+        provider_service_id="1",
+        provider_rate=Decimal("0.40"),
+    )
+    user = await make_user(balance="10")
+    sent = order_id_of(
+        await api(user.key, "add", service=followers, link="https://x.com/s", quantity=1000)
+    )
+    assert await run_jobs(settings, ctx) >= 1
+    waiting = order_id_of(
+        await api(user.key, "add", service=followers, link="https://x.com/w", quantity=1000)
+    )
+    reviewed = order_id_of(
+        await api(user.key, "add", service=followers, link="https://x.com/r", quantity=500)
+    )
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Order).where(Order.id == reviewed).values(upstream_state="review")
+        )
+    # Withdrawn before it was sent: refunded whole, it costs nothing and is priced at 0.
+    withdrawn = order_id_of(
+        await api(user.key, "add", service=followers, link="https://x.com/c", quantity=100)
+    )
+    assert await api(user.key, "cancel", order=withdrawn) == [{"order": withdrawn, "cancel": 1}]
+    states = {
+        o: s
+        for o, s in zip(
+            [sent, waiting, reviewed, withdrawn], await upstream_states(ctx), strict=True
+        )
+    }
+    assert states == {sent: "sent", waiting: "queued", reviewed: "review", withdrawn: "withdrawn"}
+
+    (row,) = (await report(client, "service"))["rows"]
+    assert (row["orders"], row["unpriced_orders"]) == (4, 2)
+    # Revenue 0.90 + 0.90 + 0.45 (+ 0.09 − 0.09); the unsent 0.90 + 0.45 are apart.
+    assert (Decimal(row["revenue"]), Decimal(row["unpriced_revenue"])) == (
+        Decimal("2.25"),
+        Decimal("1.35"),
+    )
+    # Priced: revenue 0.90, cost 0.40 → margin 0.50, 55.56 %.
+    assert (Decimal(row["cost"]), Decimal(row["margin"]), row["margin_percent"]) == (
+        Decimal("0.40"),
+        Decimal("0.50"),
+        "55.56",
+    )
+    await ledger_ok(ctx)
+
+
+UNPRICED_CASES = [
+    # upstream_state, status, provider_order_id, provider_charge, fx_rate
+    ("queued", "Pending", None, None, None),
+    ("sending", "Pending", None, None, None),
+    ("review", "Pending", None, None, None),
+    ("queued", "Canceled", None, None, None),
+    ("withdrawn", "Canceled", None, None, None),
+    ("rejected", "Canceled", None, None, None),
+    ("manual", "Pending", None, None, None),
+    ("dripfeed", "In progress", None, None, None),
+    ("sent", "In progress", "7", Decimal("0.4"), Decimal("1")),
+    ("sent", "Completed", "8", None, Decimal("1")),
+    ("sent", "Partial", "9", Decimal("0.4"), None),
+]
+
+
+async def test_unpriced_sql_is_the_twin_of_unpriced(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    """Which orders the margin report cannot cost: UNPRICED_EXPR in SQL equals `unpriced`
+    on the same rows."""
+    from sqlalchemy import text
+
+    from app.reports.service import unpriced
+    from app.reports.sql import UNPRICED_EXPR
+
+    user = await make_user()
+    sid = await make_service()
+    async with ctx.db.transaction() as session:
+        ids = []
+        for n, (state, status, provider_order_id, charge, fx) in enumerate(UNPRICED_CASES):
+            order = Order(
+                user_id=user.user_id,
+                service_id=sid,
+                type="Default",
+                link=f"https://x.com/unpriced/{n}",
+                link_normalized=f"x.com/unpriced/{n}",
+                quantity=100,
+                rate=Decimal("1"),
+                charge=Decimal("0.1"),
+                status=status,
+                upstream_state=state,
+                provider_order_id=provider_order_id,
+                provider_charge=charge,
+                fx_rate=fx,
+            )
+            session.add(order)
+            await session.flush()
+            ids.append(order.id)
+        rows = await session.execute(
+            text(f"SELECT o.id, {UNPRICED_EXPR} AS unpriced FROM orders o WHERE o.id = ANY(:ids)"),
+            {"ids": ids},
+        )
+        in_sql = {row.id: row.unpriced for row in rows}
+    expected = [unpriced(*case) for case in UNPRICED_CASES]
+    assert [in_sql[i] for i in ids] == expected
+    assert expected == [True, True, True, False, False, False, False, False, False, True, True]

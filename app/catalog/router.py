@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.catalog import upstream
@@ -184,12 +185,10 @@ async def get_service(session: Reader, service_id: PathId) -> ServiceOut:
     return ServiceOut.model_validate(await get_or_404(session, Service, service_id, "Service"))
 
 
-@admin_router.patch(
-    "/services/{service_id}",
-    summary="Change a service",
-    description="Existing orders keep the terms they were placed with.",
-)
-async def patch_service(tx: Tx, audit: Audit, service_id: PathId, body: ServicePatch) -> ServiceOut:
+async def apply_patch(tx: AsyncSession, service_id: int, body: ServicePatch) -> ServiceOut:
+    """The operator's changes to a service, checked (the route, PATCH /services/{id}, is
+    in app/flows/router.py: a changed pricing rule reprices the service at once, which
+    needs the provider's currency). Returns the service as it was before."""
     service = await get_or_404(tx, Service, service_id, "Service")
     before = ServiceOut.model_validate(service)
     if service.deleted_at is not None and body.enabled:
@@ -203,11 +202,7 @@ async def patch_service(tx: Tx, audit: Audit, service_id: PathId, body: ServiceP
     if service.min_quantity > service.max_quantity:
         raise Problem(422, "min_quantity must not exceed max_quantity")
     _check_provider_pair(service.provider_id, service.provider_service_id)
-    await tx.flush()
-    await tx.refresh(service)
-    out = ServiceOut.model_validate(service)
-    await audit("service.update", "service", service_id, before=before, after=out)
-    return out
+    return before
 
 
 @admin_router.delete(

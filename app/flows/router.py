@@ -1,4 +1,5 @@
-"""Operator endpoints whose work crosses domains: opening and blocking accounts, and the
+"""Operator endpoints whose work crosses domains: opening and blocking accounts, changing a
+service (its pricing rule applies at once, priced against its provider's rate), and the
 review queue of orders whose upstream outcome is unknown (under /admin/v1)."""
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.accounts import service as accounts
 from app.accounts.schemas import BlockIn, BlockOut, UserCreated, UserIn, UserOut
+from app.catalog.models import Service
+from app.catalog.router import apply_patch
+from app.catalog.schemas import ServiceOut, ServicePatch
 from app.db import after_commit
 from app.flows import listen, review, review_tickets
 from app.flows.accounts import block_user, open_account
@@ -22,10 +26,11 @@ from app.flows.schemas import (
 from app.http.audit import Audit
 from app.http.context import ServicesDep
 from app.http.paths import PathId
-from app.http.problems import Problem
+from app.http.problems import Problem, get_or_404
 from app.http.tx import Reader, Tx
 from app.orders.history import last_sent_requests
 from app.orders.schemas import SentRequestOut
+from app.providers.catalog import reprice
 from app.tickets import service as tickets
 from app.tickets.router import admin_ticket
 from app.tickets.router import notify as ticket_notify
@@ -114,6 +119,31 @@ async def block(
     )
     for order_id in result.cancel_requested:
         after_commit(tx, partial(services.jobs.relay_cancel, order_id))
+    return out
+
+
+# Services ---------------------------------------------------------------------------------
+
+
+@admin_router.patch(
+    "/services/{service_id}",
+    tags=["catalog"],
+    summary="Change a service",
+    description="Existing orders keep the terms they were placed with. A service mapped to "
+    "a provider is priced by its rule at once, as the catalog sync would: `markup` follows "
+    "the provider's rate (converted), and a rate under that cost takes the service off sale "
+    "(`held`: below_cost, alerted) until a rule covers it again.",
+)
+async def patch_service(
+    tx: Tx, audit: Audit, services: ServicesDep, service_id: PathId, body: ServicePatch
+) -> ServiceOut:
+    before = await apply_patch(tx, service_id, body)
+    service = await get_or_404(tx, Service, service_id, "Service")
+    await reprice(tx, services.settings, service)
+    await tx.flush()
+    await tx.refresh(service)
+    out = ServiceOut.model_validate(service)
+    await audit("service.update", "service", service_id, before=before, after=out)
     return out
 
 

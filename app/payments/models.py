@@ -19,10 +19,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, Money, utcnow
+from app.db import Base, Money, sql_list, utcnow
 
 PAYMENT_PENDING = "pending"
 PAYMENT_PAID = "paid"
+# The gateway refused to create the payment (YooKassa unreachable or refusing): nothing to
+# pay, so it is never shown as pending. Should the gateway confirm it all the same, it is
+# credited as any other.
+PAYMENT_FAILED = "failed"
+PAYMENT_STATUSES = (PAYMENT_PENDING, PAYMENT_PAID, PAYMENT_FAILED)
 GATEWAYS = ("robokassa", "freekassa", "yookassa")
 
 
@@ -31,7 +36,7 @@ class Payment(Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'paid')", name="status"),
+        CheckConstraint(f"status IN ({sql_list(PAYMENT_STATUSES)})", name="status"),
         CheckConstraint("gateway IN ('robokassa', 'freekassa', 'yookassa')", name="gateway"),
         CheckConstraint("amount > 0 AND credit_amount > 0", name="amounts"),
         UniqueConstraint("gateway", "external_id", name="uq_payments_gateway_external_id"),

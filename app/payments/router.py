@@ -315,7 +315,7 @@ async def topup(
 async def list_payments(
     session: Reader,
     user_id: QueryId | None = None,
-    status: Annotated[str | None, Query(pattern="^(pending|paid)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(pending|paid|failed)$")] = None,
     gateway: Annotated[str | None, Query(pattern="^(robokassa|freekassa|yookassa)$")] = None,
     limit: Limit = 100,
     offset: Offset = 0,

@@ -1,4 +1,10 @@
-"""Invoices and their settlement: a gateway's confirmed payment credits the balance once."""
+"""Invoices and their settlement: a gateway's confirmed payment credits the balance once.
+
+An invoice is priced in its gateway's currency, so a configured gateway whose currency has
+no conversion rate would refuse every deposit: `unpriced_gateways` names them with the fix,
+and the panel refuses to start on them. An invoice the gateway refused to create is
+`failed`, never a pending payment the customer could try to pay.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +17,20 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.currencies.service import conversion_rate
+from app.currencies.service import NoConversionRate, conversion_rate
 from app.db import Database, utcnow
 from app.errors import Conflict, DomainError, IncorrectRequest
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.money import format_money
 from app.payments import gateways
-from app.payments.models import GATEWAYS, PAYMENT_PAID, Payment, PaymentNotification
+from app.payments.models import (
+    GATEWAYS,
+    PAYMENT_FAILED,
+    PAYMENT_PAID,
+    Payment,
+    PaymentNotification,
+)
 from app.referrals.service import reward_deposit
 from app.settings import Settings
 
@@ -83,6 +95,28 @@ def configured(settings: Settings, gateway: str) -> bool:
     }
     check = checks.get(gateway)
     return check is not None and check(settings)
+
+
+async def unpriced_gateways(session: AsyncSession, settings: Settings) -> list[str]:
+    """One line per configured gateway whose currency converts at no known rate (from
+    CURRENCY_RATES or set by an operator), naming the fix; empty when every one can price
+    an invoice."""
+    panel = settings.currency.upper()
+    problems = []
+    for gateway in GATEWAYS:
+        if not configured(settings, gateway):
+            continue
+        currency = gateway_currency(settings, gateway)
+        try:
+            await conversion_rate(session, settings, currency)
+        except NoConversionRate:
+            problems.append(
+                f"payment gateway {gateway} takes {currency}, which has no conversion rate "
+                f"into {panel}: set CURRENCY_RATES ({panel} per unit, e.g. "
+                f"""CURRENCY_RATES='{{"{currency}": "0.011"}}') or PUT """
+                f"/admin/v1/currencies/{currency}"
+            )
+    return problems
 
 
 async def create_invoice(
@@ -222,6 +256,10 @@ async def open_invoice(
             )
         except gateways.Unavailable as exc:
             log.warning("YooKassa payment not created", extra={"reason": str(exc)})
+            async with db.transaction() as session:
+                row = await session.get(Payment, payment.id)
+                assert row is not None
+                row.status = PAYMENT_FAILED
             raise GatewayUnavailable() from exc
         async with db.transaction() as session:
             row = await session.get(Payment, payment.id)

@@ -410,6 +410,21 @@ class CatalogRun:
 Mapped = dict[str, list[Service]]  # our services by the provider's service id
 
 
+async def reprice(session: AsyncSession, settings: Settings, service: Service) -> None:
+    """Apply the service's pricing rule now, as the next sync would (the operator changed
+    the rule, the provider's rate or the fixed rate): a markup service follows its cost, and
+    no rule leaves a service on sale below it (held and alerted; released when covered).
+    NoConversionRate when the provider's currency has no rate."""
+    if service.provider_id is None or service.provider_rate is None:
+        return
+    provider = await session.get(Provider, service.provider_id)
+    if provider is None:
+        return
+    run = CatalogRun(session, settings, provider, new_rule=None, rule=None, actor=None)
+    run.fx = await conversion_rate(session, settings, provider.currency)
+    await run.price(service)
+
+
 async def mapped_services(session: AsyncSession, provider_id: int) -> Mapped:
     """Our services mapped to the provider (several may share one of its services)."""
     mapped: Mapped = {}
@@ -565,5 +580,6 @@ __all__ = [
     "SyncOutcome",
     "due_providers",
     "import_services",
+    "reprice",
     "sync_provider",
 ]

@@ -26,6 +26,7 @@ class MarginRowOut(BaseModel):
     margin: PlainDecimal
     margin_percent: PlainDecimal | None
     unpriced_orders: int
+    unpriced_revenue: PlainDecimal
 
     @classmethod
     def of(cls, row: MarginRow) -> MarginRowOut:
@@ -38,6 +39,7 @@ class MarginRowOut(BaseModel):
             margin=row.margin,
             margin_percent=row.margin_percent,
             unpriced_orders=row.unpriced_orders,
+            unpriced_revenue=row.unpriced_revenue,
         )
 
 
@@ -60,6 +62,7 @@ class MarginReportOut(BaseModel):
                             "margin": "5.40000",
                             "margin_percent": "50.00",
                             "unpriced_orders": 0,
+                            "unpriced_revenue": "0",
                         }
                     ],
                 }
@@ -84,7 +87,10 @@ def _midnight(day: date) -> datetime:
     description="Orders placed from `from` to `to` (inclusive, UTC days). Revenue = charges "
     "minus refunds; cost = what providers bill for the sent orders (Partial: the delivered "
     "share, Canceled: nothing), converted into the panel's currency at the rate of the day "
-    "each order was sent. Orders whose cost is unknown are counted in `unpriced_orders`.",
+    "each order was sent. Orders whose cost is unknown (not yet accepted upstream, or "
+    "without a provider charge or a conversion rate) are counted in `unpriced_orders`, their "
+    "revenue in `unpriced_revenue`; `margin` and `margin_percent` are those of the priced "
+    "orders.",
 )
 async def margin(
     session: Reader,

@@ -4,6 +4,9 @@ Revenue is read from the ledger (charges minus refunds of the orders placed in t
 so drip-feed runs and refunds land where the money actually moved. Cost is what each sent
 order is billed upstream under the provider's own rules (a Partial order costs the
 delivered share, a Canceled one nothing), converted at the rate of the day it was sent.
+An order whose cost is not known yet (`unpriced`: still waiting to be accepted upstream,
+or sent without a known charge or rate) is counted apart with its revenue, and the margin
+is that of the priced orders only: an unsent order is never a free sale at 100 %.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.orders.models import CANCELED, PARTIAL
-from app.reports.sql import COST, GROUPS, ORDERS, REVENUE
+from app.reports.sql import AWAITING_UPSTREAM, COST, GROUPS, ORDERS, REVENUE
 
 GroupBy = Literal["service", "provider"]
 EIGHT = Decimal("0.00000001")
@@ -36,6 +39,21 @@ def order_cost(
     return provider_charge
 
 
+def unpriced(
+    upstream_state: str,
+    status: str,
+    provider_order_id: str | None,
+    provider_charge: Decimal | None,
+    fx_rate: Decimal | None,
+) -> bool:
+    """Whether an order's cost is unknown (the twin of UNPRICED_EXPR in app/reports/sql.py):
+    sent without the provider's charge or a conversion rate, or not yet accepted upstream
+    (queued, being sent, in review) and not canceled."""
+    if provider_order_id is not None:
+        return provider_charge is None or fx_rate is None
+    return upstream_state in AWAITING_UPSTREAM and status != CANCELED
+
+
 @dataclass
 class MarginRow:
     key: int | None
@@ -43,17 +61,23 @@ class MarginRow:
     orders: int = 0
     revenue: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)
-    unpriced_orders: int = 0  # sent orders whose cost or conversion rate is unknown
+    unpriced_orders: int = 0  # orders whose cost is unknown (`unpriced`)
+    unpriced_revenue: Decimal = Decimal(0)  # their share of `revenue`
+
+    @property
+    def priced_revenue(self) -> Decimal:
+        return self.revenue - self.unpriced_revenue
 
     @property
     def margin(self) -> Decimal:
-        return self.revenue - self.cost
+        """Of the priced orders only: their revenue less their cost."""
+        return self.priced_revenue - self.cost
 
     @property
     def margin_percent(self) -> Decimal | None:
-        if self.revenue <= 0:
+        if self.priced_revenue <= 0:
             return None
-        return (self.margin * 100 / self.revenue).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+        return (self.margin * 100 / self.priced_revenue).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
 
 
 @dataclass
@@ -72,6 +96,7 @@ class MarginReport:
             total.revenue += row.revenue
             total.cost += row.cost
             total.unpriced_orders += row.unpriced_orders
+            total.unpriced_revenue += row.unpriced_revenue
         return total
 
 
@@ -89,9 +114,11 @@ async def margin_report(
         row(k).revenue = Decimal(revenue)
     for k, orders in await session.execute(text(ORDERS.format(key=key)), params):
         row(k).orders = orders
-    for k, cost, unpriced in await session.execute(text(COST.format(key=key)), params):
+    cost_rows = await session.execute(text(COST.format(key=key)), params)
+    for k, cost, unpriced_orders, unpriced_revenue in cost_rows:
         row(k).cost = Decimal(cost or 0).quantize(EIGHT, ROUND_HALF_EVEN)
-        row(k).unpriced_orders = unpriced
+        row(k).unpriced_orders = unpriced_orders
+        row(k).unpriced_revenue = Decimal(unpriced_revenue or 0)
     keys = [k for k in rows if k is not None]
     result = await session.execute(text(names_sql), {"keys": keys})
     names: dict[int, str] = {k: name for k, name in result}

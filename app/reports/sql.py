@@ -1,11 +1,13 @@
-"""The margin report's statements. COST_EXPR restates `order_cost` (app/reports/service.py)
-for PostgreSQL, so a range of orders is costed in one statement; the two are kept equal by
-tests/test_reports.py::test_cost_sql_is_the_twin_of_order_cost."""
+"""The margin report's statements. COST_EXPR restates `order_cost` and UNPRICED_EXPR restates
+`unpriced` (app/reports/service.py) for PostgreSQL, so a range of orders is costed in one
+statement; they are kept equal by tests/test_reports.py::test_cost_sql_is_the_twin_of_order_cost
+and ::test_unpriced_sql_is_the_twin_of_unpriced."""
 
 from __future__ import annotations
 
+from app.db import sql_list
 from app.db import sql_literal as literal
-from app.orders.models import CANCELED, PARTIAL
+from app.orders.models import CANCELED, PARTIAL, UP_QUEUED, UP_REVIEW, UP_SENDING
 
 # What the provider bills for one sent order `o`, in its currency.
 COST_EXPR = f"""CASE
@@ -13,6 +15,15 @@ COST_EXPR = f"""CASE
     WHEN o.status = {literal(PARTIAL)}
       THEN o.provider_charge * (o.quantity - COALESCE(o.remains, 0)) / o.quantity
     ELSE o.provider_charge
+  END"""
+
+# Whether the cost of order `o` is unknown: not yet accepted upstream (and not canceled), or
+# sent without the provider's charge or a conversion rate.
+AWAITING_UPSTREAM = (UP_QUEUED, UP_SENDING, UP_REVIEW)
+UNPRICED_EXPR = f"""CASE
+    WHEN o.provider_order_id IS NOT NULL
+      THEN o.provider_charge IS NULL OR o.fx_rate IS NULL
+    ELSE o.upstream_state IN ({sql_list(AWAITING_UPSTREAM)}) AND o.status <> {literal(CANCELED)}
   END"""
 
 GROUPS = {
@@ -37,11 +48,20 @@ COST = (
     SELECT {key} AS key,
            SUM("""
     + COST_EXPR
-    + """ * o.fx_rate)
-             FILTER (WHERE o.provider_charge IS NOT NULL AND o.fx_rate IS NOT NULL) AS cost,
-           COUNT(*) FILTER (WHERE o.provider_charge IS NULL OR o.fx_rate IS NULL) AS unpriced
+    + """ * o.fx_rate) FILTER (WHERE NOT ("""
+    + UNPRICED_EXPR
+    + """) AND o.provider_order_id IS NOT NULL) AS cost,
+           COUNT(*) FILTER (WHERE """
+    + UNPRICED_EXPR
+    + """) AS unpriced,
+           SUM(o.charge - o.refunded) FILTER (WHERE """
+    + UNPRICED_EXPR
+    + """) AS unpriced_revenue
     FROM orders o
-    WHERE o.provider_order_id IS NOT NULL AND o.created_at >= :start AND o.created_at < :end
+    WHERE (o.provider_order_id IS NOT NULL OR o.upstream_state IN ("""
+    + sql_list(AWAITING_UPSTREAM)
+    + """))
+      AND o.created_at >= :start AND o.created_at < :end
     GROUP BY 1
 """
 )

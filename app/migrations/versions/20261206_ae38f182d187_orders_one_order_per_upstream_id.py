@@ -12,7 +12,7 @@ active upstream (`sent`) is held in review for the operator (mark it sent with i
 id, or cancel it); a finished one keeps its state. Downgrade drops the index only.
 
 Revision ID: ae38f182d187
-Revises: dc93bf828de8
+Revises: a34d523aaf04
 Create Date: 2026-11-30 09:00:00.000000
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "ae38f182d187"
-down_revision: str | None = "dc93bf828de8"
+down_revision: str | None = "a34d523aaf04"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

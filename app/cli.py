@@ -180,7 +180,8 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
     log.info(
         "worker starting",
         extra={
-            "queue": settings.queue_name,
+            "queue": settings.arq_queue,
+            "redis_prefix": settings.redis_namespace,
             "relay_concurrency": settings.relay_concurrency,
             "status_sync_seconds": settings.status_sync_seconds,
             "expected_revision": migrate.expected_revision(),
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         cmd_serve,
         "the HTTP API (uvicorn); refuses a missing or weak SECRET_KEY or a weak ADMIN_TOKEN",
-        f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, HOST, PORT, FORWARDED_ALLOW_IPS, "
+        f"{ENV_DATABASE}, REDIS_URL, REDIS_PREFIX, {ENV_SECRETS}, HOST, PORT, FORWARDED_ALLOW_IPS, "
         f"PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, {ENV_LOGS}, LOG_REQUESTS",
     )
     _host_port(p)
@@ -377,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         cmd_worker,
         "the background worker (arq): relays orders, syncs statuses, sweeps",
-        f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, QUEUE_NAME, RELAY_CONCURRENCY, "
+        f"{ENV_DATABASE}, REDIS_URL, REDIS_PREFIX, {ENV_SECRETS}, QUEUE_NAME, RELAY_CONCURRENCY, "
         f"STATUS_SYNC_SECONDS, WORKER_METRICS_PORT, {ENV_LOGS}",
     )
     _command(

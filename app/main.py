@@ -45,7 +45,7 @@ async def build_context(settings: Settings) -> AppContext:
         driver_pool_size=settings.db_driver_pool_size,
         listen=settings.db_listen,
     )
-    jobs = await JobQueue.connect(settings.redis_url, settings.queue_name)
+    jobs = await JobQueue.connect(settings.redis_url, settings.arq_queue, settings.redis_namespace)
     http = build_http_client(settings.provider_connect_timeout, settings.provider_read_timeout)
     return AppContext(settings=settings, db=db, jobs=jobs, http=http)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,12 @@ def weak_secret(value: str | None) -> str | None:
     if len(value) < MIN_SECRET_LENGTH:
         return f"is shorter than {MIN_SECRET_LENGTH} characters"
     return None
+
+
+def database_name(url: str | None) -> str:
+    """The database's name in DATABASE_URL (`smm` when unset or unreadable)."""
+    path = urlsplit(url or "").path.strip("/")
+    return path.split("/")[-1] or "smm"
 
 
 class Settings(BaseSettings):
@@ -96,7 +103,16 @@ class Settings(BaseSettings):
     rate_limit_notify_per_ip: int = Field(
         default=300, description="payment gateway notifications per minute per IP (0 = off)"
     )
-    queue_name: str = Field(default="arq:queue", description="arq queue the worker consumes")
+    redis_prefix: str = Field(
+        default="",
+        description="namespace of every Redis key of this panel (its queue, job and cron ids, "
+        "the worker's health check, rate limits, sign-in locks): panels sharing one Redis need "
+        "different ones, the processes of one panel the same; unset = QUEUE_NAME when set, "
+        "else `smm:<database name>`",
+    )
+    queue_name: str = Field(
+        default="", description="arq queue the worker consumes; unset = `<REDIS_PREFIX>:queue`"
+    )
     # Upstream relay.
     provider_connect_timeout: float = 5.0
     provider_read_timeout: float = 30.0
@@ -224,6 +240,21 @@ class Settings(BaseSettings):
                 keys.append(old.strip())
         self.secret_key = ",".join([current, *keys])
         return self
+
+    @property
+    def redis_namespace(self) -> str:
+        """REDIS_PREFIX as it applies: the panel's database is the panel, so its name tells
+        panels apart when nothing was set (an explicit QUEUE_NAME already named the panel)."""
+        if self.redis_prefix:
+            return self.redis_prefix
+        if self.queue_name:
+            return self.queue_name
+        return f"smm:{database_name(self.database_url)}"
+
+    @property
+    def arq_queue(self) -> str:
+        """QUEUE_NAME as it applies."""
+        return self.queue_name or f"{self.redis_namespace}:queue"
 
     @property
     def current_secret_key(self) -> str:

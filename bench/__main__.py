@@ -596,7 +596,7 @@ async def bench_worker(results: dict[str, Any]) -> None:
     worker = jobs.build_worker(settings, burst=True, ctx=ctx)
     from app.jobs import JobQueue
 
-    queue = await JobQueue.connect(REDIS, settings.queue_name)
+    queue = await JobQueue.connect(REDIS, settings.arq_queue, settings.redis_namespace)
     assert queue.redis is not None
     await queue.redis.flushdb()
     ids = [r["id"] for r in await conn.fetch("SELECT id FROM orders ORDER BY id")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -59,7 +60,7 @@ async def startup(ctx: Ctx) -> None:
             settings.provider_connect_timeout, settings.provider_read_timeout
         )
         ctx["owns_http"] = True
-    ctx["jobs"] = JobQueue(ctx["redis"], settings.queue_name)
+    ctx["jobs"] = JobQueue(ctx["redis"], settings.arq_queue, settings.redis_namespace)
     ctx["send_slots"] = relay.SendSlots(settings.relay_concurrency, ctx["http"])
 
 
@@ -277,10 +278,18 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     ]
 
 
+def _under_prefix(settings: Settings, schedule: list[CronJob]) -> list[CronJob]:
+    """arq makes a cron job's id from its name and tick (`<name>:<ms>`), whatever the
+    queue: each job is named under the panel's prefix, so panels sharing one Redis each
+    run every tick of their own schedule."""
+    prefix = settings.redis_namespace
+    return [dataclasses.replace(job, name=f"{prefix}:{job.name}") for job in schedule]
+
+
 def worker_options(settings: Settings, *, burst: bool = False) -> dict[str, Any]:
     """Everything arq's Worker takes, built in one place for `smm-panel worker`, `smm-panel
     run`, tests and `arq workers.main.WorkerSettings`."""
-    schedule = cron_jobs(settings)
+    schedule = _under_prefix(settings, cron_jobs(settings))
     # A burst worker runs no schedule, but still runs cron jobs another worker left queued.
     leftover_crons = (
         [job_function(job.coroutine, name=job.name) for job in schedule] if burst else []
@@ -288,7 +297,8 @@ def worker_options(settings: Settings, *, burst: bool = False) -> dict[str, Any]
     return dict(
         functions=[*FUNCTIONS, *leftover_crons],
         cron_jobs=[] if burst else schedule,
-        queue_name=settings.queue_name,
+        queue_name=settings.arq_queue,
+        health_check_key=f"{settings.redis_namespace}:health-check",
         redis_settings=redis_settings(settings.redis_url or "redis://127.0.0.1:6379"),
         on_startup=startup,
         on_shutdown=shutdown,

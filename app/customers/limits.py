@@ -1,11 +1,11 @@
 """Limits on guessing (sign-in, tokens, password reset) kept in Redis.
 
 Failures are counted per scope (an account: the normalised email; an IP address) over a
-window. From the threshold on, every further failure locks the scope for twice as long
-as the one before (base, 2×base, 4×base…, capped): the answer is then 429 with
-Retry-After, whatever the password. Unknown emails are counted exactly like known ones,
-so the answers never tell them apart. Redis being down fails open (logged): sign-in keeps
-working without the limit rather than locking everyone out.
+window, under the panel's Redis prefix. From the threshold on, every further failure locks
+the scope for twice as long as the one before (base, 2×base, 4×base…, capped): the answer
+is then 429 with Retry-After, whatever the password. Unknown emails are counted exactly like
+known ones, so the answers never tell them apart. Redis being down fails open (logged):
+sign-in keeps working without the limit rather than locking everyone out.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.customers.errors import TooManyAttempts
+from app.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -42,38 +42,41 @@ class Policy:
     lock_max_seconds: float
 
 
-async def check(redis: Redis | None, scopes: list[Scope]) -> None:
+async def check(jobs: JobQueue, scopes: list[Scope]) -> None:
     """Raise TooManyAttempts while any of the scopes is locked."""
+    redis = jobs.redis
     if redis is None:
         return
     try:
         for scope in scopes:
-            left = await redis.pttl(scope.key + ":lock")
+            left = await redis.pttl(jobs.key(scope.key + ":lock"))
             if left and left > 0:
                 raise TooManyAttempts(-(-left // 1000))
     except RedisError:
         log.warning("attempt limits unavailable: Redis unreachable")
 
 
-async def failed(redis: Redis | None, scopes: list[Scope], policy: Policy) -> dict[str, int]:
+async def failed(jobs: JobQueue, scopes: list[Scope], policy: Policy) -> dict[str, int]:
     """Count a failure in every scope; lock those at or past their threshold. Answers the
     lock (seconds) set per scope kind where this failure made the first lock of the window."""
     first_locks: dict[str, int] = {}
+    redis = jobs.redis
     if redis is None:
         return first_locks
     try:
         for scope in scopes:
-            count = int(await redis.incr(scope.key))
+            counter = jobs.key(scope.key)
+            count = int(await redis.incr(counter))
             if count == 1:
-                await redis.expire(scope.key, policy.window_seconds)
+                await redis.expire(counter, policy.window_seconds)
             if count < scope.threshold:
                 continue
             seconds = min(
                 policy.lock_max_seconds, policy.lock_seconds * 2 ** (count - scope.threshold)
             )
-            await redis.set(scope.key + ":lock", "1", px=max(1, int(seconds * 1000)))
+            await redis.set(counter + ":lock", "1", px=max(1, int(seconds * 1000)))
             # The counter outlives the lock, so the next failure locks longer.
-            await redis.expire(scope.key, max(policy.window_seconds, int(seconds) * 2))
+            await redis.expire(counter, max(policy.window_seconds, int(seconds) * 2))
             if count == scope.threshold:
                 first_locks[scope.kind] = int(seconds)
     except RedisError:
@@ -81,11 +84,12 @@ async def failed(redis: Redis | None, scopes: list[Scope], policy: Policy) -> di
     return first_locks
 
 
-async def forget(redis: Redis | None, scope: Scope) -> None:
+async def forget(jobs: JobQueue, scope: Scope) -> None:
     """A success clears the account's count (an IP's count stays: it may guess others)."""
+    redis = jobs.redis
     if redis is None:
         return
     try:
-        await redis.delete(scope.key, scope.key + ":lock")
+        await redis.delete(jobs.key(scope.key), jobs.key(scope.key + ":lock"))
     except RedisError:
         log.warning("attempt limits unavailable: Redis unreachable")

@@ -111,8 +111,8 @@ async def login(
 ) -> customers.OpenedSession:
     address = email.strip().lower()
     scopes = _scopes(services, "login", caller, address)
-    redis = services.jobs.redis
-    await limits.check(redis, scopes)
+    jobs = services.jobs
+    await limits.check(jobs, scopes)
     try:
         sign_in = await customers.check_password_for(session, email, password)
         customers.check_account(sign_in)
@@ -120,11 +120,11 @@ async def login(
             session, services.settings.secret_key, sign_in.login, code
         )
     except (InvalidCredentials, InvalidTwoFactorCode):
-        locked = await limits.failed(redis, scopes, _policy(services))
+        locked = await limits.failed(jobs, scopes, _policy(services))
         if "account" in locked:
             await _mail_lockout(services, session, address, locked["account"])
         raise
-    await limits.forget(redis, scopes[0])
+    await limits.forget(jobs, scopes[0])
     days = services.settings.client_session_days
     return await customers.open_session(
         session,
@@ -153,11 +153,11 @@ async def _mail_lockout(
 
 async def verify(services: Services, session: AsyncSession, caller: Caller, token: str) -> int:
     scopes = _scopes(services, "verify", caller, None)
-    await limits.check(services.jobs.redis, scopes)
+    await limits.check(services.jobs, scopes)
     try:
         return await customers.verify_email(session, token)
     except InvalidToken:
-        await limits.failed(services.jobs.redis, scopes, _policy(services))
+        await limits.failed(services.jobs, scopes, _policy(services))
         raise
 
 
@@ -167,13 +167,13 @@ async def forgot(services: Services, session: AsyncSession, caller: Caller, emai
     no more mail is sent, silently: the answer must not differ)."""
     address = email.strip().lower()
     scopes = _scopes(services, "forgot", caller, address)
-    redis = services.jobs.redis
-    await limits.check(redis, scopes[1:])
+    jobs = services.jobs
+    await limits.check(jobs, scopes[1:])
     try:
-        await limits.check(redis, scopes[:1])
+        await limits.check(jobs, scopes[:1])
     except TooManyAttempts:
         return
-    await limits.failed(redis, scopes, _policy(services))
+    await limits.failed(jobs, scopes, _policy(services))
     minutes = services.settings.client_reset_minutes
     found = await customers.start_reset(session, email)
     if found is None or not found.user.email:
@@ -197,9 +197,9 @@ async def reset(
     services: Services, session: AsyncSession, caller: Caller, token: str, password: str
 ) -> int:
     scopes = _scopes(services, "reset", caller, None)
-    await limits.check(services.jobs.redis, scopes)
+    await limits.check(services.jobs, scopes)
     try:
         return await customers.reset_password(session, token, password)
     except InvalidToken:
-        await limits.failed(services.jobs.redis, scopes, _policy(services))
+        await limits.failed(services.jobs, scopes, _policy(services))
         raise

@@ -153,22 +153,26 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.metrics import shared_across
+
     _require_safe_secrets(settings)
     _require_db(settings)
     # Every process (the parent and each of --workers) logs through app.logs: uvicorn
     # configures no handlers of its own (log_config=None), the app factory configures ours.
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers,
-        access_log=False,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        # app.http.proxy reads X-Forwarded-For and Forwarded from FORWARDED_ALLOW_IPS.
-        proxy_headers=False,
-    )
+    # The processes' metrics add up in one directory (app/metrics.py).
+    with shared_across(args.workers, settings.prometheus_multiproc_dir):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers,
+            access_log=False,
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            # app.http.proxy reads X-Forwarded-For and Forwarded from FORWARDED_ALLOW_IPS.
+            proxy_headers=False,
+        )
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         "is a terminal",
     )
     log_requests: bool = Field(default=True, description="one JSON log line per HTTP request")
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        description="directory where the processes of `serve --workers N` keep their metrics, "
+        "so /metrics adds them up (prometheus_client's multiprocess mode); unset = a directory "
+        "made for the run and removed after it. One of your own must be emptied before a start",
+    )
     worker_metrics_port: int = Field(
         default=0, description="port of the worker's own Prometheus endpoint (0 = off)"
     )

@@ -129,7 +129,7 @@ def _run(coro: Awaitable[T]) -> T:
 async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     from app.db import Database
 
-    db = Database(_require_db(settings), pool_size=2, max_overflow=0)
+    db = Database(_require_db(settings), pool_size=2, max_overflow=0, pooler=settings.db_pooler)
     try:
         async with db.transaction() as session:
             return await work(session)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal
 from functools import lru_cache
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
@@ -89,8 +90,15 @@ class Settings(BaseSettings):
         description=(
             "keep one listening connection per API process (PostgreSQL LISTEN) so `services`"
             " answers from memory while nothing changed; off behind a pooler that keeps no"
-            " session (transaction pooling): one statement per call instead"
+            " session (transaction pooling, which DB_POOLER=transaction turns off): one"
+            " statement per call instead"
         ),
+    )
+    db_pooler: Literal["none", "transaction"] = Field(
+        default="none",
+        description="`transaction` when DATABASE_URL leads to a pooler in transaction mode "
+        "(PgBouncer `pool_mode = transaction`): statements are prepared unnamed and never "
+        "cached, and DB_LISTEN is off",
     )
     api_max_body_bytes: int = Field(default=256 * 1024, description="request body size limit")
     max_ids_per_request: int = 100

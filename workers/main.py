@@ -53,7 +53,9 @@ async def startup(ctx: Ctx) -> None:
     settings: Settings = ctx.setdefault("settings", get_settings())
     if "db" not in ctx:
         assert settings.database_url, "DATABASE_URL is required"
-        ctx["db"] = Database(settings.database_url, pool_size=10, max_overflow=10)
+        ctx["db"] = Database(
+            settings.database_url, pool_size=10, max_overflow=10, pooler=settings.db_pooler
+        )
         ctx["owns_db"] = True
     if "http" not in ctx:
         ctx["http"] = build_http_client(

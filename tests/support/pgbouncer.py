@@ -1,0 +1,105 @@
+"""A real PgBouncer in transaction mode in front of the tests' PostgreSQL (Debian's
+`pgbouncer`), started for a test on a free port with its configuration in a temporary
+directory, and its admin console's figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from app.embedded import free_port
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+
+
+def _config(directory: Path, port: int, server: str, pool_size: int) -> Path:
+    parts = urlsplit(server)
+    ini = directory / "pgbouncer.ini"
+    ini.write_text(
+        "[databases]\n"
+        f"* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}\n"
+        "[pgbouncer]\n"
+        "listen_addr = 127.0.0.1\n"
+        f"listen_port = {port}\n"
+        "unix_socket_dir =\n"
+        "auth_type = trust\n"
+        f"auth_file = {directory / 'userlist.txt'}\n"
+        "admin_users = postgres\n"
+        "pool_mode = transaction\n"
+        # Fewer server connections than the panel's processes open: they are shared.
+        f"default_pool_size = {pool_size}\n"
+        "max_client_conn = 500\n"
+    )
+    (directory / "userlist.txt").write_text(f'"{parts.username or "postgres"}" ""\n')
+    return ini
+
+
+@contextmanager
+def pgbouncer(server: str, directory: Path, *, pool_size: int = 4) -> Iterator[int]:
+    """PgBouncer (transaction pooling, `pool_size` server connections per database) in
+    front of the PostgreSQL of `server` (a URL); yields its port."""
+    port = free_port()
+    ini = _config(directory, port, server, pool_size)
+    # PgBouncer refuses to run as root: it drops to `nobody` after reading its files.
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    process = subprocess.Popen(
+        [PGBOUNCER, *user, str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(200):
+            assert process.poll() is None, "pgbouncer exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def through(url: str, port: int) -> str:
+    """The same database URL, through the PgBouncer on `port`."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return parts._replace(netloc=f"{user}127.0.0.1:{port}").geturl()
+
+
+def _show(port: int, what: str, database: str) -> dict[str, str]:
+    """One row of a SHOW command of PgBouncer's admin console (it speaks only the simple
+    query protocol: psql asks)."""
+    out = subprocess.run(
+        [
+            *("psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "pgbouncer"),
+            *("--csv", "-c", f"SHOW {what}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    rows = [row for row in csv.DictReader(io.StringIO(out)) if row["database"] == database]
+    assert len(rows) == 1, out
+    return rows[0]
+
+
+def pools(port: int, database: str) -> dict[str, int]:
+    """For `database`: the client connections PgBouncer holds, the server connections it
+    opened, and the transactions it has carried."""
+    pool = _show(port, "POOLS", database)
+    stats = _show(port, "STATS", database)
+    return {
+        "clients": sum(int(pool[k]) for k in ("cl_active", "cl_waiting")),
+        "servers": sum(int(pool[k]) for k in ("sv_active", "sv_idle", "sv_used", "sv_tested")),
+        "transactions": int(stats["total_xact_count"]),
+    }

@@ -58,7 +58,7 @@ async def balance_errors(client: httpx.AsyncClient, url: str) -> tuple[float, li
     response = await client.get(f"{url}/metrics", headers=AUTH)
     assert response.status_code == 200
     total = 0.0
-    labels = set()
+    labels: set[str] = set()
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
             labels.update(sample.labels)

@@ -143,7 +143,7 @@ def _run(coro: Awaitable[T]) -> T:
 async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     from app.db import Database
 
-    db = Database(_require_db(settings), pool_size=2, max_overflow=0)
+    db = Database(_require_db(settings), pool_size=2, max_overflow=0, pooler=settings.db_pooler)
     try:
         async with db.transaction() as session:
             return await work(session)
@@ -168,22 +168,26 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.metrics import shared_across
+
     _require_safe_secrets(settings)
     _preflight(settings, redis=True, gateways=True)
     # Every process (the parent and each of --workers) logs through app.logs: uvicorn
     # configures no handlers of its own (log_config=None), the app factory configures ours.
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers,
-        access_log=False,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        # app.http.proxy reads X-Forwarded-For and Forwarded from FORWARDED_ALLOW_IPS.
-        proxy_headers=False,
-    )
+    # The processes' metrics add up in one directory (app/metrics.py).
+    with shared_across(args.workers, settings.prometheus_multiproc_dir):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers,
+            access_log=False,
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            # app.http.proxy reads X-Forwarded-For and Forwarded from FORWARDED_ALLOW_IPS.
+            proxy_headers=False,
+        )
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
@@ -197,7 +201,8 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
     log.info(
         "worker starting",
         extra={
-            "queue": settings.queue_name,
+            "queue": settings.arq_queue,
+            "redis_prefix": settings.redis_namespace,
             "relay_concurrency": settings.relay_concurrency,
             "status_sync_seconds": settings.status_sync_seconds,
             "expected_revision": migrate.expected_revision(),
@@ -408,9 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         cmd_serve,
         "the HTTP API (uvicorn); refuses a missing or weak SECRET_KEY or a weak ADMIN_TOKEN",
-        f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, HOST, PORT, FORWARDED_ALLOW_IPS, "
-        f"PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, MAIL_URL, CURRENCY_RATES and the "
-        f"payment gateways' settings (checked at start), {ENV_LOGS}, LOG_REQUESTS",
+        f"{ENV_DATABASE}, REDIS_URL, REDIS_PREFIX, {ENV_SECRETS}, HOST, PORT, "
+        f"FORWARDED_ALLOW_IPS, PUBLIC_URL, RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, MAIL_URL, "
+        f"CURRENCY_RATES and the payment gateways' settings (checked at start), {ENV_LOGS}, "
+        "LOG_REQUESTS",
     )
     _host_port(p)
     p.add_argument(
@@ -425,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         cmd_worker,
         "the background worker (arq): relays orders, syncs statuses, sweeps",
-        f"{ENV_DATABASE}, REDIS_URL, {ENV_SECRETS}, QUEUE_NAME, RELAY_CONCURRENCY, "
+        f"{ENV_DATABASE}, REDIS_URL, REDIS_PREFIX, {ENV_SECRETS}, QUEUE_NAME, RELAY_CONCURRENCY, "
         f"STATUS_SYNC_SECONDS, WORKER_METRICS_PORT, {ENV_LOGS}",
     )
     _command(

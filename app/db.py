@@ -6,6 +6,13 @@ a job) is registered with `after_commit(session, work)` and runs only once the t
 has committed; a rolled-back transaction drops it.
 The hot paths of the public API (`add`, `status`) run single statements on a plain asyncpg
 pool (`Database.driver()`) instead: one round trip, no ORM.
+
+Behind a pooler in transaction mode (PgBouncer `pool_mode = transaction`, DB_POOLER=transaction)
+consecutive transactions of one connection may run on different server sessions, so nothing
+may outlive a transaction on the server: statements are prepared unnamed and parsed again
+with every execution (asyncpg's statement cache off, SQLAlchemy's too), so no name can
+collide or go missing and nothing is left behind to clean up; and no connection LISTENs (the
+change feed is off: `services` reads the database on every call).
 """
 
 from __future__ import annotations
@@ -91,6 +98,17 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
 
+POOLERS = ("none", "transaction")
+# Behind a transaction pooler: no statement cache (asyncpg's nor SQLAlchemy's) and no
+# statement name. asyncpg prepares an unnamed statement and, its cache being off, parses it
+# again in the same message batch as every execution, which one server session receives.
+UNNAMED_STATEMENTS: dict[str, object] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: "",
+}
+
+
 class Database:
     def __init__(
         self,
@@ -100,19 +118,27 @@ class Database:
         max_overflow: int = 20,
         driver_pool_size: int = 10,
         listen: bool = True,
+        pooler: str = "none",
     ) -> None:
+        if pooler not in POOLERS:
+            raise ValueError(f"DB_POOLER is one of {', '.join(POOLERS)}, not {pooler!r}")
         self.url = async_url(url)
         self.driver_pool_size = driver_pool_size
-        self.listen = listen
+        self.transaction_pooled = pooler == "transaction"
+        # A transaction pooler keeps no session to LISTEN on.
+        self.listen = listen and not self.transaction_pooled
         self._feeds: dict[str, ChangeFeed] = {}
         self._driver: asyncpg.Pool | None = None
         self._driver_lock = asyncio.Lock()
+        connect_args: dict[str, object] = {"server_settings": {"timezone": "UTC"}}
+        if self.transaction_pooled:
+            connect_args.update(UNNAMED_STATEMENTS)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_pre_ping=True,
-            connect_args={"server_settings": {"timezone": "UTC"}},
+            connect_args=connect_args,
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -146,6 +172,7 @@ class Database:
                         # so a released connection skips the reset round trip.
                         reset=_no_reset,
                         server_settings={"timezone": "UTC"},
+                        statement_cache_size=0 if self.transaction_pooled else 100,
                     )
         return self._driver
 

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
@@ -20,6 +20,7 @@ from app.metrics import (
     QUEUE_DEPTH,
     REVIEW_QUEUE,
     SUPPORT_OPEN,
+    exposition,
 )
 from app.orders.models import STATUSES, UP_REVIEW, Order
 from app.privacy import service as privacy
@@ -69,7 +70,7 @@ async def refresh_gauges(ctx: AppContext) -> None:
 
 async def metrics(request: Request) -> PlainTextResponse:
     await refresh_gauges(get_context(request))
-    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return PlainTextResponse(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 for _router, _path in ((scrape_router, "/metrics"), (metrics_router, "/metrics")):

@@ -4,6 +4,12 @@ Redis only delivers: every job is derivable from database rows, so enqueueing ha
 after commit, uses deterministic ids (duplicates collapse), and a failure to enqueue is
 logged and left to the sweeper instead of failing the request.
 
+Several panels may share one Redis: every key a panel writes starts with its prefix
+(REDIS_PREFIX, `JobQueue.key`): the queue, job ids (so arq's own job, retry and in-progress
+keys), cron ids (workers/main.py names its cron jobs under the prefix), rate limits and
+sign-in locks. A panel never sees another's keys, so it never takes, swallows or skips
+another's work.
+
 Jobs travel as JSON, never pickle (arq's default): whoever can write to Redis could
 otherwise run code in the worker. A payload that is not JSON is refused by the worker
 and never executed; job arguments are plain ids.
@@ -62,12 +68,19 @@ SERIALIZERS: dict[str, Any] = {
 
 
 class JobQueue:
-    def __init__(self, redis: ArqRedis | None, queue_name: str) -> None:
+    """The panel's Redis: its job queue and the keys under its prefix."""
+
+    def __init__(self, redis: ArqRedis | None, queue_name: str, prefix: str | None = None) -> None:
         self.redis = redis
         self.queue_name = queue_name
+        self.prefix = prefix or queue_name
+
+    def key(self, name: str) -> str:
+        """`name` as this panel's key."""
+        return f"{self.prefix}:{name}"
 
     @classmethod
-    async def connect(cls, url: str, queue_name: str) -> JobQueue:
+    async def connect(cls, url: str, queue_name: str, prefix: str | None = None) -> JobQueue:
         try:
             redis = await create_pool(
                 redis_settings(url), default_queue_name=queue_name, **SERIALIZERS
@@ -79,7 +92,7 @@ class JobQueue:
             redis = ArqRedis(
                 ConnectionPool.from_url(url), default_queue_name=queue_name, **SERIALIZERS
             )
-        return cls(redis, queue_name)
+        return cls(redis, queue_name, prefix)
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str, defer_until: datetime | None = None
@@ -90,9 +103,9 @@ class JobQueue:
             job = await self.redis.enqueue_job(
                 function,
                 *args,
-                # Job ids are global in Redis: scope them to the queue, so two panels
+                # Job ids are global in Redis: scope them to the panel, so two panels
                 # sharing a Redis never swallow each other's jobs.
-                _job_id=f"{self.queue_name}:{job_id}",
+                _job_id=self.key(job_id),
                 _queue_name=self.queue_name,
                 _defer_until=defer_until,
             )

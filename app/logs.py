@@ -6,18 +6,33 @@ uvicorn's own loggers, warnings and uncaught exceptions all go through the one h
 JSON when LOG_JSON=true or when the stream is not a terminal; coloured text otherwise.
 Secrets never reach the logs: keys are never passed to a logger, and fields named like a
 secret are masked anyway.
+
+One line per HTTP request, whatever the start (`serve`, `serve --workers N`, `run`, uvicorn
+itself): the panel's own request line (app/http/observability.py); uvicorn's access log is
+switched off here, in every process.
+
+Lines are formatted and written off the event loop: a logger call only makes the record and
+puts it on a queue (`QueueHandler`); one thread per process (`QueueListener`) formats it
+(JSON by orjson) and writes it. The thread is drained and stopped at exit, so the last lines
+(an uncaught traceback) are still written.
 """
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import logging
+import queue
 import sys
 import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from types import TracebackType
 from typing import Any, TextIO
+
+import orjson
 
 # The id of the request being served, set by the HTTP middleware (app/http/observability).
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -38,6 +53,13 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    """The record's traceback as text (formatted already when it crossed the queue)."""
+    if record.exc_info:
+        return formatter.formatException(record.exc_info)
+    return record.exc_text or None
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {
@@ -48,11 +70,15 @@ class JsonFormatter(logging.Formatter):
             "pid": record.process,
         }
         body.update(_fields(record))
-        if record.exc_info:
-            body["exc"] = self.formatException(record.exc_info)
+        exc = _traceback(self, record)
+        if exc:
+            body["exc"] = exc
         if record.stack_info:
             body["stack"] = record.stack_info
-        return json.dumps(body, default=str)
+        try:
+            return orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # what orjson refuses (an integer past 64 bits): the slow way
+            return json.dumps(body, default=str)
 
 
 _COLOURS = {
@@ -81,8 +107,9 @@ class TextFormatter(logging.Formatter):
         line = f"{when} {level} {record.name} {record.getMessage()}"
         if extra:
             line += f"  {extra}" if not self.colour else f"  \033[2m{extra}{_RESET}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        exc = _traceback(self, record)
+        if exc:
+            line += "\n" + exc
         return line
 
 
@@ -126,25 +153,118 @@ def wants_json(json_format: bool | None, stream: TextIO) -> bool:
         return True
 
 
+class Handoff(QueueHandler):
+    """Puts a record on the writer's queue, with what must be read on the caller's thread
+    made final: the message with its arguments merged, the traceback as text. A record
+    with neither (the request line) crosses as it is."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if not record.args and not record.exc_info:
+            return record
+        record = copy.copy(record)  # other handlers (a test's capture) keep the original
+        record.msg = record.getMessage()
+        record.args = None
+        if record.exc_info:
+            record.exc_text = _PLAIN.formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+# The most lines written in one call: a queue that never empties is still written out.
+BATCH_LINES = 256
+
+
+class LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
+    """The writer thread's handler: formats each line as it comes and writes what has
+    gathered in one call once the queue is empty, or BATCH_LINES have gathered (one system
+    call for a burst of lines)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.pending.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def write_pending(self) -> None:
+        lines, self.pending = self.pending, []
+        if lines:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+
+
+class Writer(QueueListener):
+    """The thread that formats and writes the queued records."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord], out: LineWriter) -> None:
+        super().__init__(records, out)
+        self.records = records
+        self.out = out
+
+    def handle(self, record: logging.LogRecord) -> None:
+        super().handle(record)
+        if self.records.empty() or len(self.out.pending) >= BATCH_LINES:
+            self.out.write_pending()
+
+    def stop(self) -> None:
+        super().stop()
+        self.out.write_pending()
+
+
+_PLAIN = logging.Formatter()
+_writer: Writer | None = None
+
+
+def stop_logging() -> None:
+    """Write what is queued and stop the writer thread (at exit, or before a new one)."""
+    global _writer
+    writer, _writer = _writer, None
+    if writer is not None:
+        writer.stop()
+
+
+def _start_writer(handler: LineWriter) -> Handoff:
+    global _writer
+    stop_logging()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _writer = Writer(records, handler)
+    _writer.start()
+    return Handoff(records)
+
+
 def configure_logging(
     level: str = "INFO", *, json_format: bool | None = True, stream: TextIO | None = None
 ) -> None:
     """Idempotent: one handler on the root logger, every other logger propagating to it."""
     out = stream or sys.stderr
-    handler = logging.StreamHandler(out)
+    handler = LineWriter(out)
     if wants_json(json_format, out):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter(colour=not wants_json(None, out)))
     logging.setLogRecordFactory(_record_with_request_id)
+    # Neither the thread's name, the multiprocessing process name nor the caller's file
+    # and line is ever written: every record skips looking them up (the last by walking
+    # the stack; the logging documentation's own advice for speed).
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_start_writer(handler)]
     root.setLevel(level.upper())
     # uvicorn's loggers go through the same handler (no plain-text lines of their own).
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "arq", "alembic"):
+    for name in ("uvicorn", "uvicorn.error", "arq", "alembic"):
         named = logging.getLogger(name)
         named.handlers[:] = []
         named.propagate = True
+    # The panel writes the request line: uvicorn's access line would be a second one (and
+    # without a handler uvicorn skips building it).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
     # arq reports every job at INFO: useful when debugging, noise otherwise.
     logging.getLogger("arq").setLevel(max(logging.WARNING, root.level))
     # Set-up chatter of the migration plugins and the embedded PostgreSQL.
@@ -153,3 +273,5 @@ def configure_logging(
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_thread
+    atexit.unregister(stop_logging)
+    atexit.register(stop_logging)

@@ -44,8 +44,9 @@ async def build_context(settings: Settings) -> AppContext:
         max_overflow=settings.db_max_overflow,
         driver_pool_size=settings.db_driver_pool_size,
         listen=settings.db_listen,
+        pooler=settings.db_pooler,
     )
-    jobs = await JobQueue.connect(settings.redis_url, settings.queue_name)
+    jobs = await JobQueue.connect(settings.redis_url, settings.arq_queue, settings.redis_namespace)
     http = build_http_client(
         settings.provider_connect_timeout,
         settings.provider_read_timeout,

@@ -1,12 +1,43 @@
-"""Prometheus metrics shared by the API and the worker."""
+"""Prometheus metrics shared by the API and the worker, right with many processes.
+
+`serve --workers N` runs N processes behind one port, and a scrape reaches any of them: with
+PROMETHEUS_MULTIPROC_DIR set, each process keeps its values in that directory and
+`exposition()` adds up every process's counters and histograms, so consecutive scrapes never
+go backwards. `serve --workers N` sets one up itself (`shared_across`): a directory made for
+the run and removed after it. Gauges are read at scrape time (or set by the job that
+measured them): the most recent value of any process is the panel's (`mostrecent`).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 M = TypeVar("M", Counter, Gauge, Histogram)
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
+
+
+def gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
+    """A gauge holds the value last measured, whichever process measured it."""
+    return Gauge(name, documentation, labels, multiprocess_mode="mostrecent")
+
+
 _CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
 MAX_CHILDREN = 10_000
 
@@ -23,6 +54,37 @@ def child(metric: M, *values: str) -> M:
     return found
 
 
+def exposition() -> bytes:
+    """The text a scrape answers: every process's values when they share a directory."""
+    if MULTIPROC_DIR not in os.environ:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+@contextmanager
+def shared_across(processes: int, directory: str | None) -> Iterator[str | None]:
+    """For `processes` API processes about to start: the directory they keep their values
+    in (PROMETHEUS_MULTIPROC_DIR, set for them). The operator's own directory is used as it
+    is; otherwise one is made for the run and removed after it. One process needs none."""
+    if directory:
+        os.environ[MULTIPROC_DIR] = directory
+        yield directory
+        return
+    if processes < 2:
+        yield None
+        return
+    made = tempfile.mkdtemp(prefix="smm-panel-metrics-")
+    os.environ[MULTIPROC_DIR] = made
+    log.info("metrics shared by the processes", extra={"directory": made})
+    try:
+        yield made
+    finally:
+        os.environ.pop(MULTIPROC_DIR, None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
 REQUESTS = Counter("smm_api_requests_total", "API v2 calls", ["action", "outcome"])
 REQUEST_SECONDS = Histogram("smm_api_request_seconds", "API v2 call latency", ["action"])
 RELAY_OUTCOMES = Counter("smm_relay_outcomes_total", "Upstream add outcomes", ["outcome"])
@@ -37,10 +99,10 @@ PROVIDER_ANOMALIES = Counter(
     "Provider status reports that could not be applied (flagged on their order)",
     ["provider_id", "kind"],
 )
-PROVIDER_BALANCE = Gauge("smm_provider_balance", "Last known provider balance", ["provider_id"])
+PROVIDER_BALANCE = gauge("smm_provider_balance", "Last known provider balance", ("provider_id",))
 STATUS_UPDATES = Counter("smm_status_updates_total", "Orders changed by status sync")
-REVIEW_QUEUE = Gauge("smm_review_queue_orders", "Orders waiting for an operator decision")
-ORDERS_BY_STATUS = Gauge("smm_orders", "Orders by status (read at scrape time)", ["status"])
+REVIEW_QUEUE = gauge("smm_review_queue_orders", "Orders waiting for an operator decision")
+ORDERS_BY_STATUS = gauge("smm_orders", "Orders by status (read at scrape time)", ("status",))
 PAYMENT_NOTIFICATIONS = Counter(
     "smm_payment_notifications_total", "Gateway notifications", ["gateway", "outcome"]
 )
@@ -52,23 +114,23 @@ PAYMENT_NOTIFICATIONS_TRUNCATED = Counter(
 DEPOSITS = Counter("smm_deposits_total", "Deposits credited", ["gateway"])
 HTTP_REQUESTS = Counter("smm_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_SECONDS = Histogram("smm_http_request_seconds", "HTTP request latency", ["route"])
-QUEUE_DEPTH = Gauge("smm_queue_jobs", "Jobs waiting in the queue (read at scrape time)")
-LEDGER_VIOLATIONS = Gauge(
+QUEUE_DEPTH = gauge("smm_queue_jobs", "Jobs waiting in the queue (read at scrape time)")
+LEDGER_VIOLATIONS = gauge(
     "smm_ledger_violations", "Ledger invariant violations found by the last scheduled audit"
 )
-LEDGER_CHECKED_AT = Gauge(
+LEDGER_CHECKED_AT = gauge(
     "smm_ledger_checked_at", "Unix time of the last scheduled ledger audit that completed"
 )
-DELETIONS_OVERDUE = Gauge(
+DELETIONS_OVERDUE = gauge(
     "smm_deletion_requests_overdue",
     "Users' deletion requests open past their deadline (read at scrape time)",
 )
 ALERTS = Counter("smm_alerts_total", "Alerts raised for operators", ["kind"])
-STUCK_ORDERS = Gauge(
+STUCK_ORDERS = gauge(
     "smm_stuck_orders", "Active orders without upstream progress past their service's stuck_after"
 )
 CATALOG_SYNCS = Counter("smm_catalog_syncs_total", "Provider catalog syncs", ["outcome"])
-SUPPORT_OPEN = Gauge("smm_support_open_tickets", "Support tickets not closed (read at scrape time)")
+SUPPORT_OPEN = gauge("smm_support_open_tickets", "Support tickets not closed (read at scrape time)")
 SUPPORT_FIRST_RESPONSE = Histogram(
     "smm_support_first_response_seconds",
     "Time from a ticket's opening to the first operator answer",

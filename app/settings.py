@@ -11,6 +11,8 @@ import json
 import secrets
 from decimal import Decimal
 from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +47,12 @@ def weak_secret(value: str | None) -> str | None:
     if len(value) < MIN_SECRET_LENGTH:
         return f"is shorter than {MIN_SECRET_LENGTH} characters"
     return None
+
+
+def database_name(url: str | None) -> str:
+    """The database's name in DATABASE_URL (`smm` when unset or unreadable)."""
+    path = urlsplit(url or "").path.strip("/")
+    return path.split("/")[-1] or "smm"
 
 
 class Settings(BaseSettings):
@@ -101,8 +109,15 @@ class Settings(BaseSettings):
     db_listen: bool = Field(
         default=True,
         description="one listening connection per API process (PostgreSQL `LISTEN`) that "
-        "lets `services` answer from memory while nothing changed; set `false` behind a "
-        "pooler in transaction mode (it keeps no session): one statement per call instead",
+        "lets `services` answer from memory while nothing changed; off behind a pooler in "
+        "transaction mode (it keeps no session; `DB_POOLER=transaction` turns it off): one "
+        "statement per call instead",
+    )
+    db_pooler: Literal["none", "transaction"] = Field(
+        default="none",
+        description="`transaction` when DATABASE_URL leads to a pooler in transaction mode "
+        "(PgBouncer `pool_mode = transaction`): statements are prepared unnamed and never "
+        "cached, and DB_LISTEN is off",
     )
     # The public API.
     api_max_body_bytes: int = Field(
@@ -121,7 +136,16 @@ class Settings(BaseSettings):
         default=300,
         description="payment gateway notifications per minute per client IP (0 = off)",
     )
-    queue_name: str = Field(default="arq:queue", description="the arq queue the worker consumes")
+    redis_prefix: str = Field(
+        default="",
+        description="namespace of every Redis key of this panel (its queue, job and cron ids, "
+        "the worker's health check, rate limits, sign-in locks): panels sharing one Redis need "
+        "different ones, the processes of one panel the same; unset = QUEUE_NAME when set, "
+        "else `smm:<database name>`",
+    )
+    queue_name: str = Field(
+        default="", description="the arq queue the worker consumes; unset = `<REDIS_PREFIX>:queue`"
+    )
     # Upstream relay.
     provider_allow_private: bool = Field(
         default=False,
@@ -187,6 +211,12 @@ class Settings(BaseSettings):
     log_requests: bool = Field(
         default=True,
         description="one log line per HTTP request (method, route, status, duration, request id)",
+    )
+    prometheus_multiproc_dir: str | None = Field(
+        default=None,
+        description="directory where the processes of `serve --workers N` keep their metrics, "
+        "so /metrics adds them up (prometheus_client's multiprocess mode); unset = a directory "
+        "made for the run and removed after it. One of your own must be emptied before a start",
     )
     worker_metrics_port: int = Field(
         default=0,
@@ -370,6 +400,21 @@ class Settings(BaseSettings):
                 keys.append(old.strip())
         self.secret_key = ",".join([current, *keys])
         return self
+
+    @property
+    def redis_namespace(self) -> str:
+        """REDIS_PREFIX as it applies: the panel's database is the panel, so its name tells
+        panels apart when nothing was set (an explicit QUEUE_NAME already named the panel)."""
+        if self.redis_prefix:
+            return self.redis_prefix
+        if self.queue_name:
+            return self.queue_name
+        return f"smm:{database_name(self.database_url)}"
+
+    @property
+    def arq_queue(self) -> str:
+        """QUEUE_NAME as it applies."""
+        return self.queue_name or f"{self.redis_namespace}:queue"
 
     @property
     def current_secret_key(self) -> str:

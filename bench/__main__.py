@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +51,15 @@ PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 # BENCH_PROBE=1: `add` once more on a probed API process (bench/probe.py): GC pauses,
 # event-loop stalls and pool waits during the load.
 PROBE = os.environ.get("BENCH_PROBE") == "1"
+# BENCH_PGBOUNCER=1: the headline loads once more on an API whose connections go through
+# PgBouncer in transaction mode (DB_POOLER=transaction), beside the direct figures.
+PGBOUNCER = os.environ.get("BENCH_PGBOUNCER") == "1"
+PGBOUNCER_POOL_SIZE = int(os.environ.get("BENCH_PGBOUNCER_POOL_SIZE", "20"))
+# The defaults people deploy: request log on (written to a file, as under a service
+# manager), rate limits on (counted in Redis; set high enough that this load from one
+# address is never refused).
+DEFAULTS = {"LOG_LEVEL": "INFO", "LOG_REQUESTS": "true"}
+LIMITS_ON = {"RATE_LIMIT_PER_IP": str(10**9), "RATE_LIMIT_PER_KEY": str(10**9)}
 
 
 def rss_peak_mb(pid: int) -> float:
@@ -60,8 +70,14 @@ def rss_peak_mb(pid: int) -> float:
 
 
 def start(
-    module_app: str, port: int, env: dict[str, str], factory: bool = False, workers: int = 1
+    module_app: str,
+    port: int,
+    env: dict[str, str],
+    factory: bool = False,
+    workers: int = 1,
+    log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
+    """The app under uvicorn; its log lines (stderr) go to `log` when given."""
     args = [
         sys.executable,
         "-m",
@@ -77,7 +93,10 @@ def start(
         args.append("--factory")
     if workers > 1:
         args += ["--workers", str(workers)]
-    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env})
+    if log is None:
+        return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env})
+    with log.open("wb") as out:
+        return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stderr=out)
 
 
 def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
@@ -486,7 +505,15 @@ async def bench_api(results: dict[str, Any]) -> None:
         api.terminate()
         api.wait()
         # The same API in two processes.
-        api2 = start("app.main:create_app", 8104, env, factory=True, workers=2)
+        # As `smm-panel serve --workers 2` runs them: metrics shared in one directory.
+        metrics_dir = tempfile.mkdtemp(prefix="bench-metrics-")
+        api2 = start(
+            "app.main:create_app",
+            8104,
+            {**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
+            factory=True,
+            workers=2,
+        )
         await wait_up("http://127.0.0.1:8104/healthz")
         await wrk(API2, add_body.replace("{n}", "w2{n}"), keys, seconds=2)
         results["add_many_users_2_workers"] = await wrk(
@@ -495,6 +522,12 @@ async def bench_api(results: dict[str, Any]) -> None:
         results["status_100_ids_2_workers"] = await wrk(
             API2, f"key={{key}}&action=status&orders={orders}", [key], server_pid=api2.pid
         )
+        api2.terminate()
+        api2.wait()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        await bench_defaults(results, env, keys, orders)
+        if PGBOUNCER:
+            await bench_pgbouncer(results, env, keys, orders)
         if PROBE:
             results["add_tail_probe"] = await probe_add_tail(env, add_body, keys)
         raw_rps = results["raw_baseline"]
@@ -528,6 +561,123 @@ async def bench_api(results: dict[str, Any]) -> None:
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait()
+
+
+ADD_BODY = "key={key}&action=add&service=1&quantity=1000&link=https://instagram.com/{n}"
+HEADLINE = ("add_many_users", "add_one_user", "status_100_ids", "services")
+
+
+async def headline(
+    url: str, server: subprocess.Popen[bytes], keys: list[str], orders: str, tag: str
+) -> dict[str, Any]:
+    """The headline loads on the API at `url` (one process): `add` for many users and for
+    one, multi-`status` of 100 ids, `services` (every pricing rendered first, unmeasured).
+    `tag` keeps each load's links apart from every other load's."""
+    api = f"{url}/api/v2"
+    await wait_up(f"{url}/healthz")
+    add = ADD_BODY.replace("{n}", f"{tag}{{n}}")
+    warm_up = await wrk(api, add.replace("{n}", "w{n}"), keys, seconds=2)
+    async with httpx.AsyncClient(timeout=60) as client:
+        for key in keys:
+            await client.post(api, data={"key": key, "action": "services"})
+    return {
+        "unmeasured": {"requests": warm_up["requests"] + len(keys)},
+        "add_many_users": await wrk(api, add.replace("{n}", "m{n}"), keys, server_pid=server.pid),
+        "add_one_user": await wrk(api, add.replace("{n}", "o{n}"), keys[:1], server_pid=server.pid),
+        "status_100_ids": await wrk(
+            api, f"key={{key}}&action=status&orders={orders}", keys[:1], server_pid=server.pid
+        ),
+        "services": await wrk(api, "key={key}&action=services", keys, server_pid=server.pid),
+    }
+
+
+def headline_row(load: dict[str, Any]) -> dict[str, float]:
+    return {
+        "rps": load["rps"],
+        "p99_ms": load.get("p99_ms", 0.0),
+        "cpu_ms_per_request": load["server_cpu_ms_per_request"],
+    }
+
+
+def request_log_lines(log: Path, loads: dict[str, Any]) -> dict[str, Any]:
+    """The API's log lines about its /api/v2 requests, by logger (the panel's request line,
+    uvicorn's access line), beside the requests the loads sent (those in flight when a load
+    ends are served and logged but not counted by wrk: up to 32 per load)."""
+    by_logger: dict[str, int] = {}
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("route") == "/api/v2" or "/api/v2" in str(entry.get("msg")):
+            by_logger[entry["logger"]] = by_logger.get(entry["logger"], 0) + 1
+    sent = sum(int(load["requests"]) for load in loads.values())
+    return {
+        "lines_by_logger": by_logger,
+        "requests_sent": sent,
+        "lines_per_request": round(sum(by_logger.values()) / max(1, sent), 3),
+    }
+
+
+async def bench_defaults(
+    results: dict[str, Any], env: dict[str, str], keys: list[str], orders: str
+) -> None:
+    """The headline loads with the defaults on (request log, rate limits), and with only
+    the request log off, beside the main figures (both off): the cost of each default."""
+    log = ROOT / "bench" / ".api-log.tmp"
+    runs: dict[str, dict[str, Any]] = {}
+    configs = {
+        "defaults": ({**env, **DEFAULTS, **LIMITS_ON}, log),
+        "log_off": ({**env, **LIMITS_ON, "LOG_REQUESTS": "false"}, None),
+    }
+    for name, (server_env, log_to) in configs.items():
+        server = start("app.main:create_app", 8106, server_env, factory=True, log=log_to)
+        try:
+            runs[name] = await headline("http://127.0.0.1:8106", server, keys, orders, name)
+        finally:
+            server.terminate()
+            server.wait()
+    results["defaults_request_log"] = request_log_lines(log, runs["defaults"])
+    log.unlink()
+    results["headline"] = {
+        row: {
+            "defaults": headline_row(runs["defaults"][row]),
+            "log_off": headline_row(runs["log_off"][row]),
+            "log_and_limits_off": headline_row(results[row]),
+        }
+        for row in HEADLINE
+    }
+
+
+async def bench_pgbouncer(
+    results: dict[str, Any], env: dict[str, str], keys: list[str], orders: str
+) -> None:
+    """The headline loads on an API whose database connections go through PgBouncer in
+    transaction mode (the main figures' settings otherwise), beside the direct figures."""
+    from bench.pgbouncer import pgbouncer, through
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-pgbouncer-") as directory,
+        pgbouncer(DSN, Path(directory), pool_size=PGBOUNCER_POOL_SIZE) as port,
+    ):
+        pooled = {**env, "DATABASE_URL": through(DSN, port), "DB_POOLER": "transaction"}
+        server = start("app.main:create_app", 8107, pooled, factory=True)
+        try:
+            loads = await headline("http://127.0.0.1:8107", server, keys, orders, "pgb")
+        finally:
+            server.terminate()
+            server.wait()
+    results["through_pgbouncer"] = {
+        "pool_size": PGBOUNCER_POOL_SIZE,
+        **{
+            row: {
+                "pgbouncer": headline_row(loads[row]),
+                "direct": headline_row(results[row]),
+                "ratio": ratio(loads[row], results[row]),
+            }
+            for row in HEADLINE
+        },
+    }
 
 
 def profile_summary(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
@@ -600,7 +750,7 @@ async def bench_worker(results: dict[str, Any]) -> None:
     worker = jobs.build_worker(settings, burst=True, ctx=ctx)
     from app.jobs import JobQueue
 
-    queue = await JobQueue.connect(REDIS, settings.queue_name)
+    queue = await JobQueue.connect(REDIS, settings.arq_queue, settings.redis_namespace)
     assert queue.redis is not None
     await queue.redis.flushdb()
     ids = [r["id"] for r in await conn.fetch("SELECT id FROM orders ORDER BY id")]

@@ -179,7 +179,8 @@ async def test_wrong_passwords_lock_with_growing_delays_and_unknown_emails_look_
     # Each failure past the threshold doubles the lock.
     redis = ctx.jobs.redis
     assert redis is not None
-    keys = sorted(k.decode() for k in await redis.keys("client:limit:login:account:*:lock"))
+    locks = ctx.jobs.key("client:limit:login:account:*:lock")  # under the panel's prefix
+    keys = sorted(k.decode() for k in await redis.keys(locks))
     assert len(keys) == 2
     await redis.delete(*keys)
     again = await login(client, known.email, "wrong password")

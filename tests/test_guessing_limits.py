@@ -16,6 +16,7 @@ import pytest
 from app.context import AppContext
 from app.customers import limits
 from app.customers.errors import TooManyAttempts
+from app.jobs import JobQueue
 from tests.support.client import Customer, MakeCustomer
 from tests.support.env import ADMIN_TOKEN
 from tests.support.mail import Mailbox
@@ -183,13 +184,14 @@ async def test_full_in_process_counters_answer_a_new_scope_as_locked(
 ) -> None:
     monkeypatch.setattr(limits, "LOCAL", limits.LocalCounters(max_scopes=2))
     policy = limits.Policy(window_seconds=900, lock_seconds=30, lock_max_seconds=3600)
+    no_redis = JobQueue(None, "unused")
     seen = [limits.Scope("login", "ip", ip, threshold=5) for ip in ("10.0.0.1", "10.0.0.2")]
     for scope in seen:
-        await limits.failed(None, [scope], policy)
-    await limits.check(None, seen)  # counted, below the threshold: not locked
+        await limits.failed(no_redis, [scope], policy)
+    await limits.check(no_redis, seen)  # counted, below the threshold: not locked
     stranger = limits.Scope("login", "ip", "10.0.0.3", threshold=5)
     with pytest.raises(TooManyAttempts) as refused:
-        await limits.check(None, [stranger])
+        await limits.check(no_redis, [stranger])
     assert refused.value.retry_after == limits.FULL_RETRY_SECONDS
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from app.embedded import free_port
 from app.settings import Settings
@@ -91,6 +92,76 @@ async def test_serve_with_two_workers_writes_json_request_lines(settings: Settin
     assert any(line.get("expected_revision") for line in lines)
 
 
+# How an operator starts the API: each start must write one line per request, whoever
+# (uvicorn, the panel) would otherwise log it.
+STARTS = {
+    "serve": ("serve",),
+    "serve --workers 2": ("serve", "--workers", "2"),
+    "run": ("run",),
+}
+
+
+async def _requests_logged(settings: Settings, start: str, **env: str) -> list[dict[str, object]]:
+    """Start the API the way `start` names, send 8 requests with known ids (4 API calls,
+    2 pages, 2 missing paths), stop it and answer the JSON lines it wrote."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "app.cli", *STARTS[start], "--port", str(port)),
+        cwd=ROOT,
+        env=command_env(
+            DATABASE_URL=settings.database_url or "",
+            REDIS_URL=settings.redis_url or "",
+            QUEUE_NAME=settings.queue_name,
+            SECRET_KEY=SECRET_KEY,
+            SANDBOX_PORT=str(free_port()),
+            LOG_JSON="true",
+            **env,
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _wait_until_up(url, process, seconds=90)
+        async with httpx.AsyncClient() as client:
+            for n in range(4):
+                answer = await client.post(
+                    f"{url}/api/v2",
+                    data={"key": f"secret-key-{n}", "action": "balance"},
+                    headers={"X-Request-ID": f"call-{n}"},
+                )
+                assert answer.json() == {"error": "Invalid API key"}
+            for n, path in enumerate(("/web/", "/healthz", "/nowhere", "/api/nowhere")):
+                await client.get(f"{url}{path}", headers={"X-Request-ID": f"page-{n}"})
+    finally:
+        process.terminate()
+        raw, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    lines = raw.decode().splitlines()
+    parsed = _json_lines("\n".join(line for line in lines if line.startswith("{")))
+    assert all(str(n) not in raw.decode() for n in (f"secret-key-{n}" for n in range(4)))
+    return parsed
+
+
+@pytest.mark.parametrize("start", list(STARTS))
+async def test_every_start_writes_one_line_per_request(settings: Settings, start: str) -> None:
+    lines = await _requests_logged(settings, start)
+    ids = [f"call-{n}" for n in range(4)] + [f"page-{n}" for n in range(4)]
+    per_request = {rid: [line for line in lines if line.get("request_id") == rid] for rid in ids}
+    assert {rid: len(found) for rid, found in per_request.items()} == dict.fromkeys(ids, 1)
+    # That one line is the panel's, with its route and status.
+    assert all(found[0]["msg"] == "request" for found in per_request.values())
+    assert per_request["call-0"][0]["route"] == "/api/v2"
+    assert per_request["page-2"][0]["status"] == 404
+    # uvicorn writes no access line of its own.
+    assert [line for line in lines if line["logger"] == "uvicorn.access"] == []
+
+
+async def test_without_request_logging_no_request_line_is_written(settings: Settings) -> None:
+    lines = await _requests_logged(settings, "serve", LOG_REQUESTS="false")
+    assert [line for line in lines if line.get("request_id")] == []
+    assert any(str(line["msg"]).startswith("Started server process") for line in lines)
+
+
 def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -160,3 +231,33 @@ def test_a_terminal_gets_coloured_text_and_a_pipe_gets_json(settings: Settings) 
     # A pipe gets JSON without being asked.
     piped = _json_lines(_run_python(code).stderr)
     assert piped[0]["msg"] == "order relayed" and piped[0]["order_id"] == 7
+
+
+def test_lines_are_written_by_a_thread_of_their_own_while_the_caller_goes_on() -> None:
+    """A logger call only queues its record: with the output stuck (a full pipe, a slow
+    disk) the caller is not held, and every line comes out, in order, once it frees."""
+    code = (
+        "import io, logging, threading\n"
+        "from app import logs\n"
+        "class Stuck(io.StringIO):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.free = threading.Event(); self.writers = set()\n"
+        "    def write(self, text):\n"
+        "        self.writers.add(threading.current_thread().name)\n"
+        "        if not self.free.wait(5): self.free.set()  # written by the caller itself\n"
+        "        return super().write(text)\n"
+        "    def isatty(self): return False\n"
+        "out = Stuck()\n"
+        "logs.configure_logging('INFO', json_format=True, stream=out)\n"
+        "log = logging.getLogger('app.flows.relay')\n"
+        "for n in range(100): log.info('line %d', n, extra={'order_id': n})\n"
+        "print('caller went on', threading.current_thread().name not in out.writers)\n"
+        "out.free.set()\n"
+        "logs.stop_logging()\n"
+        "import json\n"
+        "lines = [json.loads(x) for x in out.getvalue().splitlines()]\n"
+        "print([x['order_id'] for x in lines] == list(range(100)), lines[7]['msg'])\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["caller went on True", "True line 7"]

@@ -29,10 +29,14 @@ def test_arq_worker_settings_schedule_what_smm_panel_worker_schedules() -> None:
     try:
         assert schedule(arq_settings.cron_jobs) == schedule(worker.cron_jobs)
         names = {job.name for job in arq_settings.cron_jobs}
-        assert {"cron:sweep", "cron:sync_statuses", "cron:sync_refills"} <= names
+        # Named under the panel's Redis prefix: arq makes cron job ids from the names.
+        prefix = settings.redis_namespace
+        assert {
+            f"{prefix}:cron:{job}" for job in ("sweep", "sync_statuses", "sync_refills")
+        } <= names
         registered = {fn.__name__ for fn in arq_settings.functions}
         assert registered == {fn.__name__ for fn in main.FUNCTIONS}
-        assert arq_settings.queue_name == settings.queue_name
+        assert arq_settings.queue_name == settings.arq_queue
     finally:
         del worker
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from datetime import timedelta
 from typing import Any
@@ -52,7 +53,9 @@ async def startup(ctx: Ctx) -> None:
     settings: Settings = ctx.setdefault("settings", get_settings())
     if "db" not in ctx:
         assert settings.database_url, "DATABASE_URL is required"
-        ctx["db"] = Database(settings.database_url, pool_size=10, max_overflow=10)
+        ctx["db"] = Database(
+            settings.database_url, pool_size=10, max_overflow=10, pooler=settings.db_pooler
+        )
         ctx["owns_db"] = True
     if "http" not in ctx:
         ctx["http"] = build_http_client(
@@ -61,7 +64,7 @@ async def startup(ctx: Ctx) -> None:
             allow_private=settings.provider_allow_private,
         )
         ctx["owns_http"] = True
-    ctx["jobs"] = JobQueue(ctx["redis"], settings.queue_name)
+    ctx["jobs"] = JobQueue(ctx["redis"], settings.arq_queue, settings.redis_namespace)
     ctx["send_slots"] = relay.SendSlots(settings.relay_concurrency, ctx["http"])
 
 
@@ -281,10 +284,18 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
     ]
 
 
+def _under_prefix(settings: Settings, schedule: list[CronJob]) -> list[CronJob]:
+    """arq makes a cron job's id from its name and tick (`<name>:<ms>`), whatever the
+    queue: each job is named under the panel's prefix, so panels sharing one Redis each
+    run every tick of their own schedule."""
+    prefix = settings.redis_namespace
+    return [dataclasses.replace(job, name=f"{prefix}:{job.name}") for job in schedule]
+
+
 def worker_options(settings: Settings, *, burst: bool = False) -> dict[str, Any]:
     """Everything arq's Worker takes, built in one place for `smm-panel worker`, `smm-panel
     run`, tests and `arq workers.main.WorkerSettings`."""
-    schedule = cron_jobs(settings)
+    schedule = _under_prefix(settings, cron_jobs(settings))
     # A burst worker runs no schedule, but still runs cron jobs another worker left queued.
     leftover_crons = (
         [job_function(job.coroutine, name=job.name) for job in schedule] if burst else []
@@ -292,7 +303,8 @@ def worker_options(settings: Settings, *, burst: bool = False) -> dict[str, Any]
     return dict(
         functions=[*FUNCTIONS, *leftover_crons],
         cron_jobs=[] if burst else schedule,
-        queue_name=settings.queue_name,
+        queue_name=settings.arq_queue,
+        health_check_key=f"{settings.redis_namespace}:health-check",
         redis_settings=redis_settings(settings.redis_url or "redis://127.0.0.1:6379"),
         on_startup=startup,
         on_shutdown=shutdown,

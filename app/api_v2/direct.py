@@ -81,7 +81,7 @@ async def _handle(request: Request) -> Response:
     try:
         fields = await _read(request, ctx.settings.api_max_body_bytes)
         await check_rate(
-            ctx.jobs.redis,
+            ctx.jobs,
             ip=request.client.host if request.client else "unknown",
             key=fields.get("key"),
             per_ip=ctx.settings.rate_limit_per_ip,

@@ -1,10 +1,10 @@
 """Limits on guessing (sign-in, tokens, password reset, the operator's page), kept in Redis.
 
 Failures are counted per scope (an account: the normalised email; an IP address) over a
-window. From the threshold on, every further failure locks the scope for twice as long
-as the one before (base, 2×base, 4×base…, capped): the answer is then 429 with
-Retry-After, whatever the password. Unknown emails are counted exactly like known ones,
-so the answers never tell them apart.
+window, under the panel's Redis prefix. From the threshold on, every further failure locks
+the scope for twice as long as the one before (base, 2×base, 4×base…, capped): the answer
+is then 429 with Retry-After, whatever the password. Unknown emails are counted exactly
+like known ones, so the answers never tell them apart.
 
 The limits fail closed. While Redis cannot be reached (or is not configured) the same
 counting runs in this process's memory (`LOCAL`, logged), with the same thresholds and
@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.customers.errors import TooManyAttempts
+from app.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +68,29 @@ class Counters(Protocol):
 
 @dataclass(frozen=True)
 class RedisCounters:
+    """Counters in Redis, each key under the panel's prefix."""
+
     redis: Redis
+    jobs: JobQueue
 
     async def lock_left_ms(self, key: str) -> int:
-        left = await self.redis.pttl(key + ":lock")
+        left = await self.redis.pttl(self.jobs.key(key + ":lock"))
         return int(left) if left and left > 0 else 0
 
     async def count(self, key: str, window_seconds: int) -> int:
-        count = int(await self.redis.incr(key))
+        counter = self.jobs.key(key)
+        count = int(await self.redis.incr(counter))
         if count == 1:
-            await self.redis.expire(key, window_seconds)
+            await self.redis.expire(counter, window_seconds)
         return count
 
     async def lock(self, key: str, lock_ms: int, keep_seconds: int) -> None:
-        await self.redis.set(key + ":lock", "1", px=lock_ms)
+        await self.redis.set(self.jobs.key(key + ":lock"), "1", px=lock_ms)
         # The counter outlives the lock, so the next failure locks longer.
-        await self.redis.expire(key, keep_seconds)
+        await self.redis.expire(self.jobs.key(key), keep_seconds)
 
     async def forget(self, key: str) -> None:
-        await self.redis.delete(key, key + ":lock")
+        await self.redis.delete(self.jobs.key(key), self.jobs.key(key + ":lock"))
 
 
 @dataclass
@@ -166,12 +171,13 @@ def _unavailable() -> None:
     log.warning("attempt limits: Redis unreachable, counting in this process")
 
 
-async def check(redis: Redis | None, scopes: list[Scope]) -> None:
+async def check(jobs: JobQueue, scopes: list[Scope]) -> None:
     """Raise TooManyAttempts while any of the scopes is locked (in Redis, or in this
     process: a lock set while Redis was down outlasts its return)."""
+    redis = jobs.redis
     if redis is not None:
         try:
-            await _check(RedisCounters(redis), scopes)
+            await _check(RedisCounters(redis, jobs), scopes)
             await _check(LOCAL, scopes)
             return
         except RedisError:
@@ -188,12 +194,13 @@ async def _check(counters: Counters, scopes: list[Scope]) -> None:
             raise TooManyAttempts(-(-left // 1000))
 
 
-async def failed(redis: Redis | None, scopes: list[Scope], policy: Policy) -> dict[str, int]:
+async def failed(jobs: JobQueue, scopes: list[Scope], policy: Policy) -> dict[str, int]:
     """Count a failure in every scope; lock those at or past their threshold. Answers the
     lock (seconds) set per scope kind where this failure made the first lock of the window."""
+    redis = jobs.redis
     if redis is not None:
         try:
-            return await _failed(RedisCounters(redis), scopes, policy)
+            return await _failed(RedisCounters(redis, jobs), scopes, policy)
         except RedisError:
             _unavailable()
     try:
@@ -216,12 +223,13 @@ async def _failed(counters: Counters, scopes: list[Scope], policy: Policy) -> di
     return first_locks
 
 
-async def forget(redis: Redis | None, scope: Scope) -> None:
+async def forget(jobs: JobQueue, scope: Scope) -> None:
     """A success clears the account's count (an IP's count stays: it may guess others)."""
     await LOCAL.forget(scope.key)
+    redis = jobs.redis
     if redis is None:
         return
     try:
-        await RedisCounters(redis).forget(scope.key)
+        await RedisCounters(redis, jobs).forget(scope.key)
     except RedisError:
         _unavailable()

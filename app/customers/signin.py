@@ -116,8 +116,8 @@ async def login(
 ) -> customers.OpenedSession:
     address = email.strip().lower()
     scopes = _scopes(services, "login", caller, address)
-    redis = services.jobs.redis
-    await limits.check(redis, scopes)
+    jobs = services.jobs
+    await limits.check(jobs, scopes)
     try:
         sign_in = await customers.check_password_for(session, email, password)
         customers.check_account(sign_in)
@@ -125,11 +125,11 @@ async def login(
             session, services.settings.secret_key, sign_in.login, code
         )
     except (InvalidCredentials, InvalidTwoFactorCode):
-        locked = await limits.failed(redis, scopes, _policy(services))
+        locked = await limits.failed(jobs, scopes, _policy(services))
         if "account" in locked:
             await _mail_lockout(services, session, address, locked["account"])
         raise
-    await limits.forget(redis, scopes[0])
+    await limits.forget(jobs, scopes[0])
     days = services.settings.client_session_days
     return await customers.open_session(
         session,
@@ -162,11 +162,11 @@ async def confirmed(services: Services, user_id: int, attempt: Callable[[], Awai
     sign-ins, so a stolen session cannot guess its way past them."""
     threshold = services.settings.client_attempts_per_account
     scopes = [Scope("confirm", "account", str(user_id), threshold)]
-    await limits.check(services.jobs.redis, scopes)
+    await limits.check(services.jobs, scopes)
     try:
         return await attempt()
     except (InvalidTwoFactorCode, WrongPassword):
-        await limits.failed(services.jobs.redis, scopes, _policy(services))
+        await limits.failed(services.jobs, scopes, _policy(services))
         raise
 
 
@@ -176,19 +176,19 @@ async def operator_token(services: Services, caller: Caller, matches: bool) -> b
     TooManyAttempts while locked, whether the token matches or not; else `matches`."""
     s = services.settings
     scopes = [Scope("operator", "ip", caller.ip, s.client_attempts_per_account)]
-    await limits.check(services.jobs.redis, scopes)
+    await limits.check(services.jobs, scopes)
     if not matches:
-        await limits.failed(services.jobs.redis, scopes, _policy(services))
+        await limits.failed(services.jobs, scopes, _policy(services))
     return matches
 
 
 async def verify(services: Services, session: AsyncSession, caller: Caller, token: str) -> int:
     scopes = _scopes(services, "verify", caller, None)
-    await limits.check(services.jobs.redis, scopes)
+    await limits.check(services.jobs, scopes)
     try:
         return await customers.verify_email(session, token)
     except InvalidToken:
-        await limits.failed(services.jobs.redis, scopes, _policy(services))
+        await limits.failed(services.jobs, scopes, _policy(services))
         raise
 
 
@@ -198,13 +198,13 @@ async def forgot(services: Services, session: AsyncSession, caller: Caller, emai
     no more mail is sent, silently: the answer must not differ)."""
     address = email.strip().lower()
     scopes = _scopes(services, "forgot", caller, address)
-    redis = services.jobs.redis
-    await limits.check(redis, scopes[1:])
+    jobs = services.jobs
+    await limits.check(jobs, scopes[1:])
     try:
-        await limits.check(redis, scopes[:1])
+        await limits.check(jobs, scopes[:1])
     except TooManyAttempts:
         return
-    await limits.failed(redis, scopes, _policy(services))
+    await limits.failed(jobs, scopes, _policy(services))
     minutes = services.settings.client_reset_minutes
     found = await customers.start_reset(session, email)
     if found is None or not found.user.email:
@@ -228,9 +228,9 @@ async def reset(
     services: Services, session: AsyncSession, caller: Caller, token: str, password: str
 ) -> int:
     scopes = _scopes(services, "reset", caller, None)
-    await limits.check(services.jobs.redis, scopes)
+    await limits.check(services.jobs, scopes)
     try:
         return await customers.reset_password(session, token, password)
     except InvalidToken:
-        await limits.failed(services.jobs.redis, scopes, _policy(services))
+        await limits.failed(services.jobs, scopes, _policy(services))
         raise

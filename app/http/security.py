@@ -1,7 +1,8 @@
 """Abuse limits and response hardening for the public API.
 
 Rate limits are fixed one-minute windows counted in Redis, per client IP and per API key
-(by the key's hash: the key itself never reaches Redis or the logs). Redis being down must
+(by the key's hash: the key itself never reaches Redis or the logs), under the panel's
+prefix: panels sharing a Redis count their callers apart. Redis being down must
 not take the API down with it, so limits then fail open.
 """
 
@@ -11,8 +12,9 @@ import hashlib
 import logging
 import time
 
-from arq.connections import ArqRedis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,19 @@ class RateLimited(Exception):
 
 
 async def check_rate(
-    redis: ArqRedis | None, *, ip: str, key: str | None, per_ip: int, per_key: int
+    jobs: JobQueue, *, ip: str, key: str | None, per_ip: int, per_key: int
 ) -> None:
     """Count this call; raise RateLimited when a limit (0 = off) is exceeded."""
+    redis = jobs.redis
     if redis is None or (per_ip <= 0 and per_key <= 0):
         return
     window = int(time.time() // WINDOW_SECONDS)
     counters: list[tuple[str, int]] = []
     if per_ip > 0:
-        counters.append((f"rl:ip:{ip}:{window}", per_ip))
+        counters.append((jobs.key(f"rl:ip:{ip}:{window}"), per_ip))
     if per_key > 0 and key:
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        counters.append((f"rl:key:{digest}:{window}", per_key))
+        counters.append((jobs.key(f"rl:key:{digest}:{window}"), per_key))
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for name, _ in counters:

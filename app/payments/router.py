@@ -49,7 +49,7 @@ async def _rate_limited(ctx: Services, request: Request, gateway: str) -> int | 
     """Seconds to wait when this client IP sent too many notifications this minute."""
     try:
         await check_rate(
-            ctx.jobs.redis,
+            ctx.jobs,
             ip=f"notify:{_client(request)}",
             key=None,
             per_ip=ctx.settings.rate_limit_notify_per_ip,

@@ -21,6 +21,7 @@ MAX_LINES = 500
 
 
 class TooManyLines(DomainError):
+    http_status = 422
     message = f"Too many lines (at most {MAX_LINES})"
 
 

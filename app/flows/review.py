@@ -18,10 +18,18 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
+from app.errors import Conflict
 from app.flows import relay
 from app.orders.models import IN_PROGRESS, UP_QUEUED, UP_REJECTED, UP_REVIEW, UP_SENT, Order
 from app.providers.models import Provider
 from app.settings import Settings
+
+
+class NotInReviewQueue(Conflict):
+    """Resolved already (by another operator, or by the order's own progress)."""
+
+    http_status = 409
+    message = "order is not in the review queue"
 
 
 async def in_review(session: AsyncSession, *, limit: int, offset: int) -> list[Order]:

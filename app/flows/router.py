@@ -182,7 +182,7 @@ async def review_bulk(
 
 async def _resolved(done: bool, audit: Audit, order_id: int, action: str, **after: str) -> None:
     if not done:
-        raise Problem(409, "order is not in the review queue")
+        raise review.NotInReviewQueue()
     await audit(f"review.{action}", "order", order_id, after=after or None)
 
 

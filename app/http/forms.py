@@ -19,6 +19,7 @@ MAX_FIELDS = 200
 
 
 class RequestTooLarge(DomainError):
+    http_status = 422
     message = "Request too large"
 
 
@@ -99,6 +100,8 @@ async def _read(request: Request, max_bytes: int) -> dict[str, str]:
 
 
 class TooManyIds(DomainError):
+    http_status = 422
+
     def __init__(self, limit: int) -> None:
         super().__init__(f"Too many IDs: at most {limit} per request")
 

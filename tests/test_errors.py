@@ -5,9 +5,11 @@ rely on."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -16,6 +18,9 @@ import app
 from app.customers.errors import TooManyAttempts
 from app.errors import DomainError, InvalidField, NotEnoughFunds, problem_type_of
 from app.http.problems import install
+
+APP = Path(app.__file__).parent
+FRONT_ENDS = ("api_v2", "client", "web", "admin")
 
 # What the JSON APIs answer for each refusal: (status, problem type). Changing a line is
 # changing what clients see.
@@ -165,3 +170,37 @@ async def test_the_json_apis_answer_a_refusal_with_what_its_class_declares() -> 
     assert locked.status_code == 429
     assert locked.headers["retry-after"] == "30"
     assert locked.json()["type"] == "/errors/too-many-attempts"
+
+
+def _is_a_message(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "message") or (
+        isinstance(node, ast.Name) and node.id == "message"
+    )
+
+
+def _compares_a_message(node: ast.AST) -> bool:
+    """`x.message == …`, `message in (…)`, `x.message.startswith(…)`."""
+    if isinstance(node, ast.Compare):
+        return any(_is_a_message(side) for side in (node.left, *node.comparators))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        matching = node.func.attr in ("startswith", "endswith", "find", "count")
+        return matching and _is_a_message(node.func.value)
+    return False
+
+
+def test_no_front_end_tells_errors_apart_by_their_words() -> None:
+    """A front end renders what an error declares; it never matches its message (the
+    storefront's translations look messages up by their English words, as gettext does:
+    that is the one place words are keys)."""
+    offending = []
+    for front_end in (*FRONT_ENDS, "http"):
+        for path in (APP / front_end).rglob("*.py"):
+            if path == APP / "web" / "i18n.py":
+                continue
+            tree = ast.parse(path.read_text())
+            offending += [
+                f"{path.relative_to(APP)}:{getattr(node, 'lineno', 0)}"
+                for node in ast.walk(tree)
+                if _compares_a_message(node)
+            ]
+    assert offending == []

@@ -28,7 +28,6 @@ from app.orders.history import last_sent_requests
 from app.orders.schemas import SentRequestOut
 from app.tickets import service as tickets
 from app.tickets.router import admin_ticket
-from app.tickets.router import notify as ticket_notify
 from app.tickets.schemas import ResolutionOut, ResolvedOut, ResolveIn
 
 admin_router = APIRouter()
@@ -238,7 +237,7 @@ async def resolve_ticket_review(
 ) -> ResolvedOut:
     done = await review_tickets.resolve_review(
         tx,
-        ticket_notify(services),
+        tickets.Notify.of(services),
         audit.actor,
         ticket_id,
         order_id=body.order_id,

@@ -388,3 +388,21 @@ def handler_for(type_name: str) -> ServiceType:
         raise InvalidField("service", "This service type is not supported")
     return handler
 
+
+def field_names(type_name: str) -> list[str]:
+    """The fields an order of this type takes, as the front ends list them (optional ones
+    end in `?`)."""
+    handler = handler_for(type_name)
+    if isinstance(handler, SubscriptionsType):
+        return ["username", "min", "max", "posts", "old_posts?", "delay?", "expiry?"]
+    assert isinstance(handler, TypeSpec)
+    names = ["link"] if handler.link else []
+    if handler.quantity == FIELD:
+        names.append("quantity")
+    if handler.lines_field:
+        names.append(handler.lines_field)
+    names += [name for name, _ in handler.required]
+    names += [f"{name}?" for name, _ in handler.optional]
+    if handler.dripfeed:
+        names += ["runs?", "interval?"]
+    return names

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.accounts.service import Principal, authenticate
+from app.api_v2.context import ApiV2Context
 from app.api_v2.render import balance, order_status, refill_statuses, service_row
 from app.catalog import service as catalog
-from app.context import AppContext
 from app.errors import DomainError, IncorrectOrderId, IncorrectRequest, RefillNotFound
 from app.flows.commands import ordering
 from app.http.forms import as_id, split_ids
@@ -32,7 +32,7 @@ class Call:
     """One API v2 call: its resources, caller and fields, its transaction and that
     transaction's after-commit queue."""
 
-    def __init__(self, ctx: AppContext, session: AsyncSession, who: Principal, fields: Fields):
+    def __init__(self, ctx: ApiV2Context, session: AsyncSession, who: Principal, fields: Fields):
         self.ctx = ctx
         self.session = session
         self.jobs = AfterCommitJobs(session, ctx.jobs)
@@ -225,7 +225,7 @@ ACTIONS: dict[str, Callable[[Call], Awaitable[Any]]] = {
 }
 
 
-async def run(ctx: AppContext, fields: Fields, work: Callable[[Call], Awaitable[Any]]) -> Any:
+async def run(ctx: ApiV2Context, fields: Fields, work: Callable[[Call], Awaitable[Any]]) -> Any:
     """`work` as the key's user in one transaction (committed before it returns; the work
     registered with after_commit runs then)."""
     async with ctx.db.transaction() as session:
@@ -233,7 +233,7 @@ async def run(ctx: AppContext, fields: Fields, work: Callable[[Call], Awaitable[
         return await work(Call(ctx, session, who, fields))
 
 
-async def run_action(ctx: AppContext, name: str, fields: Fields) -> Any:
+async def run_action(ctx: ApiV2Context, name: str, fields: Fields) -> Any:
     """The answer of an action by the full path (IncorrectRequest for an unknown one,
     after the key is checked, as clients expect)."""
     action = ACTIONS.get(name)

@@ -192,7 +192,7 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
-    from app.providers.sandbox import load_sandbox_config, serve_sandbox
+    from app.sandbox import load_sandbox_config, serve_sandbox
 
     asyncio.run(serve_sandbox(args.host, args.port, load_sandbox_config(args.config)))
 

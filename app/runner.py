@@ -19,8 +19,8 @@ from app import demo, migrate
 from app.db import Database
 from app.embedded import kept_secret, start_embedded
 from app.providers.models import Provider
-from app.providers.sandbox import default_sandbox_config, serve_sandbox
 from app.providers.service import create_provider
+from app.sandbox import default_sandbox_config, serve_sandbox
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+import httpx
 import pytest
 from arq.connections import ArqRedis
+from fastapi import FastAPI
 from redis.asyncio import ConnectionPool
 from sqlalchemy import func, select
 
@@ -17,7 +19,7 @@ from app.accounts.models import User
 from app.context import AppContext
 from app.errors import IncorrectOrderId, NotEnoughFunds
 from app.flows.commands import ordering
-from app.http.tx import AfterCommitJobs
+from app.http.tx import AfterCommitJobs, Jobs, Tx
 from app.jobs import JobQueue
 from app.ledger.models import LedgerEntry
 from app.orders.models import IN_PROGRESS, PENDING, UP_MANUAL, UP_SENT, Order
@@ -147,3 +149,20 @@ async def test_a_relay_kick_that_cannot_be_made_names_its_order(
     failed = [r for r in caplog.records if r.getMessage() == "enqueue failed"]
     assert [getattr(r, "order_id", None) for r in failed] == [42]
     await down.aclose()
+
+
+async def test_a_handlers_jobs_are_the_after_commit_queue_of_its_own_transaction(
+    ctx: AppContext,
+) -> None:
+    """`jobs: Jobs` and `tx: Tx` in one handler are one transaction: a job is never
+    enqueued after some other commit than the one of the rows it names."""
+    api = FastAPI()
+    api.state.ctx = ctx
+
+    @api.get("/same")
+    async def same(tx: Tx, jobs: Jobs) -> dict[str, bool]:
+        return {"same": jobs.session is tx and jobs.queue is ctx.jobs}
+
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        assert (await client.get("/same")).json() == {"same": True}

@@ -81,7 +81,9 @@ def amount_arg(text: str) -> Decimal:
 
 
 def user_id_arg(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    from app.db import MAX_ID  # the command line imports the database layer when it runs
+
+    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
         raise argparse.ArgumentTypeError(f"not a user id: {text!r}")
     return int(text)
 
@@ -214,7 +216,7 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> None:
 
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> None:
-    from app.providers.sandbox import load_sandbox_config, serve_sandbox
+    from app.sandbox import load_sandbox_config, serve_sandbox
 
     try:
         config = load_sandbox_config(args.config)

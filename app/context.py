@@ -1,21 +1,20 @@
-"""The application's context: the shared services plus the hot-path caches of API v2."""
+"""The application's context: the shared services every request and job uses
+(app/http/context.py) and what a front end keeps for the life of the process (API v2's hot
+path with its caches, app/api_v2/context.py). app/main.py builds it once per process; the
+front ends each see their own part of it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import Request
 
-from app.http.context import Services
-from app.orders.hot import HotPath
+from app.api_v2.context import ApiV2Context
 
 
 @dataclass
-class AppContext(Services):
-    hot: HotPath = field(init=False)  # single-statement add and status
-
-    def __post_init__(self) -> None:
-        self.hot = HotPath(self.db)
+class AppContext(ApiV2Context):
+    pass
 
 
 def get_context(request: Request) -> AppContext:

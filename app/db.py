@@ -46,6 +46,10 @@ NAMING = {
 # Every money column: exact, 8 fractional digits (rates may need more than cents).
 Money = Numeric(20, 8)
 
+# The largest id any table can hold (ids are PostgreSQL bigints): every id a request
+# names is bounded by it, so an oversized one is refused before it reaches a statement.
+MAX_ID = 2**63 - 1
+
 
 AfterCommit = Callable[[], Awaitable[object]]
 _AFTER_COMMIT = "after_commit"

@@ -11,8 +11,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
 from app import migrate
-from app.context import AppContext, get_context
 from app.http.auth import require_admin
+from app.http.context import Services, get_services
 from app.metrics import (
     DELETIONS_OVERDUE,
     ORDERS_BY_STATUS,
@@ -33,7 +33,7 @@ scrape_router = APIRouter(dependencies=[Depends(require_admin)])
 log = logging.getLogger(__name__)
 
 
-async def refresh_gauges(ctx: AppContext) -> None:
+async def refresh_gauges(ctx: Services) -> None:
     """Gauges read from the source of truth at scrape time (any process can serve them)."""
     async with ctx.db.session() as session:
         counts = dict(
@@ -69,7 +69,7 @@ async def refresh_gauges(ctx: AppContext) -> None:
 
 
 async def metrics(request: Request) -> PlainTextResponse:
-    await refresh_gauges(get_context(request))
+    await refresh_gauges(get_services(request))
     return PlainTextResponse(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -103,7 +103,7 @@ def expected_schema() -> frozenset[str]:
     return _expected
 
 
-async def schema_check(ctx: AppContext) -> str:
+async def schema_check(ctx: Services) -> str:
     """ "ok" when the database is at the code's migration head(s)."""
     expected = expected_schema()
     try:
@@ -126,7 +126,7 @@ async def schema_check(ctx: AppContext) -> str:
     "is at another revision than the code's migrations (run `smm-panel migrate`).",
 )
 async def readyz(request: Request) -> JSONResponse:
-    ctx = get_context(request)
+    ctx = get_services(request)
     checks: dict[str, str] = {}
     try:
         async with ctx.db.engine.connect() as conn:

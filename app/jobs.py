@@ -95,7 +95,12 @@ class JobQueue:
         return cls(redis, queue_name, prefix)
 
     async def enqueue(
-        self, function: str, *args: Any, job_id: str, defer_until: datetime | None = None
+        self,
+        function: str,
+        *args: Any,
+        job_id: str,
+        defer_until: datetime | None = None,
+        about: dict[str, Any] | None = None,
     ) -> bool:
         if self.redis is None:
             return False
@@ -110,16 +115,18 @@ class JobQueue:
                 _defer_until=defer_until,
             )
         except Exception:
-            log.warning("enqueue failed", extra={"job_id": job_id})
+            log.warning("enqueue failed", extra={"job_id": job_id, **(about or {})})
             return False
         return job is not None
 
     async def relay_order(self, order_id: int) -> bool:
-        """The order is committed and due: have it relayed. Orders are relayed in batches
-        by `relay_due_orders` jobs, which claim every due order from the database."""
-        return await self.relay_due()
+        """Order `order_id` is committed and due: kick the batch relay that claims it.
+        Orders are relayed in batches by `relay_due_orders` jobs, which claim every due
+        order from the database, so the kick itself carries no order; a kick that cannot
+        be made is logged with the order's id (the sweeper relays the order anyway)."""
+        return await self.relay_due(about={"order_id": order_id})
 
-    async def relay_due(self) -> bool:
+    async def relay_due(self, about: dict[str, Any] | None = None) -> bool:
         """Kick a run of `relay_due_orders`. One job per slot of RELAY_SLOT_SECONDS, set to
         start when its slot has ended: a burst of orders collapses into one job, and every
         kick that collapses into it was made (after its order's commit) before the job
@@ -130,6 +137,7 @@ class JobQueue:
             "relay_due_orders",
             job_id=f"relay:due:{slot}",
             defer_until=datetime.fromtimestamp((slot + 1) * RELAY_SLOT_SECONDS, UTC),
+            about=about,
         )
 
     async def relay_cancel(self, order_id: int) -> bool:

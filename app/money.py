@@ -48,6 +48,13 @@ def format_money(value: Decimal, min_places: int = WIRE_PLACES) -> str:
     return format(value.quantize(quantum(places)), "f")  # never exponent notation
 
 
+def format_rate(rate: Decimal) -> str:
+    """A rate as every front end shows it: at least two decimals ("0.90") and every digit
+    it really has."""
+    places = max(2, places_of(rate))
+    return format(rate.quantize(quantum(places)), "f")
+
+
 def plain(value: Decimal) -> str:
     """The value's own digits as a plain decimal: `0E-8` → `0.00000000`, `1E+3` → `1000`."""
     return format(value, "f")

@@ -33,8 +33,8 @@ from app.preflight import (
     reach_redis,
 )
 from app.providers.models import Provider
-from app.providers.sandbox import default_sandbox_config, serve_sandbox
 from app.providers.service import create_provider
+from app.sandbox import default_sandbox_config, serve_sandbox
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH

@@ -13,7 +13,7 @@ from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.mail.service import Mailer
 from app.privacy import service as privacy
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.tickets import service as tickets
 from tests.support.api import Api, order_id_of
 from tests.support.env import AUTH

@@ -25,8 +25,8 @@ from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.orders.sql import SENT_SQL, sent_params
 from app.providers.client import ProviderClient, build_http_client
-from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import client_for
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH

@@ -19,7 +19,7 @@ from app.catalog.models import Service
 from app.context import AppContext
 from app.orders.models import Order
 from app.providers.models import Provider
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeUser, order_id_of
 from tests.support.env import AUTH

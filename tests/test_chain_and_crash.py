@@ -16,8 +16,8 @@ from app.catalog.models import Category, Service
 from app.context import AppContext
 from app.main import create_app
 from app.orders.models import Order
-from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.accounts import open_reseller
 from tests.support.api import Api, MakeUser, order_id_of

@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.client.router import field_names
 from app.client.schemas import OrderIn
 from app.context import AppContext
 from app.orders.models import Order
-from app.orders.types import SERVICE_TYPES
+from app.orders.types import SERVICE_TYPES, field_names
 from tests.support.api import MakeService
 from tests.support.client import Customer, MakeCustomer
 

@@ -15,7 +15,7 @@ from app import demo
 from app.api_v2.docs import ADD_EXAMPLES, DEMO_SERVICE
 from app.catalog.models import Service
 from app.context import AppContext
-from app.providers.sandbox import default_sandbox_config, load_sandbox_config
+from app.sandbox import default_sandbox_config, load_sandbox_config
 from tests.support.api import Api, MakeUser
 from tests.support.cli import ROOT
 from tests.support.env import AUTH

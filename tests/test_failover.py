@@ -15,8 +15,8 @@ from sqlalchemy import select
 from app.context import AppContext
 from app.db import utcnow
 from app.orders.models import Order, UpstreamEvent
-from app.providers.sandbox import SandboxConfig, SandboxService
 from app.reports.service import margin_report
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH

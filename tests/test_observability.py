@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import logs
 from app.context import AppContext
 from app.logs import JsonFormatter
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser
 from tests.support.env import AUTH

@@ -23,7 +23,7 @@ from app.context import AppContext
 from app.orders.models import Order
 from app.orders.service import StatusReport, apply_status
 from app.providers.models import Provider
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from app.webhooks.models import WebhookEvent
 from tests.support.api import Api, MakeService, MakeUser, order_id_of

@@ -23,7 +23,7 @@ from app.catalog.models import Category, Service
 from app.context import AppContext
 from app.db import Database, driver_url
 from app.embedded import free_port
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.accounts import open_reseller
 from tests.support.cli import ROOT, command_env

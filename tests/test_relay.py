@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
-from app.providers.sandbox import SandboxConfig, SandboxService
 from app.refills.models import Refill
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.ledger import ledger_ok

@@ -15,7 +15,7 @@ from app.flows import sync
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order, UpstreamEvent
 from app.providers.client import ProviderOrderStatus, ProviderTransient
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser
 from tests.support.ledger import ledger_ok

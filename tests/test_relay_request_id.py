@@ -19,8 +19,8 @@ from app.context import AppContext
 from app.db import utcnow
 from app.flows import relay
 from app.orders.models import Order, UpstreamEvent
-from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import client_for
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH

@@ -12,7 +12,7 @@ import pytest
 from app.context import AppContext
 from app.flows import relay
 from app.providers.client import build_http_client
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser
 from tests.support.upstream import register_provider, sandbox, upstream_states

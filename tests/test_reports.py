@@ -14,8 +14,8 @@ from sqlalchemy import update
 from app.context import AppContext
 from app.db import utcnow
 from app.orders.models import Order
-from app.providers.sandbox import SandboxConfig, SandboxService
 from app.providers.service import create_provider
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH

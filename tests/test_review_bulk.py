@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, Reseller
 from tests.support.env import AUTH

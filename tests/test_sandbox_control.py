@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from tests.support.upstream import (
     change_upstream,
     remove_upstream,

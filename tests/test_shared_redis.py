@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.context import AppContext
 from app.orders.models import Order
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.panels import Panel, another_database, panel_settings, running_panel, working
 from tests.support.upstream import sandbox, sandbox_stats

@@ -3,6 +3,7 @@ Python twin on the same rows over a table of cases: both must decide the same.""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,8 +25,11 @@ from app.catalog.models import UserRate
 from app.catalog.sql import effective_rate, effective_rate_sql
 from app.context import AppContext
 from app.db import utcnow
-from app.errors import DomainError, LinkUnderReview
-from app.ledger.models import LedgerEntry
+from app.errors import DomainError, LinkUnderReview, NotEnoughFunds
+from app.flows.commands import ordering
+from app.http.tx import AfterCommitJobs
+from app.ledger import service as ledger
+from app.ledger.models import CHARGE, REFUND, LedgerEntry
 from app.orders import service as orders
 from app.orders.models import (
     CANCELED,
@@ -39,6 +43,7 @@ from app.orders.models import (
     Order,
 )
 from app.orders.sql import LOAD_RATE, REQUEST_ORDER, STATUS_ONE, WHO
+from app.providers.models import Provider
 from app.refills import service as refills
 from app.refills.models import Refill
 from app.refills.sql import REQUEST_REFILLS
@@ -532,3 +537,233 @@ async def test_refill_sql_is_the_twin_of_request_refill(
         assert {f: getattr(full, f) for f in same} == {f: getattr(fast, f) for f in same}
         assert (full.next_attempt_at is None) == (fast.next_attempt_at is None)
         assert fast.user_id == fast_user.user_id and fast.order_id == fast_id
+
+
+# --- the lean statements and the commands every other front end calls -------------------
+
+
+async def _queued_jobs(ctx: AppContext) -> list[str]:
+    """The jobs waiting in Redis, by kind (`relay:due`, `cancel:order`, `relay:refill`)."""
+    assert ctx.jobs.redis is not None
+    prefix = f"{ctx.jobs.queue_name}:"
+    named = [
+        j.decode().removeprefix(prefix) for j in await ctx.jobs.redis.zrange(prefix[:-1], 0, -1)
+    ]
+    return sorted(name.rsplit(":", 1)[0] for name in named)
+
+
+async def _provider(ctx: AppContext) -> int:
+    async with ctx.db.transaction() as session:
+        provider = Provider(name="Up", url="http://127.0.0.1:9/api/v2", api_key_encrypted="x")
+        session.add(provider)
+    return provider.id
+
+
+@pytest.mark.parametrize("relayed", [True, False])
+async def test_lean_add_is_the_twin_of_the_place_order_command(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService, relayed: bool
+) -> None:
+    """The same order, charge and ledger entry, the same answer, and the same job: a relay
+    kick for an order due upstream, none for one fulfilled by hand."""
+    mapping = {"provider_id": await _provider(ctx), "provider_service_id": "7"} if relayed else {}
+    sid = await make_service(**mapping)
+    full_user, fast_user = await make_user("5"), await make_user("5")
+    fields = {"service": str(sid), "link": "https://x.com/cmd", "quantity": "100"}
+    assert ctx.jobs.redis is not None
+    await ctx.jobs.redis.flushdb()
+    async with ctx.db.transaction() as tx:
+        placed = await ordering.place_order(
+            tx, AfterCommitJobs(tx, ctx.jobs), full_user.user_id, fields
+        )
+    by_command = await _queued_jobs(ctx)
+    await ctx.jobs.redis.flushdb()
+    answer = None
+    for _ in range(3):  # stale caches of an earlier test: each refusal refreshes one
+        answer = answer or await lean.add(ctx, {**fields, "key": fast_user.key}, None)
+    assert answer is not None
+    fast_id = json.loads(bytes(answer.body))["order"]
+    assert await _queued_jobs(ctx) == by_command == (["relay:due"] if relayed else [])
+    await ctx.jobs.redis.flushdb()
+    a, b = await _placed(ctx, full_user, placed.order_id), await _placed(ctx, fast_user, fast_id)
+    same = ("charge", "status", "upstream_state", "provider_id", "next_attempt_at")
+    assert {f: getattr(a.order, f) is None for f in same} == {
+        f: getattr(b.order, f) is None for f in same
+    }
+    assert {f: getattr(a.order, f) for f in same if f != "next_attempt_at"} == {
+        f: getattr(b.order, f) for f in same if f != "next_attempt_at"
+    }
+    assert [(e.kind, e.amount, e.balance_after) for e in a.entries] == [
+        (e.kind, e.amount, e.balance_after) for e in b.entries
+    ]
+
+
+@pytest.mark.parametrize("case", CANCEL_CASES)
+async def test_lean_cancel_is_the_twin_of_the_cancel_orders_command(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService, case: dict[str, Any]
+) -> None:
+    """Each id answered alike (`1` or the refusal's message), the same jobs queued (the
+    cancel of an order already sent goes upstream)."""
+    sid = await make_service(cancel=case.get("cancel", True))
+    stranger = await make_user("5")
+    full_user, fast_user = await make_user("5"), await make_user("5")
+    full_owner = stranger if case.get("foreign") else full_user
+    fast_owner = stranger if case.get("foreign") else fast_user
+    full_id = await _order_for(ctx, full_owner.user_id, sid, case)
+    fast_id = await _order_for(ctx, fast_owner.user_id, sid, case)
+    assert ctx.jobs.redis is not None
+    await ctx.jobs.redis.flushdb()
+    async with ctx.db.transaction() as tx:
+        jobs = AfterCommitJobs(tx, ctx.jobs)
+        (result,) = await ordering.cancel_orders(tx, jobs, full_user.user_id, [full_id])
+    by_command = await _queued_jobs(ctx)
+    await ctx.jobs.redis.flushdb()
+    answer = await lean.cancel(
+        ctx, {"key": fast_user.key, "action": "cancel", "orders": str(fast_id)}, None
+    )
+    assert answer is not None
+    (fast,) = json.loads(bytes(answer.body))
+    expected = {"error": result.message} if isinstance(result, DomainError) else 1
+    assert fast == {"order": fast_id, "cancel": expected}
+    assert await _queued_jobs(ctx) == by_command
+    await ctx.jobs.redis.flushdb()
+
+
+@pytest.mark.parametrize("case", REFILL_CASES)
+async def test_lean_refill_is_the_twin_of_the_request_refill_command(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService, case: dict[str, Any]
+) -> None:
+    """A refill made alike or refused alike, with the same job: a relay of the refill of an
+    order sent upstream."""
+    sid = await make_service(
+        refill=case.get("refill", True), refill_days=case.get("refill_days", 0)
+    )
+    full_user, fast_user, stranger = await make_user(), await make_user(), await make_user()
+    full_id = await _refillable(ctx, stranger if case.get("foreign") else full_user, sid, case)
+    fast_id = await _refillable(ctx, stranger if case.get("foreign") else fast_user, sid, case)
+    assert ctx.jobs.redis is not None
+    await ctx.jobs.redis.flushdb()
+    try:
+        async with ctx.db.transaction() as tx:
+            jobs = AfterCommitJobs(tx, ctx.jobs)
+            made: object = await ordering.request_refill(tx, jobs, full_user.user_id, full_id)
+    except DomainError as exc:
+        made = exc
+    by_command = await _queued_jobs(ctx)
+    await ctx.jobs.redis.flushdb()
+    fields = {"key": fast_user.key, "action": "refill", "order": str(fast_id)}
+    answer = await lean.refill(ctx, fields, None)
+    if isinstance(made, DomainError):
+        # Not the statement's: the full path answers, with the command's refusal.
+        assert answer is None
+        with pytest.raises(DomainError) as refused:
+            await actions.run_action(ctx, "refill", fields)
+        assert refused.value.message == made.message
+    else:
+        assert answer is not None and set(json.loads(bytes(answer.body))) == {"refill"}
+    assert await _queued_jobs(ctx) == by_command
+    await ctx.jobs.redis.flushdb()
+
+
+# --- the ledger's rules, restated by the statements that move money ---------------------
+
+DEBIT_CASES: list[dict[str, Any]] = [
+    # balance, credit limit, whether the user is blocked: a 1.00 charge
+    {"balance": "1", "limit": "0"},
+    {"balance": "0.99", "limit": "0"},
+    {"balance": "0.5", "limit": "0.5"},
+    {"balance": "0.49", "limit": "0.5"},
+    {"balance": "0", "limit": "1"},
+    {"balance": "5", "limit": "0", "blocked": True},
+]
+
+
+async def _funded(ctx: AppContext, make_user: MakeUser, case: dict[str, Any]) -> Reseller:
+    user = await make_user(case["balance"])
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(User)
+            .where(User.id == user.user_id)
+            .values(
+                credit_limit=D(case["limit"]),
+                status=USER_BLOCKED if case.get("blocked") else User.status,
+            )
+        )
+    return user
+
+
+@pytest.mark.parametrize("case", DEBIT_CASES)
+async def test_add_order_sql_debits_as_the_ledgers_debit_does(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService, case: dict[str, Any]
+) -> None:
+    """ADD_ORDER moves money outside app/ledger: it takes a charge under the same floor
+    (balance - charge >= -credit_limit), only from an active user, to the same balance."""
+    sid = await make_service(rate=D("1"), min_quantity=10)
+    ledger_user, fast_user = (
+        await _funded(ctx, make_user, case),
+        await _funded(ctx, make_user, case),
+    )
+    try:
+        async with ctx.db.transaction() as session:
+            moved = await ledger.debit(
+                session, user_id=ledger_user.user_id, amount=D("1"), kind=CHARGE, reason="Order"
+            )
+        by_ledger: Decimal | None = moved.balance_after
+    except NotEnoughFunds:
+        by_ledger = None
+    fields = {"service": str(sid), "link": "https://x.com/floor", "quantity": "1000"}
+    fast = None
+    for _ in range(3):
+        fast = fast or await ctx.hot.add({**fields, "key": fast_user.key})
+    after = await _placed(ctx, fast_user, fast.order_id) if fast is not None else None
+    if by_ledger is None:
+        assert fast is None
+    else:
+        assert after is not None and [e.balance_after for e in after.entries] == [by_ledger]
+        assert after.balance == by_ledger
+
+
+async def test_withdraw_sql_credits_as_the_ledgers_credit_does(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    """WITHDRAW moves money outside app/ledger: several refunds in one statement leave the
+    entries (amounts and the balance after each, in the order asked) that `refund` through
+    ledger.credit leaves one by one."""
+    sid = await make_service()
+    charges = ["0.9", "0.12345678", "0", "2"]
+    full_user, fast_user = await make_user("5"), await make_user("5")
+    case = {"upstream_state": UP_QUEUED, "status": PENDING}
+    full_ids = [
+        await _order_for(ctx, full_user.user_id, sid, {**case, "charge": c}) for c in charges
+    ]
+    fast_ids = [
+        await _order_for(ctx, fast_user.user_id, sid, {**case, "charge": c}) for c in charges
+    ]
+    async with ctx.db.transaction() as session:
+        for order_id, charge in zip(full_ids, charges, strict=True):
+            await orders.refund(
+                session, order_id=order_id, amount=D(charge), reason="Canceled before sending"
+            )
+    order = list(reversed(fast_ids))  # asked in another order than made
+    assert await ctx.hot.withdraw(fast_user.key, order) == set(fast_ids)
+
+    async def entries(user: Reseller, ids: list[int]) -> list[tuple[str, Decimal, Decimal, str]]:
+        async with ctx.db.session() as session:
+            rows = await session.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.user_id == user.user_id, LedgerEntry.kind == REFUND)
+                .order_by(LedgerEntry.id)
+            )
+            return [
+                (e.kind, e.amount, e.balance_after, e.reason.replace(str(e.order_id), "#"))
+                for e in rows
+            ]
+
+    by_ledger = await entries(full_user, full_ids)
+    by_statement = await entries(fast_user, fast_ids)
+    # The statement refunds in the order asked; ledger.credit was called in the order made.
+    assert [e[1] for e in by_statement] == [e[1] for e in reversed(by_ledger)]
+    balance = D(5)
+    for kind, amount, after, reason in by_statement:
+        balance += amount
+        assert (kind, after, reason) == (REFUND, balance, "Order #: Canceled before sending")
+    assert by_ledger[-1][2] == by_statement[-1][2] == D("5") + sum(D(c) for c in charges)

@@ -12,7 +12,7 @@ from app.context import AppContext
 from app.db import utcnow
 from app.metrics import STUCK_ORDERS
 from app.orders.models import Order
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH

@@ -20,7 +20,7 @@ from app.db import utcnow
 from app.errors import LinkUnderReview, OrderUnderReview
 from app.ledger.models import LedgerEntry
 from app.orders.models import Order
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from app.tickets.models import Ticket, TicketMessage
 from tests.support.api import Api, MakeService, order_id_of

@@ -29,7 +29,7 @@ from app.accounts.models import User
 from app.context import AppContext
 from app.ledger import service as ledger
 from app.orders.models import Order
-from app.providers.sandbox import SandboxConfig, SandboxService
+from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from app.storefront.models import Storefront
 from tests.support.api import MakeService

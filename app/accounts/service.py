@@ -54,7 +54,9 @@ def check_currency(currency: str, panel_currency: str) -> str:
     """Charges, refunds and balances are kept in the panel's currency; a user's currency
     can only be that one (a different one would be shown but never applied)."""
     if currency.strip().upper() != panel_currency.upper():
-        raise InvalidField(f"currency must be the panel's currency ({panel_currency.upper()})")
+        raise InvalidField(
+            "currency", f"currency must be the panel's currency ({panel_currency.upper()})"
+        )
     return panel_currency.upper()
 
 

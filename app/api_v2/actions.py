@@ -1,38 +1,41 @@
-"""The full path of every API v2 action: one transaction on the session, the domain
-services decide every rule and every error message. The lean path (lean.py) answers
-from single statements when it can and comes here whenever it cannot."""
+"""The full path of every API v2 action: one transaction on the session; the commands
+(app/flows/commands) and the domain services decide every rule and every error message,
+as they do for /client/v1 and the storefront. The lean path (lean.py) answers from single
+statements when it can and comes here whenever it cannot."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.accounts.service import Principal, authenticate
+from app.api_v2.context import ApiV2Context
 from app.api_v2.render import balance, order_status, refill_statuses, service_row
 from app.catalog import service as catalog
-from app.context import AppContext
-from app.db import after_commit, utcnow
 from app.errors import DomainError, IncorrectOrderId, IncorrectRequest, RefillNotFound
+from app.flows.commands import ordering
 from app.http.forms import as_id, split_ids
+from app.http.tx import AfterCommitJobs
 from app.orders import service as orders
 from app.refills import service as refills
 from app.webhooks import service as webhooks
 
 Fields = dict[str, str]
+T = TypeVar("T")
 
 
 class Call:
-    """One API v2 call: its resources, caller and fields. Work that must follow the commit
-    is registered on the session (`app.db.after_commit`)."""
+    """One API v2 call: its resources, caller and fields, its transaction and that
+    transaction's after-commit queue."""
 
-    def __init__(self, ctx: AppContext, session: AsyncSession, who: Principal, fields: Fields):
+    def __init__(self, ctx: ApiV2Context, session: AsyncSession, who: Principal, fields: Fields):
         self.ctx = ctx
         self.session = session
+        self.jobs = AfterCommitJobs(session, ctx.jobs)
         self.who = who
         self.fields = fields
 
@@ -46,13 +49,7 @@ async def action_services(call: Call) -> Any:
 
 
 async def action_add(call: Call) -> Any:
-    placed = await orders.place_order(call.session, call.who.user_id, call.fields)
-    # Due now: enqueue after commit. Later drip-feed runs are enqueued by the sweeper when
-    # they fall due, so nothing waits in Redis that the database does not also know.
-    now = utcnow()
-    for order_id, due in placed.relays:
-        if due <= now:
-            after_commit(call.session, partial(call.ctx.jobs.relay_order, order_id))
+    placed = await ordering.place_order(call.session, call.jobs, call.who.user_id, call.fields)
     return {"order": placed.order_id}
 
 
@@ -110,33 +107,34 @@ async def action_status(call: Call) -> Any:
     return answer
 
 
-async def _each(
-    call: Call, given: list[str], missing: DomainError, one: Callable[[int], Awaitable[Any]]
+def _outcomes(
+    given: list[str], done: Sequence[T | DomainError], answer: Callable[[T], Any]
 ) -> list[tuple[int | str, Any]]:
-    """Run `one` per id in its own savepoint; a refusal of one id never affects another."""
+    """Each id as given with its answer: a text that is no id is an Incorrect order ID;
+    the others take the commands' results (`done`, in order) as `answer` renders them, a
+    refusal as its error."""
+    results = iter(done)
     out: list[tuple[int | str, Any]] = []
     for text in given:
-        item_id = as_id(text)
-        if item_id is None:
-            out.append((text, {"error": missing.message}))
+        order_id = as_id(text)
+        if order_id is None:
+            out.append((text, {"error": IncorrectOrderId.message}))
             continue
-        try:
-            async with call.session.begin_nested():
-                out.append((item_id, await one(item_id)))
-        except DomainError as exc:
-            out.append((item_id, {"error": exc.message}))
+        result = next(results)
+        if isinstance(result, DomainError):
+            out.append((order_id, {"error": result.message}))
+        else:
+            out.append((order_id, answer(result)))
     return out
 
 
-async def _refill_one(call: Call, order_id: int) -> int:
-    refill = await refills.request_refill(call.session, call.who.user_id, order_id)
-    if refill.upstream_state == "queued":
-        after_commit(call.session, partial(call.ctx.jobs.relay_refill, refill.id))
-    return refill.id
+def _ids(given: list[str]) -> list[int]:
+    return [i for i in (as_id(text) for text in given) if i is not None]
 
 
 async def refill_each(call: Call, given: list[str]) -> list[dict[str, Any]]:
-    done = await _each(call, given, IncorrectOrderId(), lambda i: _refill_one(call, i))
+    made = await ordering.request_refills(call.session, call.jobs, call.who.user_id, _ids(given))
+    done = _outcomes(given, made, lambda r: r.refill_id)
     return [{"order": oid, "refill": result} for oid, result in done]
 
 
@@ -153,7 +151,8 @@ async def action_refill(call: Call) -> Any:
     order_id = as_id(call.fields.get("order", "").strip())
     if order_id is None:
         raise IncorrectOrderId()
-    return {"refill": str(await _refill_one(call, order_id))}
+    made = await ordering.request_refill(call.session, call.jobs, call.who.user_id, order_id)
+    return {"refill": str(made.refill_id)}
 
 
 async def action_refill_status(call: Call) -> Any:
@@ -170,14 +169,10 @@ async def action_refill_status(call: Call) -> Any:
     return {"status": refill.status}
 
 
-async def _cancel_one(call: Call, order_id: int) -> int:
-    for due in await orders.cancel_order(call.session, call.who.user_id, order_id):
-        after_commit(call.session, partial(call.ctx.jobs.relay_cancel, due))
-    return 1
-
-
 async def cancel_each(call: Call, given: list[str]) -> list[dict[str, Any]]:
-    done = await _each(call, given, IncorrectOrderId(), lambda i: _cancel_one(call, i))
+    asked = _ids(given)
+    canceled = await ordering.cancel_orders(call.session, call.jobs, call.who.user_id, asked)
+    done = _outcomes(given, canceled, lambda _: 1)
     return [{"order": oid, "cancel": result} for oid, result in done]
 
 
@@ -230,7 +225,7 @@ ACTIONS: dict[str, Callable[[Call], Awaitable[Any]]] = {
 }
 
 
-async def run(ctx: AppContext, fields: Fields, work: Callable[[Call], Awaitable[Any]]) -> Any:
+async def run(ctx: ApiV2Context, fields: Fields, work: Callable[[Call], Awaitable[Any]]) -> Any:
     """`work` as the key's user in one transaction (committed before it returns; the work
     registered with after_commit runs then)."""
     async with ctx.db.transaction() as session:
@@ -238,7 +233,7 @@ async def run(ctx: AppContext, fields: Fields, work: Callable[[Call], Awaitable[
         return await work(Call(ctx, session, who, fields))
 
 
-async def run_action(ctx: AppContext, name: str, fields: Fields) -> Any:
+async def run_action(ctx: ApiV2Context, name: str, fields: Fields) -> Any:
     """The answer of an action by the full path (IncorrectRequest for an unknown one,
     after the key is checked, as clients expect)."""
     action = ACTIONS.get(name)

@@ -28,8 +28,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api_v2.actions import ACTIONS, run_action
+from app.api_v2.context import get_context
 from app.api_v2.lean import LEAN
-from app.context import get_context
 from app.errors import DomainError, IncorrectRequest
 from app.http.forms import RequestTooLarge, read_fields
 from app.http.security import RateLimited, check_rate

@@ -1,6 +1,7 @@
 """The lean path of every API v2 action: one statement on the plain asyncpg pool (or
 cached bytes, for `services`), rendered by the same functions as the full path so the
-answers are the same bytes.
+answers are the same bytes. What it keeps in memory is the hot path's (hot.py): it asks,
+never writes a cache itself.
 
 Each function answers only what its statement decides with certainty and returns None
 otherwise (an unknown or refused key, an order of a shape rendered in Python, a request
@@ -12,10 +13,8 @@ full path.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response
@@ -24,29 +23,25 @@ from sqlalchemy import text
 from app.accounts.service import hash_key
 from app.api_v2 import actions
 from app.api_v2.actions import Fields, cancel_each, cancel_given, refill_each
+from app.api_v2.context import ApiV2Context
+from app.api_v2.hot import Pricing, Rendered, usable
 from app.api_v2.render import balance, refill_statuses, service_row
 from app.catalog import service as catalog
 from app.catalog.sql import CATALOG_PRICING, CATALOG_VERSION, PRICING_CHANNEL, USER_PRICING
-from app.context import AppContext
 from app.errors import DomainError, RefillNotFound
 from app.http.forms import as_id, split_ids
 from app.orders.hot import NOT_FOUND
 from app.orders.models import UP_QUEUED
 from app.refills.sql import REFILL_STATUSES, REQUEST_REFILLS
 
-# Renderings of `services` kept at most (each is one catalog as one user's prices show it).
-MAX_CATALOGS = 256
-# Keys whose pricing is remembered at most.
-MAX_PRICED_KEYS = 50_000
-
-Lean = Callable[[AppContext, Fields, str | None], Awaitable[Response | None]]
+Lean = Callable[[ApiV2Context, Fields, str | None], Awaitable[Response | None]]
 
 
 def _json(content: Any) -> Response:
     return JSONResponse(content)
 
 
-def _given(fields: Fields, name: str, ctx: AppContext) -> list[str] | None:
+def _given(fields: Fields, name: str, ctx: ApiV2Context) -> list[str] | None:
     """Ids as the full path splits them; None where it would refuse the list (it checks the
     key first, so it answers)."""
     try:
@@ -59,7 +54,7 @@ def _key(fields: Fields) -> str:
     return fields.get("key") or ""
 
 
-async def add(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+async def add(ctx: ApiV2Context, fields: Fields, _: str | None) -> Response | None:
     placed = await ctx.hot.add(fields)
     if placed is None:
         return None
@@ -68,7 +63,7 @@ async def add(ctx: AppContext, fields: Fields, _: str | None) -> Response | None
     return _json({"order": placed.order_id})
 
 
-async def status(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+async def status(ctx: ApiV2Context, fields: Fields, _: str | None) -> Response | None:
     if "orders" in fields:
         given = _given(fields, "orders", ctx)
         if given is None:
@@ -85,7 +80,7 @@ async def status(ctx: AppContext, fields: Fields, _: str | None) -> Response | N
     return Response(one.body, media_type="application/json")
 
 
-async def _status_by_request(ctx: AppContext, fields: Fields) -> Response | None:
+async def _status_by_request(ctx: ApiV2Context, fields: Fields) -> Response | None:
     """`status` by `request_ids` (the multi answer) or `request_id` (one order's status,
     or the error when it names none of the caller's orders)."""
     if not actions.by_request_id(fields):
@@ -105,18 +100,18 @@ async def _status_by_request(ctx: AppContext, fields: Fields) -> Response | None
     return Response(NOT_FOUND if first is None else first, media_type="application/json")
 
 
-async def capabilities(ctx: AppContext, fields: Fields, _: str | None) -> Response:
+async def capabilities(ctx: ApiV2Context, fields: Fields, _: str | None) -> Response:
     """What this panel speaks beyond the standard protocol: asked of any key (a provider
     probe must not need a funded account), the same answer for everyone."""
     return _json(actions.capabilities())
 
 
-async def balance_of(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+async def balance_of(ctx: ApiV2Context, fields: Fields, _: str | None) -> Response | None:
     found = await ctx.hot.balance(_key(fields))
     return None if found is None else _json(balance(*found))
 
 
-async def refill_status(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+async def refill_status(ctx: ApiV2Context, fields: Fields, _: str | None) -> Response | None:
     multi = "refills" in fields
     if multi:
         given = _given(fields, "refills", ctx)
@@ -126,7 +121,7 @@ async def refill_status(ctx: AppContext, fields: Fields, _: str | None) -> Respo
         given = [fields.get("refill", "").strip()]
     wanted = {t: as_id(t) for t in given}
     ids = [i for i in wanted.values() if i is not None]
-    if not _key(fields) or len(_key(fields)) > 200:
+    if not usable(_key(fields)):
         return None
     pool = await ctx.db.driver()
     rows = await pool.fetch(REFILL_STATUSES, hash_key(_key(fields)), ids)
@@ -147,7 +142,7 @@ def _settled(given: list[str]) -> list[int] | None:
 
 
 async def _with_rest(
-    ctx: AppContext,
+    ctx: ApiV2Context,
     fields: Fields,
     given: list[str],
     done: dict[int, Any],
@@ -164,7 +159,7 @@ async def _with_rest(
     return out
 
 
-async def cancel(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+async def cancel(ctx: ApiV2Context, fields: Fields, _: str | None) -> Response | None:
     try:
         given = cancel_given(fields, ctx.settings.max_ids_per_request)
     except DomainError:
@@ -179,10 +174,10 @@ async def cancel(ctx: AppContext, fields: Fields, _: str | None) -> Response | N
     return _json(await _with_rest(ctx, fields, given, done, cancel_each))
 
 
-async def _request_refills(ctx: AppContext, key: str, ids: list[int]) -> dict[int, int] | None:
+async def _request_refills(ctx: ApiV2Context, key: str, ids: list[int]) -> dict[int, int] | None:
     """order id -> new refill id for the orders the statement could refill (relays queued),
     or None: the key is refused."""
-    if not key or len(key) > 200:
+    if not usable(key):
         return None
     pool = await ctx.db.driver()
     rows = await pool.fetch(REQUEST_REFILLS, hash_key(key), ids)
@@ -198,7 +193,7 @@ async def _request_refills(ctx: AppContext, key: str, ids: list[int]) -> dict[in
     return made
 
 
-async def refill(ctx: AppContext, fields: Fields, _: str | None) -> Response | None:
+async def refill(ctx: ApiV2Context, fields: Fields, _: str | None) -> Response | None:
     if "orders" not in fields:
         order_id = as_id(fields.get("order", "").strip())
         if order_id is None:
@@ -229,10 +224,8 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-async def _render_catalog(
-    ctx: AppContext, user_id: int
-) -> tuple[tuple[int, Decimal, int | None], tuple[str, bytes]]:
-    """The user's `services` as the full path renders it, with the key it is valid for,
+async def _render_catalog(ctx: ApiV2Context, user_id: int) -> tuple[Pricing, Rendered]:
+    """The user's `services` as the full path renders it, with the pricing it is valid for,
     read in one snapshot (so a change committed meanwhile gets a newer version)."""
     async with ctx.db.session() as session:
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -245,49 +238,15 @@ async def _render_catalog(
     return key, (_etag(body), body)
 
 
-# Renderings under way, so calls that miss together wait for one rendering (a catalog
-# sync of many panels at once must not render the same bytes 32 times).
-_rendering: dict[tuple[int, int, Decimal, int | None], asyncio.Future[tuple[str, bytes]]] = {}
-
-
-async def _render_once(
-    ctx: AppContext, wanted: tuple[int, Decimal, int | None], user_id: int
-) -> tuple[str, bytes]:
-    flight = (id(ctx.hot), *wanted)
-    pending = _rendering.get(flight)
-    if pending is not None:
-        return await asyncio.shield(pending)
-    future: asyncio.Future[tuple[str, bytes]] = asyncio.get_running_loop().create_future()
-    _rendering[flight] = future
-    try:
-        fresh, rendered = await _render_catalog(ctx, user_id)
-        cache = ctx.hot.catalogs
-        if len(cache) >= MAX_CATALOGS or any(k[0] != fresh[0] for k in cache):
-            cache.clear()  # renderings of an older version are never served again
-        cache[fresh] = rendered
-        future.set_result(rendered)
-        return rendered
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # retrieved: waiters re-raise it, nobody else must
-        raise
-    finally:
-        del _rendering[flight]
-
-
-async def _pricing(
-    ctx: AppContext, digest: str
-) -> tuple[tuple[int, Decimal, int | None], int] | None:
+async def _pricing(ctx: ApiV2Context, digest: str) -> tuple[Pricing, int] | None:
     """The rendering a key's user is shown and the user, or None for a key the full path
     must answer. From memory when the pricing feed vouches that nothing changed since it
     was read (no round trip of its own under load), else from one statement."""
-    hot = ctx.hot
     feed = ctx.db.feed(PRICING_CHANNEL)
     epoch = await feed.fence() if feed is not None else None
-    if epoch is not None and epoch == hot.pricing_epoch:
-        known = hot.pricing.get(digest)
-        if known is not None:
-            return known
+    known = ctx.hot.priced(digest, epoch)
+    if known is not None:
+        return known
     pool = await ctx.db.driver()
     row = await pool.fetchrow(CATALOG_PRICING, digest)
     if row is None:
@@ -299,24 +258,21 @@ async def _pricing(
     # Kept only if no change was noticed between the fence and the statement (the
     # statement then saw every change the epoch counts).
     if epoch is not None and feed is not None and feed.epoch == epoch:
-        if hot.pricing_epoch != epoch or len(hot.pricing) >= MAX_PRICED_KEYS:
-            hot.pricing.clear()
-            hot.pricing_epoch = epoch
-        hot.pricing[digest] = found
+        ctx.hot.remember_pricing(epoch, digest, found)
     return found
 
 
-async def services(ctx: AppContext, fields: Fields, if_none_match: str | None) -> Response | None:
+async def services(ctx: ApiV2Context, fields: Fields, if_none_match: str | None) -> Response | None:
     key_text = _key(fields)
-    if not key_text or len(key_text) > 200:
+    if not usable(key_text):
         return None
     priced = await _pricing(ctx, hash_key(key_text))
     if priced is None:
         return None
     wanted, user_id = priced
-    rendered = ctx.hot.catalogs.get(wanted)
+    rendered = ctx.hot.catalog(wanted)
     if rendered is None:
-        rendered = await _render_once(ctx, wanted, user_id)
+        rendered = await ctx.hot.render_once(wanted, lambda: _render_catalog(ctx, user_id))
     etag, body = rendered
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(if_none_match, etag):

@@ -8,15 +8,9 @@ from typing import Any
 
 from app.catalog.service import OfferedService
 from app.errors import RefillNotFound
-from app.money import format_money, places_of, precision_for_rate
+from app.money import format_money, format_rate, precision_for_rate
 from app.orders.service import OrderView
 from app.orders.sql import SUBSCRIPTIONS
-
-
-def rate_text(rate: Decimal) -> str:
-    """Rates show at least two decimals ("0.90") and every digit they really have."""
-    places = max(2, places_of(rate))
-    return format(rate.quantize(Decimal(1).scaleb(-places)), "f")
 
 
 def service_row(offered: OfferedService) -> dict[str, Any]:
@@ -26,7 +20,7 @@ def service_row(offered: OfferedService) -> dict[str, Any]:
         "name": s.name,
         "type": s.type,
         "category": offered.category,
-        "rate": rate_text(offered.rate),
+        "rate": format_rate(offered.rate),
         "min": str(s.min_quantity),
         "max": str(s.max_quantity),
         "refill": s.refill,

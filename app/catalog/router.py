@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
+from app.catalog import service as catalog
 from app.catalog import upstream
 from app.catalog.models import Category, Service, UserRate
 from app.catalog.schemas import (
@@ -25,7 +26,7 @@ from app.catalog.schemas import (
 from app.db import utcnow
 from app.http.audit import Audit
 from app.http.paths import Limit, Offset, PathId
-from app.http.problems import Problem, get_or_404
+from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
 
 admin_router = APIRouter(tags=["catalog"])
@@ -131,24 +132,13 @@ async def patch_category(
 )
 async def delete_category(tx: Tx, audit: Audit, category_id: PathId) -> None:
     category = await get_or_404(tx, Category, category_id, "Category")
-    used = await tx.scalar(select(func.count(Service.id)).where(Service.category_id == category_id))
-    if used:
-        raise Problem(409, "Category still has services")
+    await catalog.refuse_used_category(tx, category_id)
     before = CategoryOut.model_validate(category)
     await tx.delete(category)
     await audit("category.delete", "category", category_id, before=before)
 
 
 # Services ---------------------------------------------------------------------------------
-
-
-def _check_provider_pair(provider_id: int | None, provider_service_id: str | None) -> None:
-    """A service is relayed upstream only with both halves of the mapping: a provider
-    alone (or a provider's service id alone) would look mapped and never be sent."""
-    if (provider_id is None) != (provider_service_id is None):
-        raise Problem(
-            422, "provider_id and provider_service_id must be set together (or both null)"
-        )
 
 
 @admin_router.get("/services", summary="List services (deleted ones included)")
@@ -170,7 +160,9 @@ async def list_services(
 @admin_router.post("/services", summary="Create a service", status_code=status.HTTP_201_CREATED)
 async def create_service(tx: Tx, audit: Audit, body: ServiceIn) -> ServiceOut:
     await get_or_404(tx, Category, body.category_id, "Category")
-    _check_provider_pair(body.provider_id, body.provider_service_id)
+    catalog.check_terms(
+        body.min_quantity, body.max_quantity, body.provider_id, body.provider_service_id
+    )
     service = Service(**body.model_dump(exclude_none=True))
     tx.add(service)
     await tx.flush()
@@ -192,16 +184,17 @@ async def apply_patch(tx: AsyncSession, service_id: int, body: ServicePatch) -> 
     service = await get_or_404(tx, Service, service_id, "Service")
     before = ServiceOut.model_validate(service)
     if service.deleted_at is not None and body.enabled:
-        raise Problem(
-            409, "Service was removed: it cannot be enabled again; create a new service instead"
-        )
+        raise catalog.ServiceRemoved()
     for name, value in body.model_dump(exclude_unset=True).items():
         if value is None and name not in NULLABLE_SERVICE_FIELDS:
             continue  # null cannot clear a required field: leave it as it is
         setattr(service, name, value)
-    if service.min_quantity > service.max_quantity:
-        raise Problem(422, "min_quantity must not exceed max_quantity")
-    _check_provider_pair(service.provider_id, service.provider_service_id)
+    catalog.check_terms(
+        service.min_quantity,
+        service.max_quantity,
+        service.provider_id,
+        service.provider_service_id,
+    )
     return before
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from app.catalog.models import SERVICE_TYPES
 from app.catalog.patterns import compile_pattern
+from app.db import MAX_ID
 from app.http.schemas import AdminInput, PlainDecimal, example
 
 
@@ -45,7 +46,7 @@ class CategoryOut(CategoryIn):
 
 
 class ServiceFields(AdminInput):
-    category_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     name: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = None
     type: str | None = None
@@ -65,7 +66,7 @@ class ServiceFields(AdminInput):
     )
     enabled: bool | None = None
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
-    provider_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    provider_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     provider_service_id: str | None = Field(default=None, max_length=64)
     provider_rate: PlainDecimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
     provider_dripfeed: bool | None = None
@@ -117,7 +118,7 @@ class ServiceIn(ServiceFields):
         cancel=True,
         link_pattern=r"^https://(www\.)?instagram\.com/",
     )
-    category_id: int = Field(ge=1, le=2**63 - 1)
+    category_id: int = Field(ge=1, le=MAX_ID)
     name: str = Field(min_length=1, max_length=300)
     type: str = "Default"
     rate: PlainDecimal = Field(ge=0, max_digits=20, decimal_places=8)
@@ -182,7 +183,7 @@ class ServiceOut(BaseModel):
 
 class BackupIn(AdminInput):
     model_config = example(provider_id=2, provider_service_id="17", provider_rate="0.45")
-    provider_id: int = Field(ge=1, le=2**63 - 1)
+    provider_id: int = Field(ge=1, le=MAX_ID)
     provider_service_id: str = Field(min_length=1, max_length=64)
     provider_rate: PlainDecimal | None = Field(
         default=None, ge=0, max_digits=20, decimal_places=8, description="its cost per 1000"

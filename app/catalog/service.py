@@ -6,13 +6,55 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.catalog.models import Category, Service, UserRate
 from app.catalog.sql import effective_rate
-from app.errors import IncorrectServiceId
+from app.errors import Conflict, DomainError, IncorrectServiceId
+
+
+class CategoryNotEmpty(Conflict):
+    http_status = 409
+    message = "Category still has services"
+
+
+class ServiceRemoved(Conflict):
+    http_status = 409
+    message = "Service was removed: it cannot be enabled again; create a new service instead"
+
+
+class QuantityBoundsRefused(DomainError):
+    http_status = 422
+    message = "min_quantity must not exceed max_quantity"
+
+
+class ProviderMappingRefused(DomainError):
+    """A service is relayed upstream only with both halves of the mapping: a provider
+    alone (or a provider's service id alone) would look mapped and never be sent."""
+
+    http_status = 422
+    message = "provider_id and provider_service_id must be set together (or both null)"
+
+
+async def refuse_used_category(session: AsyncSession, category_id: int) -> None:
+    """Only an empty category may go."""
+    used = await session.scalar(
+        select(func.count(Service.id)).where(Service.category_id == category_id)
+    )
+    if used:
+        raise CategoryNotEmpty()
+
+
+def check_terms(
+    min_quantity: int, max_quantity: int, provider_id: int | None, provider_service_id: str | None
+) -> None:
+    """A service's quantity bounds and its upstream mapping, as an operator sets them."""
+    if min_quantity > max_quantity:
+        raise QuantityBoundsRefused()
+    if (provider_id is None) != (provider_service_id is None):
+        raise ProviderMappingRefused()
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,13 @@
-"""The customer API (/client/v1): sign-in and profile from app/customers, and ordering,
-money, referrals and privacy requests over the same service functions as API v2 and the
-admin API. Every route but registration and sign-in needs the session token
-(`Authorization: Bearer`). Errors are problem JSON whose `detail` is the API v2 message
-and whose `type` (/errors/<slug>) is stable per cause."""
+"""The customer API (/client/v1): signing up (signup.py), sign-in and profile from
+app/customers, support (support.py), and ordering, money, referrals and privacy requests.
+Every action is the command API v2 and the storefront run too (app/flows/commands), or
+the one domain function behind it. Every route but registration and sign-in needs the
+session token (`Authorization: Bearer`). Errors are problem JSON whose `detail` is the API
+v2 message and whose `type` (/errors/<slug>) is stable per cause (app/errors.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -16,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from app.catalog import service as catalog
-from app.client import orders as ordering
+from app.client import signup, support
 from app.client.schemas import (
     CanceledOut,
     DeletionOut,
@@ -38,27 +37,27 @@ from app.client.schemas import (
     ServiceOut,
     TransactionOut,
     TransactionPage,
+    order_fields,
 )
 from app.customers.router import CurrentCustomer
 from app.customers.router import client_router as account
-from app.db import after_commit
+from app.db import MAX_ID
 from app.errors import IncorrectRequest
+from app.flows.commands import ordering
 from app.http.context import ServicesDep
 from app.http.forms import read_body
-from app.http.paths import PathId
-from app.http.tx import Reader, Tx
+from app.http.paths import Cursor, PathId
+from app.http.tx import Jobs, Reader, Tx
 from app.ledger import service as ledger
-from app.money import format_money, places_of, precision_for_rate
+from app.money import format_money, format_rate, precision_for_rate
 from app.orders import service as orders
 from app.orders.models import STATUSES, Order
-from app.orders.types import FIELD, SubscriptionsType, TypeSpec, handler_for
+from app.orders.types import field_names
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.privacy import service as privacy
 from app.referrals import service as referrals
-from app.refills import service as refills
 from app.refills.models import Refill
-from app.tickets.router import client_router as support
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import (
     DeliveryOut,
@@ -74,31 +73,6 @@ money = APIRouter(tags=["client: money"])
 mine = APIRouter(tags=["client: referrals and privacy"])
 
 Page = Annotated[int, Query(ge=1, le=200, description="page size")]
-Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="next_cursor of a page")]
-
-
-def rate_text(rate: Decimal) -> str:
-    """As API v2 shows rates: at least two decimals, every digit the rate has."""
-    places = max(2, places_of(rate))
-    return format(rate.quantize(Decimal(1).scaleb(-places)), "f")
-
-
-def field_names(type_name: str) -> list[str]:
-    """The fields an order of this type takes (optional ones end in `?`)."""
-    handler = handler_for(type_name)
-    if isinstance(handler, SubscriptionsType):
-        return ["username", "min", "max", "posts", "old_posts?", "delay?", "expiry?"]
-    assert isinstance(handler, TypeSpec)
-    names = ["link"] if handler.link else []
-    if handler.quantity == FIELD:
-        names.append("quantity")
-    if handler.lines_field:
-        names.append(handler.lines_field)
-    names += [name for name, _ in handler.required]
-    names += [f"{name}?" for name, _ in handler.optional]
-    if handler.dripfeed:
-        names += ["runs?", "interval?"]
-    return names
 
 
 @shop.get("/services", summary="The services you can order, at the rates you pay")
@@ -109,7 +83,7 @@ async def list_services(db: Reader, me: CurrentCustomer) -> list[ServiceOut]:
             name=o.service.name,
             type=o.service.type,
             category=o.category,
-            rate=rate_text(o.rate),
+            rate=format_rate(o.rate),
             min=o.service.min_quantity,
             max=o.service.max_quantity,
             refill=o.service.refill,
@@ -139,11 +113,11 @@ async def list_services(db: Reader, me: CurrentCustomer) -> list[ServiceOut]:
     },
 )
 async def place_order(
-    request: Request, tx: Tx, services: ServicesDep, me: CurrentCustomer
+    request: Request, tx: Tx, jobs: Jobs, services: ServicesDep, me: CurrentCustomer
 ) -> PlacedOut:
     body = await read_body(request, services.settings.api_max_body_bytes)
-    fields = ordering.order_fields(body)
-    return PlacedOut(order=await ordering.place(tx, services.jobs, me.user_id, fields))
+    placed = await ordering.place_order(tx, jobs, me.user_id, order_fields(body))
+    return PlacedOut(order=placed.order_id)
 
 
 @shop.post(
@@ -152,8 +126,8 @@ async def place_order(
     description="Each line is placed on its own, in order: one line's error never undoes "
     "another, and the total charge never exceeds the balance.",
 )
-async def place_mass(tx: Tx, services: ServicesDep, me: CurrentCustomer, body: MassIn) -> MassOut:
-    results = await ordering.place_mass(tx, services.jobs, me.user_id, body.lines)
+async def place_mass(tx: Tx, jobs: Jobs, me: CurrentCustomer, body: MassIn) -> MassOut:
+    results = await ordering.place_mass(tx, jobs, me.user_id, body.lines)
     return MassOut(
         results=[MassLineOut(line=r.line, order=r.order, error=r.error) for r in results]
     )
@@ -189,7 +163,7 @@ async def list_orders(
     db: Reader,
     me: CurrentCustomer,
     status: Annotated[str | None, Query(description=", ".join(STATUSES))] = None,
-    service: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    service: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     link: Annotated[str | None, Query(max_length=500)] = None,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
@@ -221,21 +195,14 @@ async def get_order(db: Reader, me: CurrentCustomer, order_id: PathId) -> OrderD
 
 
 @shop.post("/orders/{order_id}/refill", summary="Ask for a refill (where the service allows)")
-async def refill_order(
-    tx: Tx, services: ServicesDep, me: CurrentCustomer, order_id: PathId
-) -> RefillMadeOut:
-    refill = await refills.request_refill(tx, me.user_id, order_id)
-    if refill.upstream_state == "queued":
-        after_commit(tx, partial(services.jobs.relay_refill, refill.id))
-    return RefillMadeOut(refill=refill.id)
+async def refill_order(tx: Tx, jobs: Jobs, me: CurrentCustomer, order_id: PathId) -> RefillMadeOut:
+    made = await ordering.request_refill(tx, jobs, me.user_id, order_id)
+    return RefillMadeOut(refill=made.refill_id)
 
 
 @shop.post("/orders/{order_id}/cancel", summary="Cancel an order (where the service allows)")
-async def cancel_order(
-    tx: Tx, services: ServicesDep, me: CurrentCustomer, order_id: PathId
-) -> CanceledOut:
-    for due in await orders.cancel_order(tx, me.user_id, order_id):
-        after_commit(tx, partial(services.jobs.relay_cancel, due))
+async def cancel_order(tx: Tx, jobs: Jobs, me: CurrentCustomer, order_id: PathId) -> CanceledOut:
+    await ordering.cancel_order(tx, jobs, me.user_id, order_id)
     return CanceledOut()
 
 
@@ -341,11 +308,8 @@ async def my_referrals(db: Reader, services: ServicesDep, me: CurrentCustomer) -
     response_model=dict[str, Any],
 )
 async def export(db: Reader, me: CurrentCustomer) -> JSONResponse:
-    data = await privacy.export_user(db, me.user_id)
-    return JSONResponse(
-        privacy.export_json(data),
-        headers={"Content-Disposition": f'attachment; filename="user-{me.user_id}.json"'},
-    )
+    made = await privacy.own_export(db, me.user_id)
+    return JSONResponse(made.content, headers={"Content-Disposition": made.disposition})
 
 
 @mine.post(
@@ -395,6 +359,8 @@ async def webhook_deliveries(
     return [delivery_out(e) for e in rows]
 
 
+# Every part of /client/v1 (the tests enumerate the routes of each).
+PARTS = (signup.router, account, shop, money, mine, support.router, hooks)
 router = APIRouter(prefix="/client/v1")
-for part in (account, shop, money, mine, support, hooks):
+for part in PARTS:
     router.include_router(part)

@@ -4,11 +4,14 @@ ClientInput: an unknown field, or a list where one value belongs, is refused (42
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from app.errors import IncorrectRequest
 from app.http.schemas import ClientInput, example
 
 
@@ -70,6 +73,25 @@ class OrderIn(ClientInput):
     def fields(self) -> dict[str, str]:
         """The given fields as API v2 `add` reads them: text."""
         return {name: str(value) for name, value in self.model_dump(exclude_none=True).items()}
+
+
+def order_fields(pairs: Sequence[tuple[str, Any]]) -> dict[str, str]:
+    """The fields of a POST /client/v1/orders body (a JSON object's members or a form's
+    pairs), as strict as an operator's body: a field OrderIn does not know, or a list (or
+    a form's repeated name) where one value belongs, raises RequestValidationError, which
+    answers problem JSON 422 naming the field."""
+    grouped: dict[str, list[Any]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    given = {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
+    try:
+        fields = OrderIn.model_validate(given).fields()
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+    if any("\x00" in value for value in fields.values()):
+        raise IncorrectRequest()  # NUL cannot be stored or relayed
+    return fields
 
 
 class PlacedOut(BaseModel):

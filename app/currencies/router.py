@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.currencies import service as currencies
 from app.http.audit import Audit
 from app.http.context import ServicesDep
-from app.http.problems import Problem
 from app.http.schemas import AdminInput, PlainDecimal
 from app.http.tx import Reader, Tx
 
@@ -49,13 +48,11 @@ async def set_currency(
     tx: Tx, audit: Audit, services: ServicesDep, code: Code, body: RateIn
 ) -> RateOut:
     code = currencies.normalize_code(code)
-    if code == currencies.normalize_code(services.settings.currency):
-        raise Problem(409, "The panel's own currency always converts at 1")
     try:
         before = await currencies.conversion_rate(tx, services.settings, code)
     except currencies.NoConversionRate:
         before = None
-    await currencies.set_rate(tx, code, body.rate)
+    await currencies.set_rate(tx, services.settings, code, body.rate)
     await audit(
         "currency.set",
         "currency",
@@ -73,6 +70,5 @@ async def set_currency(
 )
 async def delete_currency(tx: Tx, audit: Audit, code: Code) -> None:
     code = currencies.normalize_code(code)
-    if not await currencies.delete_rate(tx, code):
-        raise Problem(404, "No operator-set rate for this currency")
+    await currencies.delete_rate(tx, code)
     await audit("currency.delete", "currency", code)

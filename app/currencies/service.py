@@ -10,13 +10,25 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.currencies.models import CurrencyRate
-from app.errors import DomainError
+from app.errors import Conflict, DomainError, NotFound
 from app.settings import Settings
 
 
 class NoConversionRate(DomainError):
+    http_status = 422
+
     def __init__(self, code: str) -> None:
         super().__init__(f"No conversion rate for {code}")
+
+
+class OwnCurrency(Conflict):
+    http_status = 409
+    message = "The panel's own currency always converts at 1"
+
+
+class NoOperatorRate(NotFound):
+    http_status = 404
+    message = "No operator-set rate for this currency"
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,10 @@ async def list_rates(session: AsyncSession, settings: Settings) -> list[Rate]:
     return sorted(rates.values(), key=lambda r: r.code)
 
 
-async def set_rate(session: AsyncSession, code: str, rate: Decimal) -> None:
+async def set_rate(session: AsyncSession, settings: Settings, code: str, rate: Decimal) -> None:
+    """The operator's rate of a currency (never the panel's own: it converts at 1)."""
+    if normalize_code(code) == normalize_code(settings.currency):
+        raise OwnCurrency()
     stmt = pg_insert(CurrencyRate).values(code=normalize_code(code), rate=rate)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -64,10 +79,13 @@ async def set_rate(session: AsyncSession, code: str, rate: Decimal) -> None:
     )
 
 
-async def delete_rate(session: AsyncSession, code: str) -> bool:
+async def delete_rate(session: AsyncSession, code: str) -> None:
+    """Remove the operator's rate of a currency (the settings' default, if any, applies
+    again)."""
     result = await session.execute(
         delete(CurrencyRate)
         .where(CurrencyRate.code == normalize_code(code))
         .returning(CurrencyRate.code)
     )
-    return result.first() is not None
+    if result.first() is None:
+        raise NoOperatorRate()

@@ -61,11 +61,13 @@ class EmailTaken(CustomerError):
 
 
 class InvalidEmail(CustomerError):
+    http_status = 422
     slug = "invalid-email"
     message = "Incorrect email"
 
 
 class WeakPassword(CustomerError):
+    http_status = 422
     slug = "weak-password"
     message = "Password must be 8 to 200 characters"
 

@@ -1,6 +1,7 @@
 """Sign-in, sessions, two-factor, profile and API key for customers (`client_router`,
-mounted under /client/v1), and the operator's view of a user's sign-in (`admin_router`,
-under /admin/v1). The `CurrentCustomer` dependency resolves the session token."""
+mounted under /client/v1; signing up is /client/v1's own, app/client/signup.py), and the
+operator's view of a user's sign-in (`admin_router`, under /admin/v1). The
+`CurrentCustomer` dependency resolves the session token."""
 
 from __future__ import annotations
 
@@ -29,8 +30,6 @@ from app.customers.schemas import (
     MePatch,
     NewKeyOut,
     RecoveryCodesOut,
-    RegisteredOut,
-    RegisterIn,
     ResetIn,
     ResetOut,
     RevokedOut,
@@ -91,25 +90,6 @@ def caller(request: Request) -> signin.Caller:
 Caller = Annotated[signin.Caller, Depends(caller)]
 
 client_router = APIRouter(tags=["client: account"])
-
-
-@client_router.post(
-    "/register",
-    status_code=status.HTTP_201_CREATED,
-    summary="Register (a verification mail is sent)",
-    description="Email (unique whatever its case), password (8–200 characters), optional "
-    "`referral_code` of the user who referred you, `language` of the mails (en, ru).",
-)
-async def register(tx: Tx, services: ServicesDep, body: RegisterIn) -> RegisteredOut:
-    user = await customers.register(
-        tx,
-        email=body.email,
-        password=body.password,
-        referral_code=body.referral_code,
-        language=body.language,
-    )
-    await signin.mail_verification(services, tx, user.id)
-    return RegisteredOut(user_id=user.id, email=user.email or "")
 
 
 @client_router.post("/verify", summary="Confirm the email address with the mailed token")

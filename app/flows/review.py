@@ -26,6 +26,13 @@ from app.providers.models import Provider
 from app.settings import Settings
 
 
+class NotInReviewQueue(Conflict):
+    """Resolved already (by another operator, or by the order's own progress)."""
+
+    http_status = 409
+    message = "order is not in the review queue"
+
+
 async def in_review(session: AsyncSession, *, limit: int, offset: int) -> list[Order]:
     return list(
         await session.scalars(

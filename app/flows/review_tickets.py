@@ -42,14 +42,17 @@ from app.tickets.models import (
 
 
 class NotUnderReview(Conflict):
+    http_status = 409
     message = "This order is not under review by this ticket (already resolved?)"
 
 
 class CannotResend(Conflict):
+    http_status = 409
     message = "This order cannot be resent upstream"
 
 
 class RefundRefused(Conflict):
+    http_status = 409
     message = "This order was refunded already: it cannot be refunded again"
 
 

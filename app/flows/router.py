@@ -33,7 +33,6 @@ from app.orders.schemas import SentRequestOut
 from app.providers.catalog import reprice
 from app.tickets import service as tickets
 from app.tickets.router import admin_ticket
-from app.tickets.router import notify as ticket_notify
 from app.tickets.schemas import ResolutionOut, ResolvedOut, ResolveIn
 
 admin_router = APIRouter()
@@ -212,7 +211,7 @@ async def review_bulk(
 
 async def _resolved(done: bool, audit: Audit, order_id: int, action: str, **after: str) -> None:
     if not done:
-        raise Problem(409, "order is not in the review queue")
+        raise review.NotInReviewQueue()
     await audit(f"review.{action}", "order", order_id, after=after or None)
 
 
@@ -268,7 +267,7 @@ async def resolve_ticket_review(
 ) -> ResolvedOut:
     done = await review_tickets.resolve_review(
         tx,
-        ticket_notify(services),
+        tickets.Notify.of(services),
         audit.actor,
         ticket_id,
         order_id=body.order_id,

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.db import MAX_ID
 from app.http.schemas import AdminInput, PlainDecimal
 from app.orders.schemas import SentRequestOut
 
@@ -85,7 +86,7 @@ class BulkReviewIn(AdminInput):
     action: Literal["resend", "cancel"] = Field(
         description="resend: the provider surely did not create them; cancel: full refund"
     )
-    provider_id: int = Field(ge=1, le=2**63 - 1)
+    provider_id: int = Field(ge=1, le=MAX_ID)
     created_from: datetime = Field(description="inclusive")
     created_to: datetime = Field(description="exclusive")
     dry_run: bool = Field(default=False, description="only list the orders it would take")

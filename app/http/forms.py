@@ -21,6 +21,7 @@ MAX_FIELDS = 200
 
 
 class RequestTooLarge(DomainError):
+    http_status = 422
     message = "Request too large"
 
 
@@ -123,6 +124,8 @@ async def _multipart(request: Request, body: bytes) -> list[tuple[str, Any]]:
 
 
 class TooManyIds(DomainError):
+    http_status = 422
+
     def __init__(self, limit: int) -> None:
         super().__init__(f"Too many IDs: at most {limit} per request")
 

@@ -1,9 +1,10 @@
-"""RFC 9457 problem details for the operator API."""
+"""RFC 9457 problem details for the JSON APIs (/admin/v1, /client/v1). A domain error is
+answered with the status, message and type its class declares (app/errors.py); nothing
+here decides them."""
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import Conflict, DomainError, NotEnoughFunds, NotFound
+from app.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -41,32 +42,6 @@ async def get_or_404(session: AsyncSession, model: Any, key: Any, what: str) -> 
     if row is None:
         raise Problem(404, f"{what} not found")
     return row
-
-
-# Problem `type`s that do not follow from the error's class name.
-SLUGS = {"NotEnoughFunds": "insufficient-funds", "DomainError": "invalid-request"}
-
-
-def error_type(exc: DomainError) -> str:
-    """The stable problem type of a domain error: /errors/<slug>, the slug given by the
-    class (`slug`) or derived from its name (IncorrectLink -> incorrect-link)."""
-    slug = getattr(exc, "slug", None)
-    if not isinstance(slug, str):
-        name = type(exc).__name__
-        slug = SLUGS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
-    return f"/errors/{slug}"
-
-
-def problem_from(exc: DomainError) -> Problem:
-    kind = error_type(exc)
-    given = getattr(exc, "http_status", None)
-    if isinstance(given, int):
-        return Problem(given, exc.message, type=kind)
-    if isinstance(exc, NotFound):
-        return Problem(404, exc.message, type=kind)
-    if isinstance(exc, Conflict | NotEnoughFunds):
-        return Problem(409, exc.message, type=kind)
-    return Problem(422, exc.message, type=kind)
 
 
 def problem_response(
@@ -110,10 +85,7 @@ def install(app: FastAPI) -> None:
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        problem = problem_from(exc)
-        return problem_response(
-            problem.status_code, problem.detail, getattr(exc, "headers", None), **problem.extra
-        )
+        return problem_response(exc.http_status, exc.message, exc.headers, type=exc.problem_type)
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Money, utcnow
 
-KINDS = ("deposit", "charge", "refund", "adjustment", "forfeit", "referral")
+DEPOSIT, CHARGE, REFUND = "deposit", "charge", "refund"
+ADJUSTMENT, FORFEIT, REFERRAL = "adjustment", "forfeit", "referral"
+KINDS = (DEPOSIT, CHARGE, REFUND, ADJUSTMENT, FORFEIT, REFERRAL)
 
 
 class LedgerEntry(Base):

@@ -55,6 +55,11 @@ UPSTREAM_STATES = (
 
 ACTIVE_SQL = f"status IN ({sql_list(ACTIVE_STATUSES)})"
 
+# What an upstream event records (`UpstreamEvent.action`: the call it is about) and where a
+# status report came from (its `detail.source`).
+EVENT_ADD, EVENT_STATUS = "add", "status"
+SOURCE_PROVIDER = "provider"
+
 
 class Order(Base):
     __tablename__ = "orders"

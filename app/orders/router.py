@@ -19,9 +19,9 @@ from app.ledger.models import LedgerEntry
 from app.ledger.schemas import LedgerEntryOut
 from app.orders import anomalies
 from app.orders.history import last_sent_requests
-from app.orders.models import FINAL_STATUSES, UP_DRIPFEED, Order, UpstreamEvent
+from app.orders.models import Order, UpstreamEvent
 from app.orders.schemas import EventOut, OrderDetail, OrderOut, OrderStatusIn, SentRequestOut
-from app.orders.service import StatusReport, apply_status
+from app.orders.service import StatusReport, apply_status, refuse_operator_status
 from app.orders.stuck import only_stuck
 
 admin_router = APIRouter(tags=["orders"])
@@ -140,10 +140,7 @@ async def set_order_status(
     order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
     if order is None:
         raise Problem(404, "Order not found")
-    if order.status in FINAL_STATUSES:
-        raise Problem(409, f"Order already finished ({order.status}): its status cannot change")
-    if order.upstream_state == UP_DRIPFEED:
-        raise Problem(409, "A drip-feed order's status follows its runs: set a run's status")
+    refuse_operator_status(order)
     before = OrderOut.model_validate(order)
     changed = await apply_status(
         tx,

@@ -22,6 +22,7 @@ from app.catalog.models import Service
 from app.db import utcnow
 from app.errors import (
     CancelDisabled,
+    Conflict,
     DomainError,
     DuplicateActiveOrder,
     IncorrectOrderId,
@@ -53,10 +54,26 @@ from app.orders.types import OrderRequest, handler_for, parse_int
 
 
 class OrderNotCancelable(DomainError):
+    http_status = 422
     message = "Order cannot be canceled"
 
 
+class OrderFinished(Conflict):
+    """A final order never moves again (an operator's status included)."""
+
+    http_status = 409
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"Order already finished ({status}): its status cannot change")
+
+
+class StatusFollowsRuns(Conflict):
+    http_status = 409
+    message = "A drip-feed order's status follows its runs: set a run's status"
+
+
 class CancelAlreadyRequested(OrderNotCancelable):
+    http_status = 422
     message = "Cancel already requested for this order"
 
 
@@ -480,6 +497,14 @@ async def refund(session: AsyncSession, *, order_id: int, amount: Decimal, reaso
             require_active=False,
         )
     return amount
+
+
+def refuse_operator_status(order: Order) -> None:
+    """An operator sets the status of an active order that follows no runs."""
+    if order.status in FINAL_STATUSES:
+        raise OrderFinished(order.status)
+    if order.upstream_state == UP_DRIPFEED:
+        raise StatusFollowsRuns()
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,16 @@ from app.accounts.models import USER_ACTIVE
 from app.accounts.sql import WHO_FROM
 from app.catalog.sql import effective_rate_sql
 from app.db import sql_list, sql_literal
+from app.ledger.models import CHARGE, REFUND
 from app.orders.models import (
     ACTIVE_STATUSES,
     CANCELED,
     COMPLETED,
+    EVENT_ADD,
+    EVENT_STATUS,
     IN_PROGRESS,
     PENDING,
+    SOURCE_PROVIDER,
     UP_DRIPFEED,
     UP_MANUAL,
     UP_QUEUED,
@@ -77,9 +81,10 @@ PROGRESS_SQL: TextClause = text(
         RETURNING o.id, o.parent_id, v.status, v.start_count, v.remains
     ), events AS (
         INSERT INTO upstream_events (order_id, action, outcome, detail, created_at)
-        SELECT id, 'status', status,
+        SELECT id, {sql_literal(EVENT_STATUS)}, status,
             jsonb_build_object(
-                'source', 'provider', 'start_count', start_count, 'remains', remains
+                'source', {sql_literal(SOURCE_PROVIDER)}, 'start_count', start_count,
+                'remains', remains
             ),
             now()
         FROM changed
@@ -147,7 +152,8 @@ SENT_SQL: TextClause = text(
         RETURNING o.id, o.cancel_state
     ), events AS (
         INSERT INTO upstream_events (order_id, action, outcome, detail, created_at)
-        SELECT v.id, 'add', 'sent', jsonb_build_object('provider_order_id', v.provider_order_id),
+        SELECT v.id, {sql_literal(EVENT_ADD)}, {sql_literal(UP_SENT)},
+            jsonb_build_object('provider_order_id', v.provider_order_id),
             now()
         FROM v
     )
@@ -205,8 +211,9 @@ WHERE s.id = $2
 # still valid and the user active, the service row unchanged (its `xmin`), still offered,
 # the user's rate still the one used, and no order of theirs on this link and service
 # under review (ToS 2.5). It then debits the balance under the credit floor, inserts
-# the order and its ledger entry, with the client's request id and the digest of the
-# request's parameters ($17, $18: NULL without one). A unique index (active link, or
+# the order and its ledger entry (the twin of `app.ledger.service.debit`: the same floor,
+# the same entry), with the client's request id and the digest of the request's
+# parameters ($17, $18: NULL without one). A unique index (active link, or
 # the user's request id) refuses the insert and aborts the whole statement, the debit
 # with it.
 ADD_ORDER = f"""
@@ -249,7 +256,7 @@ placed AS (
 ),
 entry AS (
   INSERT INTO ledger_entries (user_id, kind, amount, balance_after, reason, order_id)
-  SELECT $2, 'charge', -$6::numeric, debit.balance, 'Order ' || placed.id, placed.id
+  SELECT $2, {sql_literal(CHARGE)}, -$6::numeric, debit.balance, 'Order ' || placed.id, placed.id
   FROM debit, placed
 )
 SELECT EXISTS (SELECT 1 FROM ok) AS fresh, (SELECT id FROM placed) AS order_id
@@ -355,8 +362,8 @@ SELECT id, request_digest FROM orders WHERE user_id = $1 AND request_id = $2
 # `cancel_order`'s checks and `refund`'s ledger entry): each of the caller's orders among
 # `$2` (distinct ids, in the order asked) that is Pending, queued or manual, not under
 # review, on a service that allows cancel, is canceled and refunded in full, one ledger
-# entry each, the balance moving once. Every other id is left untouched for the full path
-# to answer.
+# entry each (the twin of `app.ledger.service.credit` called order by order), the balance
+# moving once. Every other id is left untouched for the full path to answer.
 WITHDRAW = f"""
 WITH who AS (SELECT u.id FROM {WHO_FROM}),
 gone AS (
@@ -379,7 +386,7 @@ credited AS (
 ),
 entries AS (
   INSERT INTO ledger_entries (user_id, kind, amount, balance_after, reason, order_id)
-  SELECT (SELECT id FROM who), 'refund', g.charge,
+  SELECT (SELECT id FROM who), {sql_literal(REFUND)}, g.charge,
     c.balance - (SELECT sum(charge) FROM gone) + sum(g.charge) OVER (ORDER BY a.n),
     'Order ' || g.id || ': Canceled before sending', g.id
   FROM gone g

@@ -97,7 +97,7 @@ def parse_int(value: str | None, error: DomainError) -> int:
 
 
 def parse_quantity(service: Service, value: str | None) -> int:
-    quantity = parse_int(value, InvalidField("Incorrect quantity"))
+    quantity = parse_int(value, InvalidField("quantity"))
     check_quantity(service, quantity)
     return quantity
 
@@ -108,7 +108,7 @@ def check_quantity(service: Service, quantity: int) -> None:
     if quantity > service.max_quantity:
         raise QuantityTooLarge(service.max_quantity)
     if service.step > 1 and quantity % service.step:
-        raise InvalidField(f"Quantity must be a multiple of {service.step}")
+        raise InvalidField("quantity", f"Quantity must be a multiple of {service.step}")
 
 
 def parse_dripfeed(service: Service, fields: Mapping[str, str]) -> tuple[int | None, int | None]:
@@ -117,13 +117,13 @@ def parse_dripfeed(service: Service, fields: Mapping[str, str]) -> tuple[int | N
     if not runs_raw and not interval_raw:
         return None, None
     if not service.dripfeed:
-        raise InvalidField("Drip-feed is disabled for this service")
-    runs = parse_int(runs_raw, InvalidField("Incorrect runs"))
-    interval = parse_int(interval_raw, InvalidField("Incorrect interval"))
+        raise InvalidField("runs", "Drip-feed is disabled for this service")
+    runs = parse_int(runs_raw, InvalidField("runs"))
+    interval = parse_int(interval_raw, InvalidField("interval"))
     if not 1 <= runs <= 1000:
-        raise InvalidField("Incorrect runs")
+        raise InvalidField("runs")
     if not 1 <= interval <= 60 * 24 * 30:
-        raise InvalidField("Incorrect interval")
+        raise InvalidField("interval")
     return runs, interval
 
 
@@ -143,7 +143,7 @@ MAX_TEXT_FIELD = 100_000
 def _text(name: str, value: str | None, *, max_length: int = 500) -> str:
     text = (value or "").strip()
     if not text or len(text) > max_length:
-        raise InvalidField(f"Incorrect {name}")
+        raise InvalidField(name)
     return text
 
 
@@ -151,14 +151,14 @@ def _word(name: str, value: str | None, strip: str = "") -> str:
     """A username, hashtag…: one token without spaces (a leading @ or # is fine)."""
     text = (value or "").strip()
     if not text or len(text) > 200 or any(c.isspace() for c in text):
-        raise InvalidField(f"Incorrect {name}")
+        raise InvalidField(name)
     return text if not strip else strip + text.lstrip(strip)
 
 
 def _positive(name: str, value: str | None, maximum: int = 10**9) -> int:
-    number = parse_int(value, InvalidField(f"Incorrect {name}"))
+    number = parse_int(value, InvalidField(name))
     if not 1 <= number <= maximum:
-        raise InvalidField(f"Incorrect {name}")
+        raise InvalidField(name)
     return number
 
 
@@ -166,7 +166,7 @@ def _url(name: str, value: str | None) -> str:
     text = (value or "").strip()
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in text:
-        raise InvalidField(f"Incorrect {name}")
+        raise InvalidField(name)
     return text
 
 
@@ -195,7 +195,7 @@ class TypeSpec:
         if self.lines_field is not None:
             lines = split_lines(fields.get(self.lines_field))
             if not lines or sum(len(line) for line in lines) > MAX_TEXT_FIELD:
-                raise InvalidField(f"Incorrect {self.lines_field}")
+                raise InvalidField(self.lines_field)
             params[self.lines_field] = "\n".join(lines)
         for name, parse in self.required:
             params[name] = parse(name, fields.get(name))
@@ -236,14 +236,14 @@ class TypeSpec:
 def _words(name: str, value: str | None) -> str:
     items = split_list(value)
     if not items or any(len(i) > 200 or " " in i for i in items):
-        raise InvalidField(f"Incorrect {name}")
+        raise InvalidField(name)
     return "\n".join(items)
 
 
 def _lines(name: str, value: str | None) -> str:
     items = split_lines(value)
     if not items or sum(len(i) for i in items) > MAX_TEXT_FIELD:
-        raise InvalidField(f"Incorrect {name}")
+        raise InvalidField(name)
     return "\n".join(items)
 
 
@@ -322,25 +322,25 @@ class SubscriptionsType:
 
     def parse(self, service: Service, fields: Mapping[str, str]) -> OrderRequest:
         username = _word("username", fields.get("username"))
-        low = parse_int(fields.get("min"), InvalidField("Incorrect min"))
-        high = parse_int(fields.get("max"), InvalidField("Incorrect max"))
+        low = parse_int(fields.get("min"), InvalidField("min"))
+        high = parse_int(fields.get("max"), InvalidField("max"))
         check_quantity(service, low)
         check_quantity(service, high)
         if low > high:
-            raise InvalidField("Incorrect min")
+            raise InvalidField("min")
         posts = _positive("posts", fields.get("posts"), maximum=10_000)
         old_posts = 0
         if (fields.get("old_posts") or "").strip():
-            old_posts = parse_int(fields.get("old_posts"), InvalidField("Incorrect old_posts"))
+            old_posts = parse_int(fields.get("old_posts"), InvalidField("old_posts"))
             if not 0 <= old_posts <= 1000:
-                raise InvalidField("Incorrect old_posts")
+                raise InvalidField("old_posts")
         params: dict[str, Any] = {"username": username, "min": low, "max": high, "posts": posts}
         if old_posts:
             params["old_posts"] = old_posts
         if (fields.get("delay") or "").strip():
-            delay = parse_int(fields.get("delay"), InvalidField("Incorrect delay"))
+            delay = parse_int(fields.get("delay"), InvalidField("delay"))
             if delay not in SUBSCRIPTION_DELAYS:
-                raise InvalidField("Incorrect delay")
+                raise InvalidField("delay")
             params["delay"] = delay
         if (fields.get("expiry") or "").strip():
             params["expiry"] = _expiry(fields["expiry"])
@@ -367,9 +367,9 @@ def _expiry(value: str) -> str:
     try:
         day = datetime.strptime(value.strip(), "%d/%m/%Y").replace(tzinfo=UTC).date()
     except ValueError as exc:
-        raise InvalidField("Incorrect expiry") from exc
+        raise InvalidField("expiry") from exc
     if day <= datetime.now(UTC).date():
-        raise InvalidField("Incorrect expiry")
+        raise InvalidField("expiry")
     return day.strftime("%d/%m/%Y")
 
 
@@ -385,5 +385,24 @@ def handler_for(type_name: str) -> ServiceType:
     handler = SERVICE_TYPES.get(type_name)
     if handler is None:
         # A type the operator configured but this panel cannot take orders for yet.
-        raise InvalidField("This service type is not supported")
+        raise InvalidField("service", "This service type is not supported")
     return handler
+
+
+def field_names(type_name: str) -> list[str]:
+    """The fields an order of this type takes, as the front ends list them (optional ones
+    end in `?`)."""
+    handler = handler_for(type_name)
+    if isinstance(handler, SubscriptionsType):
+        return ["username", "min", "max", "posts", "old_posts?", "delay?", "expiry?"]
+    assert isinstance(handler, TypeSpec)
+    names = ["link"] if handler.link else []
+    if handler.quantity == FIELD:
+        names.append("quantity")
+    if handler.lines_field:
+        names.append(handler.lines_field)
+    names += [name for name, _ in handler.required]
+    names += [f"{name}?" for name, _ in handler.optional]
+    if handler.dripfeed:
+        names += ["runs?", "interval?"]
+    return names

@@ -46,15 +46,19 @@ TRUNCATED_MARKER = "_truncated"
 
 
 class GatewayUnavailable(DomainError):
+    http_status = 422
     message = "Payment gateway is not available"
 
 
 class DepositTooSmall(DomainError):
+    http_status = 422
+
     def __init__(self, minimum: str) -> None:
         super().__init__(f"Minimum deposit is {minimum}")
 
 
 class IncorrectAmount(DomainError):
+    http_status = 422
     message = "Incorrect amount"
 
 
@@ -75,6 +79,8 @@ def parse_amount(text: str | None) -> Decimal:
 
 class PaymentRefUsed(Conflict):
     """A payment reference names one deposit: one user, one amount."""
+
+    http_status = 409
 
     def __init__(self, payment_ref: str) -> None:
         super().__init__(

@@ -145,6 +145,20 @@ async def export_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class OwnExport:
+    """A user's export as they download it (/client/v1, the storefront)."""
+
+    content: Any  # the JSON values of `export_json`
+    disposition: str  # its Content-Disposition: an attachment named user-<id>.json
+
+
+async def own_export(session: AsyncSession, user_id: int) -> OwnExport:
+    data = await export_user(session, user_id)
+    named = f'attachment; filename="user-{user_id}.json"'
+    return OwnExport(export_json(data), named)
+
+
 def export_json(data: dict[str, Any]) -> Any:
     """The export as JSON values: money stays exact, as plain decimal strings (never floats,
     never exponent notation). One rendering for the operator's and the user's own export."""

@@ -62,6 +62,8 @@ HELD_DRAFT = "draft"
 class CatalogRefused(DomainError):
     """The provider's answer cannot be trusted as its catalog: nothing was changed."""
 
+    http_status = 422
+
 
 @dataclass
 class ImportResult:

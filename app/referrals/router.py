@@ -10,7 +10,6 @@ from sqlalchemy import select
 from app.accounts import service as accounts
 from app.http.audit import Audit
 from app.http.paths import Limit, Offset, PathId, QueryId
-from app.http.problems import Problem
 from app.http.tx import Reader, Tx
 from app.referrals import service as referrals
 from app.referrals.models import ReferralReward
@@ -45,7 +44,7 @@ async def set_referrer(tx: Tx, audit: Audit, user_id: PathId, body: ReferrerIn) 
 async def remove_referrer(tx: Tx, audit: Audit, user_id: PathId) -> ReferrerOut:
     user = await accounts.get_user(tx, user_id)
     if user.referred_by_id is None:
-        raise Problem(404, "This user has no referrer")
+        raise referrals.NoReferrer()
     before = user.referred_by_id
     user.referred_by_id = None
     await tx.flush()

@@ -18,7 +18,13 @@ from app.referrals.models import REWARD_CREDITED, REWARD_VOIDED, ReferralReward
 REWARD_PLACES = Decimal("0.00001")
 
 
+class NoReferrer(NotFound):
+    http_status = 404
+    message = "This user has no referrer"
+
+
 class SelfReferral(DomainError):
+    http_status = 422
     message = "A user cannot refer themselves"
 
 

@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from app.http.audit import Audit
 from app.http.paths import Limit, Offset, PathId, QueryId
-from app.http.problems import Problem, get_or_404
+from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
 from app.refills.models import REFILL_ACTIVE, Refill
 from app.refills.schemas import RefillOut, RefillStatusIn
+from app.refills.service import RefillFinished
 
 admin_router = APIRouter(tags=["refills"])
 
@@ -43,7 +44,7 @@ async def set_refill_status(
 ) -> RefillOut:
     refill = await get_or_404(tx, Refill, refill_id, "Refill")
     if refill.status not in REFILL_ACTIVE:
-        raise Problem(409, "Refill already finished")
+        raise RefillFinished()
     before = RefillOut.model_validate(refill)
     refill.status = body.status
     await tx.flush()

@@ -10,22 +10,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Service
 from app.db import utcnow
-from app.errors import DomainError, OrderUnderReview, RefillDisabled, RefillNotFound
+from app.errors import Conflict, DomainError, OrderUnderReview, RefillDisabled, RefillNotFound
 from app.orders.models import COMPLETED, PARTIAL, UP_MANUAL, UP_SENT
 from app.orders.service import get_own_order
 from app.refills.models import R_PENDING, Refill
 
 
 class RefillNotEligible(DomainError):
+    http_status = 422
     message = "Refill is not available for this order"
 
 
 class RefillExpired(DomainError):
+    http_status = 422
     message = "Refill period has expired"
 
 
 class RefillAlreadyActive(DomainError):
+    http_status = 422
     message = "Refill is already in progress for this order"
+
+
+class RefillFinished(Conflict):
+    """A finished refill does not move (an operator's status included)."""
+
+    http_status = 409
+    message = "Refill already finished"
 
 
 async def request_refill(session: AsyncSession, user_id: int, order_id: int) -> Refill:

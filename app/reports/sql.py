@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from app.db import sql_list
 from app.db import sql_literal as literal
+from app.ledger.models import CHARGE, REFUND
 from app.orders.models import CANCELED, PARTIAL, UP_QUEUED, UP_REVIEW, UP_SENDING
 
 # What the provider bills for one sent order `o`, in its currency.
@@ -31,10 +32,11 @@ GROUPS = {
     "provider": ("o.provider_id", "SELECT id, name FROM providers WHERE id = ANY(:keys)"),
 }
 
-REVENUE = """
-    SELECT {key} AS key, -SUM(l.amount) AS revenue
+REVENUE = f"""
+    SELECT {{key}} AS key, -SUM(l.amount) AS revenue
     FROM ledger_entries l JOIN orders o ON o.id = l.order_id
-    WHERE l.kind IN ('charge', 'refund') AND o.created_at >= :start AND o.created_at < :end
+    WHERE l.kind IN ({literal(CHARGE)}, {literal(REFUND)})
+        AND o.created_at >= :start AND o.created_at < :end
     GROUP BY 1
 """
 ORDERS = """

@@ -7,37 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http.audit import Audit
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
-from app.settings import Settings
 from app.storefront import service as storefront
 from app.storefront.models import LOGO_MAX_BYTES, LOGO_TYPES
-from app.storefront.schemas import LogoOut, StorefrontIn, StorefrontOut
+from app.storefront.schemas import StorefrontIn, StorefrontOut
 
 admin_router = APIRouter(tags=["storefront"])
-
-
-async def storefront_out(session: AsyncSession, settings: Settings) -> StorefrontOut:
-    row = await storefront.current(session)
-    shown = await storefront.brand(session, settings)
-    info = await storefront.logo_info(session)
-    return StorefrontOut(
-        name=row.name if row else None,
-        shown_name=shown.name,
-        logo=LogoOut(**vars(info)) if info else None,
-        terms=row.terms if row else None,
-        privacy_policy=row.privacy_policy if row else None,
-        terms_of_use=row.terms_of_use if row else None,
-        updated_at=row.updated_at if row else None,
-    )
-
-
-def logo_of(out: StorefrontOut) -> dict[str, Any]:
-    """What the audit log keeps of a logo change: its type, size and digest."""
-    return {"logo": out.logo.model_dump() if out.logo else None}
 
 
 def problem(description: str) -> dict[str, Any]:
@@ -54,7 +32,7 @@ def problem(description: str) -> dict[str, Any]:
     "PRIVACY_FILE and TERMS_OF_USE_FILE; null means the setting's.",
 )
 async def get_storefront(db: Reader, services: ServicesDep) -> StorefrontOut:
-    return await storefront_out(db, services.settings)
+    return await storefront.shown(db, services.settings)
 
 
 @admin_router.put(
@@ -69,11 +47,7 @@ async def get_storefront(db: Reader, services: ServicesDep) -> StorefrontOut:
 async def put_storefront(
     tx: Tx, audit: Audit, services: ServicesDep, body: StorefrontIn
 ) -> StorefrontOut:
-    before = await storefront_out(tx, services.settings)
-    await storefront.change(tx, body.model_dump())
-    after = await storefront_out(tx, services.settings)
-    await audit("storefront.update", "storefront", None, before=before, after=after)
-    return after
+    return await storefront.change_audited(tx, audit, services.settings, body.model_dump())
 
 
 LOGO_BODY = {
@@ -96,22 +70,12 @@ LOGO_BODY = {
     },
 )
 async def put_logo(request: Request, tx: Tx, audit: Audit, services: ServicesDep) -> StorefrontOut:
-    content = await request.body()
-    before = await storefront_out(tx, services.settings)
-    await storefront.set_logo(tx, content, request.headers.get("content-type", ""))
-    after = await storefront_out(tx, services.settings)
-    await audit("storefront.logo", "storefront", None, before=logo_of(before), after=logo_of(after))
-    return after
+    content, declared = await request.body(), request.headers.get("content-type", "")
+    return await storefront.set_logo_audited(tx, audit, services.settings, content, declared)
 
 
 @admin_router.delete(
     "/storefront/logo", summary="Remove the logo set here (PANEL_LOGO applies again)"
 )
 async def delete_logo(tx: Tx, audit: Audit, services: ServicesDep) -> StorefrontOut:
-    before = await storefront_out(tx, services.settings)
-    await storefront.remove_logo(tx)
-    after = await storefront_out(tx, services.settings)
-    await audit(
-        "storefront.logo_remove", "storefront", None, before=logo_of(before), after=logo_of(after)
-    )
-    return after
+    return await storefront.remove_logo_audited(tx, audit, services.settings)

@@ -18,6 +18,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.errors import DomainError, IncorrectRequest
+from app.http.audit import Auditor
 from app.settings import Settings
 from app.storefront.models import (
     LEGAL_TEXTS,
@@ -35,6 +37,7 @@ from app.storefront.models import (
     TEXT_MAX,
     Storefront,
 )
+from app.storefront.schemas import LogoOut, StorefrontOut
 
 # The logo file of PANEL_LOGO: its type from its suffix.
 FILE_TYPES = {
@@ -58,24 +61,31 @@ class StorefrontRefused(DomainError):
 
 
 class NameRefused(StorefrontRefused):
+    http_status = 422
+    field = "name"
     message = f"The panel's name must be 1 to {NAME_MAX} characters, without control characters"
 
 
 class TextRefused(StorefrontRefused):
+    http_status = 422
     message = f"A legal text must be plain text of at most {TEXT_MAX} characters"
 
 
 class LogoTypeRefused(StorefrontRefused):
     http_status = 415
+    field = "logo"
     message = "The logo must be a PNG, SVG, JPEG or WebP image"
 
 
 class LogoTooLarge(StorefrontRefused):
     http_status = 413
+    field = "logo"
     message = f"The logo must be at most {LOGO_MAX_BYTES // 1024} KB"
 
 
 class LogoUnreadable(StorefrontRefused):
+    http_status = 422
+    field = "logo"
     message = "The file is not the image its type says"
 
 
@@ -176,6 +186,69 @@ async def remove_logo(session: AsyncSession) -> Storefront:
     row.logo, row.logo_type, row.updated_at = None, None, utcnow()
     await session.flush()
     return row
+
+
+# --- the operator's changes, audited -------------------------------------------------------
+# The storefront's switch is offered by /admin/v1/storefront and the operator page
+# /web/operator: both change it through these, so every change, whichever front end made
+# it, writes the same audit entry (before and after; a logo by its type, size and digest)
+# in the same transaction.
+
+
+async def shown(session: AsyncSession, settings: Settings) -> StorefrontOut:
+    """What the operator sees of the storefront: the values set here and what shows."""
+    row = await current(session)
+    brand_now = await brand(session, settings)
+    info = await logo_info(session)
+    return StorefrontOut(
+        name=row.name if row else None,
+        shown_name=brand_now.name,
+        logo=LogoOut(**vars(info)) if info else None,
+        terms=row.terms if row else None,
+        privacy_policy=row.privacy_policy if row else None,
+        terms_of_use=row.terms_of_use if row else None,
+        updated_at=row.updated_at if row else None,
+    )
+
+
+def logo_of(out: StorefrontOut) -> dict[str, Any]:
+    """What the audit log keeps of a logo change: its type, size and digest."""
+    return {"logo": out.logo.model_dump() if out.logo else None}
+
+
+async def change_audited(
+    session: AsyncSession, audit: Auditor, settings: Settings, values: Mapping[str, str | None]
+) -> StorefrontOut:
+    """`change`, with its audit entry."""
+    before = await shown(session, settings)
+    await change(session, values)
+    after = await shown(session, settings)
+    await audit("storefront.update", "storefront", None, before=before, after=after)
+    return after
+
+
+async def set_logo_audited(
+    session: AsyncSession, audit: Auditor, settings: Settings, content: bytes, declared: str
+) -> StorefrontOut:
+    """`set_logo`, with its audit entry."""
+    before = await shown(session, settings)
+    await set_logo(session, content, declared)
+    after = await shown(session, settings)
+    await audit("storefront.logo", "storefront", None, before=logo_of(before), after=logo_of(after))
+    return after
+
+
+async def remove_logo_audited(
+    session: AsyncSession, audit: Auditor, settings: Settings
+) -> StorefrontOut:
+    """`remove_logo`, with its audit entry."""
+    before = await shown(session, settings)
+    await remove_logo(session)
+    after = await shown(session, settings)
+    await audit(
+        "storefront.logo_remove", "storefront", None, before=logo_of(before), after=logo_of(after)
+    )
+    return after
 
 
 # --- what the pages show ------------------------------------------------------------------

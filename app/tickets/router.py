@@ -1,7 +1,6 @@
-"""Support tickets over HTTP: the customer's endpoints (`client_router`, mounted under
-/client/v1 by app/client/router.py) and the operators' (`admin_router`, under /admin/v1).
-A blocked customer still reads their tickets (`ReadingCustomer`) but writes nothing.
-Every answer is JSON; no text is ever rendered as markup. How a review ends is the flow
+"""Support tickets over HTTP for the operators (`admin_router`, under /admin/v1); the
+customer's endpoints are /client/v1's (app/client/support.py). Every answer is JSON; no
+text is ever rendered as markup. How a review ends is the flow
 app/flows/review_tickets.py, routed in app/flows/router.py."""
 
 from __future__ import annotations
@@ -13,14 +12,11 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.customers.router import CurrentCustomer, ReadingCustomer
 from app.errors import IncorrectRequest
 from app.http.audit import Audit
-from app.http.context import Services, ServicesDep
+from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.tx import Reader, Tx
-from app.mail import service as mail
-from app.orders.models import Order
 from app.orders.schemas import EventOut, OrderOut
 from app.tickets import service as tickets
 from app.tickets.models import ReviewResolution, Ticket
@@ -33,152 +29,14 @@ from app.tickets.schemas import (
     CannedIn,
     CannedOut,
     Category,
-    MessageIn,
-    MessageOut,
     NoteIn,
     ResolutionOut,
     ReviewedOrderOut,
     Status,
     StatusIn,
     SupportReportOut,
-    TicketDetailOut,
-    TicketIn,
-    TicketOut,
-    TicketPage,
 )
-
-
-def notify(services: Services) -> tickets.Notify:
-    s = services.settings
-    return tickets.Notify(mail.Mailer(services.db, s.mail_url, s.mail_from), s.support_notify_email)
-
-
-async def under_review(session: AsyncSession, ticket_ids: list[int]) -> dict[int, list[int]]:
-    found: dict[int, list[int]] = {t: [] for t in ticket_ids}
-    rows = await session.execute(
-        select(Order.review_ticket_id, Order.id)
-        .where(Order.review_ticket_id.in_(ticket_ids))
-        .order_by(Order.id)
-    )
-    for ticket_id, order_id in rows:
-        if ticket_id is not None:
-            found[ticket_id].append(order_id)
-    return found
-
-
-def ticket_out(ticket: Ticket, reviewed: list[int]) -> TicketOut:
-    return TicketOut(
-        id=ticket.id,
-        subject=ticket.subject,
-        category=ticket.category,
-        status=ticket.status,
-        orders=list(ticket.order_ids),
-        under_review=reviewed,
-        created_at=ticket.created_at,
-        updated_at=ticket.updated_at,
-        closed_at=ticket.closed_at,
-    )
-
-
-async def customer_detail(session: AsyncSession, ticket: Ticket) -> TicketDetailOut:
-    """What the customer sees of a ticket: never an internal note, never who answered."""
-    reviewed = (await under_review(session, [ticket.id]))[ticket.id]
-    messages = await tickets.messages_of(session, ticket.id, with_internal=False)
-    return TicketDetailOut(
-        **ticket_out(ticket, reviewed).model_dump(),
-        messages=[
-            MessageOut(id=m.id, author=m.author, body=m.body, created_at=m.created_at)
-            for m in messages
-        ],
-    )
-
-
-client_router = APIRouter(tags=["client: support"])
-
-
-@client_router.get("/tickets", summary="Your support tickets, newest first")
-async def list_my_tickets(
-    db: Reader,
-    me: ReadingCustomer,
-    cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> TicketPage:
-    rows = await tickets.list_own_tickets(db, me.user_id, before=cursor, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    reviewed = await under_review(db, [t.id for t in rows])
-    return TicketPage(
-        tickets=[ticket_out(t, reviewed[t.id]) for t in rows],
-        next_cursor=rows[-1].id if more and rows else None,
-    )
-
-
-@client_router.post(
-    "/tickets",
-    status_code=201,
-    summary="Open a support ticket",
-    description="A ticket of category `order` puts the orders it names under review "
-    "(ToS 2.5): until the review ends they are neither canceled nor refilled, and no new "
-    "order goes to the same link and service.",
-)
-async def open_ticket(
-    tx: Tx, services: ServicesDep, me: CurrentCustomer, body: TicketIn
-) -> TicketDetailOut:
-    ticket = await tickets.open_ticket(
-        tx,
-        notify(services),
-        me.user_id,
-        subject=body.subject,
-        category=body.category,
-        message=body.message,
-        order_ids=body.orders,
-    )
-    return await customer_detail(tx, ticket)
-
-
-@client_router.get("/tickets/{ticket_id}", summary="A ticket with its messages")
-async def get_my_ticket(db: Reader, me: ReadingCustomer, ticket_id: PathId) -> TicketDetailOut:
-    return await customer_detail(db, await tickets.own_ticket(db, me.user_id, ticket_id))
-
-
-@client_router.post(
-    "/tickets/{ticket_id}/messages",
-    status_code=201,
-    summary="Write in a ticket",
-    description="A closed ticket reopens within 7 days of its closing; later, open a new one.",
-)
-async def write(tx: Tx, me: CurrentCustomer, ticket_id: PathId, body: MessageIn) -> TicketDetailOut:
-    await tickets.customer_writes(tx, me.user_id, ticket_id, body.message)
-    return await customer_detail(tx, await tickets.own_ticket(tx, me.user_id, ticket_id))
-
-
-@client_router.post(
-    "/tickets/{ticket_id}/close",
-    summary="Close a ticket",
-    description="The reviews it asked for end without a decision.",
-)
-async def close(tx: Tx, me: CurrentCustomer, ticket_id: PathId) -> TicketDetailOut:
-    return await customer_detail(tx, await tickets.customer_closes(tx, me.user_id, ticket_id))
-
-
-@client_router.post(
-    "/orders/{order_id}/review",
-    status_code=201,
-    summary="Send an order to Support for review (ToS 2.5)",
-    description="Opens a ticket of category `order` on the order. Until the review ends "
-    "the order is neither canceled nor refilled, and no new order goes to its link and "
-    "service.",
-)
-async def request_review(
-    tx: Tx, services: ServicesDep, me: CurrentCustomer, order_id: PathId, body: MessageIn
-) -> TicketDetailOut:
-    ticket = await tickets.request_review(tx, notify(services), me.user_id, order_id, body.message)
-    return await customer_detail(tx, ticket)
-
-
-# ---------------------------------------------------------------------------------------
-# Operators
-# ---------------------------------------------------------------------------------------
+from app.tickets.views import ticket_out, under_review
 
 admin_router = APIRouter(tags=["support"])
 
@@ -277,7 +135,8 @@ async def reply(
     if (body.message is None) == (body.canned_id is None):
         raise IncorrectRequest("Send either `message` or `canned_id`")
     text = body.message or (await tickets.get_canned(tx, body.canned_id or 0)).body
-    message = await tickets.operator_answers(tx, notify(services), ticket_id, audit.actor, text)
+    notify = tickets.Notify.of(services)
+    message = await tickets.operator_answers(tx, notify, ticket_id, audit.actor, text)
     out = AdminMessageOut.model_validate(message, from_attributes=True)
     await audit("ticket.reply", "ticket", ticket_id, after=out)
     return out

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.db import MAX_ID
 from app.http.schemas import AdminInput, PlainDecimal, example
 from app.orders.schemas import EventOut, OrderOut
 from app.tickets.models import MESSAGE_MAX, ORDERS_MAX, SUBJECT_MAX
@@ -21,7 +22,7 @@ Subject = Annotated[
 ]
 Category = Literal["order", "payment", "refill", "cancel", "other"]
 Status = Literal["open", "answered", "closed"]
-OrderId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+OrderId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ClientInput(BaseModel):

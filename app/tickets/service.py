@@ -22,6 +22,7 @@ from app.accounts.models import User
 from app.customers.models import CustomerLogin
 from app.db import utcnow
 from app.errors import Conflict, IncorrectRequest, NotFound
+from app.http.context import Services
 from app.mail import service as mail
 from app.metrics import SUPPORT_FIRST_RESPONSE, SUPPORT_RESOLUTION
 from app.orders.models import Order, UpstreamEvent
@@ -44,23 +45,37 @@ from app.tickets.models import (
 
 
 class TicketNotFound(NotFound):
+    http_status = 404
     message = "Ticket not found"
 
 
 class TicketClosedForGood(Conflict):
+    http_status = 409
+    field = "message"
     message = "This ticket was closed more than 7 days ago: open a new ticket"
 
 
 class AlreadyUnderReview(Conflict):
+    http_status = 409
+    field = "orders"
     message = "This order is already under review by Support"
 
 
 class ReviewsPending(Conflict):
+    http_status = 409
     message = "Resolve the order reviews of this ticket before closing it"
 
 
 class CannedAnswerNotFound(NotFound):
+    http_status = 404
     message = "Canned answer not found"
+
+
+class IncorrectCategory(IncorrectRequest):
+    http_status = 422
+    slug = "incorrect-request"  # the type it always answered
+    field = "category"
+    message = "Incorrect category"
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,12 @@ class Notify:
 
     mailer: mail.Mailer
     operators: str | None
+
+    @classmethod
+    def of(cls, services: Services) -> Notify:
+        """The outbox and the operators' address (SUPPORT_NOTIFY_EMAIL) of the panel."""
+        s = services.settings
+        return cls(mail.Mailer(services.db, s.mail_url, s.mail_from), s.support_notify_email)
 
 
 # ---------------------------------------------------------------------------------------
@@ -89,7 +110,7 @@ async def open_ticket(
     """A new ticket with its first message; a ticket of category `order` puts the orders
     it names under review."""
     if category not in CATEGORIES:
-        raise IncorrectRequest("Incorrect category")
+        raise IncorrectCategory()
     named = list(dict.fromkeys(order_ids))
     for order_id in named:
         await get_own_order(session, user_id, order_id)  # Incorrect order ID otherwise

@@ -1,29 +1,31 @@
 """The signed-in customer's pages beyond ordering: add funds, transactions, account
 (profile, language, time zone, password, two-factor with a QR code drawn on the server,
 sessions, API key, status webhook with its recent deliveries), affiliates, the API page
-with the customer's key, privacy requests. Each action calls the functions behind
-/client/v1."""
+with the customer's key, privacy requests. Each action is the domain function /client/v1
+calls too, in the request's transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import segno
 from fastapi import APIRouter, Depends
-from fastapi.responses import Response
-from pydantic import ValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import ApiKey
-from app.client.router import create_deposit, export
-from app.client.schemas import DepositIn
 from app.customers import service as customers
 from app.customers import signin
 from app.customers.models import LANGUAGES
 from app.customers.schemas import ZONES
 from app.errors import DomainError
+from app.http.context import ServicesDep
+from app.http.tx import Reader, Tx
 from app.ledger import service as ledger
+from app.money import format_money
 from app.payments import service as payments
 from app.payments.models import GATEWAYS, Payment
 from app.privacy import service as privacy
@@ -39,17 +41,18 @@ PAGE_SIZE = 25
 DELIVERIES_SHOWN = 10
 
 
-async def funds_page(who: Visitor, status: int = 200, **values: object) -> Response:
+async def funds_page(
+    who: Visitor, db: AsyncSession, status: int = 200, **values: object
+) -> Response:
     settings = who.services.settings
-    async with who.services.db.session() as db:
-        deposits = list(
-            await db.scalars(
-                select(Payment)
-                .where(Payment.user_id == who.me.user_id)
-                .order_by(Payment.id.desc())
-                .limit(20)
-            )
+    deposits = list(
+        await db.scalars(
+            select(Payment)
+            .where(Payment.user_id == who.me.user_id)
+            .order_by(Payment.id.desc())
+            .limit(20)
         )
+    )
     usable = [g for g in GATEWAYS if payments.configured(settings, g)]
     return page(
         who,
@@ -62,21 +65,49 @@ async def funds_page(who: Visitor, status: int = 200, **values: object) -> Respo
     )
 
 
+@dataclass(frozen=True)
+class Invoice:
+    """A deposit invoice as the page shows it."""
+
+    payment: int
+    gateway: str
+    amount: str  # in the gateway's currency
+    currency: str
+    credit: str  # what the balance receives, in the panel's currency
+    credit_currency: str
+    pay_url: str | None
+
+
 @router.get("/funds")
-async def funds(who: Me) -> Response:
-    return await funds_page(who)
+async def funds(who: Me, db: Reader) -> Response:
+    return await funds_page(who, db)
 
 
 @router.post("/funds")
-async def add_funds(who: Me) -> Response:
+async def add_funds(who: Me, db: Reader, services: ServicesDep) -> Response:
+    """The invoice is opened as /client/v1/deposits opens it: committed on its own, then
+    created at the gateway outside any transaction (payments.open_invoice)."""
     fields = await posted(who)
     try:
-        body = DepositIn(gateway=fields.get("gateway", ""), amount=fields.get("amount", ""))
-        invoice = await create_deposit(who.services, who.me, body)
-    except ValidationError:
-        return await funds_page(who, 422, error=who.error("Incorrect amount"), form=fields)
+        made = await payments.open_invoice(
+            services.db,
+            services.settings,
+            services.http,
+            user_id=who.me.user_id,
+            gateway=fields.get("gateway", ""),
+            amount=fields.get("amount", ""),
+        )
     except DomainError as exc:
-        return await funds_page(who, 422, error=who.error(exc.message), form=fields)
+        return await funds_page(who, db, 422, error=who.error(exc.message), form=fields)
+    invoice = Invoice(
+        payment=made.id,
+        gateway=made.gateway,
+        amount=f"{made.amount:.2f}",
+        currency=made.currency,
+        credit=format_money(made.credit_amount),
+        credit_currency=services.settings.currency,
+        pay_url=made.pay_url,
+    )
     return page(who, "invoice.html", invoice=invoice)
 
 
@@ -86,11 +117,10 @@ async def funds_return(who: Me) -> Response:
 
 
 @router.get("/transactions")
-async def transactions(who: Me, before: int = 0) -> Response:
-    async with who.services.db.session() as db:
-        rows = await ledger.list_entries(
-            db, limit=PAGE_SIZE + 1, offset=0, user_id=who.me.user_id, before_id=before or None
-        )
+async def transactions(who: Me, db: Reader, before: int = 0) -> Response:
+    rows = await ledger.list_entries(
+        db, limit=PAGE_SIZE + 1, offset=0, user_id=who.me.user_id, before_id=before or None
+    )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     return page(
@@ -102,18 +132,19 @@ async def transactions(who: Me, before: int = 0) -> Response:
     )
 
 
-async def account_page(who: Visitor, status: int = 200, **values: object) -> Response:
-    async with who.services.db.session() as db:
-        user = await accounts.get_live_user(db, who.me.user_id)
-        login = await customers.login_of(db, who.me.user_id)
-        sessions = await customers.list_sessions(db, who.me.user_id)
-        keys = list(
-            await db.scalars(
-                select(ApiKey).where(ApiKey.user_id == who.me.user_id, ApiKey.revoked_at.is_(None))
-            )
+async def account_page(
+    who: Visitor, db: AsyncSession, status: int = 200, **values: object
+) -> Response:
+    user = await accounts.get_live_user(db, who.me.user_id)
+    login = await customers.login_of(db, who.me.user_id)
+    sessions = await customers.list_sessions(db, who.me.user_id)
+    keys = list(
+        await db.scalars(
+            select(ApiKey).where(ApiKey.user_id == who.me.user_id, ApiKey.revoked_at.is_(None))
         )
-        hook = endpoint_out(await webhooks.get_endpoint(db, who.me.user_id))
-        deliveries = await webhooks.deliveries(db, user_id=who.me.user_id, limit=DELIVERIES_SHOWN)
+    )
+    hook = endpoint_out(await webhooks.get_endpoint(db, who.me.user_id))
+    deliveries = await webhooks.deliveries(db, user_id=who.me.user_id, limit=DELIVERIES_SHOWN)
     return page(
         who,
         "account.html",
@@ -130,31 +161,30 @@ async def account_page(who: Visitor, status: int = 200, **values: object) -> Res
 
 
 @router.get("/account")
-async def account(who: Me, done: str = "") -> Response:
-    return await account_page(who, done=done[:40])
+async def account(who: Me, db: Reader, done: str = "") -> Response:
+    return await account_page(who, db, done=done[:40])
 
 
 @router.post("/account/profile")
-async def profile(who: Me) -> Response:
+async def profile(who: Me, tx: Tx) -> Response:
     fields = await posted(who)
     language = fields.get("language", who.language)
     zone = fields.get("timezone", "UTC").strip()
     if language not in LANGUAGES:
-        return await account_page(who, 422, profile_error=who.error("Incorrect language"))
+        return await account_page(who, tx, 422, profile_error=who.error("Incorrect language"))
     if zone not in ZONES:
-        return await account_page(who, 422, profile_error=who.error("Incorrect timezone"))
-    async with who.services.db.transaction() as tx:
-        await customers.update_profile(
-            tx, who.me.user_id, name=fields.get("name", "")[:200], language=language, timezone=zone
-        )
+        return await account_page(who, tx, 422, profile_error=who.error("Incorrect timezone"))
+    await customers.update_profile(
+        tx, who.me.user_id, name=fields.get("name", "")[:200], language=language, timezone=zone
+    )
     return redirect(who, "/web/account?done=profile")
 
 
 @router.post("/account/password")
-async def password(who: Me) -> Response:
+async def password(who: Me, tx: Tx) -> Response:
     fields = await posted(who)
     try:
-        async with who.services.db.transaction() as tx:
+        async with tx.begin_nested():
             await signin.confirmed(
                 who.services,
                 who.me.user_id,
@@ -167,115 +197,113 @@ async def password(who: Me) -> Response:
                 ),
             )
     except DomainError as exc:
-        return await account_page(who, 422, password_error=who.error(exc.message))
+        return await account_page(who, tx, 422, password_error=who.error(exc.message))
     return redirect(who, "/web/account?done=password")
 
 
 @router.post("/account/2fa/setup")
-async def totp_setup(who: Me) -> Response:
+async def totp_setup(who: Me, tx: Tx) -> Response:
     await posted(who)
+    secret_key = who.services.settings.secret_key
     try:
-        async with who.services.db.transaction() as tx:
-            made = await customers.setup_totp(
-                tx, who.services.settings.secret_key, who.me.user_id, who.email
-            )
+        async with tx.begin_nested():
+            made = await customers.setup_totp(tx, secret_key, who.me.user_id, who.email)
     except DomainError as exc:
-        return await account_page(who, 409, totp_error=who.error(exc.message))
+        return await account_page(who, tx, 409, totp_error=who.error(exc.message))
     qr = segno.make(made.uri, error="m").svg_inline(scale=4, title="QR")
-    return await account_page(who, totp_secret=made.secret, totp_qr=qr)
+    return await account_page(who, tx, totp_secret=made.secret, totp_qr=qr)
 
 
 @router.post("/account/2fa/enable")
-async def totp_enable(who: Me) -> Response:
+async def totp_enable(who: Me, tx: Tx) -> Response:
     fields = await posted(who)
+    secret_key = who.services.settings.secret_key
     try:
-        secret, code = who.services.settings.secret_key, fields.get("code", "")
-        async with who.services.db.transaction() as tx:
+        code = fields.get("code", "")
+        async with tx.begin_nested():
             codes = await signin.confirmed(
                 who.services,
                 who.me.user_id,
-                lambda: customers.enable_totp(tx, secret, who.me.user_id, code),
+                lambda: customers.enable_totp(tx, secret_key, who.me.user_id, code),
             )
     except DomainError as exc:
-        return await account_page(who, 422, totp_error=who.error(exc.message))
-    return await account_page(who, recovery_codes=codes)
+        return await account_page(who, tx, 422, totp_error=who.error(exc.message))
+    return await account_page(who, tx, recovery_codes=codes)
 
 
 @router.post("/account/2fa/disable")
-async def totp_disable(who: Me) -> Response:
+async def totp_disable(who: Me, tx: Tx) -> Response:
     fields = await posted(who)
+    secret_key = who.services.settings.secret_key
     try:
-        secret, code = who.services.settings.secret_key, fields.get("code", "")
-        async with who.services.db.transaction() as tx:
+        code = fields.get("code", "")
+        async with tx.begin_nested():
             await signin.confirmed(
                 who.services,
                 who.me.user_id,
-                lambda: customers.disable_totp(tx, secret, who.me.user_id, code),
+                lambda: customers.disable_totp(tx, secret_key, who.me.user_id, code),
             )
     except DomainError as exc:
-        return await account_page(who, 422, totp_error=who.error(exc.message))
+        return await account_page(who, tx, 422, totp_error=who.error(exc.message))
     return redirect(who, "/web/account?done=2fa-off")
 
 
 @router.post("/account/sessions/{session_id}/revoke")
-async def revoke(who: Me, session_id: int) -> Response:
+async def revoke(who: Me, tx: Tx, session_id: int) -> Response:
     await posted(who)
     try:
-        async with who.services.db.transaction() as tx:
+        async with tx.begin_nested():
             await customers.revoke_session(tx, who.me.user_id, session_id)
     except DomainError as exc:
-        return await account_page(who, 404, sessions_error=who.error(exc.message))
+        return await account_page(who, tx, 404, sessions_error=who.error(exc.message))
     return redirect(who, "/web/account?done=session")
 
 
 @router.post("/account/api-key")
-async def rotate_key(who: Me) -> Response:
+async def rotate_key(who: Me, tx: Tx) -> Response:
     await posted(who)
-    async with who.services.db.transaction() as tx:
-        issued = await accounts.rotate_key(tx, who.me.user_id)
+    issued = await accounts.rotate_key(tx, who.me.user_id)
     # Shown once: the API page with the new key filled into its examples.
-    return await api_page(who, issued.key, issued.prefix)
+    return api_page(who, issued.key, issued.prefix)
 
 
 @router.post("/account/webhook")
-async def set_webhook(who: Me) -> Response:
+async def set_webhook(who: Me, tx: Tx) -> Response:
     """Set (or, with an empty URL, remove) the status webhook; a new signing secret is
     shown once, on this answer only."""
     fields = await posted(who)
     url = fields.get("url", "")
     try:
-        async with who.services.db.transaction() as tx:
+        async with tx.begin_nested():
             done = await webhooks.set_endpoint(tx, who.services.settings, who.me.user_id, url)
     except DomainError as exc:
         return await account_page(
-            who, 422, webhook_error=who.error(exc.message), webhook_url=url[:2000]
+            who, tx, 422, webhook_error=who.error(exc.message), webhook_url=url[:2000]
         )
     if done.secret is None:
         return redirect(who, "/web/account?done=webhook-removed#webhook-h")
-    return await account_page(who, webhook_secret=done.secret)
+    return await account_page(who, tx, webhook_secret=done.secret)
 
 
-async def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:
+def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:
     base = who.services.settings.public_url.rstrip("/")
     return page(who, "api.html", base=base, key=key, prefix=prefix)
 
 
 @router.get("/api")
-async def api(who: Me) -> Response:
-    async with who.services.db.session() as db:
-        prefix = await db.scalar(
-            select(ApiKey.prefix)
-            .where(ApiKey.user_id == who.me.user_id, ApiKey.revoked_at.is_(None))
-            .order_by(ApiKey.id.desc())
-            .limit(1)
-        )
-    return await api_page(who, None, prefix)
+async def api(who: Me, db: Reader) -> Response:
+    prefix = await db.scalar(
+        select(ApiKey.prefix)
+        .where(ApiKey.user_id == who.me.user_id, ApiKey.revoked_at.is_(None))
+        .order_by(ApiKey.id.desc())
+        .limit(1)
+    )
+    return api_page(who, None, prefix)
 
 
 @router.get("/affiliates")
-async def affiliates(who: Me) -> Response:
-    async with who.services.db.session() as db:
-        got = await referrals.summary(db, who.me.user_id)
+async def affiliates(who: Me, db: Reader) -> Response:
+    got = await referrals.summary(db, who.me.user_id)
     base = who.services.settings.public_url.rstrip("/")
     link = f"{base}/?ref={got.code}" if got.code else None
     return page(who, "affiliates.html", summary=got, link=link)
@@ -287,15 +315,14 @@ async def privacy_page(who: Me, done: str = "") -> Response:
 
 
 @router.get("/privacy-requests/export")
-async def privacy_export(who: Me) -> Response:
-    async with who.services.db.session() as db:
-        return await export(db, who.me)
+async def privacy_export(who: Me, db: Reader) -> Response:
+    made = await privacy.own_export(db, who.me.user_id)
+    return JSONResponse(made.content, headers={"Content-Disposition": made.disposition})
 
 
 @router.post("/privacy-requests/deletion")
-async def privacy_deletion(who: Me) -> Response:
+async def privacy_deletion(who: Me, tx: Tx) -> Response:
     await posted(who)
     days = who.services.settings.client_deletion_days
-    async with who.services.db.transaction() as tx:
-        made = await privacy.request_deletion(tx, who.me.user_id, days)
+    made = await privacy.request_deletion(tx, who.me.user_id, days)
     return page(who, "privacy.html", deletion=made)

@@ -3,8 +3,9 @@ console: sign in with the admin token (the token of /admin/v1, compared in const
 wrong tokens are limited per IP like passwords, app/customers/limits.py) into a cookie
 session of its own (app/web/session.py: HttpOnly, SameSite=Strict, sent only
 to /web/operator), then set the panel's name, logo and the three legal texts. Each change
-calls the functions behind /admin/v1/storefront and writes the same audit entry; every
-form carries its CSRF token, which is checked before anything else."""
+is the storefront's audited change /admin/v1/storefront makes too (the same audit entry),
+in the request's transaction; every form carries its CSRF token, which is checked before
+anything else."""
 
 from __future__ import annotations
 
@@ -13,17 +14,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.customers import signin
 from app.customers.errors import TooManyAttempts
 from app.errors import DomainError
-from app.http.audit import audited
+from app.http.audit import Auditor
+from app.http.tx import Reader, Tx
 from app.storefront import service as storefront
 from app.storefront.models import LEGAL_TEXTS, LOGO_MAX_BYTES, LOGO_TYPES, NAME_MAX, TEXT_MAX
-from app.storefront.router import logo_of, storefront_out
 from app.web.forms import posted, posted_with_files
 from app.web.public import caller
-from app.web.render import Visitor, page, redirect, visitor
+from app.web.render import Visitor, page, redirect, refusal, visitor
 from app.web.session import (
     OPERATOR_COOKIE,
     OPERATOR_HOURS,
@@ -45,12 +47,13 @@ def operator(who: Visitor) -> bool:
     return is_operator(who.services.settings, who.request)
 
 
-async def operator_page(who: Visitor, status: int = 200, **values: object) -> Response:
+async def operator_page(
+    who: Visitor, db: AsyncSession, status: int = 200, **values: object
+) -> Response:
     if not operator(who):
         return page(who, "operator.html", status, operator=False, **values)
     settings = who.services.settings
-    async with who.services.db.session() as db:
-        shown = await storefront_out(db, settings)
+    shown = await storefront.shown(db, settings)
     # The defaults: PANEL_NAME, and whether each text has a file (TERMS_FILE…) behind it.
     files = {kind: bool(getattr(settings, setting)) for kind, setting in LEGAL_TEXTS.items()}
     return page(
@@ -72,12 +75,12 @@ async def operator_page(who: Visitor, status: int = 200, **values: object) -> Re
 
 
 @router.get("/operator")
-async def operator_home(who: Who, done: str = "") -> Response:
-    return await operator_page(who, done=done[:40])
+async def operator_home(who: Who, db: Reader, done: str = "") -> Response:
+    return await operator_page(who, db, done=done[:40])
 
 
 @router.post("/operator/signin")
-async def operator_sign_in(who: Who) -> Response:
+async def operator_sign_in(who: Who, db: Reader) -> Response:
     fields = await posted(who)
     settings = who.services.settings
     matches = admin_token_matches(settings, fields.get("token", ""))
@@ -85,12 +88,13 @@ async def operator_sign_in(who: Who) -> Response:
         accepted = await signin.operator_token(who.services, caller(who.request), matches)
     except TooManyAttempts as exc:
         log.warning("operator sign-in locked", extra={"client_ip": caller(who.request).ip})
-        locked = await operator_page(who, exc.http_status, signin_error=who.error(exc.message))
-        locked.headers.update(exc.headers)
+        locked = await operator_page(who, db, exc.http_status, signin_error=who.error(exc.message))
+        locked.headers.update(exc.headers or {})
         return locked
     if not accepted:
         log.warning("operator sign-in refused", extra={"client_ip": caller(who.request).ip})
-        return await operator_page(who, 401, signin_error=who._("This is not the admin token."))
+        refused = who._("This is not the admin token.")
+        return await operator_page(who, db, 401, signin_error=refused)
     response = redirect(who, OPERATOR_PATH)
     set_cookie(
         response,
@@ -113,7 +117,7 @@ async def operator_sign_out(who: Who) -> Response:
 
 
 @router.post("/operator/storefront/{field}")
-async def change(who: Who, field: str) -> Response:
+async def change(who: Who, tx: Tx, field: str) -> Response:
     """The name or one legal text: an empty text (or the reset button) brings the
     setting's back."""
     fields = await posted(who)
@@ -122,66 +126,43 @@ async def change(who: Who, field: str) -> Response:
     if field not in FIELDS:
         return page(who, "message.html", 404, message=who.error("Not found"))
     value: str | None = None if fields.get("reset") == "1" else fields.get("value", "")
-    settings = who.services.settings
     try:
-        async with who.services.db.transaction() as tx:
-            before = await storefront_out(tx, settings)
-            await storefront.change(tx, {field: value})
-            after = await storefront_out(tx, settings)
-            await audited(tx, ACTOR, "storefront.update", "storefront", before=before, after=after)
+        async with tx.begin_nested():
+            await storefront.change_audited(
+                tx, Auditor(tx, ACTOR), who.services.settings, {field: value}
+            )
     except DomainError as exc:
         return await operator_page(
-            who, 422, error=who.error(exc.message), error_field=field, posted_value=value or ""
+            who, tx, 422, error=who.error(exc.message), error_field=field, posted_value=value or ""
         )
     return redirect(who, f"{OPERATOR_PATH}?done={field}#{field}-h")
 
 
 @router.post("/operator/logo")
-async def upload_logo(who: Who) -> Response:
+async def upload_logo(who: Who, tx: Tx) -> Response:
     _, files = await posted_with_files(who)
     if not operator(who):
         return redirect(who, OPERATOR_PATH)
     upload = files.get("logo")
     content = await upload.read(LOGO_MAX_BYTES + 1) if upload is not None else b""
     if upload is None or not content:
-        return await operator_page(
-            who, 422, error=who._("Choose an image file."), error_field="logo"
-        )
-    settings = who.services.settings
+        chosen = who._("Choose an image file.")
+        return await operator_page(who, tx, 422, error=chosen, error_field="logo")
+    declared = upload.content_type or ""
     try:
-        async with who.services.db.transaction() as tx:
-            before = await storefront_out(tx, settings)
-            await storefront.set_logo(tx, content, upload.content_type or "")
-            after = await storefront_out(tx, settings)
-            await audited(
-                tx,
-                ACTOR,
-                "storefront.logo",
-                "storefront",
-                before=logo_of(before),
-                after=logo_of(after),
+        async with tx.begin_nested():
+            await storefront.set_logo_audited(
+                tx, Auditor(tx, ACTOR), who.services.settings, content, declared
             )
     except DomainError as exc:
-        return await operator_page(who, 422, error=who.error(exc.message), error_field="logo")
+        return await operator_page(who, tx, 422, **refusal(who, exc, {"logo"}))
     return redirect(who, f"{OPERATOR_PATH}?done=logo#logo-h")
 
 
 @router.post("/operator/logo/remove")
-async def remove_logo(who: Who) -> Response:
+async def remove_logo(who: Who, tx: Tx) -> Response:
     await posted(who)
     if not operator(who):
         return redirect(who, OPERATOR_PATH)
-    settings = who.services.settings
-    async with who.services.db.transaction() as tx:
-        before = await storefront_out(tx, settings)
-        await storefront.remove_logo(tx)
-        after = await storefront_out(tx, settings)
-        await audited(
-            tx,
-            ACTOR,
-            "storefront.logo_remove",
-            "storefront",
-            before=logo_of(before),
-            after=logo_of(after),
-        )
+    await storefront.remove_logo_audited(tx, Auditor(tx, ACTOR), who.services.settings)
     return redirect(who, f"{OPERATOR_PATH}?done=logo#logo-h")

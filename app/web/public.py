@@ -1,6 +1,8 @@
 """The pages anyone can open: home with sign-up and sign-in, e-mail verification,
 password reset, the services, the legal texts, the language switch and the logo (the
-operator's, set at run time or by PANEL_LOGO)."""
+operator's, set at run time or by PANEL_LOGO). Signing up is the command /client/v1 runs
+too (app/flows/commands/signup.py); the other steps are app/customers/signin.py's, as
+/client/v1 calls them, in the request's transaction."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from app.catalog import service as catalog
-from app.client.router import rate_text
 from app.customers import service as customers
 from app.customers import signin
 from app.customers.errors import TooManyAttempts
 from app.customers.models import LANGUAGES
 from app.errors import DomainError
-from app.http.context import get_services
+from app.flows.commands import signup
+from app.http.context import ServicesDep
+from app.http.tx import Reader, Tx
+from app.money import format_rate
 from app.storefront import service as storefront
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, visitor
@@ -59,30 +63,29 @@ async def home(who: Who, ref: str = "", next: str = "") -> Response:
 
 
 @router.post("/signup")
-async def sign_up(who: Who) -> Response:
+async def sign_up(who: Who, tx: Tx, services: ServicesDep) -> Response:
     fields = await posted(who)
     try:
-        async with who.services.db.transaction() as tx:
-            user = await customers.register(
-                tx,
-                email=fields.get("email", ""),
-                password=fields.get("password", ""),
-                referral_code=fields.get("ref") or None,
-                language=who.language,
-            )
-            await signin.mail_verification(who.services, tx, user.id)
+        user = await signup.sign_up(
+            tx,
+            services,
+            email=fields.get("email", ""),
+            password=fields.get("password", ""),
+            referral_code=fields.get("ref") or None,
+            language=who.language,
+        )
     except DomainError as exc:
         return page(who, "home.html", 422, signup_error=who.error(exc.message), form=fields)
     return page(who, "home.html", signed_up=user.email)
 
 
 @router.post("/signin")
-async def sign_in(who: Who) -> Response:
+async def sign_in(who: Who, tx: Tx, services: ServicesDep) -> Response:
     fields = await posted(who)
     try:
-        async with who.services.db.transaction() as tx:
+        async with tx.begin_nested():
             opened = await signin.login(
-                who.services,
+                services,
                 tx,
                 caller(who.request),
                 email=fields.get("email", ""),
@@ -91,7 +94,7 @@ async def sign_in(who: Who) -> Response:
             )
     except TooManyAttempts as exc:
         locked = page(who, "home.html", exc.http_status, signin_error=who.error(exc.message))
-        locked.headers.update(exc.headers)
+        locked.headers.update(exc.headers or {})
         return locked
     except DomainError as exc:
         return page(who, "home.html", 401, signin_error=who.error(exc.message), form=fields)
@@ -102,11 +105,10 @@ async def sign_in(who: Who) -> Response:
 
 
 @router.post("/signout")
-async def sign_out(who: Who) -> Response:
+async def sign_out(who: Who, tx: Tx) -> Response:
     await posted(who)
     if who.customer is not None:
-        async with who.services.db.transaction() as tx:
-            await customers.revoke_session(tx, who.customer.user_id, who.customer.session_id)
+        await customers.revoke_session(tx, who.customer.user_id, who.customer.session_id)
     response = redirect(who, "/web/")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -118,11 +120,11 @@ async def verify_page(who: Who, token: str = "") -> Response:
 
 
 @router.post("/verify")
-async def verify(who: Who) -> Response:
+async def verify(who: Who, tx: Tx, services: ServicesDep) -> Response:
     fields = await posted(who)
     try:
-        async with who.services.db.transaction() as tx:
-            await signin.verify(who.services, tx, caller(who.request), fields.get("token", ""))
+        async with tx.begin_nested():
+            await signin.verify(services, tx, caller(who.request), fields.get("token", ""))
     except DomainError as exc:
         return page(who, "token.html", 400, action="verify", error=who.error(exc.message))
     return page(who, "token.html", action="verify", done=True)
@@ -134,11 +136,11 @@ async def forgot_page(who: Who) -> Response:
 
 
 @router.post("/forgot")
-async def forgot(who: Who) -> Response:
+async def forgot(who: Who, tx: Tx, services: ServicesDep) -> Response:
     fields = await posted(who)
     try:
-        async with who.services.db.transaction() as tx:
-            await signin.forgot(who.services, tx, caller(who.request), fields.get("email", ""))
+        async with tx.begin_nested():
+            await signin.forgot(services, tx, caller(who.request), fields.get("email", ""))
     except DomainError as exc:
         return page(who, "token.html", 429, action="forgot", error=who.error(exc.message))
     return page(who, "token.html", action="forgot", done=True)
@@ -150,12 +152,12 @@ async def reset_page(who: Who, token: str = "") -> Response:
 
 
 @router.post("/reset-password")
-async def reset(who: Who) -> Response:
+async def reset(who: Who, tx: Tx, services: ServicesDep) -> Response:
     fields = await posted(who)
     token, password = fields.get("token", ""), fields.get("password", "")
     try:
-        async with who.services.db.transaction() as tx:
-            await signin.reset(who.services, tx, caller(who.request), token, password)
+        async with tx.begin_nested():
+            await signin.reset(services, tx, caller(who.request), token, password)
     except DomainError as exc:
         return page(
             who,
@@ -169,10 +171,9 @@ async def reset(who: Who) -> Response:
 
 
 @router.get("/services")
-async def services_page(who: Who, q: str = "", category: str = "") -> Response:
-    async with who.services.db.session() as db:
-        # Anonymous visitors see the base rates (no user has id 0).
-        offered = await catalog.list_offered(db, who.customer.user_id if who.customer else 0)
+async def services_page(who: Who, db: Reader, q: str = "", category: str = "") -> Response:
+    # Anonymous visitors see the base rates (no user has id 0).
+    offered = await catalog.list_offered(db, who.customer.user_id if who.customer else 0)
     needle = q.strip().lower()[:100]
     shown = [
         o
@@ -191,33 +192,31 @@ async def services_page(who: Who, q: str = "", category: str = "") -> Response:
         categories=categories,
         q=q[:100],
         category=category,
-        rate_text=rate_text,
+        rate_text=format_rate,
     )
 
 
 @router.get("/terms")
 @router.get("/privacy-policy")
 @router.get("/terms-of-use")
-async def legal(who: Who) -> Response:
+async def legal(who: Who, db: Reader) -> Response:
     """The operator's text (set at run time, else its file), escaped, in paragraphs."""
     slug = who.request.url.path.rsplit("/", 1)[-1]
     title, kind = LEGAL[slug]
-    async with who.services.db.session() as db:
-        text = await storefront.legal_text(db, who.services.settings, kind)
+    text = await storefront.legal_text(db, who.services.settings, kind)
     return page(who, "legal.html", title=title, text=text)
 
 
 @router.post("/language")
-async def switch_language(who: Who) -> Response:
+async def switch_language(who: Who, tx: Tx) -> Response:
     fields = await posted(who)
     language = fields.get("language", "")
     if language not in LANGUAGES:
         language = who.language
     if who.customer is not None:
-        async with who.services.db.transaction() as tx:
-            await customers.update_profile(
-                tx, who.customer.user_id, name=None, language=language, timezone=None
-            )
+        await customers.update_profile(
+            tx, who.customer.user_id, name=None, language=language, timezone=None
+        )
     response = redirect(who, safe_next(fields.get("next")))
     year = int(timedelta(days=365).total_seconds())
     set_cookie(response, who.services.settings, LANGUAGE_COOKIE, language, year)
@@ -225,11 +224,9 @@ async def switch_language(who: Who) -> Response:
 
 
 @router.get("/logo")
-async def logo(request: Request) -> Response:
+async def logo(db: Reader, services: ServicesDep) -> Response:
     """The operator's logo: the one set at run time, else the PANEL_LOGO file."""
-    services = get_services(request)
-    async with services.db.session() as db:
-        found = await storefront.logo(db, services.settings)
+    found = await storefront.logo(db, services.settings)
     if found is None:
         return Response(status_code=404)
     if found.content is not None:

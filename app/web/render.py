@@ -4,6 +4,7 @@ Content-Security-Policy (scripts and styles only from the panel, no inline scrip
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +20,7 @@ from app.accounts import service as accounts
 from app.customers import service as customers
 from app.customers.errors import CustomerError
 from app.customers.service import Customer
+from app.errors import DomainError
 from app.http.context import Services, get_services
 from app.storefront import service as storefront
 from app.web import i18n
@@ -120,6 +122,14 @@ async def signed_in(request: Request) -> Visitor:
     found = await visitor(request)
     found.me  # noqa: B018 - raises SignInFirst for an anonymous visitor
     return found
+
+
+def refusal(who: Visitor, exc: DomainError, fields: Collection[str]) -> dict[str, str]:
+    """A command's refusal as a form shows it: its message in the page's language, next to
+    the field it belongs to (`error_field`) when the form has that field, else above the
+    form."""
+    where = exc.field if exc.field is not None and exc.field in fields else ""
+    return {"error": who.error(exc.message), "error_field": where}
 
 
 def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Response:

@@ -1,9 +1,10 @@
 """Support pages: the customer's tickets (newest first, in pages), a ticket's thread with
 the reply form and the close button, a new ticket (subject, category, message, the orders
 it is about) and the order review request (ToS 2.5) reachable from an order's page. Every
-action calls the functions behind /client/v1/tickets and /client/v1/orders/{id}/review;
-what the customer sees of a ticket is what that API answers (never an internal note), and
-every text is shown escaped, as plain text."""
+action is the command /client/v1 runs too (app/flows/commands/support.py), in the
+request's transaction; what the customer sees of a ticket is what that API answers
+(app/tickets/views.py: never an internal note), and every text is shown escaped, as plain
+text."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import DomainError
+from app.flows.commands import support
+from app.http.context import ServicesDep
 from app.http.paths import PathId
+from app.http.tx import Reader, Tx
 from app.orders import service as orders
 from app.tickets import service as tickets
 from app.tickets.models import CATEGORIES, CLOSED, MESSAGE_MAX, REVIEW_CATEGORY, SUBJECT_MAX
-from app.tickets.router import customer_detail, notify, ticket_out, under_review
 from app.tickets.schemas import MessageIn, TicketIn
+from app.tickets.views import customer_detail, ticket_out, under_review
 from app.web.forms import posted
-from app.web.render import Visitor, page, redirect, signed_in
+from app.web.render import Visitor, page, redirect, refusal, signed_in
 
 router = APIRouter()
 Me = Annotated[Visitor, Depends(signed_in)]
@@ -34,17 +39,8 @@ FIELD_HINTS = {
     "message": "Write a message of at most %(n)s characters",
 }
 LIMITS = {"subject": SUBJECT_MAX, "message": MESSAGE_MAX}
-
-
-def field_of(message: str) -> str:
-    """The form field a service refusal belongs to ("" = the form as a whole)."""
-    if message in ("Incorrect order ID", tickets.AlreadyUnderReview.message):
-        return "orders"
-    if message == "Incorrect category":
-        return "category"
-    if message == tickets.TicketClosedForGood.message:
-        return "message"
-    return ""
+# The fields of the new ticket form a refusal may belong to (app/errors.py `field`).
+TICKET_FIELDS = frozenset({"subject", "category", "message", "orders"})
 
 
 def schema_error(who: Visitor, exc: ValidationError) -> tuple[str, str]:
@@ -67,14 +63,13 @@ def order_ids(text: str) -> list[int] | None:
 
 
 @router.get("/tickets")
-async def list_tickets(who: Me, before: int = 0) -> Response:
-    async with who.services.db.session() as db:
-        rows = await tickets.list_own_tickets(
-            db, who.me.user_id, before=before or None, limit=PAGE_SIZE + 1
-        )
-        more = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
-        reviewed = await under_review(db, [t.id for t in rows])
+async def list_tickets(who: Me, db: Reader, before: int = 0) -> Response:
+    rows = await tickets.list_own_tickets(
+        db, who.me.user_id, before=before or None, limit=PAGE_SIZE + 1
+    )
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    reviewed = await under_review(db, [t.id for t in rows])
     shown = [ticket_out(t, reviewed[t.id]) for t in rows]
     return page(
         who,
@@ -104,7 +99,7 @@ async def new_ticket(who: Me, order: int = 0) -> Response:
 
 
 @router.post("/tickets/new")
-async def open_ticket(who: Me) -> Response:
+async def open_ticket(who: Me, tx: Tx, services: ServicesDep) -> Response:
     fields = await posted(who)
     named = order_ids(fields.get("orders", ""))
     if named is None:
@@ -122,32 +117,28 @@ async def open_ticket(who: Me) -> Response:
         error, where = schema_error(who, exc)
         return new_ticket_page(who, 422, form=fields, error=error, error_field=where)
     try:
-        async with who.services.db.transaction() as tx:
-            ticket = await tickets.open_ticket(
-                tx,
-                notify(who.services),
-                who.me.user_id,
-                subject=body.subject,
-                category=body.category,
-                message=body.message,
-                order_ids=body.orders,
-            )
-    except DomainError as exc:
-        return new_ticket_page(
-            who, 422, form=fields, error=who.error(exc.message), error_field=field_of(exc.message)
+        ticket = await support.open_ticket(
+            tx,
+            services,
+            who.me.user_id,
+            subject=body.subject,
+            category=body.category,
+            message=body.message,
+            order_ids=body.orders,
         )
+    except DomainError as exc:
+        return new_ticket_page(who, 422, form=fields, **refusal(who, exc, TICKET_FIELDS))
     return redirect(who, f"/web/tickets/{ticket.id}?done=opened")
 
 
 async def thread_page(
-    who: Visitor, ticket_id: int, status: int = 200, **values: object
+    who: Visitor, db: AsyncSession, ticket_id: int, status: int = 200, **values: object
 ) -> Response:
-    async with who.services.db.session() as db:
-        try:
-            ticket = await tickets.own_ticket(db, who.me.user_id, ticket_id)
-        except DomainError as exc:
-            return page(who, "message.html", 404, message=who.error(exc.message))
-        shown = await customer_detail(db, ticket)
+    try:
+        ticket = await tickets.own_ticket(db, who.me.user_id, ticket_id)
+    except DomainError as exc:
+        return page(who, "message.html", 404, message=who.error(exc.message))
+    shown = await customer_detail(db, ticket)
     return page(
         who,
         "ticket.html",
@@ -169,58 +160,54 @@ def _message(who: Visitor, fields: dict[str, str]) -> tuple[str, MessageIn | Non
 
 
 @router.get("/tickets/{ticket_id}")
-async def thread(who: Me, ticket_id: PathId, done: str = "") -> Response:
-    return await thread_page(who, ticket_id, done=done[:40])
+async def thread(who: Me, db: Reader, ticket_id: PathId, done: str = "") -> Response:
+    return await thread_page(who, db, ticket_id, done=done[:40])
 
 
 @router.post("/tickets/{ticket_id}/messages")
-async def reply(who: Me, ticket_id: PathId) -> Response:
+async def reply(who: Me, tx: Tx, ticket_id: PathId) -> Response:
     text, body, error = _message(who, await posted(who))
     if body is None:
-        return await thread_page(who, ticket_id, 422, error=error, text=text)
+        return await thread_page(who, tx, ticket_id, 422, error=error, text=text)
     try:
-        async with who.services.db.transaction() as tx:
-            await tickets.customer_writes(tx, who.me.user_id, ticket_id, body.message)
+        await support.reply_ticket(tx, who.me.user_id, ticket_id, body.message)
     except DomainError as exc:
-        return await thread_page(who, ticket_id, 422, error=who.error(exc.message), text=text)
+        return await thread_page(who, tx, ticket_id, 422, error=who.error(exc.message), text=text)
     return redirect(who, f"/web/tickets/{ticket_id}?done=sent#messages")
 
 
 @router.post("/tickets/{ticket_id}/close")
-async def close(who: Me, ticket_id: PathId) -> Response:
+async def close(who: Me, tx: Tx, ticket_id: PathId) -> Response:
     await posted(who)
     try:
-        async with who.services.db.transaction() as tx:
-            await tickets.customer_closes(tx, who.me.user_id, ticket_id)
+        await support.close_ticket(tx, who.me.user_id, ticket_id)
     except DomainError as exc:
         return page(who, "message.html", 404, message=who.error(exc.message))
     return redirect(who, f"/web/tickets/{ticket_id}?done=closed")
 
 
-async def review_page(who: Visitor, order_id: int, status: int = 200, **values: object) -> Response:
-    async with who.services.db.session() as db:
-        try:
-            order = await orders.get_own_order(db, who.me.user_id, order_id)
-        except DomainError as exc:
-            return page(who, "message.html", 404, message=who.error(exc.message))
+async def review_page(
+    who: Visitor, db: AsyncSession, order_id: int, status: int = 200, **values: object
+) -> Response:
+    try:
+        order = await orders.get_own_order(db, who.me.user_id, order_id)
+    except DomainError as exc:
+        return page(who, "message.html", 404, message=who.error(exc.message))
     return page(who, "order_review.html", status, order=order, message_max=MESSAGE_MAX, **values)
 
 
 @router.get("/orders/{order_id}/review")
-async def review_form(who: Me, order_id: PathId) -> Response:
-    return await review_page(who, order_id)
+async def review_form(who: Me, db: Reader, order_id: PathId) -> Response:
+    return await review_page(who, db, order_id)
 
 
 @router.post("/orders/{order_id}/review")
-async def request_review(who: Me, order_id: PathId) -> Response:
+async def request_review(who: Me, tx: Tx, services: ServicesDep, order_id: PathId) -> Response:
     text, body, error = _message(who, await posted(who))
     if body is None:
-        return await review_page(who, order_id, 422, error=error, text=text)
+        return await review_page(who, tx, order_id, 422, error=error, text=text)
     try:
-        async with who.services.db.transaction() as tx:
-            ticket = await tickets.request_review(
-                tx, notify(who.services), who.me.user_id, order_id, body.message
-            )
+        ticket = await support.request_review(tx, services, who.me.user_id, order_id, body.message)
     except DomainError as exc:
-        return await review_page(who, order_id, 422, error=who.error(exc.message), text=text)
+        return await review_page(who, tx, order_id, 422, error=who.error(exc.message), text=text)
     return redirect(who, f"/web/tickets/{ticket.id}?done=review")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.db import MAX_ID
 from app.http.paths import Limit, Offset
 from app.http.tx import Reader
 from app.webhooks import service as webhooks
@@ -17,7 +18,7 @@ admin_router = APIRouter(tags=["webhooks"])
 @admin_router.get("/webhooks/deliveries", summary="Status webhook deliveries, newest first")
 async def list_deliveries(
     session: Reader,
-    user_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[DeliveryOut]:

@@ -47,10 +47,12 @@ TIMEOUT = 10.0
 
 
 class WebhookUrlRefused(DomainError):
+    http_status = 422
     message = "Incorrect webhook URL"
 
 
 class WebhookUrlPrivate(WebhookUrlRefused):
+    http_status = 422
     message = "Webhook URL must not point to a private or loopback address"
 
 

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from app.context import AppContext
 from app.embedded import free_port
 from app.providers.client import build_http_client
-from app.providers.sandbox import SandboxConfig, create_sandbox_app
 from app.providers.service import create_provider
+from app.sandbox import SandboxConfig, create_sandbox_app
 from app.settings import Settings
 from workers.main import build_worker
 
@@ -121,7 +121,7 @@ async def register_provider(
 
 
 async def sandbox_control(url: str, method: str, path: str, body: Any = None) -> Any:
-    """Call one of the sandbox's control endpoints (app/providers/sandbox.py `control`)."""
+    """Call one of the sandbox's control endpoints (app/sandbox/control.py)."""
     async with httpx.AsyncClient() as client:
         response = await client.request(method, f"{url}/sandbox{path}", json=body)
         assert response.status_code == 200, response.text

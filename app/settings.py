@@ -201,6 +201,13 @@ class Settings(BaseSettings):
     client_deletion_days: int = Field(
         default=30, ge=1, description="deadline of a deletion request"
     )
+    # Staff (the operator's console and /admin/v1 tokens); sign-in guessing limits are the
+    # customers' (CLIENT_ATTEMPTS_PER_ACCOUNT and the others above).
+    staff_require_2fa: bool = Field(
+        default=True, description="staff must sign in with a TOTP code (enrolled at first sign-in)"
+    )
+    staff_session_hours: int = Field(default=12, ge=1, description="console session lifetime")
+    staff_invite_hours: int = Field(default=72, ge=1, description="staff invitation link")
     webhook_allow_private: bool = Field(
         default=False,
         description="status webhooks may target private and loopback addresses (tests, "

@@ -13,6 +13,7 @@ async def record(
     session: AsyncSession,
     *,
     actor: str,
+    staff_id: int | None = None,
     action: str,
     entity: str,
     entity_id: object = None,
@@ -22,6 +23,7 @@ async def record(
     session.add(
         AuditEntry(
             actor=actor,
+            staff_id=staff_id,
             action=action,
             entity=entity,
             entity_id=None if entity_id is None else str(entity_id),

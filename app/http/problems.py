@@ -111,8 +111,10 @@ def install(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
         problem = problem_from(exc)
+        # A domain error may name more (a refused permission: `permission`).
+        extra = {**getattr(exc, "extra", {}), **problem.extra}
         return problem_response(
-            problem.status_code, problem.detail, getattr(exc, "headers", None), **problem.extra
+            problem.status_code, problem.detail, getattr(exc, "headers", None), **extra
         )
 
     app.add_exception_handler(StarletteHTTPException, http_error)

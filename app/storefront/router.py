@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
 from app.settings import Settings
@@ -49,6 +50,7 @@ def problem(description: str) -> dict[str, Any]:
 
 @admin_router.get(
     "/storefront",
+    dependencies=[require("settings:read")],
     summary="What the storefront shows: name, logo, legal texts",
     description="Values set here take precedence over PANEL_NAME, PANEL_LOGO, TERMS_FILE, "
     "PRIVACY_FILE and TERMS_OF_USE_FILE; null means the setting's.",
@@ -59,6 +61,7 @@ async def get_storefront(db: Reader, services: ServicesDep) -> StorefrontOut:
 
 @admin_router.put(
     "/storefront",
+    dependencies=[require("settings:write")],
     summary="Set the panel's name and legal texts",
     description="Shown from the next page load on. Every field is required; null brings "
     "the setting back. Texts are plain text (the pages escape them; blank lines separate "
@@ -84,6 +87,7 @@ LOGO_BODY = {
 
 @admin_router.put(
     "/storefront/logo",
+    dependencies=[require("settings:write")],
     summary="Set the logo (the image's bytes as the body, with its Content-Type)",
     description=f"PNG, SVG, JPEG or WebP, at most {LOGO_MAX_BYTES // 1024} KB; the bytes must "
     "be what the Content-Type says. Served at /web/logo (an SVG with a policy that runs no "
@@ -105,7 +109,9 @@ async def put_logo(request: Request, tx: Tx, audit: Audit, services: ServicesDep
 
 
 @admin_router.delete(
-    "/storefront/logo", summary="Remove the logo set here (PANEL_LOGO applies again)"
+    "/storefront/logo",
+    dependencies=[require("settings:write")],
+    summary="Remove the logo set here (PANEL_LOGO applies again)",
 )
 async def delete_logo(tx: Tx, audit: Audit, services: ServicesDep) -> StorefrontOut:
     before = await storefront_out(tx, services.settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,6 +59,19 @@ def test_every_admin_route_declares_one_known_permission(app: FastAPI) -> None:
     # The matrix names nothing unknown, and the owner holds every permission.
     assert MATRIX["owner"] == frozenset(PERMISSIONS)
     assert set(MATRIX) == set(ROLES)
+
+
+def test_the_readme_shows_the_matrix_as_the_code_has_it() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z]+:[a-z]+)` \| (.+?) \|((?: [✓ ]? \|)+)$", readme, re.M)
+    shown = {
+        permission: (allows, tuple(cell.strip() == "✓" for cell in cells.split("|")[:-1]))
+        for permission, allows, cells in rows
+    }
+    assert shown == {
+        permission: (allows, tuple(permission in MATRIX[role] for role in ROLES))
+        for permission, allows in PERMISSIONS.items()
+    }
 
 
 async def test_each_role_passes_exactly_where_the_matrix_says(

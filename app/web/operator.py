@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from app.errors import DomainError
 from app.http.audit import audited
+from app.pages.csrf import set_cookie
 from app.storefront import service as storefront
 from app.storefront.models import LEGAL_TEXTS, LOGO_MAX_BYTES, LOGO_TYPES, NAME_MAX, TEXT_MAX
 from app.storefront.router import logo_of, storefront_out
@@ -27,7 +28,6 @@ from app.web.session import (
     admin_token_matches,
     is_operator,
     operator_cookie,
-    set_cookie,
 )
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,11 @@ from app.customers import signin
 from app.customers.models import LANGUAGES
 from app.errors import DomainError
 from app.http.context import get_services
+from app.pages.csrf import set_cookie
 from app.storefront import service as storefront
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, visitor
-from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE, set_cookie
+from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
 
 router = APIRouter()
 Who = Annotated[Visitor, Depends(visitor)]

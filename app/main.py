@@ -15,6 +15,7 @@ from app.admin.router import router as admin_router
 from app.api_v2.router import DirectRoute
 from app.api_v2.router import router as api_v2_router
 from app.client.router import router as client_router
+from app.console.router import install as install_console
 from app.context import AppContext
 from app.db import Database
 from app.flows.router import webhook_router as provider_webhook_router
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_staff_tokens(app, token_principal)
     app.include_router(payments_router)
     app.include_router(client_router)
+    install_console(app)
     install_storefront(app)
     app.include_router(provider_webhook_router)
     return app

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from app.audit.models import AuditEntry
+from app.audit import service as audit
 from app.http.auth import require
 from app.http.paths import Limit, Offset, QueryId
 from app.http.schemas import example
@@ -59,13 +58,13 @@ async def list_audit(
     staff_id: QueryId | None = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[AuditOut]:
-    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
-    if entity:
-        stmt = stmt.where(AuditEntry.entity == entity)
-    if entity_id:
-        stmt = stmt.where(AuditEntry.entity_id == entity_id)
-    if staff_id is not None:
-        stmt = stmt.where(AuditEntry.staff_id == staff_id)
-    if actor:
-        stmt = stmt.where(AuditEntry.actor == actor)
-    return [AuditOut.model_validate(a) for a in await session.scalars(stmt)]
+    entries = await audit.list_entries(
+        session,
+        limit=limit,
+        offset=offset,
+        entity=entity,
+        entity_id=entity_id,
+        staff_id=staff_id,
+        actor=actor,
+    )
+    return [AuditOut.model_validate(a) for a in entries]

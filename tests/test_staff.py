@@ -15,14 +15,17 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from app import keyring
 from app.context import AppContext
 from app.customers.errors import InvalidToken
 from app.mail.models import OutgoingMail
-from app.settings import Settings
+from app.rotation import rotate_secrets
+from app.settings import Settings, new_secret
 from app.staff import service as staff
 from app.staff.models import StaffInvitation, StaffToken
 from tests.support.cli import command_env, smm_panel_async
-from tests.support.env import AUTH
+from tests.support.console import enrolled
+from tests.support.env import AUTH, SECRET_KEY
 from tests.support.mail import Mailbox
 
 PASSWORD = "correct horse battery"
@@ -207,3 +210,16 @@ async def test_staff_command_mistakes_are_one_line(ctx: AppContext, db_env: dict
     assert refused(last, 1) == (
         "smm-panel: error: The last active owner cannot be disabled or given another role"
     )
+
+
+async def test_a_staff_second_factor_survives_the_secret_rotation(ctx: AppContext) -> None:
+    member = await enrolled(ctx, "owner")
+    new = new_secret()
+    async with ctx.db.transaction() as session:
+        report = await rotate_secrets(session, f"{new},{SECRET_KEY}")
+    assert (report.reencrypted["staff.totp"], report.already_current["staff.totp"]) == (1, 0)
+    async with ctx.db.session() as session:
+        row = await staff.get_member(session, member.staff.id)
+    assert row.totp_secret is not None
+    assert keyring.is_current(new, staff.TOTP_PURPOSE, row.totp_secret)
+    assert staff.totp_secret_of(new, row) == member.secret

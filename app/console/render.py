@@ -126,7 +126,6 @@ def permitted(permission: str) -> Callable[[Request], Awaitable[Who]]:
             raise Refused(403, message, permission)
         return found
 
-    check.permission = permission  # type: ignore[attr-defined]
     return check
 
 

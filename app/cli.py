@@ -1,4 +1,4 @@
-"""The `smm-panel` command: run, serve, worker, migrate, check, secrets, user helpers.
+"""The `smm-panel` command: run, serve, worker, migrate, check, secrets, user and staff helpers.
 
 Operator mistakes end in one line on stderr and a non-zero exit, never a traceback:
 arguments are validated before anything connects, and the errors an operator can cause
@@ -351,6 +351,155 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
         asyncio.run(run_all(settings, host=args.host, port=args.port))
 
 
+# --- staff ---
+
+
+async def _with_staff_session(settings: Settings, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """One transaction for a staff command; `work` gets the session and the mailer. Mail
+    it queued is sent once the transaction committed (the worker retries what fails)."""
+    from app.db import Database
+    from app.mail import service as mail
+
+    db = Database(_require_db(settings), pool_size=2, max_overflow=0)
+    try:
+        async with db.transaction() as session:
+            result = await work(session, mail.Mailer(db, settings.mail_url, settings.mail_from))
+        await mail.drain()
+        return result
+    finally:
+        await db.dispose()
+
+
+def _password_from_stdin() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise OperatorError("--password-stdin: no password on standard input")
+    return password
+
+
+def cmd_staff_create(settings: Settings, args: argparse.Namespace) -> None:
+    from app.http.audit import audited
+    from app.staff import service as staff
+    from app.staff import signin
+
+    password = _password_from_stdin() if args.password_stdin else None
+
+    async def work(session: Any, mailer: Any) -> dict[str, Any]:
+        member = await staff.create_member(
+            session, email=args.email, role=args.role, password=password, language=args.language
+        )
+        if password is None:
+            await signin.invite(session, mailer, settings, member)
+        shown = {"id": member.id, "email": member.email, "role": member.role}
+        await audited(session, "cli", "staff.create", "staff", member.id, after=shown)
+        return {**shown, "invitation": "mailed" if password is None else None}
+
+    print(json.dumps(_run(_with_staff_session(settings, work))))
+
+
+def cmd_staff_token(settings: Settings, args: argparse.Namespace) -> None:
+    from app.http.audit import audited
+    from app.staff import service as staff
+
+    async def work(session: Any, _: Any) -> dict[str, Any]:
+        member = await staff.find_member(session, args.email)
+        issued = await staff.issue_token(session, member.id, args.name)
+        shown = {"id": issued.row.id, "name": issued.row.name, "prefix": issued.row.prefix}
+        await audited(session, "cli", "staff.token_issue", "staff", member.id, after=shown)
+        return {"staff_id": member.id, "token_id": issued.row.id, "token": issued.token}
+
+    print(json.dumps(_run(_with_staff_session(settings, work))))
+
+
+def cmd_staff_list(settings: Settings, _: argparse.Namespace) -> None:
+    from app.staff import service as staff
+
+    async def work(session: Any, __: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": m.id,
+                "email": m.email,
+                "role": m.role,
+                "two_factor": m.totp_enabled_at is not None,
+                "disabled": m.disabled_at is not None,
+            }
+            for m in await staff.list_members(session)
+        ]
+
+    print(json.dumps(_run(_with_staff_session(settings, work))))
+
+
+def _staff_switch(settings: Settings, email: str, *, enabled: bool) -> None:
+    from app.http.audit import audited
+    from app.staff import service as staff
+
+    async def work(session: Any, _: Any) -> dict[str, Any]:
+        member = await staff.find_member(session, email)
+        changed = await (staff.enable if enabled else staff.disable)(session, member.id)
+        shown = {"id": changed.id, "email": changed.email, "disabled": not enabled}
+        action = "staff.enable" if enabled else "staff.disable"
+        await audited(session, "cli", action, "staff", changed.id, after=shown)
+        return shown
+
+    print(json.dumps(_run(_with_staff_session(settings, work))))
+
+
+def cmd_staff_disable(settings: Settings, args: argparse.Namespace) -> None:
+    _staff_switch(settings, args.email, enabled=False)
+
+
+def cmd_staff_enable(settings: Settings, args: argparse.Namespace) -> None:
+    _staff_switch(settings, args.email, enabled=True)
+
+
+def _staff_commands(sub: Any) -> None:
+    from app.staff.roles import ROLES
+
+    p = sub.add_parser(
+        "staff",
+        help="staff accounts (create, token, list, disable, enable)",
+        description="Staff accounts of the console and /admin/v1; each prints one JSON value."
+        f"\n\nEnvironment: {ENV_DATABASE}, {ENV_LOGS} (and what each action's --help names).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ssub = p.add_subparsers(
+        dest="staff_command", required=True, metavar="ACTION", help="what to do with staff"
+    )
+    env = f"{ENV_DATABASE}, {ENV_LOGS}"
+    s = _command(
+        ssub,
+        "create",
+        cmd_staff_create,
+        "add a staff member; prints the id as JSON. Without --password-stdin an invitation "
+        "link to set the password is mailed",
+        f"{env}, MAIL_URL, MAIL_FROM, PUBLIC_URL, STAFF_INVITE_HOURS",
+    )
+    s.add_argument("--email", required=True, type=email_arg, help="the member's email (unique)")
+    s.add_argument("--role", required=True, choices=ROLES, help="the member's role")
+    s.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input (no invitation)",
+    )
+    s.add_argument("--language", choices=("en", "ru"), default="en", help="of the invitation")
+    s = _command(
+        ssub,
+        "token",
+        cmd_staff_token,
+        "issue an API token of /admin/v1 for a member; printed this once",
+        env,
+    )
+    s.add_argument("--email", required=True, type=email_arg, help="the member's email")
+    s.add_argument("--name", default="api", help="what the token is for (shown in listings)")
+    _command(ssub, "list", cmd_staff_list, "list staff members", env)
+    for name, func, summary in (
+        ("disable", cmd_staff_disable, "disable a member: sessions end, tokens stop working"),
+        ("enable", cmd_staff_enable, "enable a disabled member"),
+    ):
+        s = _command(ssub, name, func, summary, env)
+        s.add_argument("--email", required=True, type=email_arg, help="the member's email")
+
+
 # --- the parser ---
 
 EPILOG = """\
@@ -532,6 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
         usub, "rotate-key", cmd_user_key, "revoke a user's API keys and print a new one", env
     )
     u.add_argument("user_id", type=user_id_arg, help="the user's id")
+    _staff_commands(sub)
     return parser
 
 

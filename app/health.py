@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
 from app import migrate
-from app.http.auth import require_admin
+from app.http.auth import authenticated, require
 from app.http.context import Services, get_services
 from app.metrics import (
     DELETIONS_OVERDUE,
@@ -28,8 +28,8 @@ from app.providers.models import Provider
 from app.tickets import service as tickets
 
 router = APIRouter(tags=["health"])
-metrics_router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
-scrape_router = APIRouter(dependencies=[Depends(require_admin)])
+metrics_router = APIRouter(prefix="/admin/v1", dependencies=[authenticated])
+scrape_router = APIRouter(dependencies=[authenticated])
 log = logging.getLogger(__name__)
 
 
@@ -80,10 +80,12 @@ for _router, _path in ((scrape_router, "/metrics"), (metrics_router, "/metrics")
         methods=["GET"],
         tags=["health"],
         summary="Prometheus metrics",
-        description="Text exposition format; scrape with the admin bearer token. Requests, "
+        description="Text exposition format; scrape with ADMIN_TOKEN or a staff token"
+        " holding `metrics:read`. Requests, "
         "latencies, API calls per action, orders by status, review queue, relay outcomes, "
         "provider errors and balances, queue depth, gateway notifications.",
         response_class=PlainTextResponse,
+        dependencies=[require("metrics:read")],
     )
 
 

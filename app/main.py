@@ -15,11 +15,13 @@ from app.admin.router import router as admin_router
 from app.api_v2.router import DirectRoute
 from app.api_v2.router import router as api_v2_router
 from app.client.router import router as client_router
+from app.console.router import install as install_console
 from app.context import AppContext
 from app.db import Database
 from app.flows.router import webhook_router as provider_webhook_router
 from app.health import metrics_router, scrape_router
 from app.health import router as health_router
+from app.http.auth import install_staff_tokens
 from app.http.observability import RequestContext
 from app.http.problems import install as install_problem_handlers
 from app.http.proxy import ProxyHeaders
@@ -29,6 +31,7 @@ from app.logs import configure_logging
 from app.payments.router import router as payments_router
 from app.providers.client import build_http_client
 from app.settings import Settings, get_settings
+from app.staff.router import token_principal
 from app.web.router import install as install_storefront
 
 log = logging.getLogger(__name__)
@@ -117,8 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(scrape_router)
     app.include_router(api_v2_router)
     app.include_router(admin_router)
+    install_staff_tokens(app, token_principal)
     app.include_router(payments_router)
     app.include_router(client_router)
+    install_console(app)
     install_storefront(app)
     app.include_router(provider_webhook_router)
     return app

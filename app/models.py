@@ -15,6 +15,13 @@ from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
+from app.staff.models import (
+    StaffInvitation,
+    StaffMember,
+    StaffSession,
+    StaffSettings,
+    StaffToken,
+)
 from app.storefront.models import Storefront
 from app.tickets.models import CannedAnswer, ReviewResolution, Ticket, TicketMessage
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
@@ -44,6 +51,11 @@ __all__ = [
     "ReviewResolution",
     "Service",
     "ServiceBackup",
+    "StaffInvitation",
+    "StaffMember",
+    "StaffSession",
+    "StaffSettings",
+    "StaffToken",
     "Storefront",
     "Ticket",
     "TicketMessage",

@@ -23,6 +23,8 @@ from app.customers import service as customers
 from app.customers.models import CustomerLogin
 from app.providers import crypto as provider_crypto
 from app.providers.models import WEBHOOK_PURPOSE, Provider
+from app.staff import service as staff
+from app.staff.models import StaffMember
 from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint
 
@@ -42,6 +44,7 @@ STORED_SECRETS: tuple[StoredSecret, ...] = (
     StoredSecret(
         "customer.totp", CustomerLogin.user_id, CustomerLogin.totp_secret, customers.TOTP_PURPOSE
     ),
+    StoredSecret("staff.totp", StaffMember.id, StaffMember.totp_secret, staff.TOTP_PURPOSE),
     StoredSecret(
         "provider.webhook_secret",
         Provider.id,

@@ -79,9 +79,9 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(
         default=None,
-        description="bearer token of `/admin/v1` (the owner's bootstrap); unset: the admin "
-        "API refuses everything; when set, at least 32 characters and no placeholder, or "
-        "`serve`/`worker`/`migrate` refuse to start (`run` generates one under `DATA_DIR`)",
+        description="the owner's bootstrap bearer token of `/admin/v1` (every permission; "
+        "staff use their own tokens); unset: only staff tokens are accepted; when set, at "
+        "least 32 characters and no placeholder, or `serve`/`worker`/`migrate` refuse to start (`run` generates one under `DATA_DIR`)",
     )
     secret_key: str = Field(
         default="",
@@ -372,6 +372,17 @@ class Settings(BaseSettings):
     )
     client_deletion_days: int = Field(
         default=30, ge=1, description="deadline of a customer's deletion request, days"
+    )
+    # Staff (the operator's console and /admin/v1 tokens); sign-in guessing limits are the
+    # customers' (CLIENT_ATTEMPTS_PER_ACCOUNT and the others above).
+    staff_require_2fa: bool = Field(
+        default=True, description="staff must sign in with a TOTP code (enrolled at first sign-in)"
+    )
+    staff_session_hours: int = Field(
+        default=12, ge=1, description="console session lifetime, hours"
+    )
+    staff_invite_hours: int = Field(
+        default=72, ge=1, description="staff invitation link lifetime, hours"
     )
     webhook_allow_private: bool = Field(
         default=False,

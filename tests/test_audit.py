@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ from app.context import AppContext
 from app.mail.service import Mailer
 from app.privacy import service as privacy
 from app.sandbox import SandboxConfig, SandboxService
+from app.staff import service as staff
 from app.tickets import service as tickets
 from tests.support.api import Api, order_id_of
 from tests.support.env import AUTH
@@ -54,7 +56,9 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
             after = await session.scalar(select(func.count(AuditEntry.id)))
             last = await session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()))
         assert after == (before or 0) + 1, (method, path)
-        assert last is not None and last.actor == "admin" and last.action
+        # The admin token acted: no staff member behind it.
+        assert last is not None and last.actor == "admin token" and last.action
+        assert last.staff_id is None
         covered.add((method, "/admin/v1" + template))
         return response.json() if response.content else None
 
@@ -227,5 +231,28 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         await audited("PUT", "/storefront", storefront)
         await audited("PUT", "/storefront/logo", image=png())
         await audited("DELETE", "/storefront/logo")
+
+        ann = (await audited("POST", "/staff", {"email": "ann@x.io", "role": "support"}))["id"]
+        await audited("PATCH", "/staff/{staff_id}", {"role": "manager"}, staff_id=ann)
+        await audited("POST", "/staff/{staff_id}/invite", staff_id=ann)
+        await audited("POST", "/staff/{staff_id}/2fa/reset", staff_id=ann)
+        issued = await audited("POST", "/staff/{staff_id}/tokens", {"name": "ci"}, staff_id=ann)
+        await audited(
+            "DELETE", "/staff/{staff_id}/tokens/{token_id}", staff_id=ann, token_id=issued["id"]
+        )
+        async with ctx.db.transaction() as session:
+            opened = await staff.open_session(
+                session, ann, timedelta(hours=1), enrolling=False, ip=None, user_agent=None
+            )
+        await audited(
+            "POST",
+            "/staff/{staff_id}/sessions/{session_id}/revoke",
+            staff_id=ann,
+            session_id=opened.row.id,
+        )
+        await audited("POST", "/staff/{staff_id}/sessions/revoke", staff_id=ann)
+        await audited("POST", "/staff/{staff_id}/disable", staff_id=ann)
+        await audited("POST", "/staff/{staff_id}/enable", staff_id=ann)
+        await audited("PUT", "/staff/settings", {"support_refund_limit": "5"})
 
     assert covered == mutation_routes(app), mutation_routes(app) - covered

@@ -169,12 +169,14 @@ async def test_rotation_reads_old_keys_and_reencrypts_under_the_new_one(
         "reencrypted": {
             "provider.api_key": 2,
             "customer.totp": 0,
+            "staff.totp": 0,
             "provider.webhook_secret": 1,
             "webhook.secret": 1,
         },
         "already_current": {
             "provider.api_key": 1,
             "customer.totp": 0,
+            "staff.totp": 0,
             "provider.webhook_secret": 0,
             "webhook.secret": 0,
         },
@@ -221,12 +223,14 @@ async def test_rotate_secret_command(ctx: AppContext, settings: Settings) -> Non
         "reencrypted": {
             "provider.api_key": 1,
             "customer.totp": 0,
+            "staff.totp": 0,
             "provider.webhook_secret": 0,
             "webhook.secret": 0,
         },
         "already_current": {
             "provider.api_key": 0,
             "customer.totp": 0,
+            "staff.totp": 0,
             "provider.webhook_secret": 0,
             "webhook.secret": 0,
         },

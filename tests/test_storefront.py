@@ -98,7 +98,11 @@ async def test_name_and_texts_set_here_win_over_the_settings_and_are_audited(
     assert 'id="legal-placeholder"' in (await client.get("/web/terms-of-use")).text
 
     (entry,) = await audit_entries(ctx)
-    assert (entry.actor, entry.action, entry.entity) == ("admin", "storefront.update", "storefront")
+    assert (entry.actor, entry.action, entry.entity) == (
+        "admin token",
+        "storefront.update",
+        "storefront",
+    )
     assert entry.before is not None and entry.before["name"] is None
     assert entry.after is not None and entry.after["name"] == "Boost & Co"
     assert entry.after["privacy_policy"] == body["privacy_policy"]

@@ -367,7 +367,7 @@ async def test_operators_filter_assign_and_answer_with_canned_answers(
     )
     assert (sent["body"], sent["operator"], sent["internal"]) == (
         "Your deposit is credited.",
-        "admin",
+        "admin token",
         False,
     )
     both = await client.post(

@@ -17,12 +17,13 @@ from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.db import utcnow
 from app.orders.models import Order
+from app.pages.csrf import CSRF_COOKIE
 from app.storefront import service as storefront
 from app.storefront.models import Storefront
 from app.tickets import service as tickets
 from app.tickets.models import Ticket, TicketMessage
 from app.web import i18n
-from app.web.session import CSRF_COOKIE, SESSION_COOKIE
+from app.web.session import SESSION_COOKIE
 from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
 from tests.support.api import Api, MakeService, order_id_of

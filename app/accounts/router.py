@@ -11,6 +11,7 @@ from app.accounts import service as accounts
 from app.accounts.models import User
 from app.accounts.schemas import KeyOut, UserOut, UserPatch
 from app.http.audit import Audit
+from app.http.auth import refusal, require
 from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId
 from app.http.problems import Problem
@@ -19,7 +20,7 @@ from app.http.tx import Reader, Tx
 admin_router = APIRouter(tags=["users"])
 
 
-@admin_router.get("/users", summary="List users")
+@admin_router.get("/users", dependencies=[require("users:read")], summary="List users")
 async def list_users(
     session: Reader,
     limit: Limit = 100,
@@ -37,9 +38,11 @@ async def list_users(
 
 @admin_router.patch(
     "/users/{user_id}",
+    dependencies=[require("users:write")],
     summary="Change a user's details, credit limit or discount",
     description="`discount_percent` lowers the rate of every service the user has no custom "
-    "rate for, in `services` and in charges, from the next call on.",
+    "rate for, in `services` and in charges, from the next call on. `credit_limit` lets the "
+    "balance go below zero: it also needs the permission `balances:adjust`.",
 )
 async def patch_user(
     tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId, body: UserPatch
@@ -48,6 +51,8 @@ async def patch_user(
     fields = ("email", "currency", "credit_limit", "discount_percent")
     if any(changes.get(name, "") is None for name in fields):
         raise Problem(422, "email, currency, credit_limit and discount_percent cannot be null")
+    if "credit_limit" in changes and not audit.principal.may("balances:adjust"):
+        raise refusal(audit.principal, "balances:adjust")
     before = UserOut.model_validate(await accounts.get_live_user(tx, user_id))
     user = await accounts.update_user(
         tx, user_id, changes, panel_currency=services.settings.currency
@@ -57,7 +62,7 @@ async def patch_user(
     return out
 
 
-@admin_router.get("/users/{user_id}", summary="Show a user")
+@admin_router.get("/users/{user_id}", dependencies=[require("users:read")], summary="Show a user")
 async def get_user(session: Reader, user_id: PathId) -> UserOut:
     return UserOut.model_validate(await accounts.get_user(session, user_id))
 
@@ -72,6 +77,7 @@ async def _key_action(tx: Tx, audit: Audit, user_id: int, *, rotate: bool) -> Ke
 
 @admin_router.post(
     "/users/{user_id}/keys",
+    dependencies=[require("users:write")],
     summary="Issue an extra API key",
     description="Earlier keys keep working. The key is shown this once.",
 )
@@ -81,6 +87,7 @@ async def issue_key(tx: Tx, audit: Audit, user_id: PathId) -> KeyOut:
 
 @admin_router.post(
     "/users/{user_id}/keys/rotate",
+    dependencies=[require("users:write")],
     summary="Rotate API keys",
     description="Revokes every key of the user and issues a new one, shown this once.",
 )
@@ -90,6 +97,7 @@ async def rotate_key(tx: Tx, audit: Audit, user_id: PathId) -> KeyOut:
 
 @admin_router.post(
     "/users/{user_id}/unblock",
+    dependencies=[require("users:write")],
     summary="Unblock an account",
     description="Keys work again; forfeited money stays forfeited.",
 )

@@ -1,17 +1,18 @@
 """The operator's own trail: the audit log, read back (every change writes it through
-app/http/audit.py in the change's transaction)."""
+app/http/audit.py in the change's transaction, naming who acted), filtered by what changed
+or by who changed it."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel
-from sqlalchemy import select
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
-from app.audit.models import AuditEntry
-from app.http.paths import Limit, Offset
+from app.audit import service as audit
+from app.http.auth import require
+from app.http.paths import Limit, Offset, QueryId
 from app.http.schemas import example
 from app.http.tx import Reader
 
@@ -21,7 +22,8 @@ admin_router = APIRouter(tags=["audit"])
 class AuditOut(BaseModel):
     model_config = example(
         id=1,
-        actor="admin",
+        actor="ann@example.com",
+        staff_id=2,
         action="user.topup",
         entity="user",
         entity_id="1",
@@ -30,7 +32,8 @@ class AuditOut(BaseModel):
         created_at="2026-01-01T00:00:00Z",
     )
     id: int
-    actor: str
+    actor: str = Field(description='who acted: a staff member\'s email, "admin token", "cli"…')
+    staff_id: int | None = Field(description="the staff member who acted, when one did")
     action: str
     entity: str
     entity_id: str | None
@@ -39,17 +42,29 @@ class AuditOut(BaseModel):
     created_at: datetime
 
 
-@admin_router.get("/audit", summary="The audit log, newest first")
+@admin_router.get(
+    "/audit",
+    dependencies=[require("audit:read")],
+    summary="The audit log, newest first",
+    description="Filters: `entity` and `entity_id` (what changed), `staff_id` (the staff "
+    "member who acted) or `actor` (as shown, e.g. `admin token`).",
+)
 async def list_audit(
     session: Reader,
     limit: Limit = 100,
     offset: Offset = 0,
     entity: str | None = None,
     entity_id: str | None = None,
+    staff_id: QueryId | None = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[AuditOut]:
-    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
-    if entity:
-        stmt = stmt.where(AuditEntry.entity == entity)
-    if entity_id:
-        stmt = stmt.where(AuditEntry.entity_id == entity_id)
-    return [AuditOut.model_validate(a) for a in await session.scalars(stmt)]
+    entries = await audit.list_entries(
+        session,
+        limit=limit,
+        offset=offset,
+        entity=entity,
+        entity_id=entity_id,
+        staff_id=staff_id,
+        actor=actor,
+    )
+    return [AuditOut.model_validate(a) for a in entries]

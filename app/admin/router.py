@@ -1,12 +1,14 @@
 """The operator API (/admin/v1), assembled from the routers of the domains and flows.
 
-Every route needs the admin bearer token; every change writes its audit entry in the
-same transaction as the change itself (app/http/audit.py).
+Every route needs a known caller (a staff member's API token or ADMIN_TOKEN) and declares
+the permission it needs (`require(...)`, app/http/auth.py; the matrix is app/staff/roles.py);
+every change writes its audit entry, naming who acted, in the same transaction as the change
+itself (app/http/audit.py).
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from app.accounts.router import admin_router as accounts
 from app.admin.audit import admin_router as audit
@@ -15,7 +17,7 @@ from app.catalog.router import admin_router as catalog
 from app.currencies.router import admin_router as currencies
 from app.customers.router import admin_router as customers
 from app.flows.router import admin_router as flows
-from app.http.auth import require_admin
+from app.http.auth import authenticated
 from app.ledger.router import admin_router as ledger
 from app.orders.router import admin_router as orders
 from app.payments.router import admin_router as payments
@@ -24,11 +26,12 @@ from app.providers.router import admin_router as providers
 from app.referrals.router import admin_router as referrals
 from app.refills.router import admin_router as refills
 from app.reports.router import admin_router as reports
+from app.staff.router import admin_router as staff
 from app.storefront.router import admin_router as storefront
 from app.tickets.router import admin_router as tickets
 from app.webhooks.router import admin_router as webhooks
 
-router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin/v1", dependencies=[authenticated])
 for part in (
     flows,
     accounts,
@@ -48,5 +51,6 @@ for part in (
     tickets,
     webhooks,
     storefront,
+    staff,
 ):
     router.include_router(part)

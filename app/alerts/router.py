@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.alerts import service as alerts
 from app.alerts.models import Alert
 from app.alerts.schemas import AlertOut
+from app.http.auth import require
 from app.http.paths import Limit, Offset, QueryId
 from app.http.tx import Reader
 
@@ -31,6 +32,7 @@ def _out(alert: Alert) -> AlertOut:
 
 @admin_router.get(
     "/alerts",
+    dependencies=[require("providers:read")],
     summary="Alerts, newest first",
     description=(
         "Kinds: " + ", ".join(alerts.KINDS) + ". Each is also a log line at error level and "

@@ -1,4 +1,6 @@
-"""The audit log: who changed what, with before and after."""
+"""The audit log: who changed what, with before and after. `actor` names who acted (a
+staff member's email, "admin token", or a process such as "cli" or "sync"); `staff_id`
+is the staff member behind it, when one is (the log filters by it)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,13 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_entity", "entity", "entity_id"),
         Index("ix_audit_log_created_at", "created_at"),
+        Index("ix_audit_log_staff_id", "staff_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     actor: Mapped[str] = mapped_column(String(200))
+    # No foreign key: staff members are disabled, never deleted, and the log outlives all.
+    staff_id: Mapped[int | None] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(100))
     entity: Mapped[str] = mapped_column(String(50))
     entity_id: Mapped[str | None] = mapped_column(String(64))

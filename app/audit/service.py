@@ -1,9 +1,10 @@
-"""Writing audit entries (in the caller's transaction)."""
+"""Writing audit entries (in the caller's transaction) and reading them back."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
@@ -13,6 +14,7 @@ async def record(
     session: AsyncSession,
     *,
     actor: str,
+    staff_id: int | None = None,
     action: str,
     entity: str,
     entity_id: object = None,
@@ -22,6 +24,7 @@ async def record(
     session.add(
         AuditEntry(
             actor=actor,
+            staff_id=staff_id,
             action=action,
             entity=entity,
             entity_id=None if entity_id is None else str(entity_id),
@@ -30,3 +33,26 @@ async def record(
         )
     )
     await session.flush()
+
+
+async def list_entries(
+    session: AsyncSession,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    entity: str | None = None,
+    entity_id: str | None = None,
+    staff_id: int | None = None,
+    actor: str | None = None,
+) -> list[AuditEntry]:
+    """The log, newest first, filtered by what changed and by who changed it."""
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+    if entity:
+        stmt = stmt.where(AuditEntry.entity == entity)
+    if entity_id:
+        stmt = stmt.where(AuditEntry.entity_id == entity_id)
+    if staff_id is not None:
+        stmt = stmt.where(AuditEntry.staff_id == staff_id)
+    if actor:
+        stmt = stmt.where(AuditEntry.actor == actor)
+    return list(await session.scalars(stmt))

@@ -25,6 +25,7 @@ from app.catalog.schemas import (
 )
 from app.db import utcnow
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.paths import Limit, Offset, PathId
 from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
@@ -47,7 +48,12 @@ NULLABLE_SERVICE_FIELDS = {
 # Custom rates -----------------------------------------------------------------------------
 
 
-@admin_router.get("/users/{user_id}/rates", tags=["users"], summary="Custom rates of a user")
+@admin_router.get(
+    "/users/{user_id}/rates",
+    dependencies=[require("users:read")],
+    tags=["users"],
+    summary="Custom rates of a user",
+)
 async def list_rates(session: Reader, user_id: PathId) -> list[RateOut]:
     rows = await session.scalars(select(UserRate).where(UserRate.user_id == user_id))
     return [RateOut(user_id=r.user_id, service_id=r.service_id, rate=r.rate) for r in rows]
@@ -55,6 +61,7 @@ async def list_rates(session: Reader, user_id: PathId) -> list[RateOut]:
 
 @admin_router.put(
     "/users/{user_id}/rates/{service_id}",
+    dependencies=[require("users:write")],
     tags=["users"],
     summary="Set a custom rate",
     description="Shown by `services` and used for charges.",
@@ -76,6 +83,7 @@ async def set_rate(
 
 @admin_router.delete(
     "/users/{user_id}/rates/{service_id}",
+    dependencies=[require("users:write")],
     tags=["users"],
     summary="Remove a custom rate",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -90,13 +98,18 @@ async def delete_rate(tx: Tx, audit: Audit, user_id: PathId, service_id: PathId)
 # Categories -------------------------------------------------------------------------------
 
 
-@admin_router.get("/categories", summary="List categories")
+@admin_router.get("/categories", dependencies=[require("catalog:read")], summary="List categories")
 async def list_categories(session: Reader) -> list[CategoryOut]:
     rows = await session.scalars(select(Category).order_by(Category.position, Category.id))
     return [CategoryOut.model_validate(c) for c in rows]
 
 
-@admin_router.post("/categories", summary="Create a category", status_code=status.HTTP_201_CREATED)
+@admin_router.post(
+    "/categories",
+    dependencies=[require("catalog:write")],
+    summary="Create a category",
+    status_code=status.HTTP_201_CREATED,
+)
 async def create_category(tx: Tx, audit: Audit, body: CategoryIn) -> CategoryOut:
     category = Category(**body.model_dump())
     tx.add(category)
@@ -106,12 +119,18 @@ async def create_category(tx: Tx, audit: Audit, body: CategoryIn) -> CategoryOut
     return out
 
 
-@admin_router.get("/categories/{category_id}", summary="Show a category")
+@admin_router.get(
+    "/categories/{category_id}", dependencies=[require("catalog:read")], summary="Show a category"
+)
 async def get_category(session: Reader, category_id: PathId) -> CategoryOut:
     return CategoryOut.model_validate(await get_or_404(session, Category, category_id, "Category"))
 
 
-@admin_router.patch("/categories/{category_id}", summary="Change a category")
+@admin_router.patch(
+    "/categories/{category_id}",
+    dependencies=[require("catalog:write")],
+    summary="Change a category",
+)
 async def patch_category(
     tx: Tx, audit: Audit, category_id: PathId, body: CategoryPatch
 ) -> CategoryOut:
@@ -127,6 +146,7 @@ async def patch_category(
 
 @admin_router.delete(
     "/categories/{category_id}",
+    dependencies=[require("catalog:write")],
     summary="Delete an empty category",
     status_code=status.HTTP_204_NO_CONTENT,
 )
@@ -141,7 +161,11 @@ async def delete_category(tx: Tx, audit: Audit, category_id: PathId) -> None:
 # Services ---------------------------------------------------------------------------------
 
 
-@admin_router.get("/services", summary="List services (deleted ones included)")
+@admin_router.get(
+    "/services",
+    dependencies=[require("catalog:read")],
+    summary="List services (deleted ones included)",
+)
 async def list_services(
     session: Reader,
     limit: Limit = 500,
@@ -157,7 +181,12 @@ async def list_services(
     return [ServiceOut.model_validate(s) for s in await session.scalars(stmt)]
 
 
-@admin_router.post("/services", summary="Create a service", status_code=status.HTTP_201_CREATED)
+@admin_router.post(
+    "/services",
+    dependencies=[require("catalog:write")],
+    summary="Create a service",
+    status_code=status.HTTP_201_CREATED,
+)
 async def create_service(tx: Tx, audit: Audit, body: ServiceIn) -> ServiceOut:
     await get_or_404(tx, Category, body.category_id, "Category")
     catalog.check_terms(
@@ -172,7 +201,9 @@ async def create_service(tx: Tx, audit: Audit, body: ServiceIn) -> ServiceOut:
     return out
 
 
-@admin_router.get("/services/{service_id}", summary="Show a service")
+@admin_router.get(
+    "/services/{service_id}", dependencies=[require("catalog:read")], summary="Show a service"
+)
 async def get_service(session: Reader, service_id: PathId) -> ServiceOut:
     return ServiceOut.model_validate(await get_or_404(session, Service, service_id, "Service"))
 
@@ -200,6 +231,7 @@ async def apply_patch(tx: AsyncSession, service_id: int, body: ServicePatch) -> 
 
 @admin_router.delete(
     "/services/{service_id}",
+    dependencies=[require("catalog:write")],
     summary="Remove a service",
     description="Soft delete: it disappears from `services` and refuses new "
     "orders; existing orders continue.",
@@ -216,7 +248,11 @@ async def delete_service(tx: Tx, audit: Audit, service_id: PathId) -> ServiceOut
     return out
 
 
-@admin_router.get("/services/{service_id}/backups", summary="Backup providers of a service")
+@admin_router.get(
+    "/services/{service_id}/backups",
+    dependencies=[require("catalog:read")],
+    summary="Backup providers of a service",
+)
 async def list_backups(session: Reader, service_id: PathId) -> list[BackupOut]:
     await get_or_404(session, Service, service_id, "Service")
     return [BackupOut.model_validate(b) for b in await upstream.backups_of(session, service_id)]
@@ -224,6 +260,7 @@ async def list_backups(session: Reader, service_id: PathId) -> list[BackupOut]:
 
 @admin_router.put(
     "/services/{service_id}/backups",
+    dependencies=[require("catalog:write")],
     summary="Set the backup providers of a service",
     description=(
         "Tried in this order when the provider before them refuses an order for good "
@@ -258,6 +295,7 @@ async def put_backups(tx: Tx, audit: Audit, service_id: PathId, body: BackupsIn)
 
 @admin_router.post(
     "/services/{service_id}/confirm-type",
+    dependencies=[require("catalog:write")],
     summary="Confirm the type the provider changed to",
     description=(
         "The catalog sync disables a service whose type changed upstream (its order fields "

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.currencies import service as currencies
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.schemas import AdminInput, PlainDecimal
 from app.http.tx import Reader, Tx
@@ -33,7 +34,11 @@ class RateOut(BaseModel):
     source: str = Field(description="panel (the panel's own currency), admin or settings")
 
 
-@admin_router.get("/currencies", summary="Conversion rates into the panel's currency")
+@admin_router.get(
+    "/currencies",
+    dependencies=[require("currencies:read")],
+    summary="Conversion rates into the panel's currency",
+)
 async def list_currencies(session: Reader, services: ServicesDep) -> list[RateOut]:
     rates = await currencies.list_rates(session, services.settings)
     return [RateOut(code=r.code, rate=r.rate, source=r.source) for r in rates]
@@ -41,6 +46,7 @@ async def list_currencies(session: Reader, services: ServicesDep) -> list[RateOu
 
 @admin_router.put(
     "/currencies/{code}",
+    dependencies=[require("currencies:write")],
     summary="Set a conversion rate",
     description="Applies to orders sent from now on; sent orders keep the rate of their day.",
 )
@@ -65,6 +71,7 @@ async def set_currency(
 
 @admin_router.delete(
     "/currencies/{code}",
+    dependencies=[require("currencies:write")],
     summary="Remove an operator-set rate (the settings' default, if any, applies again)",
     status_code=status.HTTP_204_NO_CONTENT,
 )

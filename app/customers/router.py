@@ -41,6 +41,7 @@ from app.customers.schemas import (
 )
 from app.customers.service import Customer
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep, get_services
 from app.http.paths import PathId
 from app.http.tx import Reader, Tx
@@ -242,7 +243,11 @@ async def rotate_key(tx: Tx, me: CurrentCustomer) -> NewKeyOut:
 admin_router = APIRouter(tags=["users"])
 
 
-@admin_router.get("/users/{user_id}/login", summary="A user's sign-in: verification, 2FA, sessions")
+@admin_router.get(
+    "/users/{user_id}/login",
+    dependencies=[require("users:read")],
+    summary="A user's sign-in: verification, 2FA, sessions",
+)
 async def login_state(db: Reader, user_id: PathId) -> LoginStateOut:
     await accounts.get_user(db, user_id)
     login = await db.get(CustomerLogin, user_id)
@@ -259,6 +264,7 @@ async def login_state(db: Reader, user_id: PathId) -> LoginStateOut:
 
 @admin_router.post(
     "/users/{user_id}/invite",
+    dependencies=[require("users:write")],
     status_code=status.HTTP_202_ACCEPTED,
     summary="Mail the user a link to set a password (operator-made users)",
 )
@@ -268,7 +274,11 @@ async def invite(tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId) -
     return AcceptedOut()
 
 
-@admin_router.post("/users/{user_id}/sessions/revoke", summary="End every session of the user")
+@admin_router.post(
+    "/users/{user_id}/sessions/revoke",
+    dependencies=[require("users:write")],
+    summary="End every session of the user",
+)
 async def revoke_sessions(tx: Tx, audit: Audit, user_id: PathId) -> RevokedOut:
     await accounts.get_user(tx, user_id)
     revoked = await customers.revoke_sessions(tx, user_id)
@@ -276,7 +286,11 @@ async def revoke_sessions(tx: Tx, audit: Audit, user_id: PathId) -> RevokedOut:
     return RevokedOut(revoked=revoked)
 
 
-@admin_router.post("/users/{user_id}/2fa/reset", summary="Turn the user's two-factor sign-in off")
+@admin_router.post(
+    "/users/{user_id}/2fa/reset",
+    dependencies=[require("users:write")],
+    summary="Turn the user's two-factor sign-in off",
+)
 async def reset_two_factor(tx: Tx, audit: Audit, user_id: PathId) -> TwoFactorOut:
     await accounts.get_user(tx, user_id)
     await customers.clear_totp(tx, user_id)

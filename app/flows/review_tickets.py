@@ -29,6 +29,7 @@ from app.orders.models import (
     Order,
     UpstreamEvent,
 )
+from app.staff.errors import RefundAboveLimit
 from app.tickets import service as tickets
 from app.tickets.models import (
     COMPLETE,
@@ -81,7 +82,10 @@ async def resolve_review(
     action: str,
     amount: Decimal | None = None,
     message: str | None = None,
+    refund_limit: Decimal | None = None,
 ) -> Resolved:
+    """`refund_limit`: the largest refund the operator may grant here (None: no limit; a
+    support agent's is the owner's support refund limit)."""
     if action not in RESOLUTIONS:
         raise IncorrectRequest("Incorrect action: " + ", ".join(RESOLUTIONS))
     if amount is not None and action != REFUND:
@@ -99,7 +103,7 @@ async def resolve_review(
     )
     relay: int | None = None
     if action == REFUND:
-        resolution.amount = await _refund(session, ticket.id, order, amount)
+        resolution.amount = await _refund(session, ticket.id, order, amount, refund_limit)
     elif action == RESEND:
         relay = await _resend(session, ticket.id, order)
     elif action == COMPLETE:
@@ -131,12 +135,18 @@ async def resolve_review(
 
 
 async def _refund(
-    session: AsyncSession, ticket_id: int, order: Order, amount: Decimal | None
+    session: AsyncSession,
+    ticket_id: int,
+    order: Order,
+    amount: Decimal | None,
+    limit: Decimal | None,
 ) -> Decimal:
     refundable = order.charge - order.refunded
     wanted = refundable if amount is None else amount
     if wanted <= 0 or wanted > refundable:
         raise IncorrectRequest(f"The refund must be more than 0 and at most {refundable}")
+    if limit is not None and wanted > limit:
+        raise RefundAboveLimit(limit)
     done = await orders.refund(
         session, order_id=order.id, amount=wanted, reason=f"Ticket {ticket_id} review"
     )

@@ -24,6 +24,7 @@ from app.flows.schemas import (
     ReviewResult,
 )
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.paths import PathId
 from app.http.problems import Problem, get_or_404
@@ -31,6 +32,7 @@ from app.http.tx import Reader, Tx
 from app.orders.history import last_sent_requests
 from app.orders.schemas import SentRequestOut
 from app.providers.catalog import reprice
+from app.staff import service as staff
 from app.tickets import service as tickets
 from app.tickets.router import admin_ticket
 from app.tickets.schemas import ResolutionOut, ResolvedOut, ResolveIn
@@ -67,6 +69,7 @@ async def provider_webhook(
 
 @admin_router.post(
     "/users",
+    dependencies=[require("users:write")],
     tags=["users"],
     summary="Create a user",
     description="Returns the user and an API key, shown this once (only its hash is stored).",
@@ -93,6 +96,7 @@ async def create_user(tx: Tx, audit: Audit, services: ServicesDep, body: UserIn)
 
 @admin_router.post(
     "/users/{user_id}/block",
+    dependencies=[require("users:write")],
     tags=["users"],
     summary="Block an account",
     description="Keys stop working, active orders are canceled, the balance is "
@@ -126,6 +130,7 @@ async def block(
 
 @admin_router.patch(
     "/services/{service_id}",
+    dependencies=[require("catalog:write")],
     tags=["catalog"],
     summary="Change a service",
     description="Existing orders keep the terms they were placed with. A service mapped to "
@@ -151,6 +156,7 @@ async def patch_service(
 
 @admin_router.get(
     "/review",
+    dependencies=[require("orders:read")],
     tags=["review queue"],
     summary="Orders whose upstream outcome is unknown",
     description="They are never resent automatically: decide with resend, mark-sent or cancel.",
@@ -178,6 +184,7 @@ async def review_queue(session: Reader, limit: int = 100, offset: int = 0) -> li
 
 @admin_router.post(
     "/review/bulk",
+    dependencies=[require("orders:write")],
     tags=["review queue"],
     summary="Resend or cancel every order in review of one provider in a time window",
     description="Selects the orders in review sent to `provider_id` and created in "
@@ -217,6 +224,7 @@ async def _resolved(done: bool, audit: Audit, order_id: int, action: str, **afte
 
 @admin_router.post(
     "/review/{order_id}/resend",
+    dependencies=[require("orders:write")],
     tags=["review queue"],
     summary="Send the order upstream again",
     description="Only when you know the provider did not create it: a resend can double it.",
@@ -231,6 +239,7 @@ async def review_resend(
 
 @admin_router.post(
     "/review/{order_id}/mark-sent",
+    dependencies=[require("orders:write")],
     tags=["review queue"],
     summary="Attach the provider's order id (it was created upstream)",
 )
@@ -244,6 +253,7 @@ async def review_mark_sent(
 
 @admin_router.post(
     "/review/{order_id}/cancel",
+    dependencies=[require("orders:write")],
     tags=["review queue"],
     summary="Cancel the order with a full refund",
 )
@@ -254,6 +264,7 @@ async def review_cancel(tx: Tx, audit: Audit, order_id: PathId) -> ReviewResult:
 
 @admin_router.post(
     "/tickets/{ticket_id}/resolve",
+    dependencies=[require("reviews:resolve")],
     tags=["support"],
     summary="End an order's review under a ticket (ToS 2.5)",
     description="One decision per reviewed order: `no_action`, `resend` (sent upstream "
@@ -274,6 +285,7 @@ async def resolve_ticket_review(
         action=body.action,
         amount=body.amount,
         message=body.message,
+        refund_limit=await staff.refund_limit(tx, audit.principal),
     )
     if done.relay is not None:
         after_commit(tx, partial(services.jobs.relay_order, done.relay))

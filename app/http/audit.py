@@ -1,7 +1,8 @@
 """The before/after audit entry of an operator's change, written once for every route.
 
-`audit: Audit` in a handler is bound to the request's transaction and operator; the entry
-is written in the same transaction as the change, so there is no change without its entry.
+`audit: Audit` in a handler is bound to the request's transaction and caller; the entry
+is written in the same transaction as the change, so there is no change without its entry,
+and it names who acted (the staff member, with their id, or the admin token).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
-from app.http.auth import Operator
+from app.http.auth import Operator, Principal
 from app.http.tx import Tx
 
 Snapshot = BaseModel | Mapping[str, Any] | None
@@ -38,10 +39,12 @@ async def audited(
     *,
     before: Snapshot = None,
     after: Snapshot = None,
+    staff_id: int | None = None,
 ) -> None:
     await record(
         session,
         actor=actor,
+        staff_id=staff_id,
         action=action,
         entity=entity,
         entity_id=entity_id,
@@ -51,9 +54,14 @@ async def audited(
 
 
 class Auditor:
-    def __init__(self, session: AsyncSession, actor: str) -> None:
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
         self.session = session
-        self.actor = actor
+        self.principal = principal
+
+    @property
+    def actor(self) -> str:
+        """Who acted, as the audit log, the ledger and the tickets name them."""
+        return self.principal.name
 
     async def __call__(
         self,
@@ -65,7 +73,14 @@ class Auditor:
         after: Snapshot = None,
     ) -> None:
         await audited(
-            self.session, self.actor, action, entity, entity_id, before=before, after=after
+            self.session,
+            self.actor,
+            action,
+            entity,
+            entity_id,
+            before=before,
+            after=after,
+            staff_id=self.principal.staff_id,
         )
 
 

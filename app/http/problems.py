@@ -85,7 +85,11 @@ def install(app: FastAPI) -> None:
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        return problem_response(exc.http_status, exc.message, exc.headers, type=exc.problem_type)
+        # A domain error may name more (a refused permission: `permission`).
+        extra = getattr(exc, "extra", {})
+        return problem_response(
+            exc.http_status, exc.message, exc.headers, type=exc.problem_type, **extra
+        )
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

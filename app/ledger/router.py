@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.accounts import service as accounts
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.tx import Reader, Tx
 from app.ledger import service as ledger
@@ -14,7 +15,9 @@ from app.ledger.schemas import AdjustIn, InvariantOut, LedgerEntryOut, MovementO
 admin_router = APIRouter(tags=["ledger"])
 
 
-@admin_router.get("/ledger", summary="Ledger entries, newest first")
+@admin_router.get(
+    "/ledger", dependencies=[require("ledger:read")], summary="Ledger entries, newest first"
+)
 async def list_ledger(
     session: Reader,
     limit: Limit = 100,
@@ -31,6 +34,7 @@ async def list_ledger(
 
 @admin_router.get(
     "/ledger/check",
+    dependencies=[require("ledger:read")],
     summary="Check the ledger invariants",
     description="balance = sum of entries, balances above their floor, per-order "
     "charged − refunded ≥ 0 and matching the ledger. 200 with ok=false on violations.",
@@ -47,6 +51,7 @@ async def check_ledger(session: Reader) -> InvariantOut:
 
 @admin_router.post(
     "/users/{user_id}/adjust",
+    dependencies=[require("balances:adjust")],
     tags=["users"],
     summary="Adjust a balance",
     description="A signed correction with a reason; recorded as an adjustment entry.",

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.problems import Problem, get_or_404
@@ -27,7 +28,9 @@ from app.orders.stuck import only_stuck
 admin_router = APIRouter(tags=["orders"])
 
 
-@admin_router.get("/orders", summary="Search orders, newest first")
+@admin_router.get(
+    "/orders", dependencies=[require("orders:read")], summary="Search orders, newest first"
+)
 async def list_orders(
     session: Reader,
     services: ServicesDep,
@@ -100,6 +103,7 @@ async def order_detail(session: AsyncSession, order_id: int) -> OrderDetail:
 
 @admin_router.get(
     "/orders/{order_id}",
+    dependencies=[require("orders:read")],
     summary="Order detail",
     description="With its upstream history, its ledger entries and drip-feed runs.",
 )
@@ -109,6 +113,7 @@ async def get_order(session: Reader, order_id: PathId) -> OrderDetail:
 
 @admin_router.post(
     "/orders/{order_id}/anomaly/clear",
+    dependencies=[require("orders:write")],
     summary="Clear an order's anomaly flag",
     description="Once the provider's odd answer has been looked at; its `order_anomaly` "
     "alert closes with it. The order does not move; a provider that sends the same report "
@@ -130,6 +135,7 @@ async def clear_anomaly(tx: Tx, audit: Audit, order_id: PathId) -> OrderDetail:
 
 @admin_router.post(
     "/orders/{order_id}/status",
+    dependencies=[require("orders:write")],
     summary="Set an order's status",
     description="For orders fulfilled by hand. Partial and Canceled refund by rule, "
     "exactly once; a finished order does not move (409).",

@@ -21,6 +21,7 @@ from app.accounts import service as accounts
 from app.accounts.service import authenticate
 from app.errors import DomainError
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import Services, ServicesDep, get_services
 from app.http.forms import read_fields
 from app.http.paths import Limit, Offset, PathId, QueryId
@@ -287,6 +288,7 @@ async def create_invoice(request: Request) -> JSONResponse:
 
 @admin_router.post(
     "/users/{user_id}/topup",
+    dependencies=[require("balances:topup")],
     tags=["users"],
     summary="Top up a balance",
     description="With `payment_ref`, a replay of the same top-up credits nothing.",
@@ -311,7 +313,9 @@ async def topup(
     return MovementOut(user_id=user_id, balance=movement.balance_after)
 
 
-@admin_router.get("/payments", summary="Gateway payments, newest first")
+@admin_router.get(
+    "/payments", dependencies=[require("payments:read")], summary="Gateway payments, newest first"
+)
 async def list_payments(
     session: Reader,
     user_id: QueryId | None = None,
@@ -331,7 +335,9 @@ async def list_payments(
 
 
 @admin_router.get(
-    "/payments/{payment_id}", summary="A payment with every notification received for it"
+    "/payments/{payment_id}",
+    dependencies=[require("payments:read")],
+    summary="A payment with every notification received for it",
 )
 async def get_payment(session: Reader, payment_id: PathId) -> PaymentDetail:
     payment = await get_or_404(session, Payment, payment_id, "Payment")

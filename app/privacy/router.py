@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app.db import utcnow
 from app.http.audit import Audit
-from app.http.auth import Operator
+from app.http.auth import Operator, require
 from app.http.context import ServicesDep
 from app.http.paths import PathId
 from app.http.tx import Reader, Tx
@@ -22,6 +22,7 @@ admin_router = APIRouter(tags=["privacy"])
 
 @admin_router.get(
     "/users/{user_id}/export",
+    dependencies=[require("privacy:read")],
     summary="Export everything held about a user (JSON)",
     description="Profile, API key prefixes (never keys), orders, refills, ledger, payments, "
     "referral rewards and the audit entries about the user. The export itself is audited.",
@@ -38,6 +39,7 @@ async def export_user(tx: Tx, audit: Audit, user_id: PathId) -> JSONResponse:
 
 @admin_router.delete(
     "/users/{user_id}",
+    dependencies=[require("privacy:write")],
     summary="Delete a user's personal data",
     description="Erases email, name, referral code, order links and fields, and gateway "
     "payloads; revokes the API keys. Money records (amounts, ledger, payments) are kept for "
@@ -63,6 +65,7 @@ def deletion_out(request: object) -> DeletionRequestOut:
 
 @admin_router.get(
     "/privacy/deletion-requests",
+    dependencies=[require("privacy:read")],
     summary="Open deletion requests made by users, the nearest deadline first",
     description="Each is due by its `deadline` (CLIENT_DELETION_DAYS after the request); "
     "`overdue` ones are also counted by the metric smm_deletion_requests_overdue.",
@@ -73,6 +76,7 @@ async def deletion_requests(db: Reader) -> list[DeletionRequestOut]:
 
 @admin_router.post(
     "/privacy/deletion-requests/{request_id}/complete",
+    dependencies=[require("privacy:write")],
     summary="Complete a deletion request: erase the user's personal data",
     description="Runs the same erasure as DELETE /admin/v1/users/{id} (409 while the user "
     "has active orders) and closes the request.",
@@ -80,7 +84,7 @@ async def deletion_requests(db: Reader) -> list[DeletionRequestOut]:
 async def complete_deletion(
     tx: Tx, audit: Audit, services: ServicesDep, operator: Operator, request_id: PathId
 ) -> DeletionCompletedOut:
-    request, erased = await privacy.complete_deletion(tx, request_id, operator)
+    request, erased = await privacy.complete_deletion(tx, request_id, operator.name)
     out = DeletionCompletedOut(
         request=deletion_out(request),
         erased=ErasedOut(

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.catalog.models import MARKUP
 from app.catalog.pricing import PricingRule
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId
 from app.http.problems import get_or_404
@@ -62,13 +63,14 @@ CAPABILITY_FIELDS = {
 }
 
 
-@admin_router.get("/providers", summary="List providers")
+@admin_router.get("/providers", dependencies=[require("providers:read")], summary="List providers")
 async def list_providers(session: Reader) -> list[ProviderOut]:
     return [_out(p) for p in await session.scalars(select(Provider).order_by(Provider.id))]
 
 
 @admin_router.post(
     "/providers",
+    dependencies=[require("providers:write")],
     summary="Register a provider",
     description=(
         "Another panel speaking API v2. Its API key is encrypted at rest and never returned. "
@@ -106,12 +108,18 @@ async def create_provider(
     return out
 
 
-@admin_router.get("/providers/{provider_id}", summary="Show a provider")
+@admin_router.get(
+    "/providers/{provider_id}", dependencies=[require("providers:read")], summary="Show a provider"
+)
 async def get_provider(session: Reader, provider_id: PathId) -> ProviderOut:
     return _out(await get_or_404(session, Provider, provider_id, "Provider"))
 
 
-@admin_router.patch("/providers/{provider_id}", summary="Change a provider")
+@admin_router.patch(
+    "/providers/{provider_id}",
+    dependencies=[require("providers:write")],
+    summary="Change a provider",
+)
 async def patch_provider(
     tx: Tx, audit: Audit, services: ServicesDep, provider_id: PathId, body: ProviderPatch
 ) -> ProviderOut:
@@ -140,6 +148,7 @@ async def patch_provider(
 
 @admin_router.delete(
     "/providers/{provider_id}",
+    dependencies=[require("providers:write")],
     summary="Disable a provider",
     description="Providers are never deleted (orders refer to them); this disables it.",
 )
@@ -153,7 +162,11 @@ async def delete_provider(tx: Tx, audit: Audit, provider_id: PathId) -> Provider
     return out
 
 
-@admin_router.get("/providers/{provider_id}/balance", summary="Read the provider's balance (live)")
+@admin_router.get(
+    "/providers/{provider_id}/balance",
+    dependencies=[require("providers:read")],
+    summary="Read the provider's balance (live)",
+)
 async def provider_balance(services: ServicesDep, provider_id: PathId) -> BalanceOut:
     # No transaction is held open across the upstream call.
     async with services.db.session() as session:
@@ -171,6 +184,7 @@ async def provider_balance(services: ServicesDep, provider_id: PathId) -> Balanc
 
 @admin_router.post(
     "/providers/{provider_id}/import",
+    dependencies=[require("providers:write")],
     summary="Import or refresh the provider's services with a markup",
     description=(
         "Creates our services for new provider services, refreshes mapped ones and disables "
@@ -216,6 +230,7 @@ async def import_provider_services(
 
 @admin_router.post(
     "/providers/{provider_id}/sync",
+    dependencies=[require("providers:write")],
     summary="Sync the provider's catalog and balance now",
     description=(
         "What the scheduled sync does (every `sync_minutes`): records every difference as a "
@@ -238,6 +253,7 @@ async def sync_provider(
 
 @admin_router.get(
     "/providers/{provider_id}/changes",
+    dependencies=[require("providers:read")],
     summary="Catalog changes found by imports and syncs, newest first",
 )
 async def list_changes(

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.accounts import service as accounts
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.tx import Reader, Tx
 from app.referrals import service as referrals
@@ -20,6 +21,7 @@ admin_router = APIRouter(tags=["referrals"])
 
 @admin_router.put(
     "/users/{user_id}/referrer",
+    dependencies=[require("users:write")],
     summary="Attach a referrer by referral code",
     description="Only for a user without a referrer; a user cannot refer themselves, and two "
     "users cannot refer each other. Rewards apply to deposits from now on.",
@@ -38,6 +40,7 @@ async def set_referrer(tx: Tx, audit: Audit, user_id: PathId, body: ReferrerIn) 
 
 @admin_router.delete(
     "/users/{user_id}/referrer",
+    dependencies=[require("users:write")],
     summary="Detach a user from their referrer",
     description="Future deposits reward nobody; rewards already paid stay (void them if needed).",
 )
@@ -58,7 +61,11 @@ async def remove_referrer(tx: Tx, audit: Audit, user_id: PathId) -> ReferrerOut:
     return ReferrerOut(user_id=user_id, referred_by_id=None)
 
 
-@admin_router.get("/referral-rewards", summary="Referral rewards, newest first")
+@admin_router.get(
+    "/referral-rewards",
+    dependencies=[require("ledger:read")],
+    summary="Referral rewards, newest first",
+)
 async def list_rewards(
     session: Reader,
     referrer_id: QueryId | None = None,
@@ -79,6 +86,7 @@ async def list_rewards(
 
 @admin_router.post(
     "/referral-rewards/{reward_id}/void",
+    dependencies=[require("balances:adjust")],
     summary="Void a referral reward",
     description="Takes the reward back from the referrer with an adjustment entry, once. "
     "409 when the referrer's balance no longer covers it.",

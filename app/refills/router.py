@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
@@ -18,7 +19,9 @@ from app.refills.service import RefillFinished
 admin_router = APIRouter(tags=["refills"])
 
 
-@admin_router.get("/refills", summary="List refills, newest first")
+@admin_router.get(
+    "/refills", dependencies=[require("orders:read")], summary="List refills, newest first"
+)
 async def list_refills(
     session: Reader,
     limit: Limit = 100,
@@ -36,6 +39,7 @@ async def list_refills(
 
 @admin_router.post(
     "/refills/{refill_id}/status",
+    dependencies=[require("orders:write")],
     summary="Set a refill's status",
     description="For refills handled by hand; a finished refill does not move.",
 )

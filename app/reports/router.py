@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.problems import Problem
 from app.http.schemas import PlainDecimal
@@ -83,6 +84,7 @@ def _midnight(day: date) -> datetime:
 
 @admin_router.get(
     "/reports/margin",
+    dependencies=[require("reports:read")],
     summary="Margin per service or provider over a date range",
     description="Orders placed from `from` to `to` (inclusive, UTC days). Revenue = charges "
     "minus refunds; cost = what providers bill for the sent orders (Partial: the delivered "

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
 from app.storefront import service as storefront
@@ -27,6 +28,7 @@ def problem(description: str) -> dict[str, Any]:
 
 @admin_router.get(
     "/storefront",
+    dependencies=[require("settings:read")],
     summary="What the storefront shows: name, logo, legal texts",
     description="Values set here take precedence over PANEL_NAME, PANEL_LOGO, TERMS_FILE, "
     "PRIVACY_FILE and TERMS_OF_USE_FILE; null means the setting's.",
@@ -37,6 +39,7 @@ async def get_storefront(db: Reader, services: ServicesDep) -> StorefrontOut:
 
 @admin_router.put(
     "/storefront",
+    dependencies=[require("settings:write")],
     summary="Set the panel's name and legal texts",
     description="Shown from the next page load on. Every field is required; null brings "
     "the setting back. Texts are plain text (the pages escape them; blank lines separate "
@@ -58,6 +61,7 @@ LOGO_BODY = {
 
 @admin_router.put(
     "/storefront/logo",
+    dependencies=[require("settings:write")],
     summary="Set the logo (the image's bytes as the body, with its Content-Type)",
     description=f"PNG, SVG, JPEG or WebP, at most {LOGO_MAX_BYTES // 1024} KB; the bytes must "
     "be what the Content-Type says. Served at /web/logo (an SVG with a policy that runs no "
@@ -75,7 +79,9 @@ async def put_logo(request: Request, tx: Tx, audit: Audit, services: ServicesDep
 
 
 @admin_router.delete(
-    "/storefront/logo", summary="Remove the logo set here (PANEL_LOGO applies again)"
+    "/storefront/logo",
+    dependencies=[require("settings:write")],
+    summary="Remove the logo set here (PANEL_LOGO applies again)",
 )
 async def delete_logo(tx: Tx, audit: Audit, services: ServicesDep) -> StorefrontOut:
     return await storefront.remove_logo_audited(tx, audit, services.settings)

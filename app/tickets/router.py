@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import IncorrectRequest
 from app.http.audit import Audit
+from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.tx import Reader, Tx
@@ -80,6 +81,7 @@ async def admin_detail(session: AsyncSession, ticket: Ticket) -> AdminTicketDeta
 
 @admin_router.get(
     "/tickets",
+    dependencies=[require("tickets:read")],
     summary="Support tickets, those waiting longest first",
     description="Filters: `status`, `category`, `assignee` (empty: unassigned), `user_id`, "
     "`waiting_minutes` (waiting for an operator at least this long).",
@@ -108,6 +110,7 @@ async def list_tickets(
 
 @admin_router.get(
     "/tickets/{ticket_id}",
+    dependencies=[require("tickets:read")],
     summary="A ticket: messages and internal notes, and the orders it names with their "
     "full upstream history",
 )
@@ -115,7 +118,11 @@ async def get_ticket(db: Reader, ticket_id: PathId) -> AdminTicketDetailOut:
     return await admin_detail(db, await tickets.get_ticket(db, ticket_id))
 
 
-@admin_router.post("/tickets/{ticket_id}/assign", summary="Assign a ticket (null: nobody)")
+@admin_router.post(
+    "/tickets/{ticket_id}/assign",
+    dependencies=[require("tickets:write")],
+    summary="Assign a ticket (null: nobody)",
+)
 async def assign(tx: Tx, audit: Audit, ticket_id: PathId, body: AssignIn) -> AdminTicketOut:
     before = await admin_ticket(tx, await tickets.get_ticket(tx, ticket_id))
     after = await admin_ticket(tx, await tickets.assign(tx, ticket_id, body.assignee))
@@ -125,6 +132,7 @@ async def assign(tx: Tx, audit: Audit, ticket_id: PathId, body: AssignIn) -> Adm
 
 @admin_router.post(
     "/tickets/{ticket_id}/messages",
+    dependencies=[require("tickets:write")],
     status_code=201,
     summary="Answer a ticket (the customer is mailed)",
     description="`message`, or `canned_id` to send a canned answer.",
@@ -144,6 +152,7 @@ async def reply(
 
 @admin_router.post(
     "/tickets/{ticket_id}/notes",
+    dependencies=[require("tickets:write")],
     status_code=201,
     summary="Add an internal note (never shown to the customer)",
 )
@@ -156,6 +165,7 @@ async def note(tx: Tx, audit: Audit, ticket_id: PathId, body: NoteIn) -> AdminMe
 
 @admin_router.post(
     "/tickets/{ticket_id}/status",
+    dependencies=[require("tickets:write")],
     summary="Change a ticket's status",
     description="Closing needs its order reviews resolved first (409).",
 )
@@ -166,14 +176,21 @@ async def set_status(tx: Tx, audit: Audit, ticket_id: PathId, body: StatusIn) ->
     return after
 
 
-@admin_router.get("/canned-answers", summary="The canned answers")
+@admin_router.get(
+    "/canned-answers", dependencies=[require("tickets:read")], summary="The canned answers"
+)
 async def list_canned(db: Reader) -> list[CannedOut]:
     return [
         CannedOut.model_validate(c, from_attributes=True) for c in await tickets.list_canned(db)
     ]
 
 
-@admin_router.post("/canned-answers", status_code=201, summary="Add a canned answer")
+@admin_router.post(
+    "/canned-answers",
+    dependencies=[require("tickets:write")],
+    status_code=201,
+    summary="Add a canned answer",
+)
 async def add_canned(tx: Tx, audit: Audit, body: CannedIn) -> CannedOut:
     row = await tickets.save_canned(tx, None, body.model_dump())
     out = CannedOut.model_validate(row, from_attributes=True)
@@ -181,7 +198,11 @@ async def add_canned(tx: Tx, audit: Audit, body: CannedIn) -> CannedOut:
     return out
 
 
-@admin_router.put("/canned-answers/{canned_id}", summary="Change a canned answer")
+@admin_router.put(
+    "/canned-answers/{canned_id}",
+    dependencies=[require("tickets:write")],
+    summary="Change a canned answer",
+)
 async def change_canned(tx: Tx, audit: Audit, canned_id: PathId, body: CannedIn) -> CannedOut:
     before = CannedOut.model_validate(await tickets.get_canned(tx, canned_id), from_attributes=True)
     row = await tickets.save_canned(tx, canned_id, body.model_dump())
@@ -190,7 +211,11 @@ async def change_canned(tx: Tx, audit: Audit, canned_id: PathId, body: CannedIn)
     return out
 
 
-@admin_router.delete("/canned-answers/{canned_id}", summary="Remove a canned answer")
+@admin_router.delete(
+    "/canned-answers/{canned_id}",
+    dependencies=[require("tickets:write")],
+    summary="Remove a canned answer",
+)
 async def remove_canned(tx: Tx, audit: Audit, canned_id: PathId) -> CannedOut:
     out = CannedOut.model_validate(await tickets.delete_canned(tx, canned_id), from_attributes=True)
     await audit("canned_answer.delete", "canned_answer", canned_id, before=out)
@@ -199,6 +224,7 @@ async def remove_canned(tx: Tx, audit: Audit, canned_id: PathId) -> CannedOut:
 
 @admin_router.get(
     "/reports/support",
+    dependencies=[require("reports:read")],
     tags=["reports"],
     summary="Support measures over the tickets created in [from, to)",
     description="Counts, tickets open now, first-response and resolution times (seconds).",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from starlette.datastructures import UploadFile
 
+from app.pages.csrf import CSRF_FIELD, check_csrf
 from app.web.render import Visitor
-from app.web.session import CSRF_FIELD, check_csrf
 
 MAX_FIELD = 200_000
 

@@ -1,23 +1,23 @@
 """The storefront's languages: English (the words of the code) and Russian (locale/ru.po,
-read once with babel), the choice of language for a request, and money and numbers in
-the locale's format. API v2 error strings stay English on the wire; the pages show them
-through `error_text`, which also knows the messages that carry a number or a field name."""
+read once with babel); choosing a language and the money and number formats are shared
+with the console (app/pages/i18n.py). API v2 error strings stay English on the wire; the
+pages show them through `error_text`, which also knows the messages that carry a number
+or a field name."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from decimal import Decimal
-from functools import cache
 from pathlib import Path
 
-from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from app.pages.i18n import DEFAULT as DEFAULT
+from app.pages.i18n import LANGUAGES as LANGUAGES
+from app.pages.i18n import Translate as Translate
+from app.pages.i18n import money as money
+from app.pages.i18n import number as number
+from app.pages.i18n import pick_language as pick_language
+from app.pages.i18n import plain as plain
+from app.pages.i18n import read_catalog, translator_of
 
-from app.money import places_of
-
-LANGUAGES = ("en", "ru")
-DEFAULT = "en"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 # API messages that carry a value: (pattern on the English wire string, msgid).
@@ -33,32 +33,13 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-@cache
 def catalog(language: str) -> dict[str, str]:
     """msgid → translation for a language (English is the identity)."""
-    path = LOCALE_DIR / f"{language}.po"
-    if language == DEFAULT or not path.exists():
-        return {}
-    with path.open("rb") as fp:
-        messages = read_po(fp, locale=language)
-    return {
-        str(m.id): str(m.string)
-        for m in messages
-        if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string
-    }
-
-
-Translate = Callable[..., str]
+    return read_catalog(LOCALE_DIR, language)
 
 
 def translator(language: str) -> Translate:
-    table = catalog(language)
-
-    def gettext(message: str, **values: object) -> str:
-        text = table.get(message, message)
-        return text % values if values else text
-
-    return gettext
+    return translator_of(catalog(language))
 
 
 def error_text(language: str, message: str) -> str:
@@ -74,38 +55,3 @@ def error_text(language: str, message: str) -> str:
                 values["name"] = table.get(f"field:{values['name']}", values["name"])
             return table[msgid] % values
     return message
-
-
-def pick_language(chosen: str | None, accept_language: str | None) -> str:
-    """The account's (or the switcher's) language, else the best of Accept-Language."""
-    if chosen in LANGUAGES:
-        return chosen
-    ranked: list[tuple[float, str]] = []
-    for part in (accept_language or "").split(","):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        ranked.append((quality, tag.strip().lower()[:2]))
-    for _, tag in sorted(ranked, key=lambda r: -r[0]):
-        if tag in LANGUAGES:
-            return tag
-    return DEFAULT
-
-
-def plain(value: Decimal) -> Decimal:
-    """At least two decimals, every digit the value has (never exponent notation)."""
-    places = max(2, places_of(value))
-    return value.quantize(Decimal(1).scaleb(-places))
-
-
-def money(value: Decimal, currency: str, language: str) -> str:
-    return format_currency(plain(value), currency, locale=language, decimal_quantization=False)
-
-
-def number(value: Decimal | int, language: str) -> str:
-    shown = plain(value) if isinstance(value, Decimal) else value
-    return format_decimal(shown, locale=language, decimal_quantization=False)

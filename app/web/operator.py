@@ -20,7 +20,9 @@ from app.customers import signin
 from app.customers.errors import TooManyAttempts
 from app.errors import DomainError
 from app.http.audit import Auditor
+from app.http.auth import Principal
 from app.http.tx import Reader, Tx
+from app.pages.csrf import set_cookie
 from app.storefront import service as storefront
 from app.storefront.models import LEGAL_TEXTS, LOGO_MAX_BYTES, LOGO_TYPES, NAME_MAX, TEXT_MAX
 from app.web.forms import posted, posted_with_files
@@ -33,13 +35,13 @@ from app.web.session import (
     admin_token_matches,
     is_operator,
     operator_cookie,
-    set_cookie,
 )
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 Who = Annotated[Visitor, Depends(visitor)]
 ACTOR = "admin (web)"  # the audit log's operator for changes made on this page
+OPERATOR = Principal(ACTOR, "owner", None)
 FIELDS = ("name", *LEGAL_TEXTS)
 
 
@@ -129,7 +131,7 @@ async def change(who: Who, tx: Tx, field: str) -> Response:
     try:
         async with tx.begin_nested():
             await storefront.change_audited(
-                tx, Auditor(tx, ACTOR), who.services.settings, {field: value}
+                tx, Auditor(tx, OPERATOR), who.services.settings, {field: value}
             )
     except DomainError as exc:
         return await operator_page(
@@ -152,7 +154,7 @@ async def upload_logo(who: Who, tx: Tx) -> Response:
     try:
         async with tx.begin_nested():
             await storefront.set_logo_audited(
-                tx, Auditor(tx, ACTOR), who.services.settings, content, declared
+                tx, Auditor(tx, OPERATOR), who.services.settings, content, declared
             )
     except DomainError as exc:
         return await operator_page(who, tx, 422, **refusal(who, exc, {"logo"}))
@@ -164,5 +166,5 @@ async def remove_logo(who: Who, tx: Tx) -> Response:
     await posted(who)
     if not operator(who):
         return redirect(who, OPERATOR_PATH)
-    await storefront.remove_logo_audited(tx, Auditor(tx, ACTOR), who.services.settings)
+    await storefront.remove_logo_audited(tx, Auditor(tx, OPERATOR), who.services.settings)
     return redirect(who, f"{OPERATOR_PATH}?done=logo#logo-h")

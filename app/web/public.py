@@ -22,10 +22,11 @@ from app.flows.commands import signup
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
 from app.money import format_rate
+from app.pages.csrf import set_cookie
 from app.storefront import service as storefront
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, visitor
-from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE, set_cookie
+from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
 
 router = APIRouter()
 Who = Annotated[Visitor, Depends(visitor)]

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.accounts import service as accounts
 from app.customers import service as customers
@@ -22,28 +21,15 @@ from app.customers.errors import CustomerError
 from app.customers.service import Customer
 from app.errors import DomainError
 from app.http.context import Services, get_services
+from app.pages.csrf import CSRF_FIELD, csrf_seed, csrf_token, finish
+from app.pages.render import CSP as WEB_CSP
+from app.pages.render import environment
 from app.storefront import service as storefront
 from app.web import i18n
-from app.web.session import (
-    CSRF_FIELD,
-    LANGUAGE_COOKIE,
-    SESSION_COOKIE,
-    csrf_seed,
-    csrf_token,
-    finish,
-)
+from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
 
 HERE = Path(__file__).parent
-WEB_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+templates = environment(HERE / "templates")
 
 
 class SignInFirst(Exception):

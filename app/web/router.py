@@ -11,9 +11,9 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import URL
 
+from app.pages.csrf import CsrfRefused
 from app.web import account, operator, public, shop, support
 from app.web.render import SignInFirst, page, redirect, visitor
-from app.web.session import CsrfRefused
 
 STATIC = Path(__file__).parent / "static"
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.db import MAX_ID
+from app.http.auth import require
 from app.http.paths import Limit, Offset
 from app.http.tx import Reader
 from app.webhooks import service as webhooks
@@ -15,7 +16,11 @@ from app.webhooks.schemas import DeliveryOut, delivery_out
 admin_router = APIRouter(tags=["webhooks"])
 
 
-@admin_router.get("/webhooks/deliveries", summary="Status webhook deliveries, newest first")
+@admin_router.get(
+    "/webhooks/deliveries",
+    dependencies=[require("users:read")],
+    summary="Status webhook deliveries, newest first",
+)
 async def list_deliveries(
     session: Reader,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,

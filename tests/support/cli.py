@@ -25,12 +25,13 @@ def command_env(**settings: str) -> dict[str, str]:
 
 
 def smm_panel(
-    *args: str, env: dict[str, str], timeout: float = 60
+    *args: str, env: dict[str, str], timeout: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         cwd=ROOT,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -38,8 +39,10 @@ def smm_panel(
     )
 
 
-async def smm_panel_async(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(smm_panel, *args, env=env)
+async def smm_panel_async(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(smm_panel, *args, env=env, stdin=stdin)
 
 
 async def run_tool(*argv: str) -> None:

@@ -1,0 +1,58 @@
+"""The console's first pages: the dashboard (/web/admin/), the member's own sessions with
+a way to end each, and the audit log filtered by staff member (`audit:read`). Each page
+declares what it needs; reading goes through the domains' functions, never a write."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from app.audit import service as audit
+from app.console import dashboard
+from app.console.render import CONSOLE, Who, page, permitted, posted, redirect, signed_in
+from app.errors import NotFound
+from app.http.paths import QueryId
+from app.staff import service as staff
+
+router = APIRouter()
+Member = Annotated[Who, Depends(signed_in)]
+AuditReader = Annotated[Who, Depends(permitted("audit:read"))]
+
+
+@router.get("/")
+async def home(who: Member) -> Response:
+    async with who.services.db.session() as session:
+        shown = await dashboard.read(
+            session, who.principal, who.services.settings.stuck_after_seconds
+        )
+    return page(who, "dashboard.html", board=shown, windows=dashboard.WINDOWS)
+
+
+@router.get("/sessions")
+async def sessions(who: Member, done: str = "") -> Response:
+    async with who.services.db.session() as session:
+        mine = await staff.list_sessions(session, who.member.member.id)
+    return page(who, "sessions.html", sessions=mine, done=done == "revoked")
+
+
+@router.post("/sessions/{session_id}/revoke")
+async def revoke(who: Member, session_id: int) -> Response:
+    await posted(who)
+    try:
+        async with who.services.db.transaction() as tx:
+            await staff.revoke_session(tx, who.member.member.id, session_id)
+    except NotFound:
+        return page(who, "message.html", 404, message=who._("This session has ended already."))
+    if session_id == who.member.session_id:
+        return redirect(who, CONSOLE + "/login")
+    return redirect(who, CONSOLE + "/sessions?done=revoked")
+
+
+@router.get("/audit")
+async def audit_log(who: AuditReader, staff_id: QueryId | None = None) -> Response:
+    async with who.services.db.session() as session:
+        entries = await audit.list_entries(session, limit=200, staff_id=staff_id)
+        members = await staff.list_members(session)
+    return page(who, "audit.html", entries=entries, members=members, staff_id=staff_id)

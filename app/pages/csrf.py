@@ -1,0 +1,79 @@
+"""Cookies and CSRF tokens of the server-rendered pages.
+
+Every form carries a CSRF token: the HMAC of a random per-browser value kept in its own
+HttpOnly cookie, keyed by SECRET_KEY (signed double submit), with a purpose so that one
+front end's token is no token of another's. A page on another site can neither read the
+cookie nor compute the HMAC, so a form it posts is refused. Cookies are HttpOnly, Secure
+when PUBLIC_URL is https.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Literal
+
+from fastapi import Request, Response
+
+from app.settings import Settings
+
+CSRF_COOKIE = "panel_csrf"
+COOKIE_PATH = "/"
+CSRF_FIELD = "csrf"
+
+
+class CsrfRefused(Exception):
+    """A form posted without its valid CSRF token."""
+
+
+def csrf_seed(request: Request) -> str:
+    """This browser's CSRF seed: the cookie's, or a new one set on the response."""
+    seed = request.cookies.get(CSRF_COOKIE, "")
+    if not (16 <= len(seed) <= 100):
+        seed = getattr(request.state, "new_csrf_seed", None) or secrets.token_urlsafe(24)
+        request.state.new_csrf_seed = seed
+    return seed
+
+
+def csrf_token(settings: Settings, seed: str, purpose: str = "csrf") -> str:
+    key = settings.current_secret_key.encode()
+    return hmac.new(key, f"{purpose}:{seed}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(
+    settings: Settings, request: Request, posted: str | None, purpose: str = "csrf"
+) -> None:
+    seed = request.cookies.get(CSRF_COOKIE, "")
+    expected = csrf_token(settings, seed, purpose)
+    if not seed or not posted or not hmac.compare_digest(expected, posted):
+        raise CsrfRefused()
+
+
+def set_cookie(
+    response: Response,
+    settings: Settings,
+    name: str,
+    value: str,
+    max_age: int | None,
+    *,
+    path: str = COOKIE_PATH,
+    samesite: Literal["lax", "strict"] = "lax",
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        secure=settings.https,
+        samesite=samesite,
+    )
+
+
+def finish(request: Request, response: Response, settings: Settings) -> Response:
+    """Set the CSRF cookie when this request made a new seed."""
+    seed = getattr(request.state, "new_csrf_seed", None)
+    if seed:
+        set_cookie(response, settings, CSRF_COOKIE, seed, None)
+    return response

@@ -81,7 +81,8 @@ class Settings(BaseSettings):
         default=None,
         description="the owner's bootstrap bearer token of `/admin/v1` (every permission; "
         "staff use their own tokens); unset: only staff tokens are accepted; when set, at "
-        "least 32 characters and no placeholder, or `serve`/`worker`/`migrate` refuse to start (`run` generates one under `DATA_DIR`)",
+        "least 32 characters and no placeholder, or `serve`/`worker`/`migrate` refuse to "
+        "start (`run` generates one under `DATA_DIR`)",
     )
     secret_key: str = Field(
         default="",

@@ -86,7 +86,7 @@ async def login(who: Visitor) -> Response:
             error=error_words(who, exc),
             form={"email": fields.get("email", "")},
         )
-        shown.headers.update(getattr(exc, "headers", {}))
+        shown.headers.update(exc.headers or {})
         return shown
     return with_session(who, CONSOLE + "/login/enrol" if opened.row.enrolling else target, opened)
 

@@ -22,10 +22,12 @@ from app.settings import Settings
 
 
 class ProviderUrlRefused(DomainError):
+    http_status = 422
     message = "Incorrect provider URL"
 
 
 class ProviderUrlPrivate(ProviderUrlRefused):
+    http_status = 422
     message = (
         "Provider URL must not point to a private or loopback address "
         "(set PROVIDER_ALLOW_PRIVATE=true for a provider on your own network)"

@@ -10,10 +10,12 @@ from app.money import plain
 
 
 class StaffNotFound(NotFound):
+    http_status = 404
     message = "Staff member not found"
 
 
 class StaffEmailTaken(Conflict):
+    http_status = 409
     slug = "email-taken"
     message = "A staff member with this email already exists"
 
@@ -33,6 +35,7 @@ class StaffDisabled(DomainError):
 
 
 class LastOwner(Conflict):
+    http_status = 409
     slug = "last-owner"
     message = "The last active owner cannot be disabled or given another role"
 
@@ -51,6 +54,8 @@ class PermissionDenied(DomainError):
 
 
 class RefundAboveLimit(PermissionDenied):
+    http_status = 403
+
     def __init__(self, limit: Decimal) -> None:
         super().__init__(
             "reviews:refund",

@@ -27,7 +27,7 @@ from app.providers.models import Provider
 from app.refills import service as refills
 from app.refills.models import Refill
 from app.refills.sql import REFILL_STATUSES
-from app.reports.service import order_cost
+from app.reports.service import order_cost, unpriced
 from app.reports.sql import COST, GROUPS, ORDERS, REVENUE
 from tests.support.api import MakeService, MakeUser, Reseller
 
@@ -281,12 +281,18 @@ async def test_margin_statements_are_the_twins_of_the_report_rules(
     moved = [e.amount for e in entries if e.kind in (CHARGE, REFUND)]
     assert revenue[sid] == -sum(moved)
     assert counted[sid] == sum(1 for o in orders if o.parent_id is None)
-    priced = [o for o in orders if o.provider_charge is not None and o.fx_rate is not None]
+    not_priced = [
+        o
+        for o in orders
+        if unpriced(o.upstream_state, o.status, o.provider_order_id, o.provider_charge, o.fx_rate)
+    ]
+    priced = [o for o in orders if o not in not_priced and o.provider_order_id is not None]
     python_cost = sum(
         order_cost(o.status, o.provider_charge or D(0), o.quantity, o.remains) * (o.fx_rate or 0)
         for o in priced
     )
-    (group, cost, unpriced), *_ = [r for r in cost_rows if r[0] == sid]
-    assert group == sid and unpriced == len(orders) - len(priced)
+    (group, cost, unpriced_count, unpriced_revenue), *_ = [r for r in cost_rows if r[0] == sid]
+    assert group == sid and unpriced_count == len(not_priced)
+    assert (unpriced_revenue or D(0)) == sum((o.charge - o.refunded for o in not_priced), D(0))
     assert cost.quantize(D("0.00000001")) == D(python_cost).quantize(D("0.00000001"))
     assert names == {sid: "Margin"}

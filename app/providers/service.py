@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import keyring
@@ -102,3 +103,7 @@ async def record_balance(session: AsyncSession, provider: Provider, balance: Dec
         )
     else:
         await alerts.resolve(session, alerts.BALANCE_LOW, "provider", provider.id)
+
+
+async def list_providers(session: AsyncSession) -> list[Provider]:
+    return list(await session.scalars(select(Provider).order_by(Provider.id)))

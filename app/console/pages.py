@@ -4,13 +4,17 @@ declares what it needs; reading goes through the domains' functions, never a wri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
+from markupsafe import Markup
 
 from app.audit import service as audit
 from app.console import dashboard
+from app.console.charts import Point, bar_chart
 from app.console.render import CONSOLE, Who, page, permitted, posted, redirect, signed_in
 from app.errors import NotFound
 from app.http.paths import QueryId
@@ -21,13 +25,47 @@ Member = Annotated[Who, Depends(signed_in)]
 AuditReader = Annotated[Who, Depends(permitted("audit:read"))]
 
 
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    svg: Markup
+
+
+def charts_of(who: Who, board: dashboard.Dashboard) -> list[Chart]:
+    if board.per_day is None:
+        return []
+    days = board.per_day
+
+    def chart(chart_id: str, title: str, values: list[Decimal], money: bool) -> Chart:
+        points = [Point(row.day, value) for row, value in zip(days, values, strict=True)]
+        label = who.money if money else (lambda v: who.number(int(v)))
+        return Chart(chart_id, title, bar_chart(chart_id, title, points, label))
+
+    shown = [
+        chart("chart-orders", who._("Orders per day"), [Decimal(r.orders) for r in days], False)
+    ]
+    if board.money_per_day:
+        shown.append(
+            chart("chart-revenue", who._("Revenue per day"), [r.revenue for r in days], True)
+        )
+        shown.append(chart("chart-margin", who._("Margin per day"), [r.margin for r in days], True))
+    return shown
+
+
 @router.get("/")
 async def home(who: Member) -> Response:
     async with who.services.db.session() as session:
         shown = await dashboard.read(
             session, who.principal, who.services.settings.stuck_after_seconds
         )
-    return page(who, "dashboard.html", board=shown, windows=dashboard.WINDOWS)
+    return page(
+        who,
+        "dashboard.html",
+        board=shown,
+        charts=charts_of(who, shown),
+        chart_days=dashboard.CHART_DAYS,
+    )
 
 
 @router.get("/sessions")

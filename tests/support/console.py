@@ -79,3 +79,24 @@ def console_routes(method: str, **ids: int | str) -> list[str]:
                 path = path.replace("{" + name + "}", str(value))
             paths.append(path)
     return paths
+
+
+async def submit(
+    client: httpx.AsyncClient, page: str, action: str, **fields: str
+) -> httpx.Response:
+    """Post a console form the way a browser does: the page first (for its CSRF token)."""
+    form = await client.get(page)
+    assert form.status_code == 200, (page, form.status_code)
+    return await client.post(action, data={"csrf": csrf_of(form), **fields})
+
+
+def shown_text(response: httpx.Response, element_id: str) -> str:
+    """The text of the element with this id (tags inside dropped, spaces collapsed)."""
+    import re
+    from html import unescape
+
+    found = re.search(
+        rf'<(\w+)[^>]*\bid="{re.escape(element_id)}"[^>]*>(.*?)</\1>', response.text, re.S
+    )
+    assert found is not None, (element_id, response.text[:2000])
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", found.group(2))).split())

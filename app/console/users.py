@@ -43,6 +43,7 @@ from app.http.problems import Problem
 from app.ledger import service as ledger
 from app.ledger.schemas import AdjustIn
 from app.orders import operator as orders
+from app.pages.export import Cell
 from app.payments import service as payments
 from app.payments.schemas import TopupIn
 from app.privacy import service as privacy
@@ -93,7 +94,7 @@ async def user_list(
     async with who.services.db.session() as session:
         found = await accounts.search_users(session, where, limit=at.limit, offset=at.offset)
     if at.csv:
-        rows = [
+        rows: list[list[Cell]] = [
             [u.id, u.email, u.name, u.status, u.balance, u.discount_percent, u.created_at]
             for u in found
         ]

@@ -24,7 +24,7 @@ from app.mail import service as mail
 from app.orders.models import Order
 from app.orders.schemas import EventOut, OrderOut
 from app.tickets import service as tickets
-from app.tickets.models import ReviewResolution, Ticket
+from app.tickets.models import Ticket
 from app.tickets.schemas import (
     AdminMessageOut,
     AdminReplyIn,
@@ -201,11 +201,7 @@ async def admin_ticket(session: AsyncSession, ticket: Ticket) -> AdminTicketOut:
 async def admin_detail(session: AsyncSession, ticket: Ticket) -> AdminTicketDetailOut:
     messages = await tickets.messages_of(session, ticket.id, with_internal=True)
     orders = await tickets.reviewed_orders(session, ticket)
-    resolutions = await session.scalars(
-        select(ReviewResolution)
-        .where(ReviewResolution.ticket_id == ticket.id)
-        .order_by(ReviewResolution.id)
-    )
+    resolutions = await tickets.resolutions_of(session, ticket.id)
     return AdminTicketDetailOut(
         **(await admin_ticket(session, ticket)).model_dump(),
         messages=[AdminMessageOut.model_validate(m, from_attributes=True) for m in messages],

@@ -451,6 +451,38 @@ async def import_services(
     return await run.run(remote, existing, refresh=True)
 
 
+class MarkupNeedsProvider(DomainError):
+    def __init__(self, service_id: int) -> None:
+        super().__init__(f"Service {service_id} has no provider rate: a markup needs one")
+
+
+async def apply_rule(
+    session: AsyncSession, settings: Settings, services: list[Service], rule: PricingRule
+) -> None:
+    """Give each service the pricing rule and price it by the rule now, as the sync
+    would: a markup from its provider rate converted at today's rate, and a service left
+    below its cost held off sale and alerted. A markup needs a provider rate."""
+    if rule.mode == MARKUP:
+        for service in services:
+            if service.provider_id is None or service.provider_rate is None:
+                raise MarkupNeedsProvider(service.id)
+    runs: dict[int, CatalogRun] = {}
+    for service in services:
+        for name, value in rule.columns().items():
+            setattr(service, name, value)
+        if service.provider_id is None:
+            continue
+        run = runs.get(service.provider_id)
+        if run is None:
+            provider = await session.get(Provider, service.provider_id)
+            assert provider is not None  # a foreign key
+            run = CatalogRun(session, settings, provider, new_rule=None, rule=None, actor=None)
+            run.fx = await conversion_rate(session, settings, provider.currency)
+            runs[service.provider_id] = run
+        await run.price(service)
+    await session.flush()
+
+
 @dataclass
 class SyncOutcome:
     provider_id: int

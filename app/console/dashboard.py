@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
-from app.alerts.models import Alert
+from app.alerts import service as alerts
 from app.catalog.models import Service
 from app.db import utcnow
 from app.http.auth import Principal
@@ -175,16 +175,12 @@ async def read(session: AsyncSession, principal: Principal, stuck_after_seconds:
         if see_orders or see_money
         else None
     )
-    open_alerts = (
-        await session.scalar(select(func.count(Alert.id)).where(Alert.resolved_at.is_(None)))
-        if see_providers
-        else None
-    )
+    open_alerts = await alerts.open_count(session) if see_providers else None
     return Dashboard(
         orders=await _orders(session, stuck_after_seconds) if see_orders else None,
         open_tickets=await tickets.open_count(session) if principal.may("tickets:read") else None,
         providers=await _providers(session) if see_providers else None,
-        open_alerts=int(open_alerts or 0) if see_providers else None,
+        open_alerts=open_alerts,
         money=[await _money(session, d, today, per_day or []) for d in WINDOWS]
         if see_money
         else None,

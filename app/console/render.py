@@ -131,7 +131,9 @@ class Who:
             return Failure(exc.status_code, self._(str(exc.detail)))
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
-            name = str(first["loc"][-1]) if first["loc"] else ""
+            if not first["loc"]:  # a rule across fields: its own words
+                return Failure(422, self._(str(first["msg"]).removeprefix("Value error, ")))
+            name = str(first["loc"][-1])
             hint = FIELD_HINTS.get(name)
             if hint is not None:
                 return Failure(422, self._(hint))

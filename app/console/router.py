@@ -13,14 +13,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.console import orders, pages, signin, tickets, users
+from app.console import catalog, orders, pages, providers, signin, tickets, users
 from app.console.render import CONSOLE, Refused, SignInFirst, page, sign_in_url, visitor
 from app.errors import DomainError
 
 STATIC = Path(__file__).parent / "static"
 
 # Every part of the console (the tests enumerate the routes of each).
-PARTS = (signin.router, pages.router, users.router, orders.router, tickets.router)
+PARTS = (
+    signin.router,
+    pages.router,
+    users.router,
+    orders.router,
+    tickets.router,
+    catalog.router,
+    providers.router,
+)
 router = APIRouter(prefix=CONSOLE, include_in_schema=False)
 for part in PARTS:
     router.include_router(part)

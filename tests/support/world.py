@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.alerts import service as alerts
 from app.audit.models import AuditEntry
+from app.catalog import service as catalog
 from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.mail.service import Mailer
@@ -63,6 +64,8 @@ async def make_world(
         await alerts.raise_alert(
             session, alerts.BALANCE_LOW, "provider", provider.id, "balance low", once=True
         )
+        (alert,) = await alerts.list_alerts(session, limit=1)
+        service = await catalog.get_service(session, service_id)
         canned = await tickets.save_canned(session, None, {"title": "Thanks", "body": "Thank you"})
         request = await privacy.request_deletion(session, friend.user_id, 30)
         await referrals.set_referrer(session, friend.user_id, await code_of(ctx, customer.user_id))
@@ -81,6 +84,8 @@ async def make_world(
         "user_id": customer.user_id,
         "order_id": order_id,
         "service_id": service_id,
+        "category_id": service.category_id,
+        "alert_id": alert.id,
         "ticket_id": ticket.id,
         "provider_id": provider.id,
         "canned_id": canned.id,

@@ -11,7 +11,6 @@ from app.currencies import service as currencies
 from app.http.audit import Audit
 from app.http.auth import require
 from app.http.context import ServicesDep
-from app.http.problems import Problem
 from app.http.schemas import AdminInput, PlainDecimal
 from app.http.tx import Reader, Tx
 
@@ -55,13 +54,7 @@ async def set_currency(
     tx: Tx, audit: Audit, services: ServicesDep, code: Code, body: RateIn
 ) -> RateOut:
     code = currencies.normalize_code(code)
-    if code == currencies.normalize_code(services.settings.currency):
-        raise Problem(409, "The panel's own currency always converts at 1")
-    try:
-        before = await currencies.conversion_rate(tx, services.settings, code)
-    except currencies.NoConversionRate:
-        before = None
-    await currencies.set_rate(tx, code, body.rate)
+    before = await currencies.set_operator_rate(tx, services.settings, code, body.rate)
     await audit(
         "currency.set",
         "currency",
@@ -80,6 +73,5 @@ async def set_currency(
 )
 async def delete_currency(tx: Tx, audit: Audit, code: Code) -> None:
     code = currencies.normalize_code(code)
-    if not await currencies.delete_rate(tx, code):
-        raise Problem(404, "No operator-set rate for this currency")
+    await currencies.remove_operator_rate(tx, code)
     await audit("currency.delete", "currency", code)

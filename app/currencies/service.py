@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.currencies.models import CurrencyRate
-from app.errors import DomainError
+from app.errors import Conflict, DomainError, NotFound
 from app.settings import Settings
 
 
@@ -62,6 +62,35 @@ async def set_rate(session: AsyncSession, code: str, rate: Decimal) -> None:
             index_elements=[CurrencyRate.code], set_={"rate": rate, "updated_at": func.now()}
         )
     )
+
+
+class OwnCurrency(Conflict):
+    message = "The panel's own currency always converts at 1"
+
+
+class NoOperatorRate(NotFound):
+    message = "No operator-set rate for this currency"
+
+
+async def set_operator_rate(
+    session: AsyncSession, settings: Settings, code: str, rate: Decimal
+) -> Decimal | None:
+    """An operator's rate for a currency (never the panel's own); the rate before, if any."""
+    code = normalize_code(code)
+    if code == normalize_code(settings.currency):
+        raise OwnCurrency()
+    try:
+        before: Decimal | None = await conversion_rate(session, settings, code)
+    except NoConversionRate:
+        before = None
+    await set_rate(session, code, rate)
+    return before
+
+
+async def remove_operator_rate(session: AsyncSession, code: str) -> None:
+    """The settings' default (if any) applies again."""
+    if not await delete_rate(session, code):
+        raise NoOperatorRate()
 
 
 async def delete_rate(session: AsyncSession, code: str) -> bool:

@@ -1,6 +1,6 @@
-"""The console's first pages: the dashboard (/web/admin/), the member's own sessions with
-a way to end each, and the audit log filtered by staff member (`audit:read`). Each page
-declares what it needs; reading goes through the domains' functions, never a write."""
+"""The console's pages of every member: the dashboard (/web/admin/), each part shown to
+the roles that may read it, with its charts per day; and the member's own sessions with a
+way to end each."""
 
 from __future__ import annotations
 
@@ -12,17 +12,14 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from markupsafe import Markup
 
-from app.audit import service as audit
 from app.console import dashboard
 from app.console.charts import Point, bar_chart
-from app.console.render import CONSOLE, Who, page, permitted, posted, redirect, signed_in
+from app.console.render import CONSOLE, Who, page, posted, redirect, signed_in
 from app.errors import NotFound
-from app.http.paths import QueryId
 from app.staff import service as staff
 
 router = APIRouter()
 Member = Annotated[Who, Depends(signed_in)]
-AuditReader = Annotated[Who, Depends(permitted("audit:read"))]
 
 
 @dataclass(frozen=True)
@@ -86,11 +83,3 @@ async def revoke(who: Member, session_id: int) -> Response:
     if session_id == who.member.session_id:
         return redirect(who, CONSOLE + "/login")
     return redirect(who, CONSOLE + "/sessions?done=revoked")
-
-
-@router.get("/audit")
-async def audit_log(who: AuditReader, staff_id: QueryId | None = None) -> Response:
-    async with who.services.db.session() as session:
-        entries = await audit.list_entries(session, limit=200, staff_id=staff_id)
-        members = await staff.list_members(session)
-    return page(who, "audit.html", entries=entries, members=members, staff_id=staff_id)

@@ -22,7 +22,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import URL
+from starlette.datastructures import URL, UploadFile
 
 from app.errors import DomainError
 from app.http.audit import Auditor
@@ -271,13 +271,19 @@ MAX_FIELD = 20_000
 
 async def posted(who: Who) -> dict[str, str]:
     """The form's fields, its CSRF token checked first (403 page without a valid one)."""
+    fields, _ = await posted_with_files(who)
+    return fields
+
+
+async def posted_with_files(who: Who) -> tuple[dict[str, str], dict[str, UploadFile]]:
+    """As `posted`, with the form's uploaded files."""
     form = await who.request.form()
     fields = {k: v[:MAX_FIELD] for k, v in form.items() if isinstance(v, str)}
     try:
         check_csrf(who.services.settings, who.request, fields.pop(CSRF_FIELD, None), CSRF_PURPOSE)
     except CsrfRefused:
         raise Refused(403, who._("The form has expired; please try again.")) from None
-    return fields
+    return fields, {k: v for k, v in form.items() if isinstance(v, UploadFile)}
 
 
 def url_with(request: Request, **changes: object) -> str:

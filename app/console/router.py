@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.console import catalog, orders, pages, providers, signin, tickets, users
+from app.console import catalog, money, orders, owner, pages, providers, signin, tickets, users
 from app.console.render import CONSOLE, Refused, SignInFirst, page, sign_in_url, visitor
 from app.errors import DomainError
 
@@ -28,6 +28,8 @@ PARTS = (
     tickets.router,
     catalog.router,
     providers.router,
+    money.router,
+    owner.router,
 )
 router = APIRouter(prefix=CONSOLE, include_in_schema=False)
 for part in PARTS:

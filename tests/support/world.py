@@ -18,6 +18,7 @@ from app.context import AppContext
 from app.ledger.models import LedgerEntry
 from app.mail.service import Mailer
 from app.payments import service as payments
+from app.payments.models import Payment, PaymentNotification
 from app.privacy import service as privacy
 from app.providers.service import create_provider
 from app.referrals import service as referrals
@@ -78,6 +79,21 @@ async def make_world(
             operator="world",
         )
         tokens = await staff.list_tokens(session, member.id)
+        # A gateway invoice as a notification found it (no gateway is configured in tests).
+        payment = Payment(
+            user_id=customer.user_id,
+            gateway="robokassa",
+            amount=Decimal("909.10"),
+            currency="RUB",
+            credit_amount=Decimal("10"),
+        )
+        session.add(payment)
+        await session.flush()
+        session.add(
+            PaymentNotification(
+                gateway="robokassa", payment_id=payment.id, outcome="bad_signature", payload={}
+            )
+        )
     async with ctx.db.session() as session:
         reward = await session.scalar(select(func.max(ReferralReward.id)))
     world.ids = {
@@ -95,6 +111,8 @@ async def make_world(
         "request_id": request.id,
         "reward_id": int(reward or 1),
         "action": "resend",
+        "payment_id": payment.id,
+        "code": "EUR",
     }
     world.changes = await counts(ctx)
     return world

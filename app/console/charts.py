@@ -30,7 +30,9 @@ def _span(points: Sequence[Point]) -> tuple[Decimal, Decimal]:
 
 
 def _attrs(**values: object) -> str:
-    return " ".join(f'{name.replace("_", "-")}="{escape(str(v))}"' for name, v in values.items())
+    return " ".join(
+        f'{name.rstrip("_").replace("_", "-")}="{escape(str(v))}"' for name, v in values.items()
+    )
 
 
 def _axis(

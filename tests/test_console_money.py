@@ -141,6 +141,13 @@ async def test_privacy_requests_show_their_deadlines_and_are_completed(
     assert shown.text.index(f'id="request-{late.id}"') < shown.text.index(f'id="request-{soon.id}"')
     assert f'<td id="request-{late.id}-left" class="late">late</td>' in shown.text
     assert f'<td id="request-{soon.id}-left" class="soon">3 days</td>' in shown.text
+    exported = await client.get("/web/admin/privacy?format=csv")
+    lines = exported.content.decode("utf-8-sig").splitlines()
+    assert [line.split(",")[:2] for line in lines] == [
+        ["ID", "Customer"],
+        [str(late.id), str(late_user.user_id)],
+        [str(soon.id), str(soon_user.user_id)],
+    ]
     done = await submit(
         client, "/web/admin/privacy", f"/web/admin/privacy/{late.id}/complete", confirm="1"
     )

@@ -130,6 +130,7 @@ async def test_a_review_ends_with_a_refund_within_the_agents_limit(
         await client.put("/admin/v1/staff/settings", headers=AUTH, json=limit)
     ).status_code == 200
     agent = await signed_in(client, ctx, "support")
+    assert shown_text(await client.get("/web/admin/"), "support-review") == "1"
     page = f"/web/admin/tickets/{ticket}"
     shown = await client.get(page)
     assert "Your refund limit: $0.50" in shown.text
@@ -171,6 +172,7 @@ async def test_a_review_ends_with_a_refund_within_the_agents_limit(
     assert entry.after is not None and entry.after["resolution"]["amount"] == "0.45"
     resolved = await client.get(f"{page}?done=resolved")
     assert shown_text(resolved, f"resolution-{order}").startswith(f"Order {order}: refund $0.45")
+    assert shown_text(await client.get("/web/admin/"), "support-review") == "0"
     balance = await api(customer.key, "balance")
     assert balance == {"balance": "9.55000", "currency": "USD"}
     await ledger_ok(ctx)

@@ -38,7 +38,8 @@ CHART_DAYS = 30
 @dataclass(frozen=True)
 class Orders:
     by_status: list[tuple[str, int]]
-    in_review: int
+    in_review: int  # the review queue: outcome upstream unknown
+    support_review: int  # under a Support review (ToS 2.5)
     stuck: int
     anomalies: int
 
@@ -104,6 +105,7 @@ async def _orders(session: AsyncSession, stuck_after_seconds: int) -> Orders:
     return Orders(
         by_status=[(status, int(counts.get(status, 0))) for status in STATUSES],
         in_review=await _count(session, Order.upstream_state == UP_REVIEW),
+        support_review=await _count(session, Order.review_ticket_id.is_not(None)),
         stuck=int(stuck or 0),
         anomalies=await _count(session, Order.anomaly.is_not(None)),
     )

@@ -110,8 +110,16 @@ async def privacy_page(who: Who, failure: Failure | None = None, done: str = "")
     )
 
 
+REQUEST_HEADER = ["ID", "Customer", "Requested", "Deadline"]
+
+
 @router.get("/privacy")
-async def privacy_requests(who: PrivacyReader, done: str = "") -> Response:
+async def privacy_requests(who: PrivacyReader, done: str = "", format: str = "") -> Response:
+    if format == "csv":
+        async with who.services.db.session() as session:
+            requests = await privacy.open_deletion_requests(session)
+        rows: list[list[Cell]] = [[r.id, r.user_id, r.requested_at, r.deadline] for r in requests]
+        return csv_download(who, "privacy-requests", REQUEST_HEADER, rows)
     return await privacy_page(who, done=done)
 
 

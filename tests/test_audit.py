@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
+from app.alerts import service as alerts
 from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.mail.service import Mailer
@@ -107,6 +108,12 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
                 {"id": sid},
             )
         await audited("POST", "/services/{service_id}/confirm-type", service_id=sid)
+        pricing = {"service_ids": [sid], "multiplier": "2"}
+        assert (await audited("POST", "/services/pricing", pricing))[0]["rate"] == "0.80000000"
+        async with ctx.db.transaction() as session:
+            await alerts.raise_alert(session, alerts.SYNC_FAILED, "provider", pid, "failed")
+            alert_id = (await alerts.list_alerts(session, limit=1))[0].id
+        await audited("POST", "/alerts/{alert_id}/acknowledge", alert_id=alert_id)
 
         a = await audited("POST", "/users", {"email": "a@x.io", "initial_balance": "50"})
         b = await audited(

@@ -37,7 +37,7 @@ def copy_of_the_code(tmp_path: Path) -> Path:
 def test_the_code_keeps_its_layers(tmp_path: Path) -> None:
     result = lint(copy_of_the_code(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_an_upward_import_breaks_the_build(tmp_path: Path) -> None:
@@ -57,3 +57,13 @@ def test_two_packages_importing_each_other_break_the_build(tmp_path: Path) -> No
     result = lint(tree)
     assert result.returncode != 0
     assert "No two packages import each other BROKEN" in result.stdout
+
+
+def test_the_console_importing_another_front_end_breaks_the_build(tmp_path: Path) -> None:
+    tree = copy_of_the_code(tmp_path)
+    # The console reusing a handler of the operator API instead of the function below it.
+    (tree / "app" / "console" / "planted.py").write_text("import app.admin.router\n")
+    result = lint(tree)
+    assert result.returncode != 0
+    assert "The console is a front end of its own BROKEN" in result.stdout
+    assert "app.console.planted -> app.admin.router" in result.stdout

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from app.accounts import service as accounts
-from app.accounts.models import User
 from app.accounts.schemas import KeyOut, UserOut, UserPatch
 from app.http.audit import Audit
 from app.http.auth import refusal, require
@@ -28,12 +26,9 @@ async def list_users(
     status_filter: Annotated[str | None, Query(alias="status")] = None,
     email: str | None = None,
 ) -> list[UserOut]:
-    stmt = select(User).order_by(User.id).limit(limit).offset(offset)
-    if status_filter:
-        stmt = stmt.where(User.status == status_filter)
-    if email:
-        stmt = stmt.where(User.email.ilike(f"%{email}%"))
-    return [UserOut.model_validate(u) for u in await session.scalars(stmt)]
+    where = accounts.UserSearch(status=status_filter, email=email)
+    found = await accounts.search_users(session, where, limit=limit, offset=offset)
+    return [UserOut.model_validate(u) for u in found]
 
 
 @admin_router.patch(

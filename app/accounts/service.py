@@ -116,6 +116,29 @@ async def referrer_for_code(session: AsyncSession, code: str) -> int:
     return referrer_id
 
 
+@dataclass(frozen=True)
+class UserSearch:
+    """The operator's filters of the user list (None: any)."""
+
+    status: str | None = None
+    email: str | None = None  # a part of the email, whatever its case
+    user_id: int | None = None
+
+
+async def search_users(
+    session: AsyncSession, where: UserSearch, *, limit: int, offset: int
+) -> list[User]:
+    """Users matching `where`, oldest first."""
+    stmt = select(User).order_by(User.id).limit(limit).offset(offset)
+    if where.status:
+        stmt = stmt.where(User.status == where.status)
+    if where.email:
+        stmt = stmt.where(User.email.icontains(where.email, autoescape=True))
+    if where.user_id is not None:
+        stmt = stmt.where(User.id == where.user_id)
+    return list(await session.scalars(stmt))
+
+
 async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = False) -> User:
     stmt = select(User).where(User.id == user_id)
     if for_update:

@@ -1,6 +1,6 @@
 """Alerts: conditions an operator must hear about (failed catalog syncs, services sold
 below cost, provider balances under their threshold, stuck orders, orders flagged with an
-anomaly)."""
+anomaly). An alert is open until its condition is resolved or an operator acknowledges it."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ class Alert(Base):
     # refuses a second alert until the condition is resolved (then it is cleared).
     open_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An operator has seen it (and who): it leaves the open alerts, the condition may last.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.http.schemas import example
 
@@ -20,6 +20,8 @@ class AlertOut(BaseModel):
         detail={"balance": "4.50000", "threshold": "10"},
         open=True,
         resolved_at=None,
+        acknowledged_at=None,
+        acknowledged_by=None,
         created_at="2026-01-01T00:00:00Z",
     )
     id: int
@@ -28,6 +30,8 @@ class AlertOut(BaseModel):
     subject_id: int
     message: str
     detail: dict[str, Any]
-    open: bool
+    open: bool = Field(description="its condition lasts (an episode alerted once)")
     resolved_at: datetime | None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = Field(default=None, description="the operator who saw it")
     created_at: datetime

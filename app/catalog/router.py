@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.catalog import service as catalog
 from app.catalog import upstream
-from app.catalog.models import Category, Service, UserRate
 from app.catalog.schemas import (
     BackupOut,
     BackupsIn,
@@ -21,28 +17,13 @@ from app.catalog.schemas import (
     RateOut,
     ServiceIn,
     ServiceOut,
-    ServicePatch,
 )
-from app.db import utcnow
 from app.http.audit import Audit
 from app.http.auth import require
 from app.http.paths import Limit, Offset, PathId
-from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
 
 admin_router = APIRouter(tags=["catalog"])
-
-NULLABLE_SERVICE_FIELDS = {
-    "description",
-    "link_pattern",
-    "provider_id",
-    "provider_service_id",
-    "provider_rate",
-    "price_multiplier",
-    "price_fixed",
-    "price_step",
-    "stuck_after_seconds",
-}
 
 
 # Custom rates -----------------------------------------------------------------------------
@@ -55,7 +36,7 @@ NULLABLE_SERVICE_FIELDS = {
     summary="Custom rates of a user",
 )
 async def list_rates(session: Reader, user_id: PathId) -> list[RateOut]:
-    rows = await session.scalars(select(UserRate).where(UserRate.user_id == user_id))
+    rows = await catalog.user_rates(session, user_id)
     return [RateOut(user_id=r.user_id, service_id=r.service_id, rate=r.rate) for r in rows]
 
 
@@ -70,12 +51,7 @@ async def set_rate(
     tx: Tx, audit: Audit, user_id: PathId, service_id: PathId, body: RateIn
 ) -> RateOut:
     await accounts.get_user(tx, user_id)
-    await get_or_404(tx, Service, service_id, "Service")
-    await tx.execute(
-        pg_insert(UserRate)
-        .values(user_id=user_id, service_id=service_id, rate=body.rate)
-        .on_conflict_do_update(index_elements=["user_id", "service_id"], set_={"rate": body.rate})
-    )
+    await catalog.set_user_rate(tx, user_id, service_id, body.rate)
     out = RateOut(user_id=user_id, service_id=service_id, rate=body.rate)
     await audit("rate.set", "user", user_id, after=out)
     return out
@@ -89,9 +65,7 @@ async def set_rate(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def delete_rate(tx: Tx, audit: Audit, user_id: PathId, service_id: PathId) -> None:
-    await tx.execute(
-        delete(UserRate).where(UserRate.user_id == user_id, UserRate.service_id == service_id)
-    )
+    await catalog.remove_user_rate(tx, user_id, service_id)
     await audit("rate.delete", "user", user_id, before={"service_id": service_id})
 
 
@@ -100,8 +74,7 @@ async def delete_rate(tx: Tx, audit: Audit, user_id: PathId, service_id: PathId)
 
 @admin_router.get("/categories", dependencies=[require("catalog:read")], summary="List categories")
 async def list_categories(session: Reader) -> list[CategoryOut]:
-    rows = await session.scalars(select(Category).order_by(Category.position, Category.id))
-    return [CategoryOut.model_validate(c) for c in rows]
+    return [CategoryOut.model_validate(c) for c in await catalog.list_categories(session)]
 
 
 @admin_router.post(
@@ -111,9 +84,7 @@ async def list_categories(session: Reader) -> list[CategoryOut]:
     status_code=status.HTTP_201_CREATED,
 )
 async def create_category(tx: Tx, audit: Audit, body: CategoryIn) -> CategoryOut:
-    category = Category(**body.model_dump())
-    tx.add(category)
-    await tx.flush()
+    category = await catalog.create_category(tx, body.model_dump())
     out = CategoryOut.model_validate(category)
     await audit("category.create", "category", category.id, after=out)
     return out
@@ -123,7 +94,7 @@ async def create_category(tx: Tx, audit: Audit, body: CategoryIn) -> CategoryOut
     "/categories/{category_id}", dependencies=[require("catalog:read")], summary="Show a category"
 )
 async def get_category(session: Reader, category_id: PathId) -> CategoryOut:
-    return CategoryOut.model_validate(await get_or_404(session, Category, category_id, "Category"))
+    return CategoryOut.model_validate(await catalog.get_category(session, category_id))
 
 
 @admin_router.patch(
@@ -134,11 +105,9 @@ async def get_category(session: Reader, category_id: PathId) -> CategoryOut:
 async def patch_category(
     tx: Tx, audit: Audit, category_id: PathId, body: CategoryPatch
 ) -> CategoryOut:
-    category = await get_or_404(tx, Category, category_id, "Category")
+    category = await catalog.get_category(tx, category_id)
     before = CategoryOut.model_validate(category)
-    for name, value in body.model_dump(exclude_unset=True, exclude_none=True).items():
-        setattr(category, name, value)
-    await tx.flush()
+    await catalog.change_category(tx, category, body.model_dump(exclude_unset=True))
     out = CategoryOut.model_validate(category)
     await audit("category.update", "category", category_id, before=before, after=out)
     return out
@@ -151,10 +120,9 @@ async def patch_category(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def delete_category(tx: Tx, audit: Audit, category_id: PathId) -> None:
-    category = await get_or_404(tx, Category, category_id, "Category")
-    await catalog.refuse_used_category(tx, category_id)
+    category = await catalog.get_category(tx, category_id)
     before = CategoryOut.model_validate(category)
-    await tx.delete(category)
+    await catalog.delete_category(tx, category)
     await audit("category.delete", "category", category_id, before=before)
 
 
@@ -173,12 +141,9 @@ async def list_services(
     category_id: int | None = None,
     provider_id: int | None = None,
 ) -> list[ServiceOut]:
-    stmt = select(Service).order_by(Service.id).limit(limit).offset(offset)
-    if category_id is not None:
-        stmt = stmt.where(Service.category_id == category_id)
-    if provider_id is not None:
-        stmt = stmt.where(Service.provider_id == provider_id)
-    return [ServiceOut.model_validate(s) for s in await session.scalars(stmt)]
+    where = catalog.ServiceSearch(category_id=category_id, provider_id=provider_id)
+    found = await catalog.search_services(session, where, limit=limit, offset=offset)
+    return [ServiceOut.model_validate(s) for s in found]
 
 
 @admin_router.post(
@@ -188,14 +153,7 @@ async def list_services(
     status_code=status.HTTP_201_CREATED,
 )
 async def create_service(tx: Tx, audit: Audit, body: ServiceIn) -> ServiceOut:
-    await get_or_404(tx, Category, body.category_id, "Category")
-    catalog.check_terms(
-        body.min_quantity, body.max_quantity, body.provider_id, body.provider_service_id
-    )
-    service = Service(**body.model_dump(exclude_none=True))
-    tx.add(service)
-    await tx.flush()
-    await tx.refresh(service)
+    service = await catalog.create_service(tx, body.model_dump())
     out = ServiceOut.model_validate(service)
     await audit("service.create", "service", service.id, after=out)
     return out
@@ -205,28 +163,7 @@ async def create_service(tx: Tx, audit: Audit, body: ServiceIn) -> ServiceOut:
     "/services/{service_id}", dependencies=[require("catalog:read")], summary="Show a service"
 )
 async def get_service(session: Reader, service_id: PathId) -> ServiceOut:
-    return ServiceOut.model_validate(await get_or_404(session, Service, service_id, "Service"))
-
-
-async def apply_patch(tx: AsyncSession, service_id: int, body: ServicePatch) -> ServiceOut:
-    """The operator's changes to a service, checked (the route, PATCH /services/{id}, is
-    in app/flows/router.py: a changed pricing rule reprices the service at once, which
-    needs the provider's currency). Returns the service as it was before."""
-    service = await get_or_404(tx, Service, service_id, "Service")
-    before = ServiceOut.model_validate(service)
-    if service.deleted_at is not None and body.enabled:
-        raise catalog.ServiceRemoved()
-    for name, value in body.model_dump(exclude_unset=True).items():
-        if value is None and name not in NULLABLE_SERVICE_FIELDS:
-            continue  # null cannot clear a required field: leave it as it is
-        setattr(service, name, value)
-    catalog.check_terms(
-        service.min_quantity,
-        service.max_quantity,
-        service.provider_id,
-        service.provider_service_id,
-    )
-    return before
+    return ServiceOut.model_validate(await catalog.get_service(session, service_id))
 
 
 @admin_router.delete(
@@ -237,13 +174,9 @@ async def apply_patch(tx: AsyncSession, service_id: int, body: ServicePatch) -> 
     "orders; existing orders continue.",
 )
 async def delete_service(tx: Tx, audit: Audit, service_id: PathId) -> ServiceOut:
-    service = await get_or_404(tx, Service, service_id, "Service")
+    service = await catalog.get_service(tx, service_id)
     before = ServiceOut.model_validate(service)
-    service.enabled = False
-    service.deleted_at = utcnow()
-    await tx.flush()
-    await tx.refresh(service)
-    out = ServiceOut.model_validate(service)
+    out = ServiceOut.model_validate(await catalog.remove_service(tx, service))
     await audit("service.delete", "service", service_id, before=before, after=out)
     return out
 
@@ -254,7 +187,7 @@ async def delete_service(tx: Tx, audit: Audit, service_id: PathId) -> ServiceOut
     summary="Backup providers of a service",
 )
 async def list_backups(session: Reader, service_id: PathId) -> list[BackupOut]:
-    await get_or_404(session, Service, service_id, "Service")
+    await catalog.get_service(session, service_id)
     return [BackupOut.model_validate(b) for b in await upstream.backups_of(session, service_id)]
 
 
@@ -270,7 +203,7 @@ async def list_backups(session: Reader, service_id: PathId) -> list[BackupOut]:
     ),
 )
 async def put_backups(tx: Tx, audit: Audit, service_id: PathId, body: BackupsIn) -> list[BackupOut]:
-    service = await get_or_404(tx, Service, service_id, "Service")
+    service = await catalog.get_service(tx, service_id)
     before = [BackupOut.model_validate(b) for b in await upstream.backups_of(tx, service_id)]
     rows = await upstream.set_backups(
         tx,
@@ -303,7 +236,7 @@ async def put_backups(tx: Tx, audit: Audit, service_id: PathId, body: BackupsIn)
     ),
 )
 async def confirm_type(tx: Tx, audit: Audit, service_id: PathId) -> ServiceOut:
-    service = await get_or_404(tx, Service, service_id, "Service")
+    service = await catalog.get_service(tx, service_id)
     before = ServiceOut.model_validate(service)
     await upstream.confirm_type(tx, service)
     await tx.refresh(service)

@@ -1,24 +1,53 @@
-"""The console's first pages: the dashboard (/web/admin/), the member's own sessions with
-a way to end each, and the audit log filtered by staff member (`audit:read`). Each page
-declares what it needs; reading goes through the domains' functions, never a write."""
+"""The console's pages of every member: the dashboard (/web/admin/), each part shown to
+the roles that may read it, with its charts per day; and the member's own sessions with a
+way to end each."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
+from markupsafe import Markup
 
-from app.audit import service as audit
 from app.console import dashboard
-from app.console.render import CONSOLE, Who, page, permitted, posted, redirect, signed_in
+from app.console.charts import Point, bar_chart
+from app.console.render import CONSOLE, Who, page, posted, redirect, signed_in
 from app.errors import NotFound
-from app.http.paths import QueryId
 from app.staff import service as staff
 
 router = APIRouter()
 Member = Annotated[Who, Depends(signed_in)]
-AuditReader = Annotated[Who, Depends(permitted("audit:read"))]
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    svg: Markup
+
+
+def charts_of(who: Who, board: dashboard.Dashboard) -> list[Chart]:
+    if board.per_day is None:
+        return []
+    days = board.per_day
+
+    def chart(chart_id: str, title: str, values: list[Decimal], money: bool) -> Chart:
+        points = [Point(row.day, value) for row, value in zip(days, values, strict=True)]
+        label = who.money if money else (lambda v: who.number(int(v)))
+        return Chart(chart_id, title, bar_chart(chart_id, title, points, label))
+
+    shown = [
+        chart("chart-orders", who._("Orders per day"), [Decimal(r.orders) for r in days], False)
+    ]
+    if board.money_per_day:
+        shown.append(
+            chart("chart-revenue", who._("Revenue per day"), [r.revenue for r in days], True)
+        )
+        shown.append(chart("chart-margin", who._("Margin per day"), [r.margin for r in days], True))
+    return shown
 
 
 @router.get("/")
@@ -27,7 +56,13 @@ async def home(who: Member) -> Response:
         shown = await dashboard.read(
             session, who.principal, who.services.settings.stuck_after_seconds
         )
-    return page(who, "dashboard.html", board=shown, windows=dashboard.WINDOWS)
+    return page(
+        who,
+        "dashboard.html",
+        board=shown,
+        charts=charts_of(who, shown),
+        chart_days=dashboard.CHART_DAYS,
+    )
 
 
 @router.get("/sessions")
@@ -48,11 +83,3 @@ async def revoke(who: Member, session_id: int) -> Response:
     if session_id == who.member.session_id:
         return redirect(who, CONSOLE + "/login")
     return redirect(who, CONSOLE + "/sessions?done=revoked")
-
-
-@router.get("/audit")
-async def audit_log(who: AuditReader, staff_id: QueryId | None = None) -> Response:
-    async with who.services.db.session() as session:
-        entries = await audit.list_entries(session, limit=200, staff_id=staff_id)
-        members = await staff.list_members(session)
-    return page(who, "audit.html", entries=entries, members=members, staff_id=staff_id)

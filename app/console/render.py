@@ -10,7 +10,8 @@ the permission it needs (`permitted("audit:read")`); a signed-in member without 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,12 +20,18 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.datastructures import URL
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import URL, UploadFile
 
+from app.errors import DomainError
+from app.http.audit import Auditor
 from app.http.auth import Principal
 from app.http.context import Services, get_services
+from app.http.problems import Problem
 from app.pages import i18n
 from app.pages.csrf import CSRF_FIELD, CsrfRefused, check_csrf, csrf_seed, csrf_token, finish
+from app.pages.export import Cell, csv_response
 from app.pages.render import environment, html_page
 from app.staff import service as staff
 
@@ -34,6 +41,27 @@ STAFF_COOKIE = "panel_staff"
 LANGUAGE_COOKIE = "panel_staff_lang"
 CSRF_PURPOSE = "console"  # a storefront form's token is no console token
 templates = environment(HERE / "templates")
+
+
+def N_(text: str) -> str:
+    """Marks a text translated when shown (the page calls `_` on it)."""
+    return text
+
+
+# The console's menu: what each entry needs, where it goes, what it says.
+MENU = (
+    ("users:read", CONSOLE + "/users", N_("Customers")),
+    ("orders:read", CONSOLE + "/orders", N_("Orders")),
+    ("tickets:read", CONSOLE + "/tickets", N_("Tickets")),
+    ("catalog:read", CONSOLE + "/services", N_("Services")),
+    ("providers:read", CONSOLE + "/providers", N_("Providers")),
+    ("payments:read", CONSOLE + "/payments", N_("Payments")),
+    ("reports:read", CONSOLE + "/margin", N_("Margin")),
+    ("privacy:read", CONSOLE + "/privacy", N_("Privacy")),
+    ("audit:read", CONSOLE + "/audit", N_("Audit log")),
+    ("settings:read", CONSOLE + "/settings", N_("Settings")),
+    ("staff:read", CONSOLE + "/staff", N_("Staff")),
+)
 
 
 def words(language: str) -> dict[str, str]:
@@ -88,8 +116,65 @@ class Who:
     def money(self, value: Decimal) -> str:
         return i18n.money(value, self.services.settings.currency, self.language)
 
-    def when(self, moment: datetime) -> str:
-        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    def number(self, value: Decimal | int) -> str:
+        return i18n.number(value, self.language)
+
+    def when(self, moment: datetime | None) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else ""
+
+    def error(self, exc: Exception) -> Failure:
+        """What a refused action shows: its status and words (a domain error's own, or
+        the hint of the first field a form got wrong)."""
+        if isinstance(exc, DomainError):
+            return Failure(exc.http_status, self._(exc.message))
+        if isinstance(exc, Problem):
+            return Failure(exc.status_code, self._(str(exc.detail)))
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            if not first["loc"]:  # a rule across fields: its own words
+                return Failure(422, self._(str(first["msg"]).removeprefix("Value error, ")))
+            name = str(first["loc"][-1])
+            hint = FIELD_HINTS.get(name)
+            if hint is not None:
+                return Failure(422, self._(hint))
+            return Failure(422, self._("Check the field %(field)s.", field=name))
+        if isinstance(exc, ValueError):
+            return Failure(422, self._(str(exc)))
+        raise exc
+
+    @asynccontextmanager
+    async def acting(self) -> AsyncIterator[tuple[AsyncSession, Auditor]]:
+        """A transaction and the audit log's writer naming this member: every change the
+        console makes is written with its audit entry, or not at all."""
+        async with self.services.db.transaction() as tx:
+            yield tx, Auditor(tx, self.principal)
+
+
+# What to say when a form's field is refused by the input rules of /admin/v1.
+FIELD_HINTS = {
+    "amount": N_("Enter an amount: a number with at most 8 decimals (above 0 for a top-up)."),
+    "reason": N_("Write a reason (at most 300 characters)."),
+    "payment_ref": N_("The payment reference is at most 150 characters."),
+    "rate": N_("Enter a rate: a number of at least 0 with at most 8 decimals."),
+    "discount_percent": N_("Enter a discount from 0 to 100 with at most 2 decimals."),
+    "message": N_("Write a message."),
+    "name": N_("Enter a name."),
+    "email": N_("Enter an email address."),
+    "provider_order_id": N_("Enter the provider's order id."),
+    "status": N_("Choose a status."),
+    "start_count": N_("Enter a whole number of at least 0."),
+    "remains": N_("Enter a whole number of at least 0."),
+    "multiplier": N_("Enter a multiplier above 0."),
+    "position": N_("Enter a whole number."),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An action refused by the rules: the page is shown again with this, and this status."""
+
+    status: int
+    message: str
 
 
 async def visitor(request: Request) -> Who:
@@ -112,21 +197,38 @@ async def signed_in(request: Request) -> Who:
     return found
 
 
-def permitted(permission: str) -> Callable[[Request], Awaitable[Who]]:
-    """The dependency of a page that needs `permission`."""
+class Permit:
+    """The dependency of a page that needs `permission` (`Depends(Permit("audit:read"))`):
+    the signed-in member when their role holds it, a 403 page naming it otherwise. The
+    permission stays readable on the dependency, which is how the tests walk every page
+    and check each declares one."""
 
-    async def check(request: Request) -> Who:
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+
+    async def __call__(self, request: Request) -> Who:
         found = await signed_in(request)
-        if not found.may(permission):
-            message = found._(
-                "Your role (%(role)s) does not have the permission %(permission)s.",
-                role=found.principal.role,
-                permission=permission,
-            )
-            raise Refused(403, message, permission)
+        if not found.may(self.permission):
+            raise Refused(403, refusal_words(found, self.permission), self.permission)
         return found
 
-    return check
+
+def refusal_words(who: Who, permission: str) -> str:
+    return who._(
+        "Your role (%(role)s) does not have the permission %(permission)s.",
+        role=who.principal.role,
+        permission=permission,
+    )
+
+
+def require(who: Who, permission: str) -> None:
+    """A second permission an action needs besides its page's (403 page without it)."""
+    if not who.may(permission):
+        raise Refused(403, refusal_words(who, permission), permission)
+
+
+def permitted(permission: str) -> Permit:
+    return Permit(permission)
 
 
 def page(who: Who, name: str, status: int = 200, **values: Any) -> Response:
@@ -137,6 +239,9 @@ def page(who: Who, name: str, status: int = 200, **values: Any) -> Response:
         "who": who,
         "money": who.money,
         "when": who.when,
+        "number": who.number,
+        "url_with": lambda **changes: url_with(who.request, **changes),
+        "menu": MENU,
         "csrf_field": CSRF_FIELD,
         "csrf": csrf_token(settings, csrf_seed(who.request), CSRF_PURPOSE),
         "path": who.request.url.path if who.request.method == "GET" else CONSOLE + "/",
@@ -166,10 +271,28 @@ MAX_FIELD = 20_000
 
 async def posted(who: Who) -> dict[str, str]:
     """The form's fields, its CSRF token checked first (403 page without a valid one)."""
+    fields, _ = await posted_with_files(who)
+    return fields
+
+
+async def posted_with_files(who: Who) -> tuple[dict[str, str], dict[str, UploadFile]]:
+    """As `posted`, with the form's uploaded files."""
     form = await who.request.form()
     fields = {k: v[:MAX_FIELD] for k, v in form.items() if isinstance(v, str)}
     try:
         check_csrf(who.services.settings, who.request, fields.pop(CSRF_FIELD, None), CSRF_PURPOSE)
     except CsrfRefused:
         raise Refused(403, who._("The form has expired; please try again.")) from None
-    return fields
+    return fields, {k: v for k, v in form.items() if isinstance(v, UploadFile)}
+
+
+def url_with(request: Request, **changes: object) -> str:
+    """This page's address with some query parameters changed (None removes one)."""
+    params = {k: v for k, v in request.query_params.items() if k not in changes}
+    params.update({k: str(v) for k, v in changes.items() if v is not None and v != ""})
+    return str(URL(request.url.path).include_query_params(**params))
+
+
+def csv_download(who: Who, name: str, header: list[str], rows: list[list[Cell]]) -> Response:
+    """A list as a CSV attachment, its header in the member's language."""
+    return csv_response(f"{name}.csv", [who._(h) for h in header], rows)

@@ -54,11 +54,7 @@ async def set_currency(
     tx: Tx, audit: Audit, services: ServicesDep, code: Code, body: RateIn
 ) -> RateOut:
     code = currencies.normalize_code(code)
-    try:
-        before = await currencies.conversion_rate(tx, services.settings, code)
-    except currencies.NoConversionRate:
-        before = None
-    await currencies.set_rate(tx, services.settings, code, body.rate)
+    before = await currencies.set_operator_rate(tx, services.settings, code, body.rate)
     await audit(
         "currency.set",
         "currency",
@@ -77,5 +73,5 @@ async def set_currency(
 )
 async def delete_currency(tx: Tx, audit: Audit, code: Code) -> None:
     code = currencies.normalize_code(code)
-    await currencies.delete_rate(tx, code)
+    await currencies.remove_operator_rate(tx, code)
     await audit("currency.delete", "currency", code)

@@ -21,16 +21,6 @@ class NoConversionRate(DomainError):
         super().__init__(f"No conversion rate for {code}")
 
 
-class OwnCurrency(Conflict):
-    http_status = 409
-    message = "The panel's own currency always converts at 1"
-
-
-class NoOperatorRate(NotFound):
-    http_status = 404
-    message = "No operator-set rate for this currency"
-
-
 @dataclass(frozen=True)
 class Rate:
     code: str
@@ -67,10 +57,7 @@ async def list_rates(session: AsyncSession, settings: Settings) -> list[Rate]:
     return sorted(rates.values(), key=lambda r: r.code)
 
 
-async def set_rate(session: AsyncSession, settings: Settings, code: str, rate: Decimal) -> None:
-    """The operator's rate of a currency (never the panel's own: it converts at 1)."""
-    if normalize_code(code) == normalize_code(settings.currency):
-        raise OwnCurrency()
+async def set_rate(session: AsyncSession, code: str, rate: Decimal) -> None:
     stmt = pg_insert(CurrencyRate).values(code=normalize_code(code), rate=rate)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -79,13 +66,41 @@ async def set_rate(session: AsyncSession, settings: Settings, code: str, rate: D
     )
 
 
-async def delete_rate(session: AsyncSession, code: str) -> None:
-    """Remove the operator's rate of a currency (the settings' default, if any, applies
-    again)."""
+class OwnCurrency(Conflict):
+    http_status = 409
+    message = "The panel's own currency always converts at 1"
+
+
+class NoOperatorRate(NotFound):
+    http_status = 404
+    message = "No operator-set rate for this currency"
+
+
+async def set_operator_rate(
+    session: AsyncSession, settings: Settings, code: str, rate: Decimal
+) -> Decimal | None:
+    """An operator's rate for a currency (never the panel's own); the rate before, if any."""
+    code = normalize_code(code)
+    if code == normalize_code(settings.currency):
+        raise OwnCurrency()
+    try:
+        before: Decimal | None = await conversion_rate(session, settings, code)
+    except NoConversionRate:
+        before = None
+    await set_rate(session, code, rate)
+    return before
+
+
+async def remove_operator_rate(session: AsyncSession, code: str) -> None:
+    """The settings' default (if any) applies again."""
+    if not await delete_rate(session, code):
+        raise NoOperatorRate()
+
+
+async def delete_rate(session: AsyncSession, code: str) -> bool:
     result = await session.execute(
         delete(CurrencyRate)
         .where(CurrencyRate.code == normalize_code(code))
         .returning(CurrencyRate.code)
     )
-    if result.first() is None:
-        raise NoOperatorRate()
+    return result.first() is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import service as accounts
 from app.accounts.models import USER_BLOCKED, User
 from app.accounts.service import IssuedKey
-from app.db import utcnow
+from app.db import after_commit, utcnow
 from app.errors import NotFound
+from app.jobs import JobQueue
 from app.ledger import service as ledger
 from app.orders.models import ACTIVE_STATUSES, Order
 from app.orders.service import OrderNotCancelable, refresh_parent, stop_order
@@ -68,6 +70,17 @@ class BlockResult:
     withdrawn: list[int] = field(default_factory=list)  # canceled and refunded now
     cancel_requested: list[int] = field(default_factory=list)  # sent: canceled upstream
     forfeited: Decimal = Decimal(0)
+
+
+async def block_account(
+    session: AsyncSession, jobs: JobQueue, user_id: int, *, operator: str, reason: str
+) -> BlockResult:
+    """Block the account, and ask the providers to cancel its sent orders once the block
+    is committed (each cancel relayed by its own job)."""
+    result = await block_user(session, user_id, operator=operator, reason=reason)
+    for order_id in result.cancel_requested:
+        after_commit(session, partial(jobs.relay_cancel, order_id))
+    return result
 
 
 async def block_user(

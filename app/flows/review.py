@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
-from app.errors import Conflict
+from app.db import after_commit, utcnow
+from app.errors import Conflict, IncorrectRequest
 from app.flows import relay
+from app.jobs import JobQueue
 from app.orders import anomalies
 from app.orders.models import IN_PROGRESS, UP_QUEUED, UP_REJECTED, UP_REVIEW, UP_SENT, Order
 from app.providers.models import Provider
@@ -116,11 +118,13 @@ BULK_LIMIT = 1000
 
 @dataclass(frozen=True)
 class Selection:
-    """Orders in review sent to one provider, created in [created_from, created_to)."""
+    """Orders in review sent to one provider, created in [created_from, created_to), or
+    (`order_ids`) these orders; a None bound is no bound."""
 
-    provider_id: int
-    created_from: datetime
-    created_to: datetime
+    provider_id: int | None
+    created_from: datetime | None
+    created_to: datetime | None
+    order_ids: tuple[int, ...] | None = None
 
 
 async def select_in_review(
@@ -130,15 +134,18 @@ async def select_in_review(
     another operator is resolving right now are skipped."""
     stmt = (
         select(Order.id)
-        .where(
-            Order.upstream_state == UP_REVIEW,
-            Order.provider_id == selection.provider_id,
-            Order.created_at >= selection.created_from,
-            Order.created_at < selection.created_to,
-        )
+        .where(Order.upstream_state == UP_REVIEW)
         .order_by(Order.id)
         .limit(BULK_LIMIT)
     )
+    if selection.provider_id is not None:
+        stmt = stmt.where(Order.provider_id == selection.provider_id)
+    if selection.created_from is not None:
+        stmt = stmt.where(Order.created_at >= selection.created_from)
+    if selection.created_to is not None:
+        stmt = stmt.where(Order.created_at < selection.created_to)
+    if selection.order_ids is not None:
+        stmt = stmt.where(Order.id.in_(selection.order_ids))
     if lock:
         stmt = stmt.with_for_update(skip_locked=True)
     return list(await session.scalars(stmt))
@@ -160,3 +167,53 @@ async def bulk_cancel(session: AsyncSession, selection: Selection) -> list[int]:
         if await review_cancel(session, order_id):
             canceled.append(order_id)
     return canceled
+
+
+BULK_ACTIONS = ("resend", "cancel")
+
+
+async def run_bulk(
+    session: AsyncSession, jobs: JobQueue, selection: Selection, action: str, *, dry_run: bool
+) -> list[int]:
+    """Resend or cancel the selection (at most BULK_LIMIT orders); with `dry_run`, only the
+    ids it would take, changing nothing. Resent orders are relayed after the commit."""
+    if action not in BULK_ACTIONS:
+        raise IncorrectRequest("Incorrect action: " + ", ".join(BULK_ACTIONS))
+    if dry_run:
+        return await select_in_review(session, selection)
+    if action == "cancel":
+        return await bulk_cancel(session, selection)
+    ids = await bulk_resend(session, selection)
+    if ids:
+        after_commit(session, jobs.relay_due)
+    return ids
+
+
+RESEND, MARK_SENT, CANCEL = "resend", "mark_sent", "cancel"
+
+
+async def resolve(
+    session: AsyncSession,
+    jobs: JobQueue,
+    settings: Settings,
+    order_id: int,
+    action: str,
+    provider_order_id: str | None = None,
+) -> None:
+    """One order out of the queue: resent (relayed after the commit), marked sent with the
+    provider's order id, or canceled with a full refund; NotInReviewQueue when another operator
+    resolved it first."""
+    if action == RESEND:
+        done = await review_resend(session, order_id)
+        if done:
+            after_commit(session, partial(jobs.relay_order, order_id))
+    elif action == MARK_SENT:
+        if not provider_order_id:
+            raise IncorrectRequest("Enter the provider's order id")
+        done = await review_mark_sent(session, order_id, provider_order_id, settings)
+    elif action == CANCEL:
+        done = await review_cancel(session, order_id)
+    else:
+        raise IncorrectRequest("Incorrect action: resend, mark_sent, cancel")
+    if not done:
+        raise NotInReviewQueue()

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
+from app.db import after_commit, utcnow
 from app.errors import Conflict, IncorrectRequest
+from app.http.auth import Principal
+from app.jobs import JobQueue
 from app.orders import service as orders
 from app.orders.models import (
     ACTIVE_STATUSES,
@@ -29,6 +32,7 @@ from app.orders.models import (
     Order,
     UpstreamEvent,
 )
+from app.staff import service as staff
 from app.staff.errors import RefundAboveLimit
 from app.tickets import service as tickets
 from app.tickets.models import (
@@ -70,6 +74,36 @@ class Resolved:
     resolution: ReviewResolution
     answer: TicketMessage
     relay: int | None  # an order to relay after the commit (resend)
+
+
+async def resolve_as(
+    session: AsyncSession,
+    jobs: JobQueue,
+    notify: tickets.Notify,
+    principal: Principal,
+    ticket_id: int,
+    *,
+    order_id: int,
+    action: str,
+    amount: Decimal | None = None,
+    message: str | None = None,
+) -> Resolved:
+    """A staff member's resolution: refunds bounded by their role's limit (a support
+    agent's is the owner's support refund limit), a resent order relayed after the commit."""
+    done = await resolve_review(
+        session,
+        notify,
+        principal.name,
+        ticket_id,
+        order_id=order_id,
+        action=action,
+        amount=amount,
+        message=message,
+        refund_limit=await staff.refund_limit(session, principal),
+    )
+    if done.relay is not None:
+        after_commit(session, partial(jobs.relay_order, done.relay))
+    return done
 
 
 async def resolve_review(

@@ -4,18 +4,14 @@ review queue of orders whose upstream outcome is unknown (under /admin/v1)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, Request, Response, status
 
 from app.accounts import service as accounts
 from app.accounts.schemas import BlockIn, BlockOut, UserCreated, UserIn, UserOut
-from app.catalog.models import Service
-from app.catalog.router import apply_patch
+from app.catalog import service as catalog
 from app.catalog.schemas import ServiceOut, ServicePatch
-from app.db import after_commit
 from app.flows import listen, review, review_tickets
-from app.flows.accounts import block_user, open_account
+from app.flows.accounts import block_account, open_account
 from app.flows.schemas import (
     BulkReviewIn,
     BulkReviewResult,
@@ -27,12 +23,11 @@ from app.http.audit import Audit
 from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.paths import PathId
-from app.http.problems import Problem, get_or_404
+from app.http.problems import Problem
 from app.http.tx import Reader, Tx
 from app.orders.history import last_sent_requests
 from app.orders.schemas import SentRequestOut
-from app.providers.catalog import reprice
-from app.staff import service as staff
+from app.providers.catalog import change_service
 from app.tickets import service as tickets
 from app.tickets.router import admin_ticket
 from app.tickets.schemas import ResolutionOut, ResolvedOut, ResolveIn
@@ -106,7 +101,9 @@ async def block(
     tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId, body: BlockIn
 ) -> BlockOut:
     before = UserOut.model_validate(await accounts.get_user(tx, user_id))
-    result = await block_user(tx, user_id, operator=audit.actor, reason=body.reason)
+    result = await block_account(
+        tx, services.jobs, user_id, operator=audit.actor, reason=body.reason
+    )
     out = BlockOut(
         user_id=user_id,
         withdrawn=result.withdrawn,
@@ -120,8 +117,6 @@ async def block(
         before=before,
         after={**out.model_dump(mode="json"), "reason": body.reason},
     )
-    for order_id in result.cancel_requested:
-        after_commit(tx, partial(services.jobs.relay_cancel, order_id))
     return out
 
 
@@ -141,11 +136,10 @@ async def block(
 async def patch_service(
     tx: Tx, audit: Audit, services: ServicesDep, service_id: PathId, body: ServicePatch
 ) -> ServiceOut:
-    before = await apply_patch(tx, service_id, body)
-    service = await get_or_404(tx, Service, service_id, "Service")
-    await reprice(tx, services.settings, service)
-    await tx.flush()
-    await tx.refresh(service)
+    service = await catalog.get_service(tx, service_id)
+    before = ServiceOut.model_validate(service)
+    changes = body.model_dump(exclude_unset=True)
+    await change_service(tx, services.settings, service, changes)
     out = ServiceOut.model_validate(service)
     await audit("service.update", "service", service_id, before=before, after=out)
     return out
@@ -197,29 +191,16 @@ async def review_bulk(
     tx: Tx, audit: Audit, services: ServicesDep, body: BulkReviewIn
 ) -> BulkReviewResult:
     selection = review.Selection(body.provider_id, body.created_from, body.created_to)
-    if body.dry_run:
-        ids = await review.select_in_review(tx, selection)
-    elif body.action == "resend":
-        ids = await review.bulk_resend(tx, selection)
-    else:
-        ids = await review.bulk_cancel(tx, selection)
+    ids = await review.run_bulk(tx, services.jobs, selection, body.action, dry_run=body.dry_run)
     if not body.dry_run:
         for order_id in ids:
             await audit(f"review.{body.action}", "order", order_id, after={"bulk": True})
-        if body.action == "resend" and ids:
-            after_commit(tx, services.jobs.relay_due)
     return BulkReviewResult(
         action=body.action,
         dry_run=body.dry_run,
         order_ids=ids,
         limited=len(ids) >= review.BULK_LIMIT,
     )
-
-
-async def _resolved(done: bool, audit: Audit, order_id: int, action: str, **after: str) -> None:
-    if not done:
-        raise review.NotInReviewQueue()
-    await audit(f"review.{action}", "order", order_id, after=after or None)
 
 
 @admin_router.post(
@@ -232,8 +213,8 @@ async def _resolved(done: bool, audit: Audit, order_id: int, action: str, **afte
 async def review_resend(
     tx: Tx, audit: Audit, services: ServicesDep, order_id: PathId
 ) -> ReviewResult:
-    await _resolved(await review.review_resend(tx, order_id), audit, order_id, "resend")
-    after_commit(tx, partial(services.jobs.relay_order, order_id))
+    await review.resolve(tx, services.jobs, services.settings, order_id, review.RESEND)
+    await audit("review.resend", "order", order_id)
     return ReviewResult(order_id=order_id, action="resend")
 
 
@@ -246,8 +227,11 @@ async def review_resend(
 async def review_mark_sent(
     tx: Tx, audit: Audit, services: ServicesDep, order_id: PathId, body: MarkSentIn
 ) -> ReviewResult:
-    done = await review.review_mark_sent(tx, order_id, body.provider_order_id, services.settings)
-    await _resolved(done, audit, order_id, "mark_sent", provider_order_id=body.provider_order_id)
+    await review.resolve(
+        tx, services.jobs, services.settings, order_id, review.MARK_SENT, body.provider_order_id
+    )
+    after = {"provider_order_id": body.provider_order_id}
+    await audit("review.mark_sent", "order", order_id, after=after)
     return ReviewResult(order_id=order_id, action="mark_sent")
 
 
@@ -257,8 +241,11 @@ async def review_mark_sent(
     tags=["review queue"],
     summary="Cancel the order with a full refund",
 )
-async def review_cancel(tx: Tx, audit: Audit, order_id: PathId) -> ReviewResult:
-    await _resolved(await review.review_cancel(tx, order_id), audit, order_id, "cancel")
+async def review_cancel(
+    tx: Tx, audit: Audit, services: ServicesDep, order_id: PathId
+) -> ReviewResult:
+    await review.resolve(tx, services.jobs, services.settings, order_id, review.CANCEL)
+    await audit("review.cancel", "order", order_id)
     return ReviewResult(order_id=order_id, action="cancel")
 
 
@@ -276,19 +263,17 @@ async def review_cancel(tx: Tx, audit: Audit, order_id: PathId) -> ReviewResult:
 async def resolve_ticket_review(
     tx: Tx, audit: Audit, services: ServicesDep, ticket_id: PathId, body: ResolveIn
 ) -> ResolvedOut:
-    done = await review_tickets.resolve_review(
+    done = await review_tickets.resolve_as(
         tx,
+        services.jobs,
         tickets.Notify.of(services),
-        audit.actor,
+        audit.principal,
         ticket_id,
         order_id=body.order_id,
         action=body.action,
         amount=body.amount,
         message=body.message,
-        refund_limit=await staff.refund_limit(tx, audit.principal),
     )
-    if done.relay is not None:
-        after_commit(tx, partial(services.jobs.relay_order, done.relay))
     out = ResolvedOut(
         resolution=ResolutionOut.model_validate(done.resolution, from_attributes=True),
         ticket=await admin_ticket(tx, await tickets.get_ticket(tx, ticket_id)),

@@ -25,7 +25,6 @@ from app.http.auth import require
 from app.http.context import Services, ServicesDep, get_services
 from app.http.forms import read_fields
 from app.http.paths import Limit, Offset, PathId, QueryId
-from app.http.problems import get_or_404
 from app.http.security import RateLimited, check_rate
 from app.http.tx import Reader, Tx
 from app.ledger.schemas import MovementOut
@@ -33,7 +32,7 @@ from app.metrics import DEPOSITS, PAYMENT_NOTIFICATIONS, PAYMENT_NOTIFICATIONS_T
 from app.money import format_money
 from app.payments import gateways
 from app.payments import service as payments
-from app.payments.models import Payment, PaymentNotification
+from app.payments.models import Payment
 from app.payments.schemas import NotificationOut, PaymentDetail, PaymentOut, TopupIn
 
 log = logging.getLogger(__name__)
@@ -324,14 +323,9 @@ async def list_payments(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[PaymentOut]:
-    stmt = select(Payment).order_by(Payment.id.desc()).limit(limit).offset(offset)
-    if user_id is not None:
-        stmt = stmt.where(Payment.user_id == user_id)
-    if status is not None:
-        stmt = stmt.where(Payment.status == status)
-    if gateway is not None:
-        stmt = stmt.where(Payment.gateway == gateway)
-    return [PaymentOut.model_validate(p) for p in await session.scalars(stmt)]
+    where = payments.PaymentSearch(user_id=user_id, status=status, gateway=gateway)
+    found = await payments.search_payments(session, where, limit=limit, offset=offset)
+    return [PaymentOut.model_validate(p) for p in found]
 
 
 @admin_router.get(
@@ -340,12 +334,7 @@ async def list_payments(
     summary="A payment with every notification received for it",
 )
 async def get_payment(session: Reader, payment_id: PathId) -> PaymentDetail:
-    payment = await get_or_404(session, Payment, payment_id, "Payment")
-    notes = await session.scalars(
-        select(PaymentNotification)
-        .where(PaymentNotification.payment_id == payment_id)
-        .order_by(PaymentNotification.id)
-    )
+    payment, notes = await payments.payment_with_notifications(session, payment_id)
     return PaymentDetail(
         **PaymentOut.model_validate(payment).model_dump(),
         notifications=[NotificationOut.model_validate(n) for n in notes],

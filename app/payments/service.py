@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.currencies.service import NoConversionRate, conversion_rate
 from app.db import Database, utcnow
-from app.errors import Conflict, DomainError, IncorrectRequest
+from app.errors import Conflict, DomainError, IncorrectRequest, NotFound
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.money import format_money
@@ -348,3 +349,46 @@ async def settle(
         amount=payment.credit_amount,
     )
     return "credited"
+
+
+@dataclass(frozen=True)
+class PaymentSearch:
+    """The operator's filters of gateway payments (None: any)."""
+
+    user_id: int | None = None
+    status: str | None = None
+    gateway: str | None = None
+
+
+async def search_payments(
+    session: AsyncSession, where: PaymentSearch, *, limit: int, offset: int
+) -> list[Payment]:
+    """Payments matching `where`, newest first."""
+    stmt = select(Payment).order_by(Payment.id.desc()).limit(limit).offset(offset)
+    if where.user_id is not None:
+        stmt = stmt.where(Payment.user_id == where.user_id)
+    if where.status is not None:
+        stmt = stmt.where(Payment.status == where.status)
+    if where.gateway is not None:
+        stmt = stmt.where(Payment.gateway == where.gateway)
+    return list(await session.scalars(stmt))
+
+
+class PaymentNotFound(NotFound):
+    http_status = 404
+    message = "Payment not found"
+
+
+async def payment_with_notifications(
+    session: AsyncSession, payment_id: int
+) -> tuple[Payment, list[PaymentNotification]]:
+    """A payment and every notification its gateway sent for it, in order."""
+    payment = await session.get(Payment, payment_id)
+    if payment is None:
+        raise PaymentNotFound()
+    notes = await session.scalars(
+        select(PaymentNotification)
+        .where(PaymentNotification.payment_id == payment_id)
+        .order_by(PaymentNotification.id)
+    )
+    return payment, list(notes)

@@ -28,6 +28,7 @@ The provider call is made outside any database transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -38,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import service as alerts
 from app.audit.service import record as audit_record
+from app.catalog import service as catalog_service
 from app.catalog.models import MARKUP, SERVICE_TYPES, Category, Service
 from app.catalog.pricing import PricingRule, cost_of
 from app.catalog.upstream import HELD_TYPE
@@ -427,6 +429,18 @@ async def reprice(session: AsyncSession, settings: Settings, service: Service) -
     await run.price(service)
 
 
+async def change_service(
+    session: AsyncSession, settings: Settings, service: Service, changes: Mapping[str, Any]
+) -> Service:
+    """An operator's change to a service (the catalog's rules), its pricing rule applied at
+    once (`reprice`), not at the next catalog sync: every front end changes a service here."""
+    await catalog_service.change_service(session, service, changes)
+    await reprice(session, settings, service)
+    await session.flush()
+    await session.refresh(service)
+    return service
+
+
 async def mapped_services(session: AsyncSession, provider_id: int) -> Mapped:
     """Our services mapped to the provider (several may share one of its services)."""
     mapped: Mapped = {}
@@ -466,6 +480,40 @@ async def import_services(
         actor=None,  # the operator's import is audited once, by its route
     )
     return await run.run(remote, existing, refresh=True)
+
+
+class MarkupNeedsProvider(DomainError):
+    http_status = 422
+
+    def __init__(self, service_id: int) -> None:
+        super().__init__(f"Service {service_id} has no provider rate: a markup needs one")
+
+
+async def apply_rule(
+    session: AsyncSession, settings: Settings, services: list[Service], rule: PricingRule
+) -> None:
+    """Give each service the pricing rule and price it by the rule now, as the sync
+    would: a markup from its provider rate converted at today's rate, and a service left
+    below its cost held off sale and alerted. A markup needs a provider rate."""
+    if rule.mode == MARKUP:
+        for service in services:
+            if service.provider_id is None or service.provider_rate is None:
+                raise MarkupNeedsProvider(service.id)
+    runs: dict[int, CatalogRun] = {}
+    for service in services:
+        for name, value in rule.columns().items():
+            setattr(service, name, value)
+        if service.provider_id is None:
+            continue
+        run = runs.get(service.provider_id)
+        if run is None:
+            provider = await session.get(Provider, service.provider_id)
+            assert provider is not None  # a foreign key
+            run = CatalogRun(session, settings, provider, new_rule=None, rule=None, actor=None)
+            run.fx = await conversion_rate(session, settings, provider.currency)
+            runs[service.provider_id] = run
+        await run.price(service)
+    await session.flush()
 
 
 @dataclass

@@ -5,26 +5,26 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import select
 
+from app.catalog import service as catalog_service
 from app.catalog.models import MARKUP
 from app.catalog.pricing import PricingRule
+from app.catalog.schemas import ServiceOut
 from app.http.audit import Audit
 from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId
-from app.http.problems import get_or_404
 from app.http.tx import Reader, Tx
 from app.providers import catalog
 from app.providers import service as providers
 from app.providers.client import ProviderClient, ProviderError
-from app.providers.crypto import encrypt_key
-from app.providers.models import CatalogChange, Provider
+from app.providers.models import Provider
 from app.providers.schemas import (
     BalanceOut,
     ChangeOut,
     ImportIn,
     ImportOut,
+    PricingIn,
     ProviderIn,
     ProviderOut,
     ProviderPatch,
@@ -34,7 +34,7 @@ from app.providers.schemas import (
 admin_router = APIRouter(tags=["providers"])
 
 
-def _out(provider: Provider) -> ProviderOut:
+def provider_out(provider: Provider) -> ProviderOut:
     return ProviderOut(
         id=provider.id,
         name=provider.name,
@@ -56,16 +56,9 @@ def _out(provider: Provider) -> ProviderOut:
     )
 
 
-CAPABILITY_FIELDS = {
-    "request_id": "cap_request_id",
-    "status_by_request_id": "cap_status_by_request_id",
-    "webhooks": "cap_webhooks",
-}
-
-
 @admin_router.get("/providers", dependencies=[require("providers:read")], summary="List providers")
 async def list_providers(session: Reader) -> list[ProviderOut]:
-    return [_out(p) for p in await session.scalars(select(Provider).order_by(Provider.id))]
+    return [provider_out(p) for p in await providers.list_providers(session)]
 
 
 @admin_router.post(
@@ -103,7 +96,7 @@ async def create_provider(
         services.settings.public_url,
     )
     await tx.flush()
-    out = _out(provider)
+    out = provider_out(provider)
     await audit("provider.create", "provider", provider.id, after=out)
     return out
 
@@ -112,7 +105,7 @@ async def create_provider(
     "/providers/{provider_id}", dependencies=[require("providers:read")], summary="Show a provider"
 )
 async def get_provider(session: Reader, provider_id: PathId) -> ProviderOut:
-    return _out(await get_or_404(session, Provider, provider_id, "Provider"))
+    return provider_out(await providers.get_provider(session, provider_id))
 
 
 @admin_router.patch(
@@ -123,25 +116,13 @@ async def get_provider(session: Reader, provider_id: PathId) -> ProviderOut:
 async def patch_provider(
     tx: Tx, audit: Audit, services: ServicesDep, provider_id: PathId, body: ProviderPatch
 ) -> ProviderOut:
-    provider = await get_or_404(tx, Provider, provider_id, "Provider")
-    before = _out(provider)
+    provider = await providers.get_provider(tx, provider_id)
+    before = provider_out(provider)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "balance_threshold" in body.model_fields_set and body.balance_threshold is None:
         changes["balance_threshold"] = None  # null: no balance alert
-    if "api_key" in changes:
-        provider.api_key_encrypted = encrypt_key(
-            services.settings.secret_key, changes.pop("api_key")
-        )
-    for name, column in CAPABILITY_FIELDS.items():
-        if name in changes:
-            setattr(provider, column, changes.pop(name))
-            provider.capabilities_pinned = True
-    if "url" in changes:
-        changes["url"] = await providers.check_url(services.settings, str(changes["url"]))
-    for name, value in changes.items():
-        setattr(provider, name, value)
-    await tx.flush()
-    out = _out(provider)
+    await providers.change_provider(tx, services.settings, provider, changes)
+    out = provider_out(provider)
     await audit("provider.update", "provider", provider.id, before=before, after=out)
     return out
 
@@ -153,11 +134,9 @@ async def patch_provider(
     description="Providers are never deleted (orders refer to them); this disables it.",
 )
 async def delete_provider(tx: Tx, audit: Audit, provider_id: PathId) -> ProviderOut:
-    provider = await get_or_404(tx, Provider, provider_id, "Provider")
-    before = _out(provider)
-    provider.enabled = False
-    await tx.flush()
-    out = _out(provider)
+    provider = await providers.get_provider(tx, provider_id)
+    before = provider_out(provider)
+    out = provider_out(await providers.disable_provider(tx, provider))
     await audit("provider.disable", "provider", provider.id, before=before, after=out)
     return out
 
@@ -168,17 +147,12 @@ async def delete_provider(tx: Tx, audit: Audit, provider_id: PathId) -> Provider
     summary="Read the provider's balance (live)",
 )
 async def provider_balance(services: ServicesDep, provider_id: PathId) -> BalanceOut:
-    # No transaction is held open across the upstream call.
-    async with services.db.session() as session:
-        provider = await get_or_404(session, Provider, provider_id, "Provider")
-    client = providers.client_for(provider, services.settings.secret_key, services.http)
     try:
-        balance = await client.balance()
+        balance = await providers.read_balance(
+            services.db, services.http, services.settings.secret_key, provider_id
+        )
     except ProviderError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"provider error: {exc.message}") from exc
-    async with services.db.transaction() as session:
-        row = await get_or_404(session, Provider, provider_id, "Provider")
-        await providers.record_balance(session, row, balance.balance)
     return BalanceOut(provider_id=provider_id, balance=balance.balance, currency=balance.currency)
 
 
@@ -199,7 +173,7 @@ async def import_provider_services(
 ) -> ImportOut:
     # The provider is read and called before the transaction does any work.
     async with services.db.session() as session:
-        provider = await get_or_404(session, Provider, provider_id, "Provider")
+        provider = await providers.get_provider(session, provider_id)
     client = providers.client_for(provider, services.settings.secret_key, services.http)
     providers.set_capabilities(provider, await providers.probe(client))
     if provider.webhook_secret_encrypted is None:
@@ -210,7 +184,7 @@ async def import_provider_services(
         remote = await client.services()
     except ProviderError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"provider error: {exc.message}") from exc
-    provider = await get_or_404(tx, Provider, provider_id, "Provider")
+    provider = await providers.get_provider(tx, provider_id)
     rule = PricingRule(MARKUP, body.multiplier, body.fixed, body.step)
     try:
         result = await catalog.import_services(
@@ -263,14 +237,34 @@ async def list_changes(
     offset: Offset = 0,
     kind: Annotated[str | None, Query(description="new, removed, rate, min, max, …")] = None,
 ) -> list[ChangeOut]:
-    await get_or_404(session, Provider, provider_id, "Provider")
-    stmt = (
-        select(CatalogChange)
-        .where(CatalogChange.provider_id == provider_id)
-        .order_by(CatalogChange.id.desc())
-        .limit(limit)
-        .offset(offset)
+    await providers.get_provider(session, provider_id)
+    found = await providers.catalog_changes(
+        session, provider_id, kind=kind, limit=limit, offset=offset
     )
-    if kind is not None:
-        stmt = stmt.where(CatalogChange.kind == kind)
-    return [ChangeOut.model_validate(c) for c in await session.scalars(stmt)]
+    return [ChangeOut.model_validate(c) for c in found]
+
+
+@admin_router.post(
+    "/services/pricing",
+    dependencies=[require("catalog:write")],
+    tags=["catalog"],
+    summary="Give several services a markup pricing rule and reprice them now",
+    description="Each service gets the rule (provider rate converted × multiplier + fixed, "
+    "rounded up to step) and is priced by it at once, as the catalog sync does: one left "
+    "below its cost is held off sale and alerted. Every service needs a provider rate "
+    "(422 otherwise, nothing changed). Each service is audited on its own.",
+)
+async def reprice_services(
+    tx: Tx, audit: Audit, services: ServicesDep, body: PricingIn
+) -> list[ServiceOut]:
+    rows = [await catalog_service.get_service(tx, i) for i in dict.fromkeys(body.service_ids)]
+    before = [ServiceOut.model_validate(s) for s in rows]
+    rule = PricingRule(MARKUP, body.multiplier, body.fixed, body.step)
+    await catalog.apply_rule(tx, services.settings, rows, rule)
+    out = []
+    for old, row in zip(before, rows, strict=True):
+        await tx.refresh(row)
+        new = ServiceOut.model_validate(row)
+        await audit("service.update", "service", row.id, before=old, after=new)
+        out.append(new)
+    return out

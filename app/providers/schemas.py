@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -14,6 +15,7 @@ BALANCE_THRESHOLD = (
     "(again only after it has recovered); null: never"
 )
 SYNC_MINUTES = "sync the catalog every this many minutes (0: only on demand)"
+PRICING_MAX = 500  # services given a rule in one call
 
 
 class ProviderIn(AdminInput):
@@ -126,6 +128,22 @@ class ImportIn(AdminInput):
         default=Decimal("0.00001"), gt=0, description="our rate is rounded up to a multiple"
     )
     update_rates: bool = Field(default=True, description="also reprice already imported services")
+
+
+class PricingIn(AdminInput):
+    """A pricing rule given to several services at once."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"service_ids": [1, 2], "multiplier": "1.4", "fixed": "0.05"}]
+        }
+    )
+    service_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1, max_length=PRICING_MAX
+    )
+    multiplier: PlainDecimal = Field(gt=0, max_digits=20, decimal_places=8)
+    fixed: PlainDecimal = Field(default=Decimal(0), ge=0, max_digits=20, decimal_places=8)
+    step: PlainDecimal = Field(default=Decimal("0.00001"), gt=0, max_digits=20, decimal_places=8)
 
 
 class ImportOut(BaseModel):

@@ -1,23 +1,26 @@
-"""Providers: registration, clients, and the balance they report (with its alert).
-Their catalogs are compared with ours in app/providers/catalog.py. A provider's URL
-reaches only public addresses unless PROVIDER_ALLOW_PRIVATE (`check_url` when it is set,
-the guarded client at every call)."""
+"""Providers: registration, an operator's changes, clients, and the balance they report
+(with its alert). Their catalogs are compared with ours in app/providers/catalog.py. A
+provider's URL reaches only public addresses unless PROVIDER_ALLOW_PRIVATE (`check_url`
+when it is set, the guarded client at every call)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import keyring, netguard
 from app.alerts import service as alerts
-from app.db import utcnow
-from app.errors import DomainError
+from app.db import Database, utcnow
+from app.errors import DomainError, NotFound
 from app.money import plain
-from app.providers.client import Capabilities, ProviderClient, ProviderError
+from app.providers.client import Capabilities, ProviderBalance, ProviderClient, ProviderError
 from app.providers.crypto import decrypt_key, encrypt_key
-from app.providers.models import WEBHOOK_PURPOSE, Provider
+from app.providers.models import WEBHOOK_PURPOSE, CatalogChange, Provider
 from app.settings import Settings
 
 
@@ -132,3 +135,84 @@ async def record_balance(session: AsyncSession, provider: Provider, balance: Dec
         )
     else:
         await alerts.resolve(session, alerts.BALANCE_LOW, "provider", provider.id)
+
+
+async def list_providers(session: AsyncSession) -> list[Provider]:
+    return list(await session.scalars(select(Provider).order_by(Provider.id)))
+
+
+class ProviderNotFound(NotFound):
+    http_status = 404
+    message = "Provider not found"
+
+
+async def get_provider(session: AsyncSession, provider_id: int) -> Provider:
+    provider = await session.get(Provider, provider_id)
+    if provider is None:
+        raise ProviderNotFound()
+    return provider
+
+
+# What the operator calls a capability → its column. Setting one pins them all, so the
+# probe at the next catalog import no longer changes them.
+CAPABILITY_FIELDS = {
+    "request_id": "cap_request_id",
+    "status_by_request_id": "cap_status_by_request_id",
+    "webhooks": "cap_webhooks",
+}
+
+
+async def change_provider(
+    session: AsyncSession, settings: Settings, provider: Provider, changes: Mapping[str, Any]
+) -> Provider:
+    """Apply an operator's change: a new URL is checked (`check_url`), the API key is stored
+    encrypted, a capability set by hand is pinned, a None `balance_threshold` removes the
+    balance alert."""
+    if "url" in changes:
+        changes = {**changes, "url": await check_url(settings, str(changes["url"]))}
+    for name, value in changes.items():
+        if name == "api_key":
+            provider.api_key_encrypted = encrypt_key(settings.secret_key, value)
+        elif name in CAPABILITY_FIELDS:
+            setattr(provider, CAPABILITY_FIELDS[name], value)
+            provider.capabilities_pinned = True
+        else:
+            setattr(provider, name, str(value) if name == "url" else value)
+    await session.flush()
+    return provider
+
+
+async def disable_provider(session: AsyncSession, provider: Provider) -> Provider:
+    """Providers are never deleted (orders refer to them): disabled."""
+    provider.enabled = False
+    await session.flush()
+    return provider
+
+
+async def read_balance(
+    db: Database, http: httpx.AsyncClient, secret: str, provider_id: int
+) -> ProviderBalance:
+    """Ask the provider for its balance now and keep it (with its alert). No transaction
+    is held open across the call; ProviderError when the provider does not answer it."""
+    async with db.session() as session:
+        provider = await get_provider(session, provider_id)
+    balance = await client_for(provider, secret, http).balance()
+    async with db.transaction() as session:
+        await record_balance(session, await get_provider(session, provider_id), balance.balance)
+    return balance
+
+
+async def catalog_changes(
+    session: AsyncSession, provider_id: int, *, kind: str | None, limit: int, offset: int
+) -> list[CatalogChange]:
+    """What imports and syncs found different at the provider, newest first."""
+    stmt = (
+        select(CatalogChange)
+        .where(CatalogChange.provider_id == provider_id)
+        .order_by(CatalogChange.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if kind is not None:
+        stmt = stmt.where(CatalogChange.kind == kind)
+    return list(await session.scalars(stmt))

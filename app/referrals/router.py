@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from app.accounts import service as accounts
 from app.http.audit import Audit
@@ -13,7 +12,6 @@ from app.http.auth import require
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.tx import Reader, Tx
 from app.referrals import service as referrals
-from app.referrals.models import ReferralReward
 from app.referrals.schemas import ReferrerIn, ReferrerOut, RewardOut, VoidIn
 
 admin_router = APIRouter(tags=["referrals"])
@@ -74,14 +72,15 @@ async def list_rewards(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[RewardOut]:
-    stmt = select(ReferralReward).order_by(ReferralReward.id.desc()).limit(limit).offset(offset)
-    if referrer_id is not None:
-        stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
-    if referred_id is not None:
-        stmt = stmt.where(ReferralReward.referred_id == referred_id)
-    if status is not None:
-        stmt = stmt.where(ReferralReward.status == status)
-    return [RewardOut.model_validate(r) for r in await session.scalars(stmt)]
+    found = await referrals.list_rewards(
+        session,
+        referrer_id=referrer_id,
+        referred_id=referred_id,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return [RewardOut.model_validate(r) for r in found]
 
 
 @admin_router.post(

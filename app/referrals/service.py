@@ -166,3 +166,23 @@ async def summary(session: AsyncSession, user_id: int, *, limit: int = 100) -> R
         monthly=[(str(m), Decimal(s)) for m, s in monthly],
         rewards=list(rewards),
     )
+
+
+async def list_rewards(
+    session: AsyncSession,
+    *,
+    referrer_id: int | None = None,
+    referred_id: int | None = None,
+    status: str | None = None,
+    limit: int,
+    offset: int,
+) -> list[ReferralReward]:
+    """Referral rewards matching the filters, newest first."""
+    stmt = select(ReferralReward).order_by(ReferralReward.id.desc()).limit(limit).offset(offset)
+    if referrer_id is not None:
+        stmt = stmt.where(ReferralReward.referrer_id == referrer_id)
+    if referred_id is not None:
+        stmt = stmt.where(ReferralReward.referred_id == referred_id)
+    if status is not None:
+        stmt = stmt.where(ReferralReward.status == status)
+    return list(await session.scalars(stmt))

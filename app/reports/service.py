@@ -12,7 +12,7 @@ is that of the priced orders only: an unsent order is never a free sale at 100 %
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.orders.models import CANCELED, PARTIAL
-from app.reports.sql import AWAITING_UPSTREAM, COST, GROUPS, ORDERS, REVENUE
+from app.reports.sql import AWAITING_UPSTREAM, COST, DAY_KEY, GROUPS, ORDERS, REVENUE
 
 GroupBy = Literal["service", "provider"]
 EIGHT = Decimal("0.00000001")
@@ -126,3 +126,33 @@ async def margin_report(
         item.name = names.get(k, "") if k is not None else "manual (no provider)"
     ordered = sorted(rows.values(), key=lambda r: (r.key is None, r.key or 0))
     return MarginReport(start, end, group_by, currency, ordered)
+
+
+@dataclass
+class DayRow:
+    """One UTC day of the report per day: the orders placed that day and their money."""
+
+    day: date
+    orders: int = 0
+    revenue: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+
+    @property
+    def margin(self) -> Decimal:
+        return self.revenue - self.cost
+
+
+async def daily(session: AsyncSession, *, first: date, days: int) -> list[DayRow]:
+    """Orders, revenue, cost and margin of each UTC day from `first` on, `days` of them
+    (every day listed, a quiet one with zeros); the same statements as the margin report,
+    grouped by the day the orders were placed."""
+    found = {first + timedelta(days=n): DayRow(first + timedelta(days=n)) for n in range(days)}
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    params = {"start": start, "end": start + timedelta(days=days)}
+    for day, revenue in await session.execute(text(REVENUE.format(key=DAY_KEY)), params):
+        found[day].revenue = Decimal(revenue)
+    for day, orders in await session.execute(text(ORDERS.format(key=DAY_KEY)), params):
+        found[day].orders = orders
+    for day, cost, _unpriced in await session.execute(text(COST.format(key=DAY_KEY)), params):
+        found[day].cost = Decimal(cost or 0).quantize(EIGHT, ROUND_HALF_EVEN)
+    return list(found.values())

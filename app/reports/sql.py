@@ -27,6 +27,9 @@ UNPRICED_EXPR = f"""CASE
     ELSE o.upstream_state IN ({sql_list(AWAITING_UPSTREAM)}) AND o.status <> {literal(CANCELED)}
   END"""
 
+# The UTC day an order was placed: the key of the report per day.
+DAY_KEY = "(o.created_at AT TIME ZONE 'UTC')::date"
+
 GROUPS = {
     "service": ("o.service_id", "SELECT id, name FROM services WHERE id = ANY(:keys)"),
     "provider": ("o.provider_id", "SELECT id, name FROM providers WHERE id = ANY(:keys)"),

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import IncorrectRequest
@@ -20,7 +19,7 @@ from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.tx import Reader, Tx
 from app.orders.schemas import EventOut, OrderOut
 from app.tickets import service as tickets
-from app.tickets.models import ReviewResolution, Ticket
+from app.tickets.models import Ticket
 from app.tickets.schemas import (
     AdminMessageOut,
     AdminReplyIn,
@@ -59,11 +58,7 @@ async def admin_ticket(session: AsyncSession, ticket: Ticket) -> AdminTicketOut:
 async def admin_detail(session: AsyncSession, ticket: Ticket) -> AdminTicketDetailOut:
     messages = await tickets.messages_of(session, ticket.id, with_internal=True)
     orders = await tickets.reviewed_orders(session, ticket)
-    resolutions = await session.scalars(
-        select(ReviewResolution)
-        .where(ReviewResolution.ticket_id == ticket.id)
-        .order_by(ReviewResolution.id)
-    )
+    resolutions = await tickets.resolutions_of(session, ticket.id)
     return AdminTicketDetailOut(
         **(await admin_ticket(session, ticket)).model_dump(),
         messages=[AdminMessageOut.model_validate(m, from_attributes=True) for m in messages],

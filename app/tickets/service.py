@@ -39,6 +39,7 @@ from app.tickets.models import (
     REVIEW_CATEGORY,
     TICKET_STATUSES,
     CannedAnswer,
+    ReviewResolution,
     Ticket,
     TicketMessage,
 )
@@ -397,6 +398,17 @@ async def reviewed_orders(
         if event.order_id is not None:
             by_order[event.order_id].append(event)
     return [(o, by_order[o.id]) for o in orders]
+
+
+async def resolutions_of(session: AsyncSession, ticket_id: int) -> list[ReviewResolution]:
+    """How the ticket's order reviews ended, in order."""
+    return list(
+        await session.scalars(
+            select(ReviewResolution)
+            .where(ReviewResolution.ticket_id == ticket_id)
+            .order_by(ReviewResolution.id)
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from html.parser import HTMLParser
 
 import httpx
 import pyotp
@@ -79,3 +80,48 @@ def console_routes(method: str, **ids: int | str) -> list[str]:
                 path = path.replace("{" + name + "}", str(value))
             paths.append(path)
     return paths
+
+
+async def submit(client: httpx.AsyncClient, page: str, to: str, /, **fields: str) -> httpx.Response:
+    """Post a console form the way a browser does: the page first (for its CSRF token),
+    then the form's fields to `to`."""
+    form = await client.get(page)
+    assert form.status_code == 200, (page, form.status_code)
+    return await client.post(to, data={"csrf": csrf_of(form), **fields})
+
+
+class _Text(HTMLParser):
+    """The text inside the element with one id, nested elements included."""
+
+    VOID = {"br", "img", "input", "hr", "meta", "link", "source", "wbr"}
+
+    def __init__(self, element_id: str) -> None:
+        super().__init__()
+        self.element_id = element_id
+        self.depth = 0  # > 0 while inside the element
+        self.parts: list[str] = []
+        self.found = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.VOID:
+            return
+        if self.depth:
+            self.depth += 1
+        elif dict(attrs).get("id") == self.element_id and not self.found:
+            self.depth, self.found = 1, True
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth and tag not in self.VOID:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.parts.append(data)
+
+
+def shown_text(response: httpx.Response, element_id: str) -> str:
+    """The text of the element with this id (tags inside dropped, spaces collapsed)."""
+    parser = _Text(element_id)
+    parser.feed(response.text)
+    assert parser.found, (element_id, response.text[:2000])
+    return " ".join(" ".join(parser.parts).split())

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from app.db import MAX_ID
 from app.http.schemas import AdminInput, PlainDecimal, example
 
 BALANCE_THRESHOLD = (
@@ -138,7 +139,7 @@ class PricingIn(AdminInput):
             "examples": [{"service_ids": [1, 2], "multiplier": "1.4", "fixed": "0.05"}]
         }
     )
-    service_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+    service_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
         min_length=1, max_length=PRICING_MAX
     )
     multiplier: PlainDecimal = Field(gt=0, max_digits=20, decimal_places=8)

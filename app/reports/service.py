@@ -136,10 +136,12 @@ class DayRow:
     orders: int = 0
     revenue: Decimal = Decimal(0)
     cost: Decimal = Decimal(0)
+    unpriced_revenue: Decimal = Decimal(0)  # of orders whose cost is not known yet
 
     @property
     def margin(self) -> Decimal:
-        return self.revenue - self.cost
+        """On the priced orders only, as the margin report's (unpriced ones are no profit)."""
+        return self.revenue - self.unpriced_revenue - self.cost
 
 
 async def daily(session: AsyncSession, *, first: date, days: int) -> list[DayRow]:
@@ -153,6 +155,8 @@ async def daily(session: AsyncSession, *, first: date, days: int) -> list[DayRow
         found[day].revenue = Decimal(revenue)
     for day, orders in await session.execute(text(ORDERS.format(key=DAY_KEY)), params):
         found[day].orders = orders
-    for day, cost, _unpriced in await session.execute(text(COST.format(key=DAY_KEY)), params):
+    costs = await session.execute(text(COST.format(key=DAY_KEY)), params)
+    for day, cost, _unpriced, unpriced_revenue in costs:
         found[day].cost = Decimal(cost or 0).quantize(EIGHT, ROUND_HALF_EVEN)
+        found[day].unpriced_revenue = Decimal(unpriced_revenue or 0)
     return list(found.values())

@@ -104,7 +104,8 @@ def switch_language(driver: WebDriver, language: str) -> None:
     Select(driver.find_element(By.ID, "language-switch")).select_by_value(language)
     driver.find_element(By.ID, "language-apply").click()
     wait(driver).until(
-        lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == language
+        # read in the page itself: the element found before the new page loads goes stale
+        lambda d: d.execute_script("return document.documentElement.lang") == language
     )
 
 

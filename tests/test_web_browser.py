@@ -85,6 +85,14 @@ def fill(driver: WebDriver, field_id: str, text: str) -> None:
     element.send_keys(text)
 
 
+def submit_and_wait(driver: WebDriver, button_id: str) -> None:
+    """Click a form's submit button and wait until the browser has left the page it was on,
+    so that what is read next comes from the answer, never from the page before it."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, button_id).click()
+    wait(driver).until(ready.staleness_of(page))
+
+
 def text_of(driver: WebDriver, element_id: str) -> str:
     return str(wait(driver).until(ready.visibility_of_element_located((By.ID, element_id))).text)
 
@@ -299,7 +307,7 @@ async def test_support_ticket_and_status_webhook_in_a_browser(
     fill(driver, "t-subject", "Where is my refill?")
     Select(driver.find_element(By.ID, "t-category")).select_by_value("refill")
     fill(driver, "t-message", "Ordered a refill yesterday <b>nothing</b> yet.")
-    driver.find_element(By.ID, "send-ticket").click()
+    submit_and_wait(driver, "send-ticket")
     assert text_of(driver, "done").startswith("Your ticket is sent.")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Where is my refill?"
     ticket_url = driver.current_url.split("?")[0]
@@ -311,7 +319,7 @@ async def test_support_ticket_and_status_webhook_in_a_browser(
     row.find_element(By.LINK_TEXT, "Where is my refill?").click()
     wait(driver).until(ready.url_to_be(ticket_url))
     fill(driver, "reply-message", "Order 17, if that helps.")
-    driver.find_element(By.ID, "send-reply").click()
+    submit_and_wait(driver, "send-reply")
     assert text_of(driver, "done") == "Message sent"
     bodies = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "#thread .body")]
     assert bodies == ["Ordered a refill yesterday <b>nothing</b> yet.", "Order 17, if that helps."]
@@ -368,15 +376,15 @@ async def operator_changes_the_storefront(base: str, driver: WebDriver, tmp_path
     wait(driver).until(ready.visibility_of_element_located((By.ID, "name-form")))
 
     fill(driver, "op-name", "Browser Boost")
-    driver.find_element(By.ID, "save-name").click()
+    submit_and_wait(driver, "save-name")
     assert text_of(driver, "done").startswith("Saved.")
     logo = tmp_path / "logo.png"
     logo.write_bytes(png(40, 20))
     driver.find_element(By.ID, "op-logo").send_keys(str(logo))
-    driver.find_element(By.ID, "save-logo").click()
+    submit_and_wait(driver, "save-logo")
     assert text_of(driver, "done").startswith("Saved.")
     fill(driver, "op-terms", "First <script>document.title='x'</script> rule.\n\nSecond rule.")
-    driver.find_element(By.ID, "save-terms").click()
+    submit_and_wait(driver, "save-terms")
     assert text_of(driver, "done").startswith("Saved.")
 
     driver.get(f"{base}/web/terms")

@@ -5,7 +5,19 @@ from __future__ import annotations
 import os
 
 BASE_DB = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_of_this_process(url: str) -> str:
+    """Each process of a parallel run (pytest-xdist's gw0, gw1, ...) flushes a database of
+    its own: the base database counted down by the worker's number."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db or 0) - int(worker[2:])}"
+
+
+TEST_REDIS = _redis_of_this_process(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 # Strong, as `serve` demands of a configured token.
 ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghijklmnop"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -25,7 +25,15 @@ async def serve_app(app: FastAPI) -> AsyncIterator[str]:
     """Serve an ASGI app over real HTTP on loopback; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            # A test's fake server never waits for its callers' slow requests at the end.
+            timeout_graceful_shutdown=1,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -126,7 +126,10 @@ async def cancel_order(
 async def cancel_orders(
     tx: AsyncSession, jobs: AfterCommitJobs, user_id: int, order_ids: Sequence[int]
 ) -> list[CancelRequested | DomainError]:
-    """Each order's cancel on its own, in the order given: its result or its refusal."""
+    """Each order's cancel on its own, in the order given: its result or its refusal.
+    The locks are taken first, in the global order (the owner, then the orders and their
+    runs by ascending id), not in the order given."""
+    await orders.lock_owners(tx, order_ids, user_id=user_id, with_runs=True)
     return [await _each(cancel_order(tx, jobs, user_id, order_id)) for order_id in order_ids]
 
 

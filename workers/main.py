@@ -62,6 +62,7 @@ async def startup(ctx: Ctx) -> None:
             settings.provider_connect_timeout,
             settings.provider_read_timeout,
             allow_private=settings.provider_allow_private,
+            total_timeout=settings.provider_total_timeout,
         )
         ctx["owns_http"] = True
     ctx["jobs"] = JobQueue(ctx["redis"], settings.arq_queue, settings.redis_namespace)
@@ -106,8 +107,23 @@ async def relay_refill(ctx: Ctx, refill_id: int) -> str:
 
 
 async def sync_statuses(ctx: Ctx) -> dict[str, int]:
-    result = await sync.sync_all(ctx["db"], ctx["http"], ctx["settings"])
-    return {"checked": result.checked, "changed": result.changed, "errors": result.errors}
+    """The cron: only enqueues one `sync_provider_statuses` job per provider (job id
+    `sync:provider:<id>`, one at a time per provider); it never waits on a provider, so
+    it never overlaps itself."""
+    jobs: JobQueue = ctx["jobs"]
+    queued = await sync.queue_status_syncs(ctx["db"], ctx["settings"], jobs.sync_provider)
+    return {"queued": len(queued)}
+
+
+async def sync_provider_statuses(ctx: Ctx, provider_id: int) -> dict[str, int]:
+    """One provider's status sync, in its own job: a slow provider delays only itself."""
+    result = await sync.sync_one(ctx["db"], ctx["http"], ctx["settings"], provider_id)
+    return {
+        "checked": result.checked,
+        "changed": result.changed,
+        "errors": result.errors,
+        "anomalies": result.anomalies,
+    }
 
 
 async def sync_refills(ctx: Ctx) -> int:
@@ -241,6 +257,7 @@ FUNCTIONS = [
     relay_cancel,
     relay_refill,
     sync_statuses,
+    sync_provider_statuses,
     sync_refills,
     sweep,
     audit_ledger,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from app.accounts.models import User
 from app.accounts.service import hash_key
@@ -28,6 +29,7 @@ from app.orders.models import Order
 from app.orders.service import request_digest, request_id_of
 from app.tickets.models import Ticket
 from tests.support.api import Api, MakeService, MakeUser, Reseller, order_id_of
+from tests.support.client import MakeCustomer
 
 D = Decimal
 
@@ -378,3 +380,41 @@ async def test_many_concurrent_adds_with_the_full_path_never_spend_money_twice(
     assert balance is not None and balance >= 0 and balance == total
     assert placed == charged == entries == 22  # 20 / 0.9 = 22 orders, 0.2 left
     assert balance == D("0.2")
+
+
+# --- mass orders through the same statement ---------------------------------------------
+
+
+async def test_a_300_line_mass_order_is_a_few_statements(
+    ctx: AppContext,
+    client: httpx.AsyncClient,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    """Its services and rates read once, its lines placed MAX_GROUP at a time: the whole
+    request (signing in, the transaction) is at most 8 statements, where one statement
+    per line (or more) was the rule; every line placed and charged once, in line order."""
+    customer = await make_customer("1000")
+    sid, other = await make_service(min_quantity=10), await make_service(min_quantity=10)
+    lines = [f"{sid if n % 2 else other}|https://x.com/m{n}|1000" for n in range(300)]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = ctx.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = await client.post(
+            "/client/v1/orders/mass", headers=customer.auth, json={"lines": "\n".join(lines)}
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200, response.text
+    placed = [r["order"] for r in response.json()["results"]]
+    assert all(placed) and placed == sorted(placed) and len(set(placed)) == 300
+    assert len(statements) <= 8, statements
+    assert sum("WITH RECURSIVE" in s for s in statements) == 3  # 300 / MAX_GROUP
+    books = await _books(ctx, Reseller(customer.user_id, customer.key))
+    assert books.balance == D("1000") - 300 * D("0.9")
+    assert [e[3] for e in books.entries if e[0] == "charge"] == list(range(300))

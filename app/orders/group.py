@@ -28,8 +28,10 @@ import asyncio
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import DomainError
 from app.orders import hot
@@ -81,6 +83,17 @@ async def place_group(
     """Place `items` (one group: see `take_group`) in one statement, each with its outcome
     (`Undecided.AGAIN` included: the caller places those later)."""
     return await hot.add_orders(db, digest, user_id, items)
+
+
+class InTransaction:
+    """The caller's transaction as the place a group's statement runs (a mass order's)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        connection = await self.session.connection()
+        return list((await connection.exec_driver_sql(query, args)).mappings())
 
 
 async def place_in_order(

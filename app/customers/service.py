@@ -518,7 +518,9 @@ async def update_profile(
     name: str | None,
     language: str | None,
     timezone: str | None,
+    display_currency: str | None = None,
 ) -> tuple[User, CustomerLogin]:
+    """`display_currency`: a code to read amounts in, "" for the panel's own, None to keep."""
     user = await accounts.get_live_user(session, user_id)
     login = await login_of(session, user_id)
     if name is not None:
@@ -527,6 +529,8 @@ async def update_profile(
         login.language = language
     if timezone is not None:
         login.timezone = timezone
+    if display_currency is not None:
+        login.display_currency = display_currency or None
     await session.flush()
     return user, login
 

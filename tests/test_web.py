@@ -26,7 +26,7 @@ from app.storefront.models import Storefront
 from app.tickets import service as tickets
 from app.tickets.models import Ticket, TicketMessage
 from app.web import i18n
-from app.web.render import CONVERSION_NOTE
+from app.web.render import CONVERSION_NOTE, KIND_WORDS
 from app.web.session import SESSION_COOKIE
 from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
@@ -342,7 +342,12 @@ def test_every_text_of_the_pages_has_its_russian_translation() -> None:
     from app.web.support import FIELD_HINTS
 
     found |= set(STATUSES) | set(LABELS.values()) | set(FIELD_HINTS.values())
-    found |= {CONVERSION_NOTE, *TITLES.values(), *(m for ms in METHODS.values() for m in ms)}
+    found |= {
+        CONVERSION_NOTE,
+        *KIND_WORDS.values(),
+        *TITLES.values(),
+        *(m for ms in METHODS.values() for m in ms),
+    }
     # The refusals the new pages show next to their fields, from the services.
     found |= {error.message for error in SHOWN_ERRORS}
     found.discard("kind:")

@@ -32,6 +32,15 @@ from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
 
 HERE = Path(__file__).parent
 templates = environment(HERE / "templates")
+# A ledger entry's kind as the transactions page names it.
+KIND_WORDS = {
+    "deposit": "Deposit",
+    "charge": "Charge",
+    "refund": "Refund",
+    "adjustment": "Adjustment",
+    "forfeit": "Forfeit",
+    "referral": "Referral reward",
+}
 CONVERSION_NOTE = (
     "Amounts marked ≈ are shown in %(shown)s at the panel's rate (%(one)s = %(unit)s); "
     "charges and the balance are kept in %(panel)s."
@@ -183,6 +192,7 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "who": who,
         "money": who.money,
         "money_in": who.money_in,
+        "kind_label": lambda kind: who._(KIND_WORDS.get(kind, kind)),
         "when": who.when,
         "number": lambda v: i18n.number(v, who.language),
         "error_text": who.error,

@@ -33,6 +33,7 @@ from app.customers.errors import (
     InvalidToken,
     InvalidTwoFactorCode,
     NotSignedIn,
+    TwoFactorCodeUsed,
     TwoFactorRequired,
     TwoFactorState,
     WeakPassword,
@@ -245,7 +246,7 @@ async def check_second_factor(
         )
         if accepted is not None:
             return
-        raise InvalidTwoFactorCode()
+        raise TwoFactorCodeUsed()
     used = await session.scalar(
         update(RecoveryCode)
         .where(

@@ -28,6 +28,7 @@ from app.pages.render import CSP as WEB_CSP
 from app.pages.render import environment
 from app.storefront import service as storefront
 from app.web import i18n
+from app.web.assets import asset_url
 from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
 
 HERE = Path(__file__).parent
@@ -192,6 +193,7 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "who": who,
         "money": who.money,
         "money_in": who.money_in,
+        "asset": asset_url,
         "kind_label": lambda kind: who._(KIND_WORDS.get(kind, kind)),
         "when": who.when,
         "number": lambda v: i18n.number(v, who.language),

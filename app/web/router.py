@@ -12,13 +12,20 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import URL
 
 from app.pages.csrf import CsrfRefused
-from app.web import account, operator, public, shop, support
+from app.web import account, follow, operator, public, shop, support
 from app.web.render import SignInFirst, page, redirect, visitor
 
 STATIC = Path(__file__).parent / "static"
 
 # Every part of the storefront (the tests enumerate the routes of each).
-PARTS = (public.router, shop.router, account.router, support.router, operator.router)
+PARTS = (
+    public.router,
+    shop.router,
+    follow.router,
+    account.router,
+    support.router,
+    operator.router,
+)
 router = APIRouter(prefix="/web", include_in_schema=False)
 for part in PARTS:
     router.include_router(part)

@@ -21,6 +21,7 @@ from app.customers.errors import CustomerError
 from app.customers.service import Customer
 from app.errors import DomainError
 from app.http.context import Services, get_services
+from app.news import service as news
 from app.pages.csrf import CSRF_FIELD, csrf_seed, csrf_token, finish
 from app.pages.render import CSP as WEB_CSP
 from app.pages.render import environment
@@ -52,6 +53,7 @@ class Visitor:
     email: str | None = None
     balance: Decimal | None = None
     timezone: str = "UTC"
+    unread_news: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,6 +102,7 @@ async def visitor(request: Request) -> Visitor:
                 user = await accounts.get_live_user(session, found.customer.user_id)
                 chosen, found.email, found.balance = login.language, user.email, user.balance
                 found.timezone = login.timezone
+                found.unread_news = await news.unread_count(session, found.customer.user_id)
     found.language = i18n.pick_language(chosen, request.headers.get("accept-language"))
     return found
 

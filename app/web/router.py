@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import URL
 
 from app.pages.csrf import CsrfRefused
-from app.web import account, follow, operator, public, shop, support
+from app.web import account, follow, news, operator, public, shop, support
 from app.web.render import SignInFirst, page, redirect, visitor
 
 STATIC = Path(__file__).parent / "static"
@@ -22,6 +22,7 @@ PARTS = (
     public.router,
     shop.router,
     follow.router,
+    news.router,
     account.router,
     support.router,
     operator.router,

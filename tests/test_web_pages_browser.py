@@ -1,4 +1,4 @@
-"""The pages that follow work over time, in a real browser: headless Chromium against a
+"""The storefront's pages beyond ordering, in a real browser: headless Chromium against a
 real panel server process, a real sandbox provider and a burst worker.
 
 A drip-feed order placed through the order form is split into its runs by the panel (the
@@ -6,7 +6,10 @@ provider cannot drip-feed): the order's page shows each run with when it is due,
 quantity and the interval, and the drip-feed page counts the runs done; a subscription
 and a refill show on their pages; an order without runs or subscription shows neither
 section. Every page is looked at on a 360 px phone and a 1280 px desktop, in English and
-Russian, without sideways scrolling at 360 px."""
+Russian, without sideways scrolling at 360 px.
+
+An operator publishes an announcement in the console; the customer's dashboard marks it
+unread, the news page shows it in their language, and opening it clears the mark."""
 
 from __future__ import annotations
 
@@ -23,12 +26,14 @@ from selenium.webdriver.support.ui import Select
 from sqlalchemy import select, update
 
 from app.context import AppContext
+from app.news.models import News
 from app.orders.models import COMPLETED, Order
 from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService
 from tests.support.browser import chromium, chromium_present, wait
 from tests.support.client import MakeCustomer
+from tests.support.console import PASSWORD, enrolled
 from tests.support.pages import look_at, sign_in_by_cookie
 from tests.support.server import panel_server
 from tests.support.upstream import register_provider, run_jobs, sandbox
@@ -189,3 +194,43 @@ async def test_subscriptions_and_refills_have_their_pages(
         driver, base, f"/web/orders/{delivered['order']}", "refill-order", "order-refills"
     )
     assert f"#{refill['refill']}" in seen["en"]
+
+
+async def test_news_published_in_the_console_reaches_the_dashboard_unread(
+    storefront: str, browser: WebDriver, ctx: AppContext, make_customer: MakeCustomer
+) -> None:
+    base, driver = storefront, browser
+    member = await enrolled(ctx, "manager")
+    driver.delete_all_cookies()
+    driver.get(f"{base}/web/admin/login")
+    driver.find_element(By.ID, "login-email").send_keys(member.staff.email)
+    driver.find_element(By.ID, "login-password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "login-code").send_keys(member.code())
+    driver.find_element(By.ID, "login-submit").click()
+    wait(driver).until(ready.visibility_of_element_located((By.ID, "welcome")))
+    driver.get(f"{base}/web/admin/news")
+    for field, text in (
+        ("n-title-en", "New Telegram services"),
+        ("n-body-en", "Views and reactions for channels."),
+        ("n-title-ru", "Новые услуги Telegram"),
+        ("n-body-ru", "Просмотры и реакции для каналов."),
+    ):
+        driver.find_element(By.ID, field).send_keys(text)
+    driver.find_element(By.ID, "news-publish").click()
+    assert (
+        "Published" in wait(driver).until(ready.visibility_of_element_located((By.ID, "done"))).text
+    )
+    async with ctx.db.session() as session:
+        (item,) = await session.scalars(select(News))
+    assert (item.author, item.title_ru) == (member.staff.email, "Новые услуги Telegram")
+
+    customer = await make_customer("0")
+    sign_in_by_cookie(driver, base, customer.token)
+    seen = look_at(driver, base, "/web/orders/new", "dashboard-news", "latest-news")
+    assert "1 unread" in seen["en"] and "непрочитанных: 1" in seen["ru"]
+    assert "Новые услуги Telegram" in seen["ru"] and "New Telegram services" in seen["en"]
+    seen = look_at(driver, base, "/web/news", "news", "news")
+    assert "Просмотры и реакции для каналов." in seen["ru"]
+    driver.get(f"{base}/web/orders/new")
+    panel = driver.find_element(By.ID, "latest-news")
+    assert panel.find_elements(By.CSS_SELECTOR, ".unread") == []

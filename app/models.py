@@ -9,6 +9,7 @@ from app.customers.models import CustomerLogin, CustomerSession, CustomerToken, 
 from app.db import Base
 from app.ledger.models import LedgerEntry
 from app.mail.models import OutgoingMail
+from app.news.models import News, NewsRead
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
@@ -40,6 +41,8 @@ __all__ = [
     "CustomerToken",
     "DeletionRequest",
     "LedgerEntry",
+    "News",
+    "NewsRead",
     "Order",
     "OutgoingMail",
     "Payment",

@@ -65,6 +65,7 @@ CONTRACT: dict[str, tuple[int, str]] = {
     "NoConversionRate": (422, "/errors/no-conversion-rate"),
     "NoOperatorRate": (404, "/errors/no-operator-rate"),
     "NoReferrer": (404, "/errors/no-referrer"),
+    "NewsNotFound": (404, "/errors/news-not-found"),
     "NotEnoughFunds": (409, "/errors/insufficient-funds"),
     "NotFound": (404, "/errors/not-found"),
     "NotInReviewQueue": (409, "/errors/not-in-review-queue"),

@@ -154,6 +154,7 @@ async def resolve_review(
     if amount is not None and action != REFUND:
         raise IncorrectRequest("An amount goes with the refund action only")
     ticket = await tickets.get_ticket(session, ticket_id, for_update=True)
+    await orders.lock_owners(session, [order_id])  # the owner, then the order: the lock order
     order = await session.scalar(
         select(Order)
         .where(Order.id == order_id, Order.review_ticket_id == ticket.id)

@@ -23,6 +23,7 @@ from app.customers.errors import CustomerError
 from app.customers.service import Customer
 from app.errors import DomainError
 from app.http.context import Services, get_services
+from app.news import service as news
 from app.pages.csrf import CSRF_FIELD, csrf_seed, csrf_token, finish
 from app.pages.render import CSP as WEB_CSP
 from app.pages.render import environment
@@ -72,6 +73,7 @@ class Visitor:
     # (panel currency per unit, the operator's conversion rate).
     shown_currency: str | None = None
     shown_rate: Decimal | None = None
+    unread_news: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +167,7 @@ async def visitor(request: Request) -> Visitor:
                 chosen, found.email, found.balance = login.language, user.email, user.balance
                 found.timezone = login.timezone
                 await shown_in(session, found, login.display_currency)
+                found.unread_news = await news.unread_count(session, found.customer.user_id)
     found.language = i18n.pick_language(chosen, request.headers.get("accept-language"))
     return found
 

@@ -13,14 +13,22 @@ from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.pages.csrf import CsrfRefused
-from app.web import account, assets, operator, public, shop, support
+from app.web import account, assets, follow, news, operator, public, shop, support
 from app.web.render import SignInFirst, page, redirect, visitor
 
 STATIC = Path(__file__).parent / "static"
 CONSOLE = "/web/admin"
 
 # Every part of the storefront (the tests enumerate the routes of each).
-PARTS = (public.router, shop.router, account.router, support.router, operator.router)
+PARTS = (
+    public.router,
+    shop.router,
+    follow.router,
+    news.router,
+    account.router,
+    support.router,
+    operator.router,
+)
 router = APIRouter(prefix="/web", include_in_schema=False)
 for part in PARTS:
     router.include_router(part)

@@ -1,5 +1,4 @@
-"""storefront: the currency a customer reads amounts and types deposits in (None: the
-panel's), and a service's average completion time (None: not measured yet)
+"""customers: the currency a customer reads amounts and types deposits in (None: the panel's)
 
 Revision ID: b5d2e8f41c07
 Revises: a4c81e2f9b37
@@ -21,9 +20,7 @@ def upgrade() -> None:
     op.add_column(
         "customer_logins", sa.Column("display_currency", sa.String(length=3), nullable=True)
     )
-    op.add_column("services", sa.Column("average_seconds", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_column("services", "average_seconds")
     op.drop_column("customer_logins", "display_currency")

@@ -128,7 +128,7 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
             # Absolute addresses in the text are the panel's own (PUBLIC_URL), apart from
             # the sample arguments of the API page's curl lines and the orders' own links.
             text = re.sub(
-                r"<pre>.*?</pre>|<(td|dd) class=\"link\">.*?</(td|dd)>",
+                r"<pre[^>]*>.*?</pre>|<(td|dd) class=\"link\">.*?</(td|dd)>",
                 "",
                 response.text,
                 flags=re.S,

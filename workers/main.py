@@ -34,7 +34,7 @@ from app.metrics import (
     PROVIDER_BALANCE,
     REVIEW_QUEUE,
 )
-from app.orders import stuck
+from app.orders import average, stuck
 from app.orders.models import UP_REVIEW, Order
 from app.privacy import service as privacy
 from app.providers import catalog
@@ -251,6 +251,13 @@ async def audit_ledger(ctx: Ctx) -> dict[str, int]:
     }
 
 
+async def measure_average_times(ctx: Ctx) -> int:
+    """Every 10 minutes: each service's average completion time (app/orders/average.py)."""
+    db: Database = ctx["db"]
+    async with db.transaction() as session:
+        return await average.refresh(session, utcnow())
+
+
 FUNCTIONS = [
     relay_due_orders,
     relay_order,
@@ -298,6 +305,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(check_stuck_orders, minute=set(range(2, 60, 10)), second={50}),
         cron(enforce_retention, hour={3}, minute={30}, second={0}),
         cron(audit_ledger, minute=set(range(5, 60, 10)), second={45}),
+        cron(measure_average_times, minute=set(range(7, 60, 10)), second={25}),
     ]
 
 

@@ -30,6 +30,7 @@ from app.payments.gateways import METHODS, TITLES
 from app.payments.models import GATEWAYS, PAYMENT_PENDING, Payment
 from app.privacy import service as privacy
 from app.referrals import service as referrals
+from app.web import apidoc
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, signed_in
 from app.webhooks import service as webhooks
@@ -324,8 +325,21 @@ async def set_webhook(who: Me, tx: Tx) -> Response:
 
 
 def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:
+    """API v2 documented with the customer's key and the panel's own address."""
     base = who.services.settings.public_url.rstrip("/")
-    return page(who, "api.html", base=base, key=key, prefix=prefix)
+    order_statuses, refill_statuses = apidoc.statuses()
+    return page(
+        who,
+        "api.html",
+        base=base,
+        key=key,
+        prefix=prefix,
+        actions=apidoc.ACTIONS,
+        types=apidoc.type_fields(),
+        order_statuses=order_statuses,
+        refill_statuses=refill_statuses,
+        refusals=apidoc.REFUSALS,
+    )
 
 
 @router.get("/api")

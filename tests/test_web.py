@@ -18,6 +18,7 @@ from app.context import AppContext
 from app.db import utcnow
 from app.orders.models import Order
 from app.pages.csrf import CSRF_COOKIE
+from app.referrals import service as referrals
 from app.storefront import service as storefront
 from app.storefront.models import Storefront
 from app.tickets import service as tickets
@@ -47,6 +48,9 @@ SHOWN_ERRORS: tuple[type[errors.DomainError], ...] = (
     storefront.LogoTypeRefused,
     storefront.LogoTooLarge,
     storefront.LogoUnreadable,
+    referrals.PayoutsOff,
+    referrals.PayoutTooSmall,
+    referrals.PayoutPending,
 )
 
 

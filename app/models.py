@@ -14,7 +14,7 @@ from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
-from app.referrals.models import ReferralReward
+from app.referrals.models import ReferralPayout, ReferralReward
 from app.refills.models import Refill
 from app.staff.models import (
     StaffInvitation,
@@ -49,6 +49,7 @@ __all__ = [
     "PaymentNotification",
     "Provider",
     "RecoveryCode",
+    "ReferralPayout",
     "ReferralReward",
     "Refill",
     "ReviewResolution",

@@ -335,6 +335,17 @@ class Settings(BaseSettings):
         le=1,
         description="share of a referred user's deposits credited to the referrer (0 = off)",
     )
+    affiliate_payouts: Literal["balance", "request", "review"] = Field(
+        default="balance",
+        description="how referral rewards reach the referrer's balance: `balance` at once, "
+        "`request` when the referrer asks for a payout, `review` when the operator approves "
+        "the request",
+    )
+    affiliate_min_payout: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description="the smallest payout a referrer may ask for (in the panel's currency)",
+    )
     # Privacy.
     retention_days: int = Field(
         default=365,

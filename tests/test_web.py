@@ -21,6 +21,7 @@ from app.orders.models import Order
 from app.pages.csrf import CSRF_COOKIE
 from app.payments.gateways import METHODS, TITLES
 from app.payments.models import Payment
+from app.referrals import service as referrals
 from app.storefront import service as storefront
 from app.storefront.models import Storefront
 from app.tickets import service as tickets
@@ -51,6 +52,9 @@ SHOWN_ERRORS: tuple[type[errors.DomainError], ...] = (
     storefront.LogoTypeRefused,
     storefront.LogoTooLarge,
     storefront.LogoUnreadable,
+    referrals.PayoutsOff,
+    referrals.PayoutTooSmall,
+    referrals.PayoutPending,
 )
 
 

@@ -8,6 +8,7 @@ from app.currencies.models import CurrencyRate
 from app.customers.models import CustomerLogin, CustomerSession, CustomerToken, RecoveryCode
 from app.db import Base
 from app.ledger.models import LedgerEntry
+from app.legal.models import LegalAcceptance, LegalVersion
 from app.mail.models import OutgoingMail
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
@@ -40,6 +41,8 @@ __all__ = [
     "CustomerToken",
     "DeletionRequest",
     "LedgerEntry",
+    "LegalAcceptance",
+    "LegalVersion",
     "Order",
     "OutgoingMail",
     "Payment",

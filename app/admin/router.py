@@ -19,6 +19,7 @@ from app.customers.router import admin_router as customers
 from app.flows.router import admin_router as flows
 from app.http.auth import authenticated
 from app.ledger.router import admin_router as ledger
+from app.legal.router import admin_router as legal
 from app.orders.router import admin_router as orders
 from app.payments.router import admin_router as payments
 from app.privacy.router import admin_router as privacy
@@ -51,6 +52,7 @@ for part in (
     tickets,
     webhooks,
     storefront,
+    legal,
     staff,
 ):
     router.include_router(part)

@@ -37,6 +37,7 @@ from app.client.schemas import (
     ServiceOut,
     TransactionOut,
     TransactionPage,
+    accepts_terms,
     order_fields,
 )
 from app.customers.router import CurrentCustomer
@@ -116,7 +117,14 @@ async def place_order(
     request: Request, tx: Tx, jobs: Jobs, services: ServicesDep, me: CurrentCustomer
 ) -> PlacedOut:
     body = await read_body(request, services.settings.api_max_body_bytes)
-    placed = await ordering.place_order(tx, jobs, me.user_id, order_fields(body))
+    placed = await ordering.place_order(
+        tx,
+        jobs,
+        me.user_id,
+        order_fields(body),
+        accept_terms=accepts_terms(body),
+        ip=request.client.host if request.client else None,
+    )
     return PlacedOut(order=placed.order_id)
 
 
@@ -267,7 +275,9 @@ async def list_deposits(
     description="The rules of /payments/invoice: `gateway` (robokassa, freekassa, "
     "yookassa, where configured), `amount` in the panel's currency, at least MIN_DEPOSIT.",
 )
-async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: DepositIn) -> DepositOut:
+async def create_deposit(
+    request: Request, services: ServicesDep, me: CurrentCustomer, body: DepositIn
+) -> DepositOut:
     payment = await payments.open_invoice(
         services.db,
         services.settings,
@@ -275,6 +285,7 @@ async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: Depos
         user_id=me.user_id,
         gateway=body.gateway,
         amount=body.amount,
+        ip=request.client.host if request.client else None,
     )
     return deposit_out(payment, services.settings.currency)
 

@@ -266,6 +266,7 @@ async def create_invoice(request: Request) -> JSONResponse:
             user_id=who.user_id,
             gateway=fields.get("gateway") or "",
             amount=fields.get("amount"),
+            ip=_client(request),
         )
     except DomainError as exc:
         return JSONResponse({"error": exc.message})

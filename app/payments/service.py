@@ -23,6 +23,8 @@ from app.db import Database, utcnow
 from app.errors import Conflict, DomainError, IncorrectRequest, NotFound
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
+from app.legal import service as legal
+from app.legal.models import ACTION_DEPOSIT
 from app.money import format_money
 from app.payments import gateways
 from app.payments.models import (
@@ -244,10 +246,12 @@ async def open_invoice(
     user_id: int,
     gateway: str,
     amount: str | None,
+    ip: str | None = None,
 ) -> Payment:
     """A deposit invoice as a user asks for it, on any front end: the gateway and the amount
-    as typed (`parse_amount`), the invoice committed, then for YooKassa its payment created
-    at the gateway outside any transaction and recorded."""
+    as typed (`parse_amount`), the invoice committed with the acceptance of the legal texts
+    in force (paying accepts them), then for YooKassa its payment created at the gateway
+    outside any transaction and recorded."""
     gateway = (gateway or "").strip().lower()
     if gateway not in GATEWAYS:
         raise IncorrectRequest("Incorrect gateway")
@@ -255,6 +259,9 @@ async def open_invoice(
     async with db.transaction() as session:
         payment = await create_invoice(
             session, settings, user_id=user_id, gateway=gateway, amount=value
+        )
+        await legal.record(
+            session, user_id, ACTION_DEPOSIT, ip=ip, reference=f"invoice:{payment.id}"
         )
     if gateway == "yookassa":
         try:

@@ -96,6 +96,7 @@ async def add_funds(who: Me, db: Reader, services: ServicesDep) -> Response:
             user_id=who.me.user_id,
             gateway=fields.get("gateway", ""),
             amount=fields.get("amount", ""),
+            ip=who.request.client.host if who.request.client else None,
         )
     except DomainError as exc:
         return await funds_page(who, db, 422, error=who.error(exc.message), form=fields)

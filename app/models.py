@@ -14,6 +14,7 @@ from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
+from app.receipts.models import Receipt
 from app.referrals.models import ReferralReward
 from app.refills.models import Refill
 from app.staff.models import (
@@ -48,6 +49,7 @@ __all__ = [
     "Payment",
     "PaymentNotification",
     "Provider",
+    "Receipt",
     "RecoveryCode",
     "ReferralReward",
     "Refill",

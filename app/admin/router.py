@@ -24,6 +24,7 @@ from app.orders.router import admin_router as orders
 from app.payments.router import admin_router as payments
 from app.privacy.router import admin_router as privacy
 from app.providers.router import admin_router as providers
+from app.receipts.router import admin_router as receipts
 from app.referrals.router import admin_router as referrals
 from app.refills.router import admin_router as refills
 from app.reports.router import admin_router as reports
@@ -38,6 +39,7 @@ for part in (
     accounts,
     ledger,
     payments,
+    receipts,
     catalog,
     orders,
     refills,

@@ -57,6 +57,7 @@ from app.orders.types import field_names
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.privacy import service as privacy
+from app.receipts import service as receipts
 from app.referrals import service as referrals
 from app.refills.models import Refill
 from app.webhooks import service as webhooks
@@ -240,7 +241,7 @@ async def transactions(
     )
 
 
-def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
+def deposit_out(p: Payment, panel_currency: str, receipt_url: str | None = None) -> DepositOut:
     return DepositOut(
         payment=p.id,
         gateway=p.gateway,
@@ -252,6 +253,7 @@ def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
         pay_url=p.pay_url,
         created_at=p.created_at,
         paid_at=p.paid_at,
+        receipt_url=receipt_url,
     )
 
 
@@ -259,13 +261,16 @@ def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
 async def list_deposits(
     db: Reader, services: ServicesDep, me: CurrentCustomer, limit: Page = 50
 ) -> list[DepositOut]:
-    rows = await db.scalars(
-        select(Payment)
-        .where(Payment.user_id == me.user_id)
-        .order_by(Payment.id.desc())
-        .limit(limit)
+    rows = list(
+        await db.scalars(
+            select(Payment)
+            .where(Payment.user_id == me.user_id)
+            .order_by(Payment.id.desc())
+            .limit(limit)
+        )
     )
-    return [deposit_out(p, services.settings.currency) for p in rows]
+    links = await receipts.links_of(db, [p.id for p in rows])
+    return [deposit_out(p, services.settings.currency, links.get(p.id)) for p in rows]
 
 
 @money.post(

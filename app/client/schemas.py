@@ -202,6 +202,7 @@ class DepositOut(BaseModel):
     pay_url: str | None
     created_at: datetime
     paid_at: datetime | None
+    receipt_url: str | None = Field(default=None, description="the tax receipt, once registered")
 
 
 class MonthOut(BaseModel):

@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.currencies.service import NoConversionRate, conversion_rate
 from app.db import Database, utcnow
 from app.errors import Conflict, DomainError, IncorrectRequest, NotFound
@@ -34,6 +35,7 @@ from app.payments.models import (
     Payment,
     PaymentNotification,
 )
+from app.receipts import service as receipts
 from app.referrals.service import reward_deposit
 from app.settings import Settings
 
@@ -206,6 +208,14 @@ async def manual_topup(
             deposit_entry_id=movement.entry_id,
             amount=amount,
         )
+        await receipts.create_for_deposit(
+            session,
+            settings,
+            user_id=user_id,
+            deposit_entry_id=movement.entry_id,
+            amount=amount,
+            currency=settings.currency.upper(),
+        )
     return movement
 
 
@@ -263,10 +273,11 @@ async def open_invoice(
         await legal.record(
             session, user_id, ACTION_DEPOSIT, ip=ip, reference=f"invoice:{payment.id}"
         )
+        email = await session.scalar(select(User.email).where(User.id == user_id))
     if gateway == "yookassa":
         try:
             external_id, url = await gateways.yookassa_create(
-                settings, http, payment.id, payment.amount, payment.currency
+                settings, http, payment.id, payment.amount, payment.currency, email
             )
         except gateways.Unavailable as exc:
             log.warning("YooKassa payment not created", extra={"reason": str(exc)})
@@ -354,6 +365,16 @@ async def settle(
         user_id=payment.user_id,
         deposit_entry_id=movement.entry_id,
         amount=payment.credit_amount,
+    )
+    await receipts.create_for_deposit(
+        session,
+        settings,
+        user_id=payment.user_id,
+        deposit_entry_id=movement.entry_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        payment_id=payment.id,
+        gateway=gateway,
     )
     return "credited"
 

@@ -29,6 +29,7 @@ from app.money import format_money
 from app.payments import service as payments
 from app.payments.models import GATEWAYS, Payment
 from app.privacy import service as privacy
+from app.receipts import service as receipts
 from app.referrals import service as referrals
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, signed_in
@@ -60,6 +61,7 @@ async def funds_page(
         status,
         gateways=usable,
         deposits=deposits,
+        receipt_links=await receipts.links_of(db, [p.id for p in deposits]),
         min_deposit=settings.min_deposit,
         **values,
     )

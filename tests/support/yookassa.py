@@ -45,6 +45,7 @@ def create_yookassa_app() -> FastAPI:
             "paid": False,
             "amount": body["amount"],
             "metadata": body.get("metadata", {}),
+            "receipt": body.get("receipt"),
             "confirmation": {
                 "type": "redirect",
                 "confirmation_url": f"https://checkout.example/?orderId={payment_id}",

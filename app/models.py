@@ -11,7 +11,7 @@ from app.ledger.models import LedgerEntry
 from app.legal.models import LegalAcceptance, LegalVersion
 from app.mail.models import OutgoingMail
 from app.orders.models import Order, UpstreamEvent
-from app.payments.models import Payment, PaymentNotification
+from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
 from app.receipts.models import Receipt
@@ -36,6 +36,7 @@ __all__ = [
     "CannedAnswer",
     "CatalogChange",
     "Category",
+    "Chargeback",
     "CurrencyRate",
     "CustomerLogin",
     "CustomerSession",

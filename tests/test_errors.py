@@ -34,6 +34,7 @@ CONTRACT: dict[str, tuple[int, str]] = {
     "CannotResend": (409, "/errors/cannot-resend"),
     "CatalogRefused": (422, "/errors/catalog-refused"),
     "CategoryNotEmpty": (409, "/errors/category-not-empty"),
+    "ChargebackInvoiceNotFound": (404, "/errors/chargeback-invoice-not-found"),
     "Conflict": (409, "/errors/conflict"),
     "CustomerError": (422, "/errors/invalid-request"),
     "DepositTooSmall": (422, "/errors/deposit-too-small"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
@@ -168,12 +169,15 @@ async def test_orders_record_once_per_version_and_a_new_version_is_shown_once(
 
 
 async def test_a_deposit_invoice_records_the_versions_per_deposit(
-    client: httpx.AsyncClient, ctx: AppContext, make_customer: MakeCustomer
+    client: httpx.AsyncClient,
+    ctx: AppContext,
+    make_customer: MakeCustomer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ctx.settings.robokassa_login = "shop"
-    ctx.settings.robokassa_password1 = "one-password"
-    ctx.settings.robokassa_password2 = "two-password"
-    ctx.settings.robokassa_currency = ctx.settings.currency
+    monkeypatch.setattr(ctx.settings, "robokassa_login", "shop")
+    monkeypatch.setattr(ctx.settings, "robokassa_password1", "one-password")
+    monkeypatch.setattr(ctx.settings, "robokassa_password2", "two-password")
+    monkeypatch.setattr(ctx.settings, "robokassa_currency", ctx.settings.currency)
     customer = await make_customer()
     version = await publish(client, "terms-of-use", "en", "Use.")
     ids = []

@@ -328,3 +328,30 @@ async def yookassa_confirm(
         currency=currency.upper(),
         external_id=external_id,
     )
+
+
+async def yookassa_refund(settings: Settings, http: httpx.AsyncClient, refund_id: str) -> str:
+    """Read a refund from YooKassa itself (the notification is not trusted): the id of the
+    payment it reversed, when the refund succeeded."""
+    if not yookassa_configured(settings):
+        raise Rejected("not_configured")
+    try:
+        response = await http.get(
+            f"{settings.yookassa_api_url}/refunds/{refund_id}", auth=_yookassa_auth(settings)
+        )
+    except httpx.HTTPError as exc:
+        raise Unavailable(str(exc)) from exc
+    if response.status_code == 404:
+        raise Rejected("unconfirmed", "YooKassa does not know this refund")
+    if response.status_code != 200:
+        raise Unavailable(f"YooKassa answered {response.status_code}")
+    try:
+        data = response.json()
+        status, payment = data.get("status"), data.get("payment_id")
+    except (ValueError, AttributeError) as exc:
+        raise Unavailable("YooKassa answered an unexpected shape") from exc
+    if status != "succeeded":
+        raise Rejected("unconfirmed", f"refund is {status}")
+    if not isinstance(payment, str) or not 0 < len(payment) <= 100:
+        raise Rejected("unconfirmed", "refund names no payment")
+    return payment

@@ -10,6 +10,7 @@ from app.db import Base
 from app.ledger.models import LedgerEntry
 from app.legal.models import LegalAcceptance, LegalVersion
 from app.mail.models import OutgoingMail
+from app.news.models import News, NewsRead
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
@@ -45,6 +46,8 @@ __all__ = [
     "LedgerEntry",
     "LegalAcceptance",
     "LegalVersion",
+    "News",
+    "NewsRead",
     "Order",
     "OutgoingMail",
     "Payment",

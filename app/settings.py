@@ -33,6 +33,13 @@ PLACEHOLDERS = frozenset(
 )
 
 
+def listening_url(host: str, port: int) -> str:
+    """The address a browser on this machine reaches a server listening on host:port."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104 - a name, not a bind
+    shown = "[::1]" if shown == "::" else (f"[{shown}]" if ":" in shown else shown)
+    return f"http://{shown}:{port}"
+
+
 def new_secret() -> str:
     """A fresh strong value for SECRET_KEY or ADMIN_TOKEN (43 URL-safe characters)."""
     return secrets.token_urlsafe(32)
@@ -233,9 +240,10 @@ class Settings(BaseSettings):
     )
     # Deposits through payment gateways.
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="where users and gateways reach the panel (YooKassa's `return_url`); "
-        "`https://…` turns on HSTS and `Secure` cookies",
+        default="",
+        description="where users and gateways reach the panel (mail links, the API page, "
+        "YooKassa's `return_url`); `https://…` turns on HSTS and `Secure` cookies; unset: "
+        "`http://HOST:PORT` (127.0.0.1 for a wildcard HOST)",
     )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
@@ -425,6 +433,13 @@ class Settings(BaseSettings):
         gt=0,
         description="a webhook event undelivered this long disables the endpoint",
     )
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_address(self) -> Settings:
+        """Unset, PUBLIC_URL is where `serve` listens, so links follow PORT."""
+        if not self.public_url:
+            self.public_url = listening_url(self.host, self.port)
+        return self
 
     @model_validator(mode="after")
     def _fold_previous_keys(self) -> Settings:

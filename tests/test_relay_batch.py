@@ -291,14 +291,12 @@ async def test_stale_reports_never_move_a_final_order_nor_refund_twice(
         "3": ProviderTransient("Incorrect order ID"),
     }
     first = sync.SyncResult()
-    async with ctx.db.transaction() as session:
-        await sync._apply_batch(session, rows, answers, first)
+    await sync.apply_batch(ctx.db, rows, answers, first)
     assert (first.changed, first.errors) == (2, 1)
     answers["1"] = ProviderOrderStatus("In progress", start_count=7, remains=50)
     answers["2"] = ProviderOrderStatus("Canceled")
     again = sync.SyncResult()
-    async with ctx.db.transaction() as session:
-        await sync._apply_batch(session, rows, answers, again)
+    await sync.apply_batch(ctx.db, rows, answers, again)
     assert (again.changed, again.errors) == (0, 1)
     async with ctx.db.session() as session:
         orders = {

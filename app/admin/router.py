@@ -20,6 +20,7 @@ from app.flows.router import admin_router as flows
 from app.http.auth import authenticated
 from app.ledger.router import admin_router as ledger
 from app.legal.router import admin_router as legal
+from app.news.router import admin_router as news
 from app.orders.router import admin_router as orders
 from app.payments.router import admin_router as payments
 from app.privacy.router import admin_router as privacy
@@ -55,6 +56,7 @@ for part in (
     webhooks,
     storefront,
     legal,
+    news,
     staff,
 ):
     router.include_router(part)

@@ -39,7 +39,8 @@ from app.db import Database
 from app.errors import DomainError
 from app.legal import service as legal
 from app.orders import hot
-from app.orders.hot import CachedService, FastAdd, OneStatus
+from app.orders.group import AddGroups, Unsettled
+from app.orders.hot import CachedService, FastAdd, GroupItem, OneStatus, Undecided
 from app.orders.service import request_digest, request_id_of
 from app.orders.types import parse_int
 
@@ -69,6 +70,8 @@ class HotPath:
         self.pricing_epoch: int | None = None
         self._rendering: dict[Pricing, asyncio.Future[Rendered]] = {}
         self.accepted: dict[int, float] = {}  # user id -> when its acceptance was recorded
+        # One user's adds in flight together are placed by one statement (group commit).
+        self.groups = AddGroups()
 
     # --- add -----------------------------------------------------------------------------
 
@@ -78,7 +81,9 @@ class HotPath:
         self.rates.pop((user_id, service_id), None)
 
     async def add(self, fields: Mapping[str, str]) -> FastAdd | None:
-        """Place the order in one statement, or None: the full path must decide."""
+        """Place the order in one statement, with the adds of the same user in flight
+        (app/orders/group.py), or None: the full path must decide. A refusal the statement
+        decides (the duplicate rule, a reused request id, not enough funds) is raised."""
         key = fields.get("key") or ""
         if not usable(key):
             return None
@@ -109,12 +114,16 @@ class HotPath:
         if order is None:
             return None
         asked = request_digest(fields) if request_id is not None else None
-        added = await hot.add_order(pool, digest, user_id, cached, rate, order, request_id, asked)
-        if not added.fresh:
-            self.forget(digest, user_id, service_id)
-        if added.placed is not None:
+        item = GroupItem(cached, rate, order, request_id, asked)
+        try:
+            placed = await self.groups.place(pool, digest, user_id, item)
+        except Unsettled as unsettled:
+            if unsettled.why is Undecided.STALE:
+                self.forget(digest, user_id, service_id)
+            return None
+        if placed is not None:
             await self.record_acceptance(user_id)
-        return added.placed
+        return placed
 
     async def record_acceptance(self, user_id: int) -> None:
         """Ordering accepts the legal texts in force: recorded once per user and version,

@@ -49,7 +49,7 @@ from app.orders.models import (
     Order,
     UpstreamEvent,
 )
-from app.orders.service import refresh_parent, refund
+from app.orders.service import lock_owners, refresh_parent, refund
 from app.orders.sql import SENT_SQL, sent_params
 from app.orders.types import cost_for, handler_for
 from app.providers.client import (
@@ -945,6 +945,7 @@ async def _set_state(session: AsyncSession, order_id: int, state: str, error: st
 
 async def give_up(session: AsyncSession, order_id: int, state: str, error: str) -> None:
     """The order cannot be placed upstream: Canceled with a full refund."""
+    await lock_owners(session, [order_id])  # its owner, then the order (the lock order)
     order = await session.scalar(
         update(Order)
         .where(Order.id == order_id, Order.upstream_state.in_((UP_SENDING, UP_REVIEW)))

@@ -5,7 +5,7 @@ and numbers in the locale's format."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from pathlib import Path
 
@@ -22,18 +22,22 @@ Translate = Callable[..., str]
 
 @cache
 def read_catalog(locale_dir: Path, language: str) -> dict[str, str]:
-    """msgid → translation for a language from `<locale_dir>/<language>.po` (English is
-    the identity)."""
-    path = locale_dir / f"{language}.po"
-    if language == DEFAULT or not path.exists():
+    """msgid → translation for a language from `<locale_dir>/<language>.po` and the
+    catalogs of its parts beside it, `<language>-<part>.po` (English is the identity)."""
+    if language == DEFAULT:
         return {}
-    with path.open("rb") as fp:
-        messages = read_po(fp, locale=language)
-    return {
-        str(m.id): str(m.string)
-        for m in messages
-        if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string
-    }
+    table: dict[str, str] = {}
+    for path in (locale_dir / f"{language}.po", *sorted(locale_dir.glob(f"{language}-*.po"))):
+        if not path.exists():
+            continue
+        with path.open("rb") as fp:
+            messages = read_po(fp, locale=language)
+        table.update(
+            (str(m.id), str(m.string))
+            for m in messages
+            if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string
+        )
+    return table
 
 
 def translator_of(table: dict[str, str]) -> Translate:
@@ -68,6 +72,15 @@ def plain(value: Decimal) -> Decimal:
     """At least two decimals, every digit the value has (never exponent notation)."""
     places = max(2, places_of(value))
     return value.quantize(Decimal(1).scaleb(-places))
+
+
+CENT = Decimal("0.01")
+
+
+def convert(value: Decimal, rate: Decimal) -> Decimal:
+    """An amount of the panel's currency in another, `rate` being panel currency per unit
+    of the other; shown to the cent (a reading, never a charge)."""
+    return (value / rate).quantize(CENT, ROUND_HALF_UP)
 
 
 def money(value: Decimal, currency: str, language: str) -> str:

@@ -25,6 +25,7 @@ from app.orders import service as orders
 from app.orders.models import ACTIVE_STATUSES, COMPLETED, PARTIAL, STATUSES, Order
 from app.orders.types import LINES, PACKAGE, SubscriptionsType, TypeSpec, field_names, handler_for
 from app.refills.models import Refill
+from app.web import follow, news
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, refusal, signed_in
 
@@ -99,6 +100,7 @@ async def order_form(
         who,
         "order_new.html",
         status,
+        news=await news.latest(db, who),
         offered=offered,
         categories=categories,
         fields=offered_types(offered),
@@ -227,6 +229,7 @@ async def order_detail(who: Me, db: Reader, order_id: int) -> Response:
         order=order,
         refills=made,
         runs=runs,
+        starts=follow.run_starts(order, runs),
         service=service,
         may_cancel=may_cancel,
         may_refill=may_refill,

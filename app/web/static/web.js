@@ -6,8 +6,17 @@
 
   function each(selector, fn) { Array.prototype.forEach.call(document.querySelectorAll(selector), fn); }
 
-  each("[data-autosubmit]", function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
+  // The language switch applies a choice made with the mouse or a finger at once; from the
+  // keyboard, the arrows only move through the list (WCAG 3.2.2) and Enter or the Apply
+  // button applies it.
+  each("[data-switch]", function (select) {
+    var pointer = false;
+    select.addEventListener("pointerdown", function () { pointer = true; });
+    select.addEventListener("keydown", function (event) {
+      pointer = false;
+      if (event.key === "Enter") { event.preventDefault(); select.form.submit(); }
+    });
+    select.addEventListener("change", function () { if (pointer) { select.form.submit(); } });
   });
 
   var form = document.getElementById("order-form");

@@ -28,7 +28,7 @@ from app.pages.csrf import set_cookie
 from app.storefront import service as storefront
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, visitor
-from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
+from app.web.session import CONSENT_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE
 
 router = APIRouter()
 Who = Annotated[Visitor, Depends(visitor)]
@@ -256,6 +256,18 @@ async def switch_language(who: Who, tx: Tx) -> Response:
     response = redirect(who, safe_next(fields.get("next")))
     year = int(timedelta(days=365).total_seconds())
     set_cookie(response, who.services.settings, LANGUAGE_COOKIE, language, year)
+    return response
+
+
+@router.post("/consent")
+async def consent(who: Who) -> Response:
+    """The visitor's answer to the cookie notice (analytics and chat), kept a year; the
+    footer sends the other answer to withdraw or give it."""
+    fields = await posted(who)
+    choice = "yes" if fields.get("choice") == "yes" else "no"
+    response = redirect(who, safe_next(fields.get("next")))
+    year = int(timedelta(days=365).total_seconds())
+    set_cookie(response, who.services.settings, CONSENT_COOKIE, choice, year)
     return response
 
 

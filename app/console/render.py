@@ -59,6 +59,7 @@ MENU = (
     ("reports:read", CONSOLE + "/margin", N_("Margin")),
     ("privacy:read", CONSOLE + "/privacy", N_("Privacy")),
     ("audit:read", CONSOLE + "/audit", N_("Audit log")),
+    ("news:read", CONSOLE + "/news", N_("News")),
     ("settings:read", CONSOLE + "/settings", N_("Settings")),
     ("staff:read", CONSOLE + "/staff", N_("Staff")),
 )

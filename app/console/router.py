@@ -13,7 +13,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.console import catalog, money, orders, owner, pages, providers, signin, tickets, users
+from app.console import (
+    affiliates,
+    catalog,
+    money,
+    news,
+    orders,
+    owner,
+    pages,
+    providers,
+    signin,
+    tickets,
+    users,
+)
 from app.console.render import CONSOLE, Refused, SignInFirst, page, sign_in_url, visitor
 from app.errors import DomainError
 
@@ -29,6 +41,8 @@ PARTS = (
     catalog.router,
     providers.router,
     money.router,
+    affiliates.router,
+    news.router,
     owner.router,
 )
 router = APIRouter(prefix=CONSOLE, include_in_schema=False)

@@ -363,9 +363,10 @@ SELECT id, request_digest FROM orders WHERE user_id = $1 AND request_id = $2
 # `$2` (distinct ids, in the order asked) that is Pending, queued or manual, not under
 # review, on a service that allows cancel, is canceled and refunded in full, one ledger
 # entry each (the twin of `app.ledger.service.credit` called order by order), the balance
-# moving once. Every other id is left untouched for the full path to answer.
+# moving once. Every other id is left untouched for the full path to answer. The user row
+# is locked first (`who`, evaluated before any order is touched): the lock order.
 WITHDRAW = f"""
-WITH who AS (SELECT u.id FROM {WHO_FROM}),
+WITH who AS (SELECT u.id FROM {WHO_FROM} FOR UPDATE OF u),
 gone AS (
   UPDATE orders o SET status = {sql_literal(CANCELED)},
     upstream_state = {sql_literal(UP_WITHDRAWN)},

@@ -5,12 +5,12 @@ and numbers in the locale's format."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from pathlib import Path
 
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 
 from app.money import places_of
 
@@ -22,18 +22,22 @@ Translate = Callable[..., str]
 
 @cache
 def read_catalog(locale_dir: Path, language: str) -> dict[str, str]:
-    """msgid → translation for a language from `<locale_dir>/<language>.po` (English is
-    the identity)."""
-    path = locale_dir / f"{language}.po"
-    if language == DEFAULT or not path.exists():
+    """msgid → translation for a language from `<locale_dir>/<language>.po` and the
+    catalogs of its parts beside it, `<language>-<part>.po` (English is the identity)."""
+    if language == DEFAULT:
         return {}
-    with path.open("rb") as fp:
-        messages = read_po(fp, locale=language)
-    return {
-        str(m.id): str(m.string)
-        for m in messages
-        if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string
-    }
+    table: dict[str, str] = {}
+    for path in (locale_dir / f"{language}.po", *sorted(locale_dir.glob(f"{language}-*.po"))):
+        if not path.exists():
+            continue
+        with path.open("rb") as fp:
+            messages = read_po(fp, locale=language)
+        table.update(
+            (str(m.id), str(m.string))
+            for m in messages
+            if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string
+        )
+    return table
 
 
 def translator_of(table: dict[str, str]) -> Translate:
@@ -70,6 +74,15 @@ def plain(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places))
 
 
+CENT = Decimal("0.01")
+
+
+def convert(value: Decimal, rate: Decimal) -> Decimal:
+    """An amount of the panel's currency in another, `rate` being panel currency per unit
+    of the other; shown to the cent (a reading, never a charge)."""
+    return (value / rate).quantize(CENT, ROUND_HALF_UP)
+
+
 def money(value: Decimal, currency: str, language: str) -> str:
     return format_currency(plain(value), currency, locale=language, decimal_quantization=False)
 
@@ -77,3 +90,8 @@ def money(value: Decimal, currency: str, language: str) -> str:
 def number(value: Decimal | int, language: str) -> str:
     shown = plain(value) if isinstance(value, Decimal) else value
     return format_decimal(shown, locale=language, decimal_quantization=False)
+
+
+def percent(share: Decimal, language: str) -> str:
+    """A share (0.05) as the locale writes a percentage (5 %, 5 %)."""
+    return str(format_percent(share, locale=language, decimal_quantization=False))

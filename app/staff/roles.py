@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, str] = {
     "tickets:write": "assign, answer, annotate and close tickets; canned answers",
     "reviews:resolve": "resolve an order's review (refunds up to the support limit)",
     "reviews:refund": "refund on a review resolution above the support limit",
+    "news:read": "the announcements published to customers",
+    "news:write": "publish, change and remove announcements",
     "settings:read": "the storefront's name, logo and legal texts",
     "settings:write": "change the storefront's name, logo and legal texts",
     "audit:read": "the audit log",
@@ -65,12 +67,21 @@ _MANAGER = frozenset(
         "tickets:write",
         "reviews:resolve",
         "reviews:refund",
+        "news:read",
+        "news:write",
         "settings:read",
         "metrics:read",
     }
 )
 _SUPPORT = frozenset(
-    {"catalog:read", "orders:read", "tickets:read", "tickets:write", "reviews:resolve"}
+    {
+        "catalog:read",
+        "orders:read",
+        "tickets:read",
+        "tickets:write",
+        "reviews:resolve",
+        "news:read",
+    }
 )
 _FINANCE = frozenset(
     {

@@ -41,6 +41,7 @@ from app.providers import catalog
 from app.providers.client import ProviderError, build_http_client
 from app.providers.models import Provider
 from app.providers.service import client_for, record_balance
+from app.receipts import service as receipts
 from app.settings import Settings, get_settings
 from app.webhooks import service as webhooks
 
@@ -62,6 +63,7 @@ async def startup(ctx: Ctx) -> None:
             settings.provider_connect_timeout,
             settings.provider_read_timeout,
             allow_private=settings.provider_allow_private,
+            total_timeout=settings.provider_total_timeout,
         )
         ctx["owns_http"] = True
     ctx["jobs"] = JobQueue(ctx["redis"], settings.arq_queue, settings.redis_namespace)
@@ -106,8 +108,23 @@ async def relay_refill(ctx: Ctx, refill_id: int) -> str:
 
 
 async def sync_statuses(ctx: Ctx) -> dict[str, int]:
-    result = await sync.sync_all(ctx["db"], ctx["http"], ctx["settings"])
-    return {"checked": result.checked, "changed": result.changed, "errors": result.errors}
+    """The cron: only enqueues one `sync_provider_statuses` job per provider (job id
+    `sync:provider:<id>`, one at a time per provider); it never waits on a provider, so
+    it never overlaps itself."""
+    jobs: JobQueue = ctx["jobs"]
+    queued = await sync.queue_status_syncs(ctx["db"], ctx["settings"], jobs.sync_provider)
+    return {"queued": len(queued)}
+
+
+async def sync_provider_statuses(ctx: Ctx, provider_id: int) -> dict[str, int]:
+    """One provider's status sync, in its own job: a slow provider delays only itself."""
+    result = await sync.sync_one(ctx["db"], ctx["http"], ctx["settings"], provider_id)
+    return {
+        "checked": result.checked,
+        "changed": result.changed,
+        "errors": result.errors,
+        "anomalies": result.anomalies,
+    }
 
 
 async def sync_refills(ctx: Ctx) -> int:
@@ -248,6 +265,7 @@ FUNCTIONS = [
     relay_cancel,
     relay_refill,
     sync_statuses,
+    sync_provider_statuses,
     sync_refills,
     sweep,
     audit_ledger,
@@ -270,6 +288,15 @@ async def deliver_mail(ctx: Ctx) -> int:
     return await mail.deliver_due(mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from))
 
 
+async def deliver_receipts(ctx: Ctx) -> dict[str, int]:
+    """Register the due receipts with the tax service and cancel those of reversed
+    deposits (FISCAL_BACKEND=self-employed); the rows are the outbox."""
+    settings: Settings = ctx["settings"]
+    mailer = mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from)
+    run = await receipts.deliver_due(ctx["db"], ctx["http"], settings, mailer)
+    return {"registered": run.registered, "cancelled": run.cancelled, "failed": run.failed}
+
+
 def _every(seconds: int) -> set[int]:
     seconds = max(1, min(60, seconds))
     return set(range(0, 60, seconds))
@@ -283,6 +310,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(sync_refills, second={30}),
         cron(deliver_mail, second=_every(20)),
         cron(deliver_webhooks, second=_every(5)),
+        cron(deliver_receipts, second={25, 55}),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
         cron(sync_catalogs, second={40}),
         cron(check_stuck_orders, minute=set(range(2, 60, 10)), second={50}),

@@ -29,8 +29,9 @@ from app.payments import service as payments
 from app.payments.gateways import METHODS, TITLES
 from app.payments.models import GATEWAYS, PAYMENT_PENDING, Payment
 from app.privacy import service as privacy
+from app.receipts import service as receipts
 from app.referrals import service as referrals
-from app.web import apidoc
+from app.web import apidoc, i18n
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, signed_in
 from app.webhooks import service as webhooks
@@ -66,6 +67,7 @@ async def funds_page(
         titles=TITLES,
         methods=METHODS,
         deposits=deposits,
+        receipt_links=await receipts.links_of(db, [p.id for p in deposits]),
         min_deposit=settings.min_deposit,
         pending=PAYMENT_PENDING,
         **values,
@@ -93,6 +95,7 @@ async def add_funds(who: Me, db: Reader, services: ServicesDep) -> Response:
             gateway=fields.get("gateway", ""),
             amount=fields.get("amount", ""),
             entered_in=who.entry_currency,
+            ip=who.request.client.host if who.request.client else None,
         )
     except payments.DepositTooSmall as exc:
         least = who._("Minimum deposit is %(min)s", min=who.money(exc.minimum))
@@ -114,7 +117,15 @@ async def invoice(who: Me, db: Reader, payment_id: int) -> Response:
         made = await payments.own_payment(db, who.me.user_id, payment_id)
     except DomainError as exc:
         return page(who, "message.html", 404, message=who.error(exc.message))
-    return page(who, "invoice.html", invoice=made, titles=TITLES, pending=PAYMENT_PENDING)
+    receipt = (await receipts.links_of(db, [made.id])).get(made.id)
+    return page(
+        who,
+        "invoice.html",
+        invoice=made,
+        titles=TITLES,
+        pending=PAYMENT_PENDING,
+        receipt_url=receipt,
+    )
 
 
 @router.get("/funds/{payment_id}/pay")
@@ -353,12 +364,41 @@ async def api(who: Me, db: Reader) -> Response:
     return api_page(who, None, prefix)
 
 
-@router.get("/affiliates")
-async def affiliates(who: Me, db: Reader) -> Response:
+async def affiliates_page(
+    who: Visitor, db: AsyncSession, status: int = 200, **values: object
+) -> Response:
+    settings = who.services.settings
     got = await referrals.summary(db, who.me.user_id)
-    base = who.services.settings.public_url.rstrip("/")
+    base = settings.public_url.rstrip("/")
     link = f"{base}/?ref={got.code}" if got.code else None
-    return page(who, "affiliates.html", summary=got, link=link)
+    return page(
+        who,
+        "affiliates.html",
+        status,
+        summary=got,
+        link=link,
+        commission=i18n.percent(settings.referral_share, who.language),
+        rules=referrals.PayoutRules.of(settings),
+        **values,
+    )
+
+
+@router.get("/affiliates")
+async def affiliates(who: Me, db: Reader, done: str = "") -> Response:
+    return await affiliates_page(who, db, done=done[:40])
+
+
+@router.post("/affiliates/payouts")
+async def request_payout(who: Me, tx: Tx) -> Response:
+    """The payout /client/v1/referrals/payouts asks for."""
+    await posted(who)
+    rules = referrals.PayoutRules.of(who.services.settings)
+    try:
+        async with tx.begin_nested():
+            made = await referrals.request_payout(tx, rules, who.me.user_id)
+    except DomainError as exc:
+        return await affiliates_page(who, tx, 422, payout_error=who.error(exc.message))
+    return redirect(who, f"/web/affiliates?done={made.status}#payouts-h")
 
 
 @router.get("/privacy-requests")

@@ -10,6 +10,7 @@ from app.db import Base
 from app.ledger.models import LedgerEntry
 from app.mail.models import OutgoingMail
 from app.news.models import News, NewsRead
+from app.notifications.models import Notification, NotificationSettings, TelegramState
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
@@ -43,6 +44,8 @@ __all__ = [
     "LedgerEntry",
     "News",
     "NewsRead",
+    "Notification",
+    "NotificationSettings",
     "Order",
     "OutgoingMail",
     "Payment",
@@ -61,6 +64,7 @@ __all__ = [
     "StaffSettings",
     "StaffToken",
     "Storefront",
+    "TelegramState",
     "Ticket",
     "TicketMessage",
     "UpstreamEvent",

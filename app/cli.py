@@ -177,6 +177,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     # Every process (the parent and each of --workers) logs through app.logs: uvicorn
     # configures no handlers of its own (log_config=None), the app factory configures ours.
     # The processes' metrics add up in one directory (app/metrics.py).
+    # The app of each process reads its settings anew: an address given here is theirs too,
+    # and an unset PUBLIC_URL follows it.
+    if args.host:
+        os.environ["HOST"] = args.host
+    if args.port:
+        os.environ["PORT"] = str(args.port)
     with shared_across(args.workers, settings.prometheus_multiproc_dir):
         uvicorn.run(
             "app.main:create_app",

@@ -35,7 +35,7 @@ from app.preflight import (
 from app.providers.models import Provider
 from app.providers.service import create_provider
 from app.sandbox import default_sandbox_config, serve_sandbox
-from app.settings import Settings
+from app.settings import Settings, listening_url
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,9 @@ async def _run(
     # The demo's provider is the sandbox on 127.0.0.1, unless PROVIDER_ALLOW_PRIVATE says no.
     if "provider_allow_private" not in settings.model_fields_set:
         updates["provider_allow_private"] = True
+    derived = settings.public_url == listening_url(settings.host, settings.port)
+    if (host or port) and derived:  # an unset PUBLIC_URL follows --host/--port too
+        updates["public_url"] = listening_url(host or settings.host, port or settings.port)
     settings = settings.model_copy(update=updates)
     await asyncio.to_thread(migrate.upgrade, settings.database_url or "")
     await gateways_can_price(settings)

@@ -33,6 +33,13 @@ PLACEHOLDERS = frozenset(
 )
 
 
+def listening_url(host: str, port: int) -> str:
+    """The address a browser on this machine reaches a server listening on host:port."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104 - a name, not a bind
+    shown = "[::1]" if shown == "::" else (f"[{shown}]" if ":" in shown else shown)
+    return f"http://{shown}:{port}"
+
+
 def new_secret() -> str:
     """A fresh strong value for SECRET_KEY or ADMIN_TOKEN (43 URL-safe characters)."""
     return secrets.token_urlsafe(32)
@@ -161,12 +168,26 @@ class Settings(BaseSettings):
     provider_read_timeout: float = Field(
         default=30.0, description="seconds to wait for a provider's answer"
     )
+    provider_total_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a whole provider call may take (connect, send and the whole "
+        "answer): an answer that dribbles in byte by byte never trips the read timeout, "
+        "this deadline does (the outcome is then unknown, as after a read timeout)",
+    )
     relay_max_attempts: int = Field(
         default=10,
         description="attempts before an order that cannot be sent is canceled and refunded",
     )
     relay_concurrency: int = Field(
         default=64, description="upstream `add` calls one worker process keeps in flight"
+    )
+    relay_provider_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description="upstream `add` calls one worker process keeps in flight to one "
+        "provider: a slow provider holds at most this many of RELAY_CONCURRENCY's slots, "
+        "the others relay with the rest",
     )
     relay_retry_base_seconds: float = Field(
         default=30.0, description="relay backoff base (doubles per attempt, capped at 1 h)"
@@ -233,9 +254,10 @@ class Settings(BaseSettings):
     )
     # Deposits through payment gateways.
     public_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="where users and gateways reach the panel (YooKassa's `return_url`); "
-        "`https://…` turns on HSTS and `Secure` cookies",
+        default="",
+        description="where users and gateways reach the panel (mail links, the API page, "
+        "YooKassa's `return_url`); `https://…` turns on HSTS and `Secure` cookies; unset: "
+        "`http://HOST:PORT` (127.0.0.1 for a wildcard HOST)",
     )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
@@ -420,6 +442,13 @@ class Settings(BaseSettings):
         gt=0,
         description="a webhook event undelivered this long disables the endpoint",
     )
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_address(self) -> Settings:
+        """Unset, PUBLIC_URL is where `serve` listens, so links follow PORT."""
+        if not self.public_url:
+            self.public_url = listening_url(self.host, self.port)
+        return self
 
     @model_validator(mode="after")
     def _fold_previous_keys(self) -> Settings:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 DB = os.environ.get("BENCH_DB", "smm_bench")
-# Which parts to run: "api", "worker" or both (the default).
+# Which parts to run: "api", "worker" or both (the default); "headline" runs only the
+# headline rows (defaults on and request log off), a quick run.
 PARTS = os.environ.get("BENCH_ONLY", "api,worker").split(",")
 DSN = BASE.rsplit("/", 1)[0] + "/" + DB
 # Provider keys of the bench are encrypted with it (the bench database is made anew).
@@ -46,7 +48,8 @@ SERVICES_ROUNDS = int(os.environ.get("BENCH_SERVICES_ROUNDS", "3"))
 SYNC_ORDERS = int(os.environ.get("BENCH_SYNC_ORDERS", "100000"))
 RELAY_ORDERS = int(os.environ.get("BENCH_RELAY_ORDERS", "3000"))
 # BENCH_PROFILE=1: sample the API process with py-spy during the loads; collapsed stacks
-# go to bench/profile-api.txt (the hottest frames are printed).
+# go to bench/profile-api.txt (the hottest frames are printed), and those of each headline
+# row to bench/profile-<defaults|log_off>-<row>.txt.
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 # BENCH_PROBE=1: `add` once more on a probed API process (bench/probe.py): GC pauses,
 # event-loop stalls and pool waits during the load.
@@ -237,6 +240,8 @@ async def seed(users: int) -> list[tuple[int, str]]:
 CATALOG_SERVICES = int(os.environ.get("BENCH_CATALOG_SERVICES", "5000"))
 CATALOG_CATEGORIES = int(os.environ.get("BENCH_CATALOG_CATEGORIES", "200"))
 API = "http://127.0.0.1:8101/api/v2"
+# The port of the API the headline rows run on.
+HEADLINE_PORT = int(os.environ.get("BENCH_HEADLINE_PORT", "8106"))
 API2 = "http://127.0.0.1:8104/api/v2"
 RAW = "http://127.0.0.1:8102/"
 
@@ -311,15 +316,10 @@ async def probe_add_tail(env: dict[str, str], add_body: str, keys: list[str]) ->
     return {"load": load, **found}
 
 
-def ratio(a: dict[str, float], b: dict[str, float]) -> float:
-    return round(a["rps"] / b["rps"], 3)
-
-
-async def bench_api(results: dict[str, Any]) -> None:
-    if shutil.which("wrk") is None:
-        raise SystemExit("make bench needs wrk (apt-get install wrk)")
-    # Rate limits off: one address and a few keys send far more than any reseller would.
-    env = {
+def bench_env() -> dict[str, str]:
+    """The API's environment for the bench: rate limits and the request log off (one
+    address and a few keys send far more than any reseller would)."""
+    return {
         "DATABASE_URL": DSN,
         "REDIS_URL": REDIS,
         "LOG_LEVEL": "WARNING",
@@ -330,6 +330,16 @@ async def bench_api(results: dict[str, Any]) -> None:
         "RATE_LIMIT_PER_IP": "0",
         "RATE_LIMIT_PER_KEY": "0",
     }
+
+
+def ratio(a: dict[str, float], b: dict[str, float]) -> float:
+    return round(a["rps"] / b["rps"], 3)
+
+
+async def bench_api(results: dict[str, Any]) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("make bench needs wrk (apt-get install wrk)")
+    env = bench_env()
     users = await seed(200)
     keys = [k for _, k in users]
     conn = await asyncpg.connect(DSN)
@@ -525,7 +535,8 @@ async def bench_api(results: dict[str, Any]) -> None:
         api2.terminate()
         api2.wait()
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        await bench_defaults(results, env, keys, orders)
+        token = await session_token(users[1][0])
+        await bench_defaults(results, env, keys, orders, token, ids[0])
         if PGBOUNCER:
             await bench_pgbouncer(results, env, keys, orders)
         if PROBE:
@@ -565,14 +576,98 @@ async def bench_api(results: dict[str, Any]) -> None:
 
 ADD_BODY = "key={key}&action=add&service=1&quantity=1000&link=https://instagram.com/{n}"
 HEADLINE = ("add_many_users", "add_one_user", "status_100_ids", "services")
+# The rows of `BENCH_ONLY=headline` (and of the defaults' runs of the full bench).
+HEADLINE_ROWS = (
+    "add_many_users",
+    "add_one_user",
+    "mass_order_300_lines",
+    "balance",
+    "services",
+    "status_single",
+    "status_100_ids",
+)
+MASS_LINES = 300
+# BENCH_ROWS=row,row: only these headline rows (with BENCH_ONLY=headline, e.g. to profile one).
+ROWS = os.environ["BENCH_ROWS"].split(",") if os.environ.get("BENCH_ROWS") else None
+# Mass orders in flight at once (each is 300 orders: a handful is a heavy load).
+MASS_CONNECTIONS = 4
+
+
+async def mass_orders(
+    url: str, token: str, tag: str, server_pid: int, seconds: float = SECONDS
+) -> dict[str, float]:
+    """/client/v1 mass orders of MASS_LINES lines each (every link new), MASS_CONNECTIONS
+    at a time for `seconds`: req/s, p50/p99 and the server's CPU per request."""
+    cpu_before = tree_cpu_seconds(server_pid)
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+
+    async def one_client(client: httpx.AsyncClient, worker: int) -> None:
+        nonlocal errors
+        round_ = 0
+        while time.monotonic() < deadline:
+            round_ += 1
+            lines = "\n".join(
+                f"1|https://instagram.com/{tag}{worker}_{round_}_{i}|1000"
+                for i in range(MASS_LINES)
+            )
+            sent = time.perf_counter()
+            answer = await client.post(
+                f"{url}/client/v1/orders/mass",
+                json={"lines": lines},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            latencies.append(time.perf_counter() - sent)
+            placed = [r for r in answer.json().get("results", []) if r.get("order")]
+            if answer.status_code != 200 or len(placed) != MASS_LINES:
+                errors += 1
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        await asyncio.gather(*(one_client(client, w) for w in range(MASS_CONNECTIONS)))
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    used = tree_cpu_seconds(server_pid) - cpu_before
+    return {
+        "requests": len(latencies),
+        "seconds": round(elapsed, 3),
+        "rps": round(len(latencies) / elapsed, 2),
+        "lines_per_s": round(MASS_LINES * len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "p99_ms": round(1000 * latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)], 1),
+        "http_errors": errors,
+        "server_cpu_ms_per_request": round(1000 * used / max(1, len(latencies)), 3),
+    }
+
+
+async def profiled(
+    pid: int, name: str, run: Callable[[], Awaitable[dict[str, float]]]
+) -> dict[str, float]:
+    """`run`, sampled by py-spy when BENCH_PROFILE=1 (bench/profile-`name`.txt)."""
+    if not PROFILE:
+        return await run()
+    spy = start_profiler(pid, ROOT / "bench" / f"profile-{name}.txt")
+    try:
+        return await run()
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait()
 
 
 async def headline(
-    url: str, server: subprocess.Popen[bytes], keys: list[str], orders: str, tag: str
+    url: str,
+    server: subprocess.Popen[bytes],
+    keys: list[str],
+    orders: str,
+    tag: str,
+    token: str | None = None,
+    single: int | None = None,
 ) -> dict[str, Any]:
     """The headline loads on the API at `url` (one process): `add` for many users and for
-    one, multi-`status` of 100 ids, `services` (every pricing rendered first, unmeasured).
-    `tag` keeps each load's links apart from every other load's."""
+    one, multi-`status` of 100 ids, `services` (every pricing rendered first, unmeasured);
+    with a session `token`, a single `status` (of `single`), `balance` and mass orders of
+    MASS_LINES lines too. `tag` keeps each load's links apart from every other load's."""
     api = f"{url}/api/v2"
     await wait_up(f"{url}/healthz")
     add = ADD_BODY.replace("{n}", f"{tag}{{n}}")
@@ -580,15 +675,28 @@ async def headline(
     async with httpx.AsyncClient(timeout=60) as client:
         for key in keys:
             await client.post(api, data={"key": key, "action": "services"})
-    return {
-        "unmeasured": {"requests": warm_up["requests"] + len(keys)},
-        "add_many_users": await wrk(api, add.replace("{n}", "m{n}"), keys, server_pid=server.pid),
-        "add_one_user": await wrk(api, add.replace("{n}", "o{n}"), keys[:1], server_pid=server.pid),
-        "status_100_ids": await wrk(
-            api, f"key={{key}}&action=status&orders={orders}", keys[:1], server_pid=server.pid
+    pid = server.pid
+    runs: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
+        "add_many_users": lambda: wrk(api, add.replace("{n}", "m{n}"), keys, server_pid=pid),
+        "add_one_user": lambda: wrk(api, add.replace("{n}", "o{n}"), keys[:1], server_pid=pid),
+        "status_100_ids": lambda: wrk(
+            api, f"key={{key}}&action=status&orders={orders}", keys[:1], server_pid=pid
         ),
-        "services": await wrk(api, "key={key}&action=services", keys, server_pid=server.pid),
+        "services": lambda: wrk(api, "key={key}&action=services", keys, server_pid=pid),
     }
+    if token is not None and single is not None:
+        runs["status_single"] = lambda: wrk(
+            api, f"key={{key}}&action=status&order={single}", keys[:1], server_pid=pid
+        )
+        runs["balance"] = lambda: wrk(api, "key={key}&action=balance", keys, server_pid=pid)
+        runs["mass_order_300_lines"] = lambda: mass_orders(url, token, tag, pid)
+    loads: dict[str, Any] = {"unmeasured": {"requests": warm_up["requests"] + len(keys)}}
+    for name, run in runs.items():
+        if ROWS is None or name in ROWS:
+            loads[name] = await profiled(pid, f"{tag}-{name}", run)
+    if "add_one_user" in loads and "add_many_users" in loads:
+        loads["add_one_vs_many"] = ratio(loads["add_one_user"], loads["add_many_users"])
+    return loads
 
 
 def headline_row(load: dict[str, Any]) -> dict[str, float]:
@@ -611,7 +719,11 @@ def request_log_lines(log: Path, loads: dict[str, Any]) -> dict[str, Any]:
             continue
         if entry.get("route") == "/api/v2" or "/api/v2" in str(entry.get("msg")):
             by_logger[entry["logger"]] = by_logger.get(entry["logger"], 0) + 1
-    sent = sum(int(load["requests"]) for load in loads.values())
+    sent = sum(
+        int(load["requests"])
+        for name, load in loads.items()
+        if isinstance(load, dict) and name != "mass_order_300_lines"
+    )
     return {
         "lines_by_logger": by_logger,
         "requests_sent": sent,
@@ -619,11 +731,28 @@ def request_log_lines(log: Path, loads: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def bench_defaults(
-    results: dict[str, Any], env: dict[str, str], keys: list[str], orders: str
-) -> None:
-    """The headline loads with the defaults on (request log, rate limits), and with only
-    the request log off, beside the main figures (both off): the cost of each default."""
+async def session_token(user_id: int) -> str:
+    """A /client/v1 session of the user (for the mass orders)."""
+    from datetime import timedelta
+
+    from app.customers import service as customers
+    from app.db import Database
+
+    db = Database(DSN, pool_size=1, max_overflow=0)
+    async with db.transaction() as session:
+        opened = await customers.open_session(
+            session, user_id, timedelta(days=1), ip=None, user_agent="bench"
+        )
+    await db.dispose()
+    return opened.token
+
+
+async def defaults_and_log_off(
+    env: dict[str, str], keys: list[str], orders: str, token: str, single: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The headline loads on one API process with the defaults on (request log, rate
+    limits) and with only the request log off: each run's loads, and the defaults' log
+    lines per request."""
     log = ROOT / "bench" / ".api-log.tmp"
     runs: dict[str, dict[str, Any]] = {}
     configs = {
@@ -631,22 +760,94 @@ async def bench_defaults(
         "log_off": ({**env, **LIMITS_ON, "LOG_REQUESTS": "false"}, None),
     }
     for name, (server_env, log_to) in configs.items():
-        server = start("app.main:create_app", 8106, server_env, factory=True, log=log_to)
+        server = start("app.main:create_app", HEADLINE_PORT, server_env, factory=True, log=log_to)
         try:
-            runs[name] = await headline("http://127.0.0.1:8106", server, keys, orders, name)
+            runs[name] = await headline(
+                f"http://127.0.0.1:{HEADLINE_PORT}", server, keys, orders, name, token, single
+            )
         finally:
             server.terminate()
             server.wait()
-    results["defaults_request_log"] = request_log_lines(log, runs["defaults"])
+    lines = request_log_lines(log, runs["defaults"])
     log.unlink()
+    return runs, lines
+
+
+async def bench_defaults(
+    results: dict[str, Any],
+    env: dict[str, str],
+    keys: list[str],
+    orders: str,
+    token: str,
+    single: int,
+) -> None:
+    """The headline loads with the defaults on (request log, rate limits), and with only
+    the request log off, beside the main figures (both off): the cost of each default."""
+    runs, results["defaults_request_log"] = await defaults_and_log_off(
+        env, keys, orders, token, single
+    )
     results["headline"] = {
         row: {
             "defaults": headline_row(runs["defaults"][row]),
             "log_off": headline_row(runs["log_off"][row]),
-            "log_and_limits_off": headline_row(results[row]),
+            **({"log_and_limits_off": headline_row(results[row])} if row in results else {}),
         }
-        for row in HEADLINE
+        for row in HEADLINE_ROWS
+        if row in runs["defaults"]
     }
+    results["headline_add_one_vs_many"] = {
+        name: run["add_one_vs_many"] for name, run in runs.items() if "add_one_vs_many" in run
+    }
+    print_headline(results)
+
+
+# The targets of the headline rows (one API process, 32 connections, defaults on).
+CPU_TARGET_MS = 0.35
+P99_TARGET_MS = 50.0
+ONE_VS_MANY_TARGET = 0.9
+CPU_EXEMPT = ("services", "status_100_ids", "mass_order_300_lines")
+
+
+def print_headline(results: dict[str, Any]) -> None:
+    """The headline rows as a table on stderr, each beside its targets."""
+    out = sys.stderr
+    print("\nheadline, one API process (req/s, p99 ms, API CPU ms per request)", file=out)
+    print(f"{'load':<24}{'defaults on':>28}{'request log off':>28}  targets", file=out)
+    for row, configs in results["headline"].items():
+        cells = []
+        for name in ("defaults", "log_off"):
+            f = configs[name]
+            cells.append(f"{f['rps']:>9,.1f} {f['p99_ms']:>7.1f} {f['cpu_ms_per_request']:>7.3f}")
+        d = configs["defaults"]
+        checks = []
+        if row not in CPU_EXEMPT:
+            cpu_ok = d["cpu_ms_per_request"] <= CPU_TARGET_MS
+            checks.append(f"CPU <= {CPU_TARGET_MS} {'ok' if cpu_ok else 'MISSED'}")
+        if row != "mass_order_300_lines":
+            checks.append(
+                f"p99 < {P99_TARGET_MS:.0f} {'ok' if d['p99_ms'] < P99_TARGET_MS else 'MISSED'}"
+            )
+        print(f"{row:<24}{cells[0]:>28}{cells[1]:>28}  {', '.join(checks)}", file=out)
+    for name, value in results["headline_add_one_vs_many"].items():
+        verdict = "ok" if value >= ONE_VS_MANY_TARGET else "MISSED"
+        print(f"add one user / many users ({name}): {value} (target >= 0.9: {verdict})", file=out)
+
+
+async def bench_headline(results: dict[str, Any]) -> None:
+    """`BENCH_ONLY=headline`: only the headline rows, defaults on and request log off."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("make bench needs wrk (apt-get install wrk)")
+    users = await seed(200)
+    keys = [k for _, k in users]
+    conn = await asyncpg.connect(DSN)
+    try:
+        await seed_catalog(conn, users)
+        ids = await seed_orders(conn, users[0][0], 100, "In progress")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    token = await session_token(users[1][0])
+    await bench_defaults(results, bench_env(), keys, ",".join(map(str, ids)), token, ids[0])
 
 
 async def bench_pgbouncer(
@@ -807,6 +1008,8 @@ async def main() -> None:
         "connections": CONNECTIONS,
     }
     await reset_database()
+    if "headline" in PARTS:
+        await bench_headline(results)
     if "api" in PARTS:
         await bench_api(results)
     if "worker" in PARTS:

@@ -113,6 +113,7 @@ CONTRACT: dict[str, tuple[int, str]] = {
     "TextRefused": (422, "/errors/text-refused"),
     "TicketClosedForGood": (409, "/errors/ticket-closed-for-good"),
     "TicketNotFound": (404, "/errors/ticket-not-found"),
+    "TwoFactorCodeUsed": (401, "/errors/invalid-two-factor-code"),
     "TooManyAttempts": (429, "/errors/too-many-attempts"),
     "TooManyIds": (422, "/errors/too-many-ids"),
     "TooManyLines": (422, "/errors/too-many-lines"),

@@ -26,6 +26,7 @@ from tests.support.upstream import (
     sandbox,
     sandbox_stats,
     set_behaviour,
+    sync_statuses,
     upstream_states,
 )
 
@@ -217,12 +218,12 @@ async def test_bulk_status_sync_applies_changes_once_and_refunds_exactly_once(
     await run_jobs(settings, ctx)
     assert await upstream_states(ctx) == ["sent"] * 155
     # Pending → In progress with start count and remains: changed once, then steady.
-    assert await call_job(settings, ctx, "sync_statuses") == {
+    assert await sync_statuses(settings, ctx) == {
         "checked": 155,
         "changed": 155,
         "errors": 0,
     }
-    assert await call_job(settings, ctx, "sync_statuses") == {
+    assert await sync_statuses(settings, ctx) == {
         "checked": 155,
         "changed": 0,
         "errors": 0,
@@ -235,13 +236,13 @@ async def test_bulk_status_sync_applies_changes_once_and_refunds_exactly_once(
     )
     # Everything ends upstream; duplicate reports afterwards change nothing.
     config.seconds_to_complete = 0
-    assert await call_job(settings, ctx, "sync_statuses") == {
+    assert await sync_statuses(settings, ctx) == {
         "checked": 155,
         "changed": 155,
         "errors": 0,
     }
     for _ in range(2):
-        assert await call_job(settings, ctx, "sync_statuses") == {
+        assert await sync_statuses(settings, ctx) == {
             "checked": 0,
             "changed": 0,
             "errors": 0,
@@ -291,14 +292,12 @@ async def test_stale_reports_never_move_a_final_order_nor_refund_twice(
         "3": ProviderTransient("Incorrect order ID"),
     }
     first = sync.SyncResult()
-    async with ctx.db.transaction() as session:
-        await sync._apply_batch(session, rows, answers, first)
+    await sync.apply_batch(ctx.db, rows, answers, first)
     assert (first.changed, first.errors) == (2, 1)
     answers["1"] = ProviderOrderStatus("In progress", start_count=7, remains=50)
     answers["2"] = ProviderOrderStatus("Canceled")
     again = sync.SyncResult()
-    async with ctx.db.transaction() as session:
-        await sync._apply_batch(session, rows, answers, again)
+    await sync.apply_batch(ctx.db, rows, answers, again)
     assert (again.changed, again.errors) == (0, 1)
     async with ctx.db.session() as session:
         orders = {

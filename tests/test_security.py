@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from app.context import AppContext
+from app.http import security
 from tests.support.api import Api, MakeService, MakeUser
 from tests.support.env import ADMIN_TOKEN, AUTH
 
@@ -54,6 +56,37 @@ async def test_per_ip_rate_limit_covers_guessed_keys(
         for i in range(7)
     ]
     assert answers == [200] * 5 + [429] * 2
+
+
+async def test_concurrent_calls_are_counted_exactly_in_shared_round_trips(
+    client: httpx.AsyncClient, make_user: MakeUser, limits: Any, ctx: AppContext
+) -> None:
+    """Calls arriving together are counted in one Redis round trip per batch, each in its
+    own place: exactly the limit passes, whatever the batches."""
+    user = await make_user()
+    limits(per_key=7)
+    assert ctx.jobs.redis is not None
+    counts = security.counts_of(ctx.jobs.redis)
+    redis = counts.redis
+    pipelines: list[int] = []
+
+    class Counted:
+        def pipeline(self, **options: Any) -> Any:
+            pipelines.append(sum(len(calls) for calls in counts.pending.values()))
+            return redis.pipeline(**options)
+
+    counts.redis = Counted()
+    try:
+        answers = await asyncio.gather(
+            *(
+                client.post("/api/v2", data={"key": user.key, "action": "balance"})
+                for _ in range(20)
+            )
+        )
+    finally:
+        counts.redis = redis
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [429] * 13
+    assert len(pipelines) < 20  # round trips shared by the calls arriving together
 
 
 async def test_security_headers_on_every_response(client: httpx.AsyncClient) -> None:

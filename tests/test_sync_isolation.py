@@ -239,8 +239,7 @@ async def test_a_statement_that_fails_skips_only_its_own_order(
     }
     result = sync.SyncResult()
     with caplog.at_level("WARNING", logger="app.flows.sync"):
-        async with ctx.db.transaction() as session:
-            await sync._apply_batch(session, rows, answers, result, provider.provider_id)
+        await sync.apply_batch(ctx.db, rows, answers, result, provider.provider_id)
     assert (result.changed, result.errors) == (3, 1)
     async with ctx.db.session() as session:
         seen = [

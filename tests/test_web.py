@@ -5,6 +5,7 @@ pages all have their Russian text; the mails' links lead to the pages."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -18,12 +19,15 @@ from app.context import AppContext
 from app.db import utcnow
 from app.orders.models import Order
 from app.pages.csrf import CSRF_COOKIE
+from app.payments.gateways import METHODS, TITLES
+from app.payments.models import Payment
 from app.referrals import service as referrals
 from app.storefront import service as storefront
 from app.storefront.models import Storefront
 from app.tickets import service as tickets
 from app.tickets.models import Ticket, TicketMessage
 from app.web import i18n
+from app.web.render import CONVERSION_NOTE, KIND_WORDS
 from app.web.session import SESSION_COOKIE
 from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
@@ -61,7 +65,7 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
     make_service: MakeService,
     api: Api,
 ) -> None:
-    await signed_in(client, make_customer, "10")
+    customer = await signed_in(client, make_customer, "10")
     service = await make_service(description="Real followers", dripfeed=True)
     key_page = await client.get("/web/api")
     assert key_page.status_code == 200
@@ -86,7 +90,17 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
     # The operator page, signed in, shows its forms too.
     signed = await client.post("/web/operator/signin", data={"csrf": csrf, "token": ADMIN_TOKEN})
     assert signed.status_code == 303
-    paths = storefront_routes("GET", order_id=order_id, ticket_id=ticket_id)
+    async with ctx.db.transaction() as session:  # a pending invoice, as a gateway priced it
+        invoice = Payment(
+            user_id=customer.user_id,
+            gateway="robokassa",
+            amount=Decimal("909.10"),
+            currency="RUB",
+            credit_amount=Decimal("10"),
+            pay_url="https://auth.robokassa.ru/Merchant/Index.aspx?InvId=1",
+        )
+        session.add(invoice)
+    paths = storefront_routes("GET", order_id=order_id, ticket_id=ticket_id, payment_id=invoice.id)
     own = ctx.settings.public_url.rstrip("/") + "/"
     assert len(paths) >= 25, paths
     assert {
@@ -103,6 +117,10 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
             if path.endswith("/logo"):
                 assert response.status_code == 404  # no logo configured
                 continue
+            if path.endswith("/pay"):  # the one step out: to the gateway's page
+                assert response.status_code == 303, path
+                assert response.headers["location"] == invoice.pay_url
+                continue
             assert response.status_code == 200, (path, response.text[:300])
             if path.endswith("/export"):
                 assert response.headers["content-type"] == "application/json"
@@ -114,7 +132,7 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
             # Absolute addresses in the text are the panel's own (PUBLIC_URL), apart from
             # the sample arguments of the API page's curl lines and the orders' own links.
             text = re.sub(
-                r"<pre>.*?</pre>|<(td|dd) class=\"link\">.*?</(td|dd)>",
+                r"<pre[^>]*>.*?</pre>|<(td|dd) class=\"link\">.*?</(td|dd)>",
                 "",
                 response.text,
                 flags=re.S,
@@ -328,6 +346,12 @@ def test_every_text_of_the_pages_has_its_russian_translation() -> None:
     from app.web.support import FIELD_HINTS
 
     found |= set(STATUSES) | set(LABELS.values()) | set(FIELD_HINTS.values())
+    found |= {
+        CONVERSION_NOTE,
+        *KIND_WORDS.values(),
+        *TITLES.values(),
+        *(m for ms in METHODS.values() for m in ms),
+    }
     # The refusals the new pages show next to their fields, from the services.
     found |= {error.message for error in SHOWN_ERRORS}
     found.discard("kind:")

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import Select
@@ -276,8 +278,15 @@ async def test_mass_order_two_factor_russian_and_csrf_in_a_browser(
     driver.find_element(By.ID, "totp-enable").click()
     assert len(text_of(driver, "recovery-codes").split()) == 10
 
-    # The switcher turns the page Russian (the script submits it on change).
+    # The switcher: arrow keys only move through the list (no change of page, WCAG 3.2.2);
+    # Apply turns the page Russian.
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, "language-switch").send_keys(Keys.ARROW_DOWN)
+    with pytest.raises(TimeoutException):
+        wait(driver, 1).until(ready.staleness_of(page))
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Account"
     Select(driver.find_element(By.ID, "language-switch")).select_by_value("ru")
+    submit_and_wait(driver, "language-apply")
     wait(driver).until(ready.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Аккаунт"))
     assert driver.find_element(By.ID, "totp-state").text == "Двухфакторный вход включён."
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ru"

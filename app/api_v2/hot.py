@@ -32,7 +32,8 @@ from app.accounts.service import hash_key
 from app.db import Database
 from app.errors import DomainError
 from app.orders import hot
-from app.orders.hot import CachedService, FastAdd, OneStatus
+from app.orders.group import AddGroups, Unsettled
+from app.orders.hot import CachedService, FastAdd, GroupItem, OneStatus, Undecided
 from app.orders.service import request_digest, request_id_of
 from app.orders.types import parse_int
 
@@ -60,6 +61,8 @@ class HotPath:
         self.pricing: dict[str, tuple[Pricing, int]] = {}  # key hash -> (pricing, user)
         self.pricing_epoch: int | None = None
         self._rendering: dict[Pricing, asyncio.Future[Rendered]] = {}
+        # One user's adds in flight together are placed by one statement (group commit).
+        self.groups = AddGroups()
 
     # --- add -----------------------------------------------------------------------------
 
@@ -69,7 +72,9 @@ class HotPath:
         self.rates.pop((user_id, service_id), None)
 
     async def add(self, fields: Mapping[str, str]) -> FastAdd | None:
-        """Place the order in one statement, or None: the full path must decide."""
+        """Place the order in one statement, with the adds of the same user in flight
+        (app/orders/group.py), or None: the full path must decide. A refusal the statement
+        decides (the duplicate rule, a reused request id, not enough funds) is raised."""
         key = fields.get("key") or ""
         if not usable(key):
             return None
@@ -100,10 +105,13 @@ class HotPath:
         if order is None:
             return None
         asked = request_digest(fields) if request_id is not None else None
-        added = await hot.add_order(pool, digest, user_id, cached, rate, order, request_id, asked)
-        if not added.fresh:
-            self.forget(digest, user_id, service_id)
-        return added.placed
+        item = GroupItem(cached, rate, order, request_id, asked)
+        try:
+            return await self.groups.place(pool, digest, user_id, item)
+        except Unsettled as unsettled:
+            if unsettled.why is Undecided.STALE:
+                self.forget(digest, user_id, service_id)
+            return None
 
     async def _user(self, pool: asyncpg.Pool, digest: str) -> int | None:
         user_id = self.keys.get(digest)

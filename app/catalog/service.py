@@ -6,12 +6,12 @@ mapping or none, its bounds stay in order, a category in use is not deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, select
+from sqlalchemy import Label, Select, and_, delete, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,9 @@ from app.catalog.models import Category, Service, UserRate
 from app.catalog.sql import effective_rate
 from app.db import utcnow
 from app.errors import Conflict, DomainError, IncorrectServiceId, NotFound
+
+# A service row's version: it changes with every update of the row.
+ROW_VERSION: Label[str] = literal_column("services.xmin::text").label("row_version")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,21 @@ async def get_offered(session: AsyncSession, user_id: int, service_id: int) -> O
         raise IncorrectServiceId()
     service, category, custom, discount = row
     return OfferedService(service, category, effective_rate(service.rate, discount, custom))
+
+
+async def get_offered_many(
+    session: AsyncSession, user_id: int, service_ids: Collection[int]
+) -> dict[int, tuple[OfferedService, str]]:
+    """Those of `service_ids` this user may order now, each with its row version (`xmin`,
+    which a statement placing orders on it re-checks), in one statement."""
+    if not service_ids:
+        return {}
+    stmt = _offered(user_id).add_columns(ROW_VERSION).where(Service.id.in_(set(service_ids)))
+    found: dict[int, tuple[OfferedService, str]] = {}
+    for service, category, custom, discount, version in (await session.execute(stmt)).all():
+        rate = effective_rate(service.rate, discount, custom)
+        found[service.id] = (OfferedService(service, category, rate), version)
+    return found
 
 
 async def user_rates(session: AsyncSession, user_id: int) -> list[UserRate]:

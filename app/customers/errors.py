@@ -29,6 +29,14 @@ class InvalidTwoFactorCode(CustomerError):
     message = "Invalid two-factor code"
 
 
+class TwoFactorCodeUsed(InvalidTwoFactorCode):
+    """A right code, already accepted (e.g. the one that just turned 2FA on): each code
+    works once, so the next one must be awaited."""
+
+    http_status = 401
+    message = "This code was already used; wait for the next code of your app"
+
+
 class EmailNotVerified(CustomerError):
     http_status = 403
     slug = "email-not-verified"

@@ -9,13 +9,11 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": (
             "Confirm your email",
             "Welcome to the panel.\n\nTo confirm your email address, open:\n{link}\n\n"
-            "or send this token to POST /client/v1/verify:\n{token}\n\n"
             "The link is valid for {hours} hours. If you did not register, ignore this mail.\n",
         ),
         "ru": (
             "Подтвердите адрес почты",
             "Добро пожаловать в панель.\n\nЧтобы подтвердить адрес, откройте ссылку:\n{link}\n\n"
-            "или отправьте этот токен в POST /client/v1/verify:\n{token}\n\n"
             "Ссылка действует {hours} ч. Если вы не регистрировались, просто удалите письмо.\n",
         ),
     },
@@ -23,15 +21,14 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": (
             "Reset your password",
             "Someone asked to reset the password of your account.\n\nTo choose a new one, "
-            "open:\n{link}\n\nor send this token to POST /client/v1/password/reset:\n{token}\n\n"
+            "open:\n{link}\n\n"
             "The link is valid for {minutes} minutes. If it was not you, ignore this mail: "
             "your password stays as it is.\n",
         ),
         "ru": (
             "Сброс пароля",
             "Кто-то запросил сброс пароля вашей учётной записи.\n\nЧтобы задать новый пароль, "
-            "откройте ссылку:\n{link}\n\nили отправьте этот токен в "
-            "POST /client/v1/password/reset:\n{token}\n\nСсылка действует {minutes} мин. "
+            "откройте ссылку:\n{link}\n\nСсылка действует {minutes} мин. "
             "Если это были не вы, удалите письмо: пароль не изменится.\n",
         ),
     },
@@ -39,14 +36,13 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "en": (
             "Your account on the panel",
             "An account was opened for you on the panel.\n\nTo set your password, open:\n"
-            "{link}\n\nor send this token to POST /client/v1/password/reset:\n{token}\n\n"
+            "{link}\n\n"
             "The link is valid for {days} days.\n",
         ),
         "ru": (
             "Ваша учётная запись в панели",
             "Для вас открыта учётная запись в панели.\n\nЧтобы задать пароль, откройте "
-            "ссылку:\n{link}\n\nили отправьте этот токен в POST /client/v1/password/reset:\n"
-            "{token}\n\nСсылка действует {days} дн.\n",
+            "ссылку:\n{link}\n\nСсылка действует {days} дн.\n",
         ),
     },
     "lockout": {

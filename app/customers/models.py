@@ -30,6 +30,9 @@ class CustomerLogin(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     language: Mapped[str] = mapped_column(String(2), default="en", server_default="en")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # The currency the pages show amounts and take deposits in (None: the panel's own);
+    # charges and the balance stay in the panel's currency.
+    display_currency: Mapped[str | None] = mapped_column(String(3))
     # Set by /2fa/setup; two-factor sign-in is on once totp_enabled_at is set.
     # Encrypted with SECRET_KEY (app/keyring.py, purpose "customer.totp"), never in clear.
     totp_secret: Mapped[str | None] = mapped_column(Text)

@@ -33,6 +33,7 @@ from app.customers.errors import (
     InvalidToken,
     InvalidTwoFactorCode,
     NotSignedIn,
+    TwoFactorCodeUsed,
     TwoFactorRequired,
     TwoFactorState,
     WeakPassword,
@@ -245,7 +246,7 @@ async def check_second_factor(
         )
         if accepted is not None:
             return
-        raise InvalidTwoFactorCode()
+        raise TwoFactorCodeUsed()
     used = await session.scalar(
         update(RecoveryCode)
         .where(
@@ -518,7 +519,9 @@ async def update_profile(
     name: str | None,
     language: str | None,
     timezone: str | None,
+    display_currency: str | None = None,
 ) -> tuple[User, CustomerLogin]:
+    """`display_currency`: a code to read amounts in, "" for the panel's own, None to keep."""
     user = await accounts.get_live_user(session, user_id)
     login = await login_of(session, user_id)
     if name is not None:
@@ -527,6 +530,8 @@ async def update_profile(
         login.language = language
     if timezone is not None:
         login.timezone = timezone
+    if display_currency is not None:
+        login.display_currency = display_currency or None
     await session.flush()
     return user, login
 

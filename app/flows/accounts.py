@@ -87,7 +87,10 @@ async def block_user(
     session: AsyncSession, user_id: int, *, operator: str, reason: str
 ) -> BlockResult:
     result = BlockResult()
-    # Orders first, then the user row: the same lock order as the refund path.
+    # The user row first, then their orders by ascending id: the global lock order.
+    user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
+    if user is None:
+        raise NotFound("User not found")
     orders = list(
         await session.scalars(
             select(Order)
@@ -96,9 +99,6 @@ async def block_user(
             .with_for_update()
         )
     )
-    user = await session.scalar(select(User).where(User.id == user_id).with_for_update())
-    if user is None:
-        raise NotFound("User not found")
     parents = set()
     for order in orders:
         if order.upstream_state == "dripfeed":

@@ -23,6 +23,7 @@ from app.errors import Conflict, IncorrectRequest
 from app.flows import relay
 from app.jobs import JobQueue
 from app.orders import anomalies
+from app.orders import service as orders
 from app.orders.models import IN_PROGRESS, UP_QUEUED, UP_REJECTED, UP_REVIEW, UP_SENT, Order
 from app.providers.models import Provider
 from app.settings import Settings
@@ -104,6 +105,7 @@ async def review_mark_sent(
 
 
 async def review_cancel(session: AsyncSession, order_id: int) -> bool:
+    await orders.lock_owners(session, [order_id])  # the owner first: the lock order
     before = await session.scalar(
         select(Order.upstream_state).where(Order.id == order_id).with_for_update()
     )
@@ -163,7 +165,11 @@ async def bulk_resend(session: AsyncSession, selection: Selection) -> list[int]:
 async def bulk_cancel(session: AsyncSession, selection: Selection) -> list[int]:
     """Cancel every selected order with a full refund (each refunded once); the ids."""
     canceled = []
-    for order_id in await select_in_review(session, selection, lock=True):
+    selected = await select_in_review(session, selection)
+    # Refunds touch many users: every owner first, then the orders, each by ascending id
+    # (the lock order); an order that left review meanwhile is skipped by review_cancel.
+    await orders.lock_owners(session, selected)
+    for order_id in selected:
         if await review_cancel(session, order_id):
             canceled.append(order_id)
     return canceled

@@ -17,6 +17,8 @@ from functools import partial
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
+from app.customers.models import CustomerLogin
 from app.db import after_commit, utcnow
 from app.errors import Conflict, IncorrectRequest
 from app.http.auth import Principal
@@ -32,6 +34,7 @@ from app.orders.models import (
     Order,
     UpstreamEvent,
 )
+from app.pages.i18n import money
 from app.staff import service as staff
 from app.staff.errors import RefundAboveLimit
 from app.tickets import service as tickets
@@ -61,12 +64,38 @@ class RefundRefused(Conflict):
     message = "This order was refunded already: it cannot be refunded again"
 
 
+# The answer a resolution gives when the operator writes none, in the customer's language;
+# a refund's amount in the locale's money format with its currency.
 DEFAULT_ANSWERS = {
-    NO_ACTION: "We reviewed order {order}: it stands as it is.",
-    RESEND: "We reviewed order {order}: it is sent to the provider again.",
-    REFUND: "We reviewed order {order}: {amount} is refunded to your balance.",
-    COMPLETE: "We reviewed order {order}: it is marked completed.",
+    "en": {
+        NO_ACTION: "We reviewed order {order}: it stands as it is.",
+        RESEND: "We reviewed order {order}: it is sent to the provider again.",
+        REFUND: "We reviewed order {order}: {amount} is refunded to your balance.",
+        COMPLETE: "We reviewed order {order}: it is marked completed.",
+    },
+    "ru": {
+        NO_ACTION: "Мы проверили заказ {order}: он остаётся как есть.",
+        RESEND: "Мы проверили заказ {order}: он снова отправлен поставщику.",
+        REFUND: "Мы проверили заказ {order}: {amount} возвращено на ваш баланс.",
+        COMPLETE: "Мы проверили заказ {order}: он отмечен выполненным.",
+    },
 }
+
+
+async def default_answer(
+    session: AsyncSession, order: Order, action: str, amount: Decimal | None
+) -> str:
+    """The resolution's answer in the order's owner's language."""
+    language, currency = (
+        await session.execute(
+            select(CustomerLogin.language, User.currency)
+            .outerjoin(CustomerLogin, CustomerLogin.user_id == User.id)
+            .where(User.id == order.user_id)
+        )
+    ).one()
+    language = language if language in DEFAULT_ANSWERS else "en"
+    shown = money(amount, currency, language) if amount is not None else ""
+    return DEFAULT_ANSWERS[language][action].format(order=order.id, amount=shown)
 
 
 @dataclass(frozen=True)
@@ -125,6 +154,7 @@ async def resolve_review(
     if amount is not None and action != REFUND:
         raise IncorrectRequest("An amount goes with the refund action only")
     ticket = await tickets.get_ticket(session, ticket_id, for_update=True)
+    await orders.lock_owners(session, [order_id])  # the owner, then the order: the lock order
     order = await session.scalar(
         select(Order)
         .where(Order.id == order_id, Order.review_ticket_id == ticket.id)
@@ -161,9 +191,7 @@ async def resolve_review(
         )
     )
     await session.flush()
-    text = message or DEFAULT_ANSWERS[action].format(
-        order=order.id, amount=resolution.amount if resolution.amount is not None else ""
-    )
+    text = message or await default_answer(session, order, action, resolution.amount)
     answer = await tickets.operator_answers(session, notify, ticket.id, operator, text)
     return Resolved(resolution, answer, relay)
 

@@ -11,6 +11,12 @@ readable report applies. A Partial without remains is never a final refund of 0.
 statement of a batch runs in its own savepoint: if one fails, only its own orders are
 skipped (a failed bulk progress statement is retried order by order), and the log line
 says why and for which orders.
+
+Lock order (docs/architecture.md): a batch's transaction moves no money and locks only
+orders, by ascending id. What moves money (a Partial or Canceled report's refund) and what
+locks a drip-feed parent after its runs are applied once the batch has committed, each
+order in its own short transaction that locks its owner first, then the order. No
+transaction locks several users, and none spans a call to the provider.
 """
 
 from __future__ import annotations
@@ -180,12 +186,21 @@ async def _flag_anomalies(
         await _isolated(session, "anomaly flag", [order_id], provider_id, flag)
 
 
+@dataclass
+class Settle:
+    """What a batch leaves for after its commit, each in a transaction of its own: the
+    refunding reports (Partial, Canceled) and the drip-feed parents to refresh."""
+
+    refunding: list[tuple[int, StatusReport]]
+    parents: set[int]
+
+
 async def _apply_progress(
     session: AsyncSession,
     progress: list[tuple[int, StatusReport]],
     provider_id: int | None,
     result: SyncResult,
-) -> None:
+) -> set[int]:
     """The whole page in one statement; should it fail, order by order, so that only the
     order that cannot be applied is skipped."""
 
@@ -209,14 +224,8 @@ async def _apply_progress(
         result.errors += 1
         changed = []
     result.changed += len(changed)
-    for parent_id in sorted({row.parent_id for row in changed if row.parent_id is not None}):
-        await _isolated(
-            session,
-            "drip-feed parent",
-            [parent_id],
-            provider_id,
-            partial(refresh_parent, session, parent_id),
-        )
+    # A parent's id is lower than its runs': refreshed after the commit (the lock order).
+    return {row.parent_id for row in changed if row.parent_id is not None}
 
 
 async def _apply_batch(
@@ -225,7 +234,9 @@ async def _apply_batch(
     answers: Mapping[str, ProviderOrderStatus | ProviderError],
     result: SyncResult,
     provider_id: int | None = None,
-) -> None:
+) -> Settle:
+    """Apply what moves no money in the caller's transaction; what is left to `settle`
+    once it has committed."""
     errors: list[tuple[int, str]] = []
     anomalous: list[tuple[int, ProviderOrderStatus]] = []
     posts: list[tuple[int, int]] = []
@@ -283,21 +294,72 @@ async def _apply_batch(
                 POSTS_SQL, {"ids": [i for i, _ in posts], "posts": [n for _, n in posts]}
             ),
         )
-    if progress:
-        await _apply_progress(session, progress, provider_id, result)
-    # Partial and Canceled refund: one by one, through the exact-once path, each on its own.
-    for order_id, report in sorted(refunding, key=lambda item: item[0]):
-        changed = await _isolated(
-            session,
+    parents = await _apply_progress(session, progress, provider_id, result) if progress else set()
+    return Settle(sorted(refunding, key=lambda item: item[0]), parents)
+
+
+async def _alone(
+    db: Database,
+    what: str,
+    order_id: int,
+    provider_id: int | None,
+    work: Callable[[AsyncSession], Awaitable[T]],
+) -> T | None:
+    """`work` in a short transaction of its own; None (logged) when it fails."""
+    try:
+        async with db.transaction() as session:
+            return await work(session)
+    except (DBAPIError, OSError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        log.warning(
+            "status sync: %s not applied for order %s: %s",
+            what,
+            order_id,
+            reason,
+            extra={"provider_id": provider_id, "order_ids": [order_id], "reason": reason},
+        )
+        return None
+
+
+async def settle(
+    db: Database, settle: Settle, result: SyncResult, provider_id: int | None = None
+) -> None:
+    """Partial and Canceled reports through the exact-once refund path, and the drip-feed
+    parents of progressed runs: each order in its own short transaction (its owner
+    locked first, then the order), so that no transaction holds several users' rows."""
+    for order_id, report in settle.refunding:
+        changed = await _alone(
+            db,
             f"{report.status} report",
-            [order_id],
+            order_id,
             provider_id,
-            lambda: apply_status(session, order_id, report, source="provider"),  # noqa: B023
+            partial(apply_status, order_id=order_id, report=report, source="provider"),
         )
         if changed is None:
             result.errors += 1
         elif changed:
             result.changed += 1
+    for parent_id in sorted(settle.parents):
+        await _alone(
+            db,
+            "drip-feed parent",
+            parent_id,
+            provider_id,
+            partial(refresh_parent, parent_id=parent_id),
+        )
+
+
+async def apply_batch(
+    db: Database,
+    rows: Mapping[str, tuple[int, str, int | None, int | None] | Tracked],
+    answers: Mapping[str, ProviderOrderStatus | ProviderError],
+    result: SyncResult,
+    provider_id: int | None = None,
+) -> None:
+    """One page of answers: the batch's transaction, then each refund on its own."""
+    async with db.transaction() as session:
+        after = await _apply_batch(session, rows, answers, result, provider_id)
+    await settle(db, after, result, provider_id)
 
 
 async def sync_provider(
@@ -326,8 +388,7 @@ async def sync_provider(
                 )
                 return
             try:
-                async with db.transaction() as session:
-                    await _apply_batch(session, rows, answers, result, provider_id)
+                await apply_batch(db, rows, answers, result, provider_id)
             except (DBAPIError, OSError) as exc:
                 # The database was lost mid-batch. The next sync applies it again: every
                 # update is idempotent.
@@ -394,16 +455,50 @@ def polled_now(provider: Provider, settings: Settings, now: float) -> bool:
     return int(now // period) % WEBHOOK_POLL_FACTOR == 0
 
 
-async def sync_all(db: Database, http: httpx.AsyncClient, settings: Settings) -> SyncResult:
-    total = SyncResult()
+async def providers_due(db: Database, settings: Settings) -> list[int]:
+    """The enabled providers this run polls (see `polled_now`), by id."""
     async with db.session() as session:
-        providers = list(await session.scalars(select(Provider).where(Provider.enabled)))
+        providers = list(
+            await session.scalars(select(Provider).where(Provider.enabled).order_by(Provider.id))
+        )
     now = time.time()
-    for provider in providers:
-        if not polled_now(provider, settings, now):
-            continue
-        client = client_for(provider, settings.secret_key, http)
-        part = await sync_provider(db, client, provider.id)
+    return [p.id for p in providers if polled_now(p, settings, now)]
+
+
+async def queue_status_syncs(
+    db: Database, settings: Settings, enqueue: Callable[[int], Awaitable[bool]]
+) -> list[int]:
+    """The `sync_statuses` cron's whole work: one job per provider polled now (its job id
+    is the provider's, JobQueue.sync_provider: a provider whose sync still runs gets no
+    second one). The cron waits on no provider, so it never overlaps itself, and one
+    slow provider delays only its own orders. The providers enqueued."""
+    return [
+        provider_id
+        for provider_id in await providers_due(db, settings)
+        if await enqueue(provider_id)
+    ]
+
+
+async def sync_one(
+    db: Database, http: httpx.AsyncClient, settings: Settings, provider_id: int
+) -> SyncResult:
+    """One provider's sync (the `sync_provider_statuses` job); nothing if it is gone or
+    disabled."""
+    async with db.session() as session:
+        provider = await session.get(Provider, provider_id)
+    if provider is None or not provider.enabled:
+        return SyncResult()
+    return await sync_provider(db, client_for(provider, settings.secret_key, http), provider.id)
+
+
+async def sync_all(db: Database, http: httpx.AsyncClient, settings: Settings) -> SyncResult:
+    """Every provider polled now, all at once, each on its own (a slow one delays only
+    its own orders). The worker runs them as separate jobs instead (`queue_status_syncs`)."""
+    total = SyncResult()
+    parts = await asyncio.gather(
+        *(sync_one(db, http, settings, p) for p in await providers_due(db, settings))
+    )
+    for part in parts:
         total.checked += part.checked
         total.changed += part.changed
         total.errors += part.errors

@@ -4,13 +4,21 @@ Rate limits are fixed one-minute windows counted in Redis, per client IP and per
 (by the key's hash: the key itself never reaches Redis or the logs), under the panel's
 prefix: panels sharing a Redis count their callers apart. Redis being down must
 not take the API down with it, so limits then fail open.
+
+The counts of the calls that arrive together go to Redis in one round trip (`Counts`): a
+call counted while a round trip is in flight waits for the next one, which adds all the
+calls gathered meanwhile (INCRBY their number, each call getting its own place in the
+count). The limits cost one round trip per batch, not one per call, under load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
+import weakref
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +33,77 @@ class RateLimited(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__("rate limited")
         self.retry_after = retry_after
+
+
+class Counts:
+    """The rate counters of one Redis, counted in batches: every call counted while a round
+    trip is in flight is sent with the next one (see the module's docstring)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.pending: dict[str, list[asyncio.Future[int]]] = {}
+        self.sender: asyncio.Task[None] | None = None
+
+    async def add(self, names: list[str]) -> list[int]:
+        """Count one call on each counter of `names`: each counter's value with this call."""
+        loop = asyncio.get_running_loop()
+        if self.sender is not None and self.sender.get_loop() is not loop:
+            # A sender of another event loop (one closed under it) never sends again.
+            self.pending, self.sender = {}, None
+        counted = []
+        for name in names:
+            future: asyncio.Future[int] = loop.create_future()
+            self.pending.setdefault(name, []).append(future)
+            counted.append(future)
+        if self.sender is None:
+            self.sender = asyncio.create_task(self._send())
+        return [await asyncio.shield(future) for future in counted]
+
+    async def _send(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, {}
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for name, calls in batch.items():
+                            pipe.incrby(name, len(calls))
+                            pipe.expire(name, WINDOW_SECONDS * 2)
+                        results = await pipe.execute()
+                except Exception as exc:
+                    for calls in batch.values():
+                        _settle(calls, error=exc)
+                    continue
+                for calls, total in zip(batch.values(), results[::2], strict=True):
+                    _settle(calls, first=int(total) - len(calls) + 1)
+        finally:
+            self.sender = None
+            for calls in self.pending.values():  # only when cancelled
+                _settle(calls, error=ConnectionError("rate counter stopped"))
+            self.pending = {}
+
+
+def _settle(
+    calls: list[asyncio.Future[int]], *, first: int = 0, error: Exception | None = None
+) -> None:
+    for place, call in enumerate(calls):
+        if call.done():
+            continue
+        if error is not None:
+            call.set_exception(error)
+            call.exception()  # retrieved: a caller gone away must not warn
+        else:
+            call.set_result(first + place)
+
+
+_COUNTS: weakref.WeakKeyDictionary[Any, Counts] = weakref.WeakKeyDictionary()
+
+
+def counts_of(redis: Any) -> Counts:
+    """The batched counters of a Redis client (one per client, for its lifetime)."""
+    found = _COUNTS.get(redis)
+    if found is None:
+        found = _COUNTS[redis] = Counts(redis)
+    return found
 
 
 async def check_rate(
@@ -42,16 +121,12 @@ async def check_rate(
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         counters.append((jobs.key(f"rl:key:{digest}:{window}"), per_key))
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for name, _ in counters:
-                pipe.incr(name)
-                pipe.expire(name, WINDOW_SECONDS * 2)
-            results = await pipe.execute()
+        results = await counts_of(redis).add([name for name, _ in counters])
     except Exception:
         log.warning("rate limiter unavailable; not limiting")
         return
-    for (_, limit), count in zip(counters, results[::2], strict=True):
-        if int(count) > limit:
+    for (_, limit), count in zip(counters, results, strict=True):
+        if count > limit:
             raise RateLimited(WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS)
 
 

@@ -10,6 +10,11 @@ Every balance change writes one immutable ledger entry and updates the cached ba
 the same transaction. Debits are conditional updates, so concurrent charges can never
 overdraw; unique indexes make a second charge or refund of one order impossible.
 
+Lock order (docs/architecture.md): users before orders, each set by ascending id. A
+transaction that touches more than one user locks them all first with `lock_users`; the
+single-row locks taken here (`debit`, `credit`, `adjust`) are then no-ops or the one user
+of the transaction.
+
 Entries are immutable in the database too: a trigger refuses any UPDATE or DELETE of
 ledger_entries. The only deletion is `purge_entries`, the retention purge of erased users,
 which turns on the transaction-local setting PURGE_SETTING for its one statement.
@@ -17,6 +22,7 @@ which turns on the transaction-local setting PURGE_SETTING for its one statement
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -29,6 +35,20 @@ from app.accounts.models import USER_ACTIVE, User
 from app.errors import NotEnoughFunds, NotFound
 from app.ledger.models import LedgerEntry
 from app.money import plain
+
+
+async def lock_users(session: AsyncSession, user_ids: Iterable[int]) -> list[int]:
+    """Lock these users' rows in ascending id order (the global lock order: users before
+    orders, each by ascending id); the ids found. Locking a row the transaction already
+    holds is a no-op, so a caller may lock a user again."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return []
+    return list(
+        await session.scalars(
+            select(User.id).where(User.id.in_(ids)).order_by(User.id).with_for_update()
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,27 @@ path, which is the authority on every rule and every error message.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import Enum
+from typing import Any, Protocol
 
 import asyncpg
 
 from app.catalog.models import Service
-from app.errors import DuplicateActiveOrder, IncorrectOrderId, RequestIdReused
+from app.errors import (
+    DomainError,
+    DuplicateActiveOrder,
+    IncorrectOrderId,
+    NotEnoughFunds,
+    RequestIdReused,
+)
 from app.orders.models import UP_DRIPFEED, UP_QUEUED
 from app.orders.service import upstream_state_for
 from app.orders.sql import (
     ADD_ORDER,
+    ADD_ORDERS,
     BALANCE,
     LOAD_RATE,
     LOAD_SERVICE,
@@ -84,6 +93,121 @@ class Added:
 
     fresh: bool
     placed: FastAdd | None
+
+
+@dataclass(frozen=True)
+class GroupItem:
+    """One add of a group (ADD_ORDERS): judged on a copy of its service and rate."""
+
+    cached: CachedService
+    rate: Decimal
+    order: Prepared
+    request_id: str | None
+    asked: str | None  # the digest of the request's parameters (with a request id)
+
+    @property
+    def target(self) -> tuple[int, str]:
+        """What the duplicate rule compares: the service and the normalised link."""
+        return self.cached.service.id, self.order.request.link_normalized
+
+
+class Undecided(Enum):
+    """An add a statement did not settle: STALE, a copy it was judged on is stale (the
+    full path decides); REFUSED, refused for a reason the full path words (ADD_ORDER's
+    debit refused); AGAIN, it repeats an earlier item's target or request id, or a
+    concurrent add took what it needed (placed by the next statement)."""
+
+    STALE = "stale"
+    REFUSED = "refused"
+    AGAIN = "again"
+
+
+Outcome = FastAdd | DomainError | Undecided
+
+
+class Fetcher(Protocol):
+    """Where a statement runs: an asyncpg pool or connection (or the caller's transaction
+    behind the same method)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+
+async def add_orders(
+    db: Fetcher, digest: str | None, user_id: int, items: Sequence[GroupItem]
+) -> list[Outcome]:
+    """Place the adds of one user in one statement (ADD_ORDERS), in the order given: each
+    item's order, its refusal (a domain error: the same the full path gives), or why it is
+    not settled. `digest` None: the caller has authenticated the user."""
+    rows = await db.fetch(ADD_ORDERS, digest, user_id, *_columns(items))
+    outcomes: list[Outcome] = []
+    conflicted = False
+    for item, row in zip(items, rows, strict=True):
+        if row["taken"] and row["order_id"] is None:
+            conflicted = True  # a concurrent add committed this item's target or id
+            outcomes.append(await _conflicted(db, user_id, item))
+            continue
+        outcome = _outcome(item, row)
+        if conflicted and isinstance(outcome, NotEnoughFunds):
+            # The money the skipped insert held back was not spent: placed again.
+            outcome = Undecided.AGAIN
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _columns(items: Sequence[GroupItem]) -> list[list[Any]]:
+    def column(of: Any) -> list[Any]:
+        return [of(item) for item in items]
+
+    return [
+        column(lambda i: i.cached.service.id),
+        column(lambda i: i.cached.version),
+        column(lambda i: i.rate),
+        column(lambda i: i.order.charge),
+        column(lambda i: i.cached.service.type),
+        column(lambda i: i.order.request.link),
+        column(lambda i: i.order.request.link_normalized),
+        column(lambda i: i.order.request.quantity),
+        column(lambda i: i.order.request.runs),
+        column(lambda i: i.order.request.interval_minutes),
+        column(lambda i: json.dumps(i.order.request.params)),
+        column(lambda i: i.order.upstream_state),
+        column(lambda i: i.cached.service.provider_id),
+        column(lambda i: i.cached.service.provider_service_id),
+        column(lambda i: i.request_id),
+        column(lambda i: i.asked),
+    ]
+
+
+def _outcome(item: GroupItem, row: Mapping[str, Any]) -> Outcome:
+    """One item's outcome, in the order the full path checks: its request id, its service
+    (a stale copy), the duplicate rule, the balance. An unknown key or a user no longer
+    active: the full path refuses them."""
+    if not row["known"]:
+        return Undecided.STALE
+    if row["earlier_id"] is not None:
+        if row["earlier_digest"] != item.asked:
+            return RequestIdReused()
+        return FastAdd(row["earlier_id"], False)
+    if not row["fresh"]:
+        return Undecided.STALE
+    if row["repeat"]:
+        return Undecided.AGAIN
+    if row["duplicate"]:
+        return DuplicateActiveOrder()
+    if not row["taken"]:
+        return NotEnoughFunds()
+    return FastAdd(row["order_id"], item.order.upstream_state == UP_QUEUED)
+
+
+async def _conflicted(db: Fetcher, user_id: int, item: GroupItem) -> Outcome:
+    """An item whose insert a unique index skipped: the order its request id names (a
+    retry in flight elsewhere) or the duplicate rule."""
+    if item.request_id is not None:
+        for earlier in await db.fetch(REQUEST_ORDER, user_id, item.request_id):
+            if earlier["request_digest"] != item.asked:
+                return RequestIdReused()
+            return FastAdd(earlier["id"], False)
+    return DuplicateActiveOrder()
 
 
 async def user_of(pool: asyncpg.Pool, digest: str) -> int | None:

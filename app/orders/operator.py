@@ -25,7 +25,12 @@ from app.orders import anomalies
 from app.orders.history import last_sent_requests
 from app.orders.models import Order, UpstreamEvent
 from app.orders.schemas import EventOut, OrderDetail, OrderOut, SentRequestOut
-from app.orders.service import StatusReport, apply_status, refuse_operator_status
+from app.orders.service import (
+    StatusReport,
+    apply_status,
+    lock_owners,
+    refuse_operator_status,
+)
 from app.orders.stuck import only_stuck
 
 
@@ -138,6 +143,7 @@ async def set_status(
     session: AsyncSession, order_id: int, report: StatusReport, *, operator: str
 ) -> StatusSet:
     """An operator's status for an order fulfilled by hand (refunds by rule, once)."""
+    await lock_owners(session, [order_id])  # the owner, then the order: the lock order
     order = await get_order(session, order_id, lock=True)
     refuse_operator_status(order)
     before = OrderOut.model_validate(order)

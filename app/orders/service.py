@@ -1,5 +1,10 @@
 """Orders: placing them (charge + duplicate rule), reading them, canceling them, and
-applying status reports with their refunds, each exactly once."""
+applying status reports with their refunds, each exactly once.
+
+Lock order (docs/architecture.md): users before orders, each set by ascending id. Every
+function here that may move money locks the owners first (`lock_owners`, or the caller's
+`ledger.lock_users`), then the orders; a drip-feed parent is locked with its run, before
+it (its id is lower). So two transactions never wait on each other in a circle."""
 
 from __future__ import annotations
 
@@ -378,10 +383,41 @@ async def get_own_order(
     return order
 
 
+async def lock_owners(
+    session: AsyncSession,
+    order_ids: Sequence[int],
+    *,
+    user_id: int | None = None,
+    with_runs: bool = False,
+) -> None:
+    """Take the locks a change to these orders (their refunds included) needs, in the
+    global order: their owners' rows first, then the orders and their drip-feed parents
+    (and, `with_runs`, their runs), each by ascending id. Only `user_id`'s orders when
+    given. An order's owner and parent never change, so they are read without a lock.
+    Locks the transaction holds already are taken again at no cost."""
+    if not order_ids:
+        return
+    found = select(Order.id, Order.user_id, Order.parent_id).where(Order.id.in_(set(order_ids)))
+    if user_id is not None:
+        found = found.where(Order.user_id == user_id)
+    rows = (await session.execute(found)).all()
+    if not rows:
+        return
+    await ledger.lock_users(session, {row.user_id for row in rows})
+    ids = {row.id for row in rows} | {row.parent_id for row in rows if row.parent_id is not None}
+    if with_runs:
+        ids.update(await session.scalars(select(Order.id).where(Order.parent_id.in_(ids))))
+    await session.execute(
+        select(Order.id).where(Order.id.in_(ids)).order_by(Order.id).with_for_update()
+    )
+
+
 async def cancel_order(session: AsyncSession, user_id: int, order_id: int) -> list[int]:
     """A user's cancel. Returns the ids of orders (the order itself, or drip-feed runs)
     already sent upstream, whose cancel request to the provider is now due; whatever was
     not sent yet is canceled and refunded at once."""
+    # The lock order: the owner first, then the order and its runs, by ascending id.
+    await lock_owners(session, [order_id], user_id=user_id, with_runs=True)
     # Locked: a review (ToS 2.5) starting meanwhile waits for this cancel, or stops it.
     order = await get_own_order(session, user_id, order_id, for_update=True)
     if order.review_ticket_id is not None:
@@ -465,9 +501,11 @@ async def stop_order(session: AsyncSession, order_id: int) -> bool:
 
 
 async def refund(session: AsyncSession, *, order_id: int, amount: Decimal, reason: str) -> Decimal:
-    """Refund an order once. Returns the amount refunded now (0 if it already was)."""
+    """Refund an order once. Returns the amount refunded now (0 if it already was).
+    The caller holds no lock on the order without its owner's (see `lock_owners`)."""
     if amount <= 0:
         return Decimal(0)
+    await lock_owners(session, [order_id])
     order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
     if order is None:
         raise IncorrectOrderId()
@@ -524,6 +562,7 @@ async def apply_status(
     Final orders never move again, so duplicate or out-of-order reports (Completed after
     Partial, the same Partial twice) change nothing. Returns True if the order changed.
     """
+    await lock_owners(session, [order_id])
     order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
     if order is None:
         raise IncorrectOrderId()

@@ -363,9 +363,10 @@ SELECT id, request_digest FROM orders WHERE user_id = $1 AND request_id = $2
 # `$2` (distinct ids, in the order asked) that is Pending, queued or manual, not under
 # review, on a service that allows cancel, is canceled and refunded in full, one ledger
 # entry each (the twin of `app.ledger.service.credit` called order by order), the balance
-# moving once. Every other id is left untouched for the full path to answer.
+# moving once. Every other id is left untouched for the full path to answer. The user row
+# is locked first (`who`, evaluated before any order is touched): the lock order.
 WITHDRAW = f"""
-WITH who AS (SELECT u.id FROM {WHO_FROM}),
+WITH who AS (SELECT u.id FROM {WHO_FROM} FOR UPDATE OF u),
 gone AS (
   UPDATE orders o SET status = {sql_literal(CANCELED)},
     upstream_state = {sql_literal(UP_WITHDRAWN)},
@@ -395,4 +396,136 @@ entries AS (
   WHERE g.charge > 0
 )
 SELECT (SELECT id FROM who) AS user_id, array(SELECT id FROM gone) AS withdrawn
+"""
+
+# Group twin of ADD_ORDER: the adds of one user that arrived together (the hot path's group
+# commit, app/orders/group.py; a mass order's lines), item n of the arrays being the n-th
+# add in arrival order, placed as `place_order` would place them one after the other.
+# Each item is re-checked as ADD_ORDER checks its one add (`fresh`: the key, the user, the
+# service row and the rate; no order of the user on its target under review). Then, in
+# arrival order, an item is taken when it is fresh, its request id names no order yet
+# (`earlier_id`), no active order of the user holds its target (`duplicate`, the partial
+# unique index's rule) and the balance left after the items taken before it still covers
+# it above the credit floor: a later item the balance no longer covers fails alone and
+# the others stand. The user's row is locked first (FOR UPDATE) so the walk reads the
+# balance the debit moves; the debit is the sum of the items placed, once, and each
+# placed item gets its ledger entry (the twin of `app.ledger.service.debit`, item by item,
+# the balance after each as if debited one after the other). An item repeating an earlier
+# item's target or request id (`repeat`) is never taken: the caller places it after this
+# statement. An insert the unique indexes refuse (a concurrent add committed meanwhile)
+# is skipped (no order id), the debit without it.
+# $1: the key's hash (NULL: the caller has authenticated the user); $2: the user;
+# $3..$18: one array per column, as ADD_ORDER's $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+# $13 (JSON text), $14, $15, $16, $17, $18.
+ADD_ORDERS = f"""
+WITH RECURSIVE who AS (
+  SELECT u.id, u.balance, u.credit_limit, u.discount_percent
+  FROM users u
+  WHERE u.id = $2 AND u.status = {sql_literal(USER_ACTIVE)}
+    AND ($1::text IS NULL OR EXISTS (
+      SELECT 1 FROM api_keys k
+      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND k.user_id = u.id
+    ))
+  FOR UPDATE OF u
+),
+asked AS (
+  SELECT a.*,
+    row_number() OVER (PARTITION BY a.service_id, a.link_normalized ORDER BY a.n) > 1
+      OR (a.request_id IS NOT NULL
+        AND row_number() OVER (PARTITION BY a.request_id ORDER BY a.n) > 1) AS repeat
+  FROM unnest(
+    $3::bigint[], $4::text[], $5::numeric[], $6::numeric[], $7::text[], $8::text[],
+    $9::text[], $10::bigint[], $11::int[], $12::int[], $13::text[], $14::text[],
+    $15::bigint[], $16::text[], $17::text[], $18::text[]
+  ) WITH ORDINALITY AS a(
+    service_id, version, rate, charge, type, link, link_normalized, quantity, runs,
+    interval_minutes, params, upstream_state, provider_id, provider_service_id,
+    request_id, request_digest, n
+  )
+),
+item AS (
+  SELECT a.*,
+    EXISTS (
+      SELECT 1
+      FROM who u
+      JOIN services s ON s.id = a.service_id
+      JOIN categories c ON c.id = s.category_id
+      LEFT JOIN user_rates r ON r.user_id = u.id AND r.service_id = s.id
+      WHERE s.xmin::text = a.version AND s.enabled AND s.deleted_at IS NULL AND c.enabled
+        AND {effective_rate_sql("s.rate", "u.discount_percent", "r.rate")} = a.rate
+    )
+    -- `refuse_target_under_review`: no order of the user on this target is under review.
+    AND NOT EXISTS (
+      SELECT 1 FROM orders v
+      WHERE v.user_id = $2 AND v.service_id = a.service_id
+        AND v.link_normalized = a.link_normalized AND a.link_normalized <> ''
+        AND v.review_ticket_id IS NOT NULL
+    ) AS fresh,
+    e.id AS earlier_id, e.request_digest AS earlier_digest,
+    EXISTS (
+      SELECT 1 FROM orders o
+      WHERE o.user_id = $2 AND o.service_id = a.service_id
+        AND o.link_normalized = a.link_normalized
+        AND o.status IN ({sql_list(ACTIVE_STATUSES)}) AND o.parent_id IS NULL
+    ) AS duplicate
+  FROM asked a
+  LEFT JOIN orders e ON e.user_id = $2 AND e.request_id = a.request_id
+),
+walk (n, left_, floor_, taken) AS (
+  SELECT 0::bigint, (SELECT balance FROM who)::numeric, -(SELECT credit_limit FROM who)::numeric,
+    false
+  UNION ALL
+  SELECT i.n,
+    CASE WHEN ready AND w.left_ - i.charge >= w.floor_ THEN w.left_ - i.charge
+      ELSE w.left_ END,
+    w.floor_,
+    coalesce(ready AND w.left_ - i.charge >= w.floor_, false)
+  FROM walk w
+  JOIN (
+    SELECT item.*, fresh AND NOT repeat AND earlier_id IS NULL AND NOT duplicate AS ready
+    FROM item
+  ) i ON i.n = w.n + 1
+),
+placed AS (
+  INSERT INTO orders (
+    user_id, service_id, type, link, link_normalized, quantity, runs, interval_minutes,
+    params, rate, charge, refunded, status, upstream_state, provider_id,
+    provider_service_id, next_attempt_at, created_at, updated_at, request_id, request_digest
+  )
+  SELECT $2, i.service_id, i.type, i.link, i.link_normalized, i.quantity, i.runs,
+    i.interval_minutes, i.params::jsonb, i.rate, i.charge, 0, {sql_literal(PENDING)},
+    i.upstream_state, i.provider_id, i.provider_service_id,
+    CASE WHEN i.upstream_state = {sql_literal(UP_QUEUED)} THEN now() END, now(), now(),
+    i.request_id, i.request_digest
+  FROM item i JOIN walk w ON w.n = i.n AND w.taken
+  ORDER BY i.n
+  ON CONFLICT DO NOTHING
+  RETURNING id, service_id, link_normalized
+),
+charged AS (
+  SELECT i.n, i.charge, p.id
+  FROM placed p
+  -- Items that are no repeat name distinct targets: one item per order placed.
+  JOIN item i ON i.service_id = p.service_id AND i.link_normalized = p.link_normalized
+    AND NOT i.repeat
+),
+debit AS (
+  UPDATE users SET balance = balance - (SELECT sum(charge) FROM charged)
+  WHERE id = $2 AND EXISTS (SELECT 1 FROM charged)
+  RETURNING balance
+),
+entries AS (
+  INSERT INTO ledger_entries (user_id, kind, amount, balance_after, reason, order_id)
+  SELECT $2, {sql_literal(CHARGE)}, -c.charge,
+    d.balance + (SELECT sum(charge) FROM charged) - sum(c.charge) OVER (ORDER BY c.n),
+    'Order ' || c.id, c.id
+  FROM charged c CROSS JOIN debit d
+  ORDER BY c.n
+)
+SELECT EXISTS (SELECT 1 FROM who) AS known, i.n, i.fresh, i.repeat, i.earlier_id,
+  i.earlier_digest, i.duplicate, w.taken, c.id AS order_id
+FROM item i
+JOIN walk w ON w.n = i.n
+LEFT JOIN charged c ON c.n = i.n
+ORDER BY i.n
 """

@@ -5,7 +5,7 @@ and numbers in the locale's format."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from pathlib import Path
 
@@ -72,6 +72,15 @@ def plain(value: Decimal) -> Decimal:
     """At least two decimals, every digit the value has (never exponent notation)."""
     places = max(2, places_of(value))
     return value.quantize(Decimal(1).scaleb(-places))
+
+
+CENT = Decimal("0.01")
+
+
+def convert(value: Decimal, rate: Decimal) -> Decimal:
+    """An amount of the panel's currency in another, `rate` being panel currency per unit
+    of the other; shown to the cent (a reading, never a charge)."""
+    return (value / rate).quantize(CENT, ROUND_HALF_UP)
 
 
 def money(value: Decimal, currency: str, language: str) -> str:

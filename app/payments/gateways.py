@@ -28,6 +28,15 @@ from app.settings import Settings
 
 ROBOKASSA_HASHES = ("md5", "sha1", "sha256", "sha384", "sha512")
 
+# How a customer knows each gateway: its brand (the pages translate it: ЮKassa in
+# Russian) and the ways of paying it offers.
+TITLES = {"yookassa": "YooKassa", "robokassa": "Robokassa", "freekassa": "Free-Kassa"}
+METHODS = {
+    "yookassa": ("bank cards", "SBP", "YooMoney"),
+    "robokassa": ("bank cards", "SBP"),
+    "freekassa": ("bank cards", "SBP"),
+}
+
 
 class Rejected(Exception):
     """A notification the panel refuses; `outcome` is what the notification log records."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
 import httpx
@@ -38,6 +38,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
+CREDIT_PLACES = Decimal("0.00000001")
 # What is kept of a refused notification: anyone can send one, so it must not be able to
 # grow the activity log by the size of the request body each time.
 REFUSED_PAYLOAD_MAX_BYTES = 4096
@@ -52,10 +53,13 @@ class GatewayUnavailable(DomainError):
 
 
 class DepositTooSmall(DomainError):
+    """Below MIN_DEPOSIT; `minimum` is kept so that a page can show it in its own format."""
+
     http_status = 422
 
-    def __init__(self, minimum: str) -> None:
-        super().__init__(f"Minimum deposit is {minimum}")
+    def __init__(self, minimum: Decimal) -> None:
+        super().__init__(f"Minimum deposit is {format_money(minimum)}")
+        self.minimum = minimum
 
 
 class IncorrectAmount(DomainError):
@@ -67,9 +71,12 @@ AMOUNT_DIGITS = frozenset("0123456789")
 
 
 def parse_amount(text: str | None) -> Decimal:
-    """A deposit amount as the user typed it: ASCII digits with at most one decimal point.
+    """A deposit amount as the user typed it: ASCII digits with at most one decimal
+    separator, a point or a comma (`5.5` and `5,5`, as Russian keyboards type it).
     `Decimal` alone would also take `５` (any Unicode digit), `1_000`, `1e3` or `Infinity`."""
     raw = (text or "").strip()
+    if raw.count(",") == 1 and "." not in raw:
+        raw = raw.replace(",", ".")
     whole, _, fraction = raw.partition(".")
     if not whole or not set(whole) <= AMOUNT_DIGITS or not set(fraction) <= AMOUNT_DIGITS:
         raise IncorrectAmount()
@@ -127,26 +134,44 @@ async def unpriced_gateways(session: AsyncSession, settings: Settings) -> list[s
 
 
 async def create_invoice(
-    session: AsyncSession, settings: Settings, *, user_id: int, gateway: str, amount: Decimal
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: int,
+    gateway: str,
+    amount: Decimal,
+    entered_in: str | None = None,
 ) -> Payment:
     """A pending payment worth `amount` of the panel's currency, priced in the gateway's.
 
     The price is rounded up to the cent, so the balance never receives more than was paid.
+    An amount entered in another currency (`entered_in`, e.g. RUB) is converted at the
+    operator's rate and rounded down, so the credit never exceeds what is paid; entered in
+    the gateway's own currency, it is the price itself.
     """
     if not configured(settings, gateway):
         raise GatewayUnavailable()
     if not amount.is_finite() or amount <= 0 or amount > Decimal(10) ** 9:
         raise IncorrectAmount()
-    if amount < settings.min_deposit:
-        raise DepositTooSmall(format_money(settings.min_deposit))
     currency = gateway_currency(settings, gateway)
     rate = await conversion_rate(session, settings, currency)
+    panel = settings.currency.upper()
+    entered = (entered_in or panel).upper()
+    if entered == panel:
+        credit = amount.quantize(CREDIT_PLACES)
+        price = (amount / rate).quantize(CENT, ROUND_UP)
+    else:
+        entered_rate = await conversion_rate(session, settings, entered)
+        credit = (amount * entered_rate).quantize(CREDIT_PLACES, ROUND_DOWN)
+        price = (
+            amount.quantize(CENT, ROUND_UP)
+            if entered == currency
+            else (credit / rate).quantize(CENT, ROUND_UP)
+        )
+    if credit < settings.min_deposit:
+        raise DepositTooSmall(settings.min_deposit)
     payment = Payment(
-        user_id=user_id,
-        gateway=gateway,
-        amount=(amount / rate).quantize(CENT, ROUND_UP),
-        currency=currency,
-        credit_amount=amount.quantize(Decimal("0.00000001")),
+        user_id=user_id, gateway=gateway, amount=price, currency=currency, credit_amount=credit
     )
     session.add(payment)
     await session.flush()
@@ -245,17 +270,19 @@ async def open_invoice(
     user_id: int,
     gateway: str,
     amount: str | None,
+    entered_in: str | None = None,
 ) -> Payment:
     """A deposit invoice as a user asks for it, on any front end: the gateway and the amount
-    as typed (`parse_amount`), the invoice committed, then for YooKassa its payment created
-    at the gateway outside any transaction and recorded."""
+    as typed (`parse_amount`; in `entered_in`, by default the panel's currency), the
+    invoice committed, then for YooKassa its payment created at the gateway outside any
+    transaction and recorded."""
     gateway = (gateway or "").strip().lower()
     if gateway not in GATEWAYS:
         raise IncorrectRequest("Incorrect gateway")
     value = parse_amount(amount)
     async with db.transaction() as session:
         payment = await create_invoice(
-            session, settings, user_id=user_id, gateway=gateway, amount=value
+            session, settings, user_id=user_id, gateway=gateway, amount=value, entered_in=entered_in
         )
     if gateway == "yookassa":
         try:
@@ -394,3 +421,11 @@ async def payment_with_notifications(
         .order_by(PaymentNotification.id)
     )
     return payment, list(notes)
+
+
+async def own_payment(session: AsyncSession, user_id: int, payment_id: int) -> Payment:
+    """One of the user's own invoices (another user's is as unknown as a missing one)."""
+    payment = await session.get(Payment, payment_id)
+    if payment is None or payment.user_id != user_id:
+        raise PaymentNotFound()
+    return payment

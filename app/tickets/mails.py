@@ -18,22 +18,23 @@ class TicketLike(Protocol):
 ANSWERED = {
     "en": (
         "Support answered your ticket #{id}",
-        "Support answered your ticket #{id} ({subject}):\n\n{body}\n\n"
-        "Read and reply with GET /client/v1/tickets/{id}.\n",
+        "Support answered your ticket #{id} ({subject}):\n\n{body}\n\nRead and reply: {link}\n",
     ),
     "ru": (
         "Поддержка ответила на ваше обращение #{id}",
         "Поддержка ответила на ваше обращение #{id} ({subject}):\n\n{body}\n\n"
-        "Прочитать и ответить: GET /client/v1/tickets/{id}.\n",
+        "Прочитать и ответить: {link}\n",
     ),
 }
 
 
-def answered_mail(to: str, ticket: TicketLike, body: str, language: str = "en") -> Mail:
-    """The customer's mail, in their language; the texts are inserted as they are (the
-    mail is plain text)."""
+def answered_mail(
+    to: str, ticket: TicketLike, body: str, language: str = "en", link: str = ""
+) -> Mail:
+    """The customer's mail, in their language, with the link to the ticket's page; the
+    texts are inserted as they are (the mail is plain text)."""
     subject, text = ANSWERED.get(language) or ANSWERED["en"]
-    values = {"id": ticket.id, "subject": ticket.subject, "body": body}
+    values = {"id": ticket.id, "subject": ticket.subject, "body": body, "link": link}
     return Mail(to=to, subject=subject.format(**values), body=text.format(**values))
 
 

@@ -85,12 +85,16 @@ class Notify:
 
     mailer: mail.Mailer
     operators: str | None
+    # Where the customer's mail links to (PUBLIC_URL); without it, the ticket's path.
+    public_url: str = ""
 
     @classmethod
     def of(cls, services: Services) -> Notify:
-        """The outbox and the operators' address (SUPPORT_NOTIFY_EMAIL) of the panel."""
+        """The outbox, the operators' address (SUPPORT_NOTIFY_EMAIL) and the panel's
+        address (PUBLIC_URL) for the links of the mails."""
         s = services.settings
-        return cls(mail.Mailer(services.db, s.mail_url, s.mail_from), s.support_notify_email)
+        mailer = mail.Mailer(services.db, s.mail_url, s.mail_from)
+        return cls(mailer, s.support_notify_email, s.public_url.rstrip("/"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,15 +142,23 @@ async def open_ticket(
     return ticket
 
 
+# A review ticket's subject, in the customer's language.
+REVIEW_SUBJECTS = {"en": "Review of order {order}", "ru": "Проверка заказа {order}"}
+
+
 async def request_review(
     session: AsyncSession, notify: Notify, user_id: int, order_id: int, message: str
 ) -> Ticket:
     """`POST /client/v1/orders/{id}/review`: a ticket of category `order` on that order."""
+    language = await session.scalar(
+        select(CustomerLogin.language).where(CustomerLogin.user_id == user_id)
+    )
+    subject = REVIEW_SUBJECTS.get(language or "en", REVIEW_SUBJECTS["en"])
     return await open_ticket(
         session,
         notify,
         user_id,
-        subject=f"Review of order {order_id}",
+        subject=subject.format(order=order_id),
         category=REVIEW_CATEGORY,
         message=message,
         order_ids=[order_id],
@@ -333,8 +345,9 @@ async def operator_answers(
         )
     ).one()
     if email:
+        link = f"{notify.public_url}/web/tickets/{ticket.id}"
         await mail.queue(
-            session, notify.mailer, answered_mail(email, ticket, body, language or "en")
+            session, notify.mailer, answered_mail(email, ticket, body, language or "en", link)
         )
     return message
 

@@ -6,18 +6,18 @@ calls too, in the request's transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import segno
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
 from app.accounts.models import ApiKey
+from app.currencies import service as currencies
 from app.customers import service as customers
 from app.customers import signin
 from app.customers.models import LANGUAGES
@@ -26,13 +26,13 @@ from app.errors import DomainError
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
 from app.ledger import service as ledger
-from app.money import format_money
 from app.notifications import service as notifications
 from app.payments import service as payments
-from app.payments.models import GATEWAYS, Payment
+from app.payments.gateways import METHODS, TITLES
+from app.payments.models import GATEWAYS, PAYMENT_PENDING, Payment
 from app.privacy import service as privacy
 from app.referrals import service as referrals
-from app.web import i18n
+from app.web import apidoc, i18n
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, signed_in
 from app.webhooks import service as webhooks
@@ -41,6 +41,9 @@ from app.webhooks.schemas import endpoint_out
 router = APIRouter()
 Me = Annotated[Visitor, Depends(signed_in)]
 PAGE_SIZE = 25
+ZONE_LIST = sorted(ZONES)
+# The currencies a customer may read amounts in besides the panel's own.
+SHOWN_CURRENCIES = ("RUB",)
 DELIVERIES_SHOWN = 10
 
 
@@ -62,34 +65,26 @@ async def funds_page(
         "funds.html",
         status,
         gateways=usable,
+        titles=TITLES,
+        methods=METHODS,
         deposits=deposits,
         min_deposit=settings.min_deposit,
+        pending=PAYMENT_PENDING,
         **values,
     )
 
 
-@dataclass(frozen=True)
-class Invoice:
-    """A deposit invoice as the page shows it."""
-
-    payment: int
-    gateway: str
-    amount: str  # in the gateway's currency
-    currency: str
-    credit: str  # what the balance receives, in the panel's currency
-    credit_currency: str
-    pay_url: str | None
-
-
 @router.get("/funds")
 async def funds(who: Me, db: Reader) -> Response:
-    return await funds_page(who, db)
+    return await funds_page(who, db, form={})
 
 
 @router.post("/funds")
 async def add_funds(who: Me, db: Reader, services: ServicesDep) -> Response:
     """The invoice is opened as /client/v1/deposits opens it: committed on its own, then
-    created at the gateway outside any transaction (payments.open_invoice)."""
+    created at the gateway outside any transaction (payments.open_invoice). The amount is
+    typed in the currency the customer reads (`5,5` or `5.5`); after a refusal the form
+    keeps what was chosen."""
     fields = await posted(who)
     try:
         made = await payments.open_invoice(
@@ -99,24 +94,42 @@ async def add_funds(who: Me, db: Reader, services: ServicesDep) -> Response:
             user_id=who.me.user_id,
             gateway=fields.get("gateway", ""),
             amount=fields.get("amount", ""),
+            entered_in=who.entry_currency,
         )
+    except payments.DepositTooSmall as exc:
+        least = who._("Minimum deposit is %(min)s", min=who.money(exc.minimum))
+        return await funds_page(who, db, 422, error=least, form=fields)
     except DomainError as exc:
         return await funds_page(who, db, 422, error=who.error(exc.message), form=fields)
-    invoice = Invoice(
-        payment=made.id,
-        gateway=made.gateway,
-        amount=f"{made.amount:.2f}",
-        currency=made.currency,
-        credit=format_money(made.credit_amount),
-        credit_currency=services.settings.currency,
-        pay_url=made.pay_url,
-    )
-    return page(who, "invoice.html", invoice=invoice)
+    return page(who, "invoice.html", invoice=made, titles=TITLES, pending=PAYMENT_PENDING)
 
 
 @router.get("/funds/return")
 async def funds_return(who: Me) -> Response:
     return page(who, "funds_return.html")
+
+
+@router.get("/funds/{payment_id}")
+async def invoice(who: Me, db: Reader, payment_id: int) -> Response:
+    """An invoice again: a pending one with its link to pay."""
+    try:
+        made = await payments.own_payment(db, who.me.user_id, payment_id)
+    except DomainError as exc:
+        return page(who, "message.html", 404, message=who.error(exc.message))
+    return page(who, "invoice.html", invoice=made, titles=TITLES, pending=PAYMENT_PENDING)
+
+
+@router.get("/funds/{payment_id}/pay")
+async def pay(who: Me, db: Reader, payment_id: int) -> Response:
+    """To the gateway's payment page of a pending invoice (the pages link only to the
+    panel; this is the one step out)."""
+    try:
+        made = await payments.own_payment(db, who.me.user_id, payment_id)
+    except DomainError as exc:
+        return page(who, "message.html", 404, message=who.error(exc.message))
+    if made.status != PAYMENT_PENDING or not made.pay_url:
+        return redirect(who, f"/web/funds/{made.id}")
+    return RedirectResponse(made.pay_url, status_code=303)
 
 
 @router.get("/transactions")
@@ -158,6 +171,8 @@ async def account_page(
         sessions=sessions,
         keys=keys,
         languages=LANGUAGES,
+        zones=ZONE_LIST,
+        currencies=await readable_currencies(db, who),
         hook=hook,
         deliveries=deliveries,
         notify=notify,
@@ -172,17 +187,40 @@ async def account(who: Me, db: Reader, done: str = "") -> Response:
     return await account_page(who, db, done=done[:40])
 
 
+async def readable_currencies(db: AsyncSession, who: Visitor) -> list[str]:
+    """What a customer may read amounts in: the panel's currency, and roubles when the
+    panel knows their rate."""
+    shown = [who.currency]
+    for code in SHOWN_CURRENCIES:
+        if code in shown:
+            continue
+        try:
+            await currencies.conversion_rate(db, who.services.settings, code)
+        except currencies.NoConversionRate:
+            continue
+        shown.append(code)
+    return shown
+
+
 @router.post("/account/profile")
 async def profile(who: Me, tx: Tx) -> Response:
     fields = await posted(who)
     language = fields.get("language", who.language)
     zone = fields.get("timezone", "UTC").strip()
+    code = fields.get("currency", who.entry_currency).strip().upper()
     if language not in LANGUAGES:
         return await account_page(who, tx, 422, profile_error=who.error("Incorrect language"))
     if zone not in ZONES:
         return await account_page(who, tx, 422, profile_error=who.error("Incorrect timezone"))
+    if code not in await readable_currencies(tx, who):
+        return await account_page(who, tx, 422, profile_error=who.error("Incorrect currency"))
     await customers.update_profile(
-        tx, who.me.user_id, name=fields.get("name", "")[:200], language=language, timezone=zone
+        tx,
+        who.me.user_id,
+        name=fields.get("name", "")[:200],
+        language=language,
+        timezone=zone,
+        display_currency="" if code == who.currency else code,
     )
     return redirect(who, "/web/account?done=profile")
 
@@ -345,8 +383,21 @@ async def unlink_telegram(who: Me, tx: Tx) -> Response:
 
 
 def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:
+    """API v2 documented with the customer's key and the panel's own address."""
     base = who.services.settings.public_url.rstrip("/")
-    return page(who, "api.html", base=base, key=key, prefix=prefix)
+    order_statuses, refill_statuses = apidoc.statuses()
+    return page(
+        who,
+        "api.html",
+        base=base,
+        key=key,
+        prefix=prefix,
+        actions=apidoc.ACTIONS,
+        types=apidoc.type_fields(),
+        order_statuses=order_statuses,
+        refill_statuses=refill_statuses,
+        refusals=apidoc.REFUSALS,
+    )
 
 
 @router.get("/api")

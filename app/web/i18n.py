@@ -12,6 +12,7 @@ from pathlib import Path
 from app.pages.i18n import DEFAULT as DEFAULT
 from app.pages.i18n import LANGUAGES as LANGUAGES
 from app.pages.i18n import Translate as Translate
+from app.pages.i18n import convert as convert
 from app.pages.i18n import money as money
 from app.pages.i18n import number as number
 from app.pages.i18n import percent as percent

@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
+from app.currencies import service as currencies
 from app.customers import service as customers
 from app.customers.errors import CustomerError
 from app.customers.service import Customer
@@ -27,10 +29,24 @@ from app.pages.render import CSP as WEB_CSP
 from app.pages.render import environment
 from app.storefront import service as storefront
 from app.web import i18n
+from app.web.assets import asset_url
 from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
 
 HERE = Path(__file__).parent
 templates = environment(HERE / "templates")
+# A ledger entry's kind as the transactions page names it.
+KIND_WORDS = {
+    "deposit": "Deposit",
+    "charge": "Charge",
+    "refund": "Refund",
+    "adjustment": "Adjustment",
+    "forfeit": "Forfeit",
+    "referral": "Referral reward",
+}
+CONVERSION_NOTE = (
+    "Amounts marked ≈ are shown in %(shown)s at the panel's rate (%(one)s = %(unit)s); "
+    "charges and the balance are kept in %(panel)s."
+)
 
 
 class SignInFirst(Exception):
@@ -53,6 +69,10 @@ class Visitor:
     email: str | None = None
     balance: Decimal | None = None
     timezone: str = "UTC"
+    # The currency the customer reads amounts in, when not the panel's, and its rate
+    # (panel currency per unit, the operator's conversion rate).
+    shown_currency: str | None = None
+    shown_rate: Decimal | None = None
     unread_news: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,9 +80,42 @@ class Visitor:
     def _(self) -> i18n.Translate:
         return i18n.translator(self.language)
 
+    @property
+    def currency(self) -> str:
+        """The panel's currency, in which charges and the balance are kept."""
+        return self.customer.currency if self.customer else self.services.settings.currency
+
+    @property
+    def entry_currency(self) -> str:
+        """The currency the customer reads amounts and types deposits in."""
+        return self.shown_currency or self.currency
+
     def money(self, value: Decimal) -> str:
-        currency = self.customer.currency if self.customer else self.services.settings.currency
+        """An amount of the panel's currency as the customer reads it: in the locale's
+        format, converted (and marked ≈) when the customer reads another currency."""
+        if self.shown_currency and self.shown_rate:
+            converted = i18n.convert(value, self.shown_rate)
+            return "≈\u00a0" + i18n.money(converted, self.shown_currency, self.language)
+        return i18n.money(value, self.currency, self.language)
+
+    def money_in(self, value: Decimal, currency: str) -> str:
+        """An amount of a given currency (an invoice's), in the locale's format."""
         return i18n.money(value, currency, self.language)
+
+    def conversion_note(self) -> str | None:
+        """What every page that shows converted amounts says about them."""
+        if not (self.shown_currency and self.shown_rate):
+            return None
+        unit = i18n.money(
+            i18n.convert(Decimal(1), self.shown_rate), self.shown_currency, self.language
+        )
+        return self._(
+            CONVERSION_NOTE,
+            shown=self.shown_currency,
+            one=i18n.money(Decimal(1), self.currency, self.language),
+            unit=unit,
+            panel=self.currency,
+        )
 
     def when(self, moment: datetime) -> str:
         """A time in the customer's time zone (UTC for visitors)."""
@@ -71,6 +124,17 @@ class Visitor:
         except (ZoneInfoNotFoundError, ValueError):
             zone = ZoneInfo("UTC")
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    def duration(self, seconds: int | None) -> str:
+        """A service's average time in hours and minutes ("—" when not measured yet)."""
+        if seconds is None:
+            return "—"
+        hours, minutes = divmod(max(1, round(seconds / 60)), 60)
+        if hours and minutes:
+            return self._("%(h)s h %(m)s min", h=hours, m=minutes)
+        if hours:
+            return self._("%(h)s h", h=hours)
+        return self._("%(m)s min", m=minutes)
 
     def error(self, message: str) -> str:
         return i18n.error_text(self.language, message)
@@ -102,9 +166,22 @@ async def visitor(request: Request) -> Visitor:
                 user = await accounts.get_live_user(session, found.customer.user_id)
                 chosen, found.email, found.balance = login.language, user.email, user.balance
                 found.timezone = login.timezone
+                await shown_in(session, found, login.display_currency)
                 found.unread_news = await news.unread_count(session, found.customer.user_id)
     found.language = i18n.pick_language(chosen, request.headers.get("accept-language"))
     return found
+
+
+async def shown_in(session: AsyncSession, found: Visitor, code: str | None) -> None:
+    """Amounts in the customer's chosen currency, when the panel knows its rate (else, as
+    with no choice, in the panel's)."""
+    if not code or code == found.currency:
+        return
+    try:
+        rate = await currencies.conversion_rate(session, found.services.settings, code)
+    except currencies.NoConversionRate:
+        return
+    found.shown_currency, found.shown_rate = code, rate
 
 
 async def signed_in(request: Request) -> Visitor:
@@ -129,6 +206,10 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "lang": who.language,
         "who": who,
         "money": who.money,
+        "money_in": who.money_in,
+        "asset": asset_url,
+        "duration": who.duration,
+        "kind_label": lambda kind: who._(KIND_WORDS.get(kind, kind)),
         "when": who.when,
         "number": lambda v: i18n.number(v, who.language),
         "error_text": who.error,

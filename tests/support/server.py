@@ -37,6 +37,8 @@ def panel_server(database_url: str, **env: str) -> Iterator[str]:
         "DB_POOL_SIZE": "4",
         "DB_MAX_OVERFLOW": "4",
         "DB_DRIVER_POOL_SIZE": "2",
+        # Where it listens, as `serve --port` tells it: links follow (PUBLIC_URL unset).
+        "PORT": str(port),
         **env,
     }
     server = subprocess.Popen(

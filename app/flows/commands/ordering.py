@@ -6,9 +6,13 @@ sent goes upstream, a refill of a sent order is relayed. Drip-feed runs due late
 enqueued by the sweeper when they fall due, so nothing waits in Redis that the database
 does not also know.
 
-A mass order places its lines in order, each through the same conditional debit as `add`,
-so the total charge can never exceed the balance: a line the balance no longer covers gets
-`Not enough funds on balance` and the others stand.
+A mass order places its lines in order, in groups (app/orders/group.py: one statement
+places up to MAX_GROUP lines, each against the balance the lines before it left, as one
+`add` after the other would), so the total charge can never exceed the balance: a line the
+balance no longer covers gets `Not enough funds on balance` and the others stand. Its
+services and the user's rates are read once for all its lines. A line the statement
+cannot place (a free order, a drip-feed the panel runs, a service changed meanwhile, a
+target under review) is placed by `place_order` in its turn.
 """
 
 from __future__ import annotations
@@ -19,11 +23,16 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog import service as catalog
+from app.catalog.service import OfferedService
 from app.db import utcnow
-from app.errors import DomainError, IncorrectRequest
+from app.errors import DomainError, IncorrectRequest, IncorrectServiceId
 from app.http.tx import AfterCommitJobs
+from app.orders import group, hot
 from app.orders import service as orders
+from app.orders.hot import CachedService, FastAdd, GroupItem
 from app.orders.models import UP_QUEUED
+from app.orders.types import parse_int
 from app.refills import service as refills
 
 MAX_LINES = 500
@@ -100,15 +109,91 @@ async def place_mass(
     tx: AsyncSession, jobs: AfterCommitJobs, user_id: int, text: str
 ) -> list[LineResult]:
     """Every line `service_id|link|quantity` of `text` placed on its own, in order."""
-    results: list[LineResult] = []
-    for number, line in parse_lines(text):
+    lines = parse_lines(text)
+    asked: list[tuple[int, dict[str, str] | DomainError]] = []
+    for number, line in lines:
         try:
-            placed = await place_order(tx, jobs, user_id, line_fields(line))
+            asked.append((number, line_fields(line)))
         except DomainError as exc:
-            results.append(LineResult(number, error=exc.message))
+            asked.append((number, exc))
+    wanted = {_service_id(f) for _, f in asked if isinstance(f, dict)}
+    offered = await catalog.get_offered_many(tx, user_id, {i for i in wanted if i is not None})
+    results: dict[int, LineResult] = {}
+    batch: list[tuple[int, dict[str, str], GroupItem]] = []
+    for number, fields in asked:
+        try:
+            if isinstance(fields, DomainError):
+                raise fields
+            item = _judged(offered, fields)
+        except DomainError as exc:
+            results[number] = LineResult(number, error=exc.message)
             continue
-        results.append(LineResult(number, order=placed.order_id))
+        if item is not None:
+            batch.append((number, fields, item))
+            continue
+        results.update(await _place_batch(tx, jobs, user_id, batch))  # those before it first
+        batch = []
+        results[number] = await _place_line(tx, jobs, user_id, number, fields)
+    results.update(await _place_batch(tx, jobs, user_id, batch))
+    return [results[number] for number, _ in lines]
+
+
+def _service_id(fields: Mapping[str, str]) -> int | None:
+    try:
+        return parse_int(fields.get("service"), IncorrectServiceId())
+    except DomainError:
+        return None
+
+
+def _judged(
+    offered: Mapping[int, tuple[OfferedService, str]], fields: Mapping[str, str]
+) -> GroupItem | None:
+    """A line as a group's item (its refusal raised, as `place_order` raises it), or None
+    for a line `place_order` places."""
+    found = offered.get(_service_id(fields) or 0)
+    if found is None:
+        raise IncorrectServiceId()
+    service, version = found
+    prepared = hot.prepare(service.service, service.rate, fields)
+    if prepared is None:
+        return None
+    return GroupItem(CachedService(service.service, version), service.rate, prepared, None, None)
+
+
+async def _place_batch(
+    tx: AsyncSession,
+    jobs: AfterCommitJobs,
+    user_id: int,
+    batch: Sequence[tuple[int, dict[str, str], GroupItem]],
+) -> dict[int, LineResult]:
+    """The lines of `batch` placed in order, in groups; a line no group could settle by
+    `place_order`, after them."""
+    if not batch:
+        return {}
+    outcomes = await group.place_in_order(
+        group.InTransaction(tx), None, user_id, [item for _, _, item in batch]
+    )
+    results: dict[int, LineResult] = {}
+    for (number, fields, _), outcome in zip(batch, outcomes, strict=True):
+        if isinstance(outcome, FastAdd):
+            if outcome.queued:
+                jobs.relay_order(outcome.order_id)
+            results[number] = LineResult(number, order=outcome.order_id)
+        elif isinstance(outcome, DomainError):
+            results[number] = LineResult(number, error=outcome.message)
+        else:
+            results[number] = await _place_line(tx, jobs, user_id, number, fields)
     return results
+
+
+async def _place_line(
+    tx: AsyncSession, jobs: AfterCommitJobs, user_id: int, number: int, fields: dict[str, str]
+) -> LineResult:
+    try:
+        placed = await place_order(tx, jobs, user_id, fields)
+    except DomainError as exc:
+        return LineResult(number, error=exc.message)
+    return LineResult(number, order=placed.order_id)
 
 
 async def cancel_order(
@@ -126,7 +211,10 @@ async def cancel_order(
 async def cancel_orders(
     tx: AsyncSession, jobs: AfterCommitJobs, user_id: int, order_ids: Sequence[int]
 ) -> list[CancelRequested | DomainError]:
-    """Each order's cancel on its own, in the order given: its result or its refusal."""
+    """Each order's cancel on its own, in the order given: its result or its refusal.
+    The locks are taken first, in the global order (the owner, then the orders and their
+    runs by ascending id), not in the order given."""
+    await orders.lock_owners(tx, order_ids, user_id=user_id, with_runs=True)
     return [await _each(cancel_order(tx, jobs, user_id, order_id)) for order_id in order_ids]
 
 

@@ -1,7 +1,7 @@
 """news: the operator's announcements (English and Russian) and how far each customer read them
 
 Revision ID: 4582e425f1a6
-Revises: a4c81e2f9b37
+Revises: b5d2e8f41c07
 Create Date: 2026-12-06 17:07:31.622839
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "4582e425f1a6"
-down_revision: str | None = "a4c81e2f9b37"
+down_revision: str | None = "b5d2e8f41c07"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

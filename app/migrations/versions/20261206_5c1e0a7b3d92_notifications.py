@@ -1,7 +1,7 @@
 """notifications: a customer's choices, the Telegram link, the outbox and the triggers that fill it
 
 Revision ID: 5c1e0a7b3d92
-Revises: 10f32c649b75
+Revises: 10f32c649b75, d81f3a6c2e54
 Create Date: 2026-12-06 17:27:14.615396
 """
 
@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c1e0a7b3d92"
-down_revision: str | None = "10f32c649b75"
+# Also where the two heads of 10f32c649b75 (referral payouts) and d81f3a6c2e54 meet.
+down_revision: str | tuple[str, ...] | None = ("10f32c649b75", "d81f3a6c2e54")
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

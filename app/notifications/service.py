@@ -277,7 +277,7 @@ async def _compose(session: AsyncSession, settings: Settings, item: Notification
         service = await session.get(Service, order.service_id)
         values = {
             "order": order.id,
-            "service": service.name if service else order.service_id,
+            "service": named(service, language) if service else order.service_id,
             "remains": i18n.number(order.remains or 0, language),
             "quantity": i18n.number(order.quantity, language),
             "refunded": i18n.money(order.refunded, user.currency, language),
@@ -289,6 +289,10 @@ async def _compose(session: AsyncSession, settings: Settings, item: Notification
         subject=texts.subject(language, item.event, **values),
         body=texts.body(language, item.event, **values),
     )
+
+
+def named(service: Service, language: str) -> str:
+    return service.name_ru if language == "ru" and service.name_ru else service.name
 
 
 @dataclass

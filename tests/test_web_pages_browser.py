@@ -9,7 +9,15 @@ section. Every page is looked at on a 360 px phone and a 1280 px desktop, in Eng
 Russian, without sideways scrolling at 360 px.
 
 An operator publishes an announcement in the console; the customer's dashboard marks it
-unread, the news page shows it in their language, and opening it clears the mark."""
+unread, the news page shows it in their language, and opening it clears the mark.
+
+A referrer (AFFILIATE_PAYOUTS=review) sees the commission, the minimum payout and what is
+available, asks for a payout, and sees it credited once a finance member approves it in
+the console.
+
+A customer chooses their notifications on the account page, links the panel's bot (a
+local fake Bot API) with the one-time code the page shows, and gets the completion of an
+order in their Telegram chat."""
 
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -33,10 +42,13 @@ from app.settings import Settings
 from tests.support.api import Api, MakeService
 from tests.support.browser import chromium, chromium_present, wait
 from tests.support.client import MakeCustomer
-from tests.support.console import PASSWORD, enrolled
+from tests.support.console import PASSWORD, Member, enrolled
+from tests.support.env import AUTH
 from tests.support.pages import look_at, sign_in_by_cookie
 from tests.support.server import panel_server
+from tests.support.telegram import BOT_NAME, TOKEN, fake_bot_api
 from tests.support.upstream import register_provider, run_jobs, sandbox
+from workers.main import deliver_notifications, poll_telegram
 
 pytestmark = pytest.mark.skipif(
     not chromium_present() and not os.environ.get("CI"),
@@ -46,7 +58,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def storefront(database_url: str, settings: Settings) -> Iterator[str]:
-    with panel_server(database_url, QUEUE_NAME=settings.queue_name) as base:
+    with panel_server(
+        database_url,
+        QUEUE_NAME=settings.queue_name,
+        AFFILIATE_PAYOUTS="review",
+        AFFILIATE_MIN_PAYOUT="0.5",
+    ) as base:
         yield base
 
 
@@ -196,11 +213,7 @@ async def test_subscriptions_and_refills_have_their_pages(
     assert f"#{refill['refill']}" in seen["en"]
 
 
-async def test_news_published_in_the_console_reaches_the_dashboard_unread(
-    storefront: str, browser: WebDriver, ctx: AppContext, make_customer: MakeCustomer
-) -> None:
-    base, driver = storefront, browser
-    member = await enrolled(ctx, "manager")
+def console_sign_in(driver: WebDriver, base: str, member: Member) -> None:
     driver.delete_all_cookies()
     driver.get(f"{base}/web/admin/login")
     driver.find_element(By.ID, "login-email").send_keys(member.staff.email)
@@ -208,6 +221,14 @@ async def test_news_published_in_the_console_reaches_the_dashboard_unread(
     driver.find_element(By.ID, "login-code").send_keys(member.code())
     driver.find_element(By.ID, "login-submit").click()
     wait(driver).until(ready.visibility_of_element_located((By.ID, "welcome")))
+
+
+async def test_news_published_in_the_console_reaches_the_dashboard_unread(
+    storefront: str, browser: WebDriver, ctx: AppContext, make_customer: MakeCustomer
+) -> None:
+    base, driver = storefront, browser
+    member = await enrolled(ctx, "manager")
+    console_sign_in(driver, base, member)
     driver.get(f"{base}/web/admin/news")
     for field, text in (
         ("n-title-en", "New Telegram services"),
@@ -234,3 +255,103 @@ async def test_news_published_in_the_console_reaches_the_dashboard_unread(
     driver.get(f"{base}/web/orders/new")
     panel = driver.find_element(By.ID, "latest-news")
     assert panel.find_elements(By.CSS_SELECTOR, ".unread") == []
+
+
+async def test_a_payout_request_is_reviewed_and_credited(
+    storefront: str, browser: WebDriver, ctx: AppContext, make_customer: MakeCustomer
+) -> None:
+    base, driver = storefront, browser
+    referrer = await make_customer("0")
+    async with httpx.AsyncClient(base_url=base, headers=AUTH) as admin:
+        code = (await admin.get(f"/admin/v1/users/{referrer.user_id}")).json()["referral_code"]
+        body = {"email": "friend@example.com", "referral_code": code, "initial_balance": "20"}
+        assert (await admin.post("/admin/v1/users", json=body)).status_code == 201
+    sign_in_by_cookie(driver, base, referrer.token)
+    seen = look_at(driver, base, "/web/affiliates", "affiliates", "commission")
+    assert seen["en"].startswith("5% of every deposit")
+    assert seen["ru"].startswith("5 % от каждого пополнения")  # the browser's text: a space
+    assert driver.find_element(By.ID, "available").text == "$1.00"
+    assert driver.find_element(By.ID, "min-payout").text == "$0.50"
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, "request-payout").click()
+    wait(driver).until(ready.staleness_of(page))
+    assert "sent for review" in driver.find_element(By.ID, "done").text
+    (row,) = driver.find_elements(By.CSS_SELECTOR, "#payouts tbody tr")
+    assert row.get_attribute("data-status") == "pending"
+    payout_id = int(str(row.get_attribute("id")).removeprefix("payout-"))
+    look_at(driver, base, "/web/affiliates", "affiliates-pending", "payouts")
+
+    member = await enrolled(ctx, "finance")
+    console_sign_in(driver, base, member)
+    driver.get(f"{base}/web/admin/referral-payouts?status=pending")
+    driver.find_element(By.ID, f"approve-{payout_id}").click()
+    assert (
+        "Approved" in wait(driver).until(ready.visibility_of_element_located((By.ID, "done"))).text
+    )
+
+    sign_in_by_cookie(driver, base, referrer.token)
+    driver.get(f"{base}/web/affiliates")
+    row = driver.find_element(By.ID, f"payout-{payout_id}")
+    assert (row.get_attribute("data-status"), driver.find_element(By.ID, "balance").text) == (
+        "paid",
+        "Balance: $1.00",
+    )
+
+
+async def test_a_customer_links_telegram_and_is_told_of_a_completed_order(
+    database_url: str,
+    browser: WebDriver,
+    ctx: AppContext,
+    api: Api,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    driver = browser
+    before = ctx.settings.telegram_bot_token, ctx.settings.telegram_api_url
+    async with fake_bot_api() as bot:
+        ctx.settings.telegram_bot_token, ctx.settings.telegram_api_url = TOKEN, bot.url
+        env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": bot.url}
+        try:
+            with panel_server(database_url, **env) as base:
+                jobs = {"db": ctx.db, "settings": ctx.settings}
+                await poll_telegram(jobs)  # the worker has read the bot's name
+                customer = await make_customer("10")
+                sign_in_by_cookie(driver, base, customer.token)
+                seen = look_at(
+                    driver, base, "/web/account", "account-notifications", "notifications"
+                )
+                assert "Link Telegram" in seen["en"] and "Привязать Telegram" in seen["ru"]
+                driver.get(f"{base}/web/account")
+                driver.find_element(By.ID, "n-completed").click()
+                page = driver.find_element(By.TAG_NAME, "html")
+                driver.find_element(By.ID, "notify-save").click()
+                wait(driver).until(ready.staleness_of(page))
+                assert driver.find_element(By.ID, "n-completed").is_selected()
+
+                driver.find_element(By.ID, "telegram-link").click()
+                code = (
+                    wait(driver)
+                    .until(ready.visibility_of_element_located((By.ID, "telegram-code")))
+                    .text
+                )
+                opener = driver.find_element(By.ID, "telegram-open").get_attribute("href")
+                assert opener == f"https://t.me/{BOT_NAME}?start={code.removeprefix('/start ')}"
+                bot.say(9001, code)
+                assert await poll_telegram(jobs) == 1
+                seen = look_at(driver, base, "/web/account", "account-telegram", "telegram-linked")
+                assert seen["en"].startswith("Linked since") and seen["ru"].startswith("Привязан с")
+
+                service = await make_service(name="Views")
+                placed = await api(
+                    customer.key, "add", service=service, link="https://t.me/c/1", quantity=100
+                )
+                async with httpx.AsyncClient(base_url=base, headers=AUTH) as admin:
+                    done = await admin.post(
+                        f"/admin/v1/orders/{placed['order']}/status", json={"status": "Completed"}
+                    )
+                    assert done.status_code == 200
+                assert await deliver_notifications(jobs) == {"mailed": 1, "sent": 1, "failed": 0}
+        finally:
+            ctx.settings.telegram_bot_token, ctx.settings.telegram_api_url = before
+    assert bot.to(9001)[0].startswith("Linked: ")
+    assert bot.to(9001)[1].startswith(f"Your order {placed['order']} (Views) is completed.")

@@ -66,6 +66,9 @@ class Service(Base):
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     name: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)
+    # What Russian-speaking customers read (the English ones where these are empty).
+    name_ru: Mapped[str | None] = mapped_column(String(300))
+    description_ru: Mapped[str | None] = mapped_column(Text)
     type: Mapped[str] = mapped_column(String(40), default="Default", server_default="Default")
     rate: Mapped[Decimal] = mapped_column(Money)
     min_quantity: Mapped[int] = mapped_column(BigInteger)
@@ -101,6 +104,9 @@ class Service(Base):
     upstream: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # An active order with no upstream progress for this long is stuck (None: settings).
     stuck_after_seconds: Mapped[int | None] = mapped_column(Integer)
+    # How long its recently completed orders took on average, in seconds (None: none yet);
+    # measured by a cron (app/orders/average.py), so the catalog's change feed carries it.
+    average_seconds: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )

@@ -29,6 +29,7 @@ from app.client.schemas import (
     OrderIn,
     OrderOut,
     OrderPage,
+    PayoutOut,
     PlacedOut,
     ReferralsOut,
     RefillMadeOut,
@@ -37,6 +38,7 @@ from app.client.schemas import (
     ServiceOut,
     TransactionOut,
     TransactionPage,
+    accepts_terms,
     order_fields,
 )
 from app.customers.router import CurrentCustomer
@@ -49,14 +51,16 @@ from app.http.forms import read_body
 from app.http.paths import Cursor, PathId
 from app.http.tx import Jobs, Reader, Tx
 from app.ledger import service as ledger
-from app.money import format_money, format_rate, precision_for_rate
+from app.money import format_money, format_rate, plain, precision_for_rate
 from app.orders import service as orders
 from app.orders.models import STATUSES, Order
 from app.orders.types import field_names
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.privacy import service as privacy
+from app.receipts import service as receipts
 from app.referrals import service as referrals
+from app.referrals.models import ReferralPayout
 from app.refills.models import Refill
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import (
@@ -116,7 +120,14 @@ async def place_order(
     request: Request, tx: Tx, jobs: Jobs, services: ServicesDep, me: CurrentCustomer
 ) -> PlacedOut:
     body = await read_body(request, services.settings.api_max_body_bytes)
-    placed = await ordering.place_order(tx, jobs, me.user_id, order_fields(body))
+    placed = await ordering.place_order(
+        tx,
+        jobs,
+        me.user_id,
+        order_fields(body),
+        accept_terms=accepts_terms(body),
+        ip=request.client.host if request.client else None,
+    )
     return PlacedOut(order=placed.order_id)
 
 
@@ -232,7 +243,7 @@ async def transactions(
     )
 
 
-def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
+def deposit_out(p: Payment, panel_currency: str, receipt_url: str | None = None) -> DepositOut:
     return DepositOut(
         payment=p.id,
         gateway=p.gateway,
@@ -244,6 +255,7 @@ def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
         pay_url=p.pay_url,
         created_at=p.created_at,
         paid_at=p.paid_at,
+        receipt_url=receipt_url,
     )
 
 
@@ -251,13 +263,16 @@ def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
 async def list_deposits(
     db: Reader, services: ServicesDep, me: CurrentCustomer, limit: Page = 50
 ) -> list[DepositOut]:
-    rows = await db.scalars(
-        select(Payment)
-        .where(Payment.user_id == me.user_id)
-        .order_by(Payment.id.desc())
-        .limit(limit)
+    rows = list(
+        await db.scalars(
+            select(Payment)
+            .where(Payment.user_id == me.user_id)
+            .order_by(Payment.id.desc())
+            .limit(limit)
+        )
     )
-    return [deposit_out(p, services.settings.currency) for p in rows]
+    links = await receipts.links_of(db, [p.id for p in rows])
+    return [deposit_out(p, services.settings.currency, links.get(p.id)) for p in rows]
 
 
 @money.post(
@@ -267,7 +282,9 @@ async def list_deposits(
     description="The rules of /payments/invoice: `gateway` (robokassa, freekassa, "
     "yookassa, where configured), `amount` in the panel's currency, at least MIN_DEPOSIT.",
 )
-async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: DepositIn) -> DepositOut:
+async def create_deposit(
+    request: Request, services: ServicesDep, me: CurrentCustomer, body: DepositIn
+) -> DepositOut:
     payment = await payments.open_invoice(
         services.db,
         services.settings,
@@ -275,6 +292,7 @@ async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: Depos
         user_id=me.user_id,
         gateway=body.gateway,
         amount=body.amount,
+        ip=request.client.host if request.client else None,
     )
     return deposit_out(payment, services.settings.currency)
 
@@ -299,7 +317,36 @@ async def my_referrals(db: Reader, services: ServicesDep, me: CurrentCustomer) -
             )
             for r in got.rewards
         ],
+        commission=plain(services.settings.referral_share),
+        payouts_mode=services.settings.affiliate_payouts,
+        min_payout=format_money(services.settings.affiliate_min_payout),
+        available=format_money(got.available),
+        payouts=[payout_out(p) for p in got.payouts],
     )
+
+
+def payout_out(payout: ReferralPayout) -> PayoutOut:
+    return PayoutOut(
+        id=payout.id,
+        amount=format_money(payout.amount),
+        status=payout.status,
+        created_at=payout.created_at,
+        decided_at=payout.decided_at,
+    )
+
+
+@mine.post(
+    "/referrals/payouts",
+    status_code=201,
+    summary="Ask for a payout of your referral earnings to your balance",
+    description="Every reward earned and not yet requested, at once: credited now "
+    "(AFFILIATE_PAYOUTS=request) or once the operator approves it (review). Refused below "
+    "the minimum payout, while a request is under review, and when rewards are credited "
+    "at once (balance).",
+)
+async def request_payout(tx: Tx, services: ServicesDep, me: CurrentCustomer) -> PayoutOut:
+    rules = referrals.PayoutRules.of(services.settings)
+    return payout_out(await referrals.request_payout(tx, rules, me.user_id))
 
 
 @mine.get(

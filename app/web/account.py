@@ -6,6 +6,7 @@ calls too, in the request's transaction."""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import segno
@@ -25,11 +26,14 @@ from app.errors import DomainError
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
 from app.ledger import service as ledger
+from app.notifications import service as notifications
 from app.payments import service as payments
 from app.payments.gateways import METHODS, TITLES
 from app.payments.models import GATEWAYS, PAYMENT_PENDING, Payment
 from app.privacy import service as privacy
+from app.receipts import service as receipts
 from app.referrals import service as referrals
+from app.web import apidoc, i18n
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, signed_in
 from app.webhooks import service as webhooks
@@ -65,6 +69,7 @@ async def funds_page(
         titles=TITLES,
         methods=METHODS,
         deposits=deposits,
+        receipt_links=await receipts.links_of(db, [p.id for p in deposits]),
         min_deposit=settings.min_deposit,
         pending=PAYMENT_PENDING,
         **values,
@@ -92,6 +97,7 @@ async def add_funds(who: Me, db: Reader, services: ServicesDep) -> Response:
             gateway=fields.get("gateway", ""),
             amount=fields.get("amount", ""),
             entered_in=who.entry_currency,
+            ip=who.request.client.host if who.request.client else None,
         )
     except payments.DepositTooSmall as exc:
         least = who._("Minimum deposit is %(min)s", min=who.money(exc.minimum))
@@ -113,7 +119,15 @@ async def invoice(who: Me, db: Reader, payment_id: int) -> Response:
         made = await payments.own_payment(db, who.me.user_id, payment_id)
     except DomainError as exc:
         return page(who, "message.html", 404, message=who.error(exc.message))
-    return page(who, "invoice.html", invoice=made, titles=TITLES, pending=PAYMENT_PENDING)
+    receipt = (await receipts.links_of(db, [made.id])).get(made.id)
+    return page(
+        who,
+        "invoice.html",
+        invoice=made,
+        titles=TITLES,
+        pending=PAYMENT_PENDING,
+        receipt_url=receipt,
+    )
 
 
 @router.get("/funds/{payment_id}/pay")
@@ -157,6 +171,7 @@ async def account_page(
         )
     )
     hook = endpoint_out(await webhooks.get_endpoint(db, who.me.user_id))
+    notify = await notifications.settings_of(db, who.me.user_id)
     deliveries = await webhooks.deliveries(db, user_id=who.me.user_id, limit=DELIVERIES_SHOWN)
     return page(
         who,
@@ -171,6 +186,9 @@ async def account_page(
         currencies=await readable_currencies(db, who),
         hook=hook,
         deliveries=deliveries,
+        notify=notify,
+        notify_below=i18n.number(notify.low_balance_below, who.language),
+        telegram_on=notifications.bot_of(who.services.settings) is not None,
         **values,
     )
 
@@ -323,9 +341,74 @@ async def set_webhook(who: Me, tx: Tx) -> Response:
     return await account_page(who, tx, webhook_secret=done.secret)
 
 
+def checked(fields: dict[str, str], name: str) -> bool:
+    return fields.get(name) == "on"
+
+
+@router.post("/account/notifications")
+async def choose_notifications(who: Me, tx: Tx) -> Response:
+    fields = await posted(who)
+    below = parse_amount(fields.get("low_balance_below", "") or "0")
+    if below is None:
+        return await account_page(
+            who, tx, 422, notify_error=who.error("Enter an amount, such as 5 or 5,50")
+        )
+    choices = notifications.Choices(
+        order_completed=checked(fields, "order_completed"),
+        order_partial=checked(fields, "order_partial"),
+        order_canceled=checked(fields, "order_canceled"),
+        low_balance=checked(fields, "low_balance"),
+        low_balance_below=below,
+        by_mail=checked(fields, "by_mail"),
+    )
+    await notifications.choose(tx, who.me.user_id, choices)
+    return redirect(who, "/web/account?done=notifications#notify-h")
+
+
+def parse_amount(text: str) -> Decimal | None:
+    """A non-negative amount as people type it (a decimal point or comma)."""
+    try:
+        value = Decimal(text.strip().replace(",", ".").replace(" ", ""))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0 or value >= 10**12:
+        return None
+    return value.quantize(Decimal("0.00000001"))
+
+
+@router.post("/account/telegram/link")
+async def link_telegram(who: Me, tx: Tx) -> Response:
+    """A one-time code for the panel's bot (and a link to it, once the worker has read
+    the bot's name)."""
+    await posted(who)
+    code = await notifications.new_link_code(tx, who.me.user_id)
+    name = await notifications.bot_username(tx)
+    return await account_page(who, tx, telegram_code=code, bot_name=name)
+
+
+@router.post("/account/telegram/unlink")
+async def unlink_telegram(who: Me, tx: Tx) -> Response:
+    await posted(who)
+    await notifications.unlink(tx, who.me.user_id)
+    return redirect(who, "/web/account?done=telegram-off#telegram-h")
+
+
 def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:
+    """API v2 documented with the customer's key and the panel's own address."""
     base = who.services.settings.public_url.rstrip("/")
-    return page(who, "api.html", base=base, key=key, prefix=prefix)
+    order_statuses, refill_statuses = apidoc.statuses()
+    return page(
+        who,
+        "api.html",
+        base=base,
+        key=key,
+        prefix=prefix,
+        actions=apidoc.ACTIONS,
+        types=apidoc.type_fields(),
+        order_statuses=order_statuses,
+        refill_statuses=refill_statuses,
+        refusals=apidoc.REFUSALS,
+    )
 
 
 @router.get("/api")
@@ -339,12 +422,41 @@ async def api(who: Me, db: Reader) -> Response:
     return api_page(who, None, prefix)
 
 
-@router.get("/affiliates")
-async def affiliates(who: Me, db: Reader) -> Response:
+async def affiliates_page(
+    who: Visitor, db: AsyncSession, status: int = 200, **values: object
+) -> Response:
+    settings = who.services.settings
     got = await referrals.summary(db, who.me.user_id)
-    base = who.services.settings.public_url.rstrip("/")
+    base = settings.public_url.rstrip("/")
     link = f"{base}/?ref={got.code}" if got.code else None
-    return page(who, "affiliates.html", summary=got, link=link)
+    return page(
+        who,
+        "affiliates.html",
+        status,
+        summary=got,
+        link=link,
+        commission=i18n.percent(settings.referral_share, who.language),
+        rules=referrals.PayoutRules.of(settings),
+        **values,
+    )
+
+
+@router.get("/affiliates")
+async def affiliates(who: Me, db: Reader, done: str = "") -> Response:
+    return await affiliates_page(who, db, done=done[:40])
+
+
+@router.post("/affiliates/payouts")
+async def request_payout(who: Me, tx: Tx) -> Response:
+    """The payout /client/v1/referrals/payouts asks for."""
+    await posted(who)
+    rules = referrals.PayoutRules.of(who.services.settings)
+    try:
+        async with tx.begin_nested():
+            made = await referrals.request_payout(tx, rules, who.me.user_id)
+    except DomainError as exc:
+        return await affiliates_page(who, tx, 422, payout_error=who.error(exc.message))
+    return redirect(who, f"/web/affiliates?done={made.status}#payouts-h")
 
 
 @router.get("/privacy-requests")

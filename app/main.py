@@ -18,6 +18,7 @@ from app.client.router import router as client_router
 from app.console.router import install as install_console
 from app.context import AppContext
 from app.db import Database
+from app.flows.notifications import router as gateway_notifications_router
 from app.flows.router import webhook_router as provider_webhook_router
 from app.health import metrics_router, scrape_router
 from app.health import router as health_router
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     install_staff_tokens(app, token_principal)
     app.include_router(payments_router)
+    app.include_router(gateway_notifications_router)
     app.include_router(client_router)
     install_console(app)
     install_storefront(app)

@@ -8,13 +8,15 @@ from app.currencies.models import CurrencyRate
 from app.customers.models import CustomerLogin, CustomerSession, CustomerToken, RecoveryCode
 from app.db import Base
 from app.ledger.models import LedgerEntry
+from app.legal.models import LegalAcceptance, LegalVersion
 from app.mail.models import OutgoingMail
 from app.news.models import News, NewsRead
 from app.notifications.models import Notification, NotificationSettings, TelegramState
 from app.orders.models import Order, UpstreamEvent
-from app.payments.models import Payment, PaymentNotification
+from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
+from app.receipts.models import Receipt
 from app.referrals.models import ReferralPayout, ReferralReward
 from app.refills.models import Refill
 from app.staff.models import (
@@ -36,12 +38,15 @@ __all__ = [
     "CannedAnswer",
     "CatalogChange",
     "Category",
+    "Chargeback",
     "CurrencyRate",
     "CustomerLogin",
     "CustomerSession",
     "CustomerToken",
     "DeletionRequest",
     "LedgerEntry",
+    "LegalAcceptance",
+    "LegalVersion",
     "News",
     "NewsRead",
     "Notification",
@@ -51,6 +56,7 @@ __all__ = [
     "Payment",
     "PaymentNotification",
     "Provider",
+    "Receipt",
     "RecoveryCode",
     "ReferralPayout",
     "ReferralReward",

@@ -329,6 +329,31 @@ class Settings(BaseSettings):
     yookassa_api_url: str = Field(
         default="https://api.yookassa.ru/v3", description="YooKassa's v3 API"
     )
+    # Receipts of deposits (422-FZ, 54-FZ).
+    fiscal_backend: Literal["none", "self-employed", "gateway"] = Field(
+        default="none",
+        description="receipts of credited deposits: none; self-employed (registered with the "
+        "tax service's Мой налог API as NPD_INN); gateway (the 54-FZ receipt is passed to "
+        "Robokassa and YooKassa with the payment)",
+    )
+    npd_api_url: str = Field(
+        default="https://lknpd.nalog.ru/api/v1", description="the tax service's Мой налог API"
+    )
+    npd_inn: str | None = Field(default=None, description="the self-employed operator's INN")
+    npd_password: str | None = Field(
+        default=None, description="the password of the operator's Мой налог account"
+    )
+    npd_retry_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="first wait before a receipt is tried again (doubling, at most a day)",
+    )
+    fiscal_item_name: str = Field(
+        default="Пополнение баланса",
+        min_length=1,
+        max_length=200,
+        description="the service named on a receipt (followed by the receipt's number)",
+    )
     referral_share: Decimal = Field(
         default=Decimal("0.05"),
         ge=0,

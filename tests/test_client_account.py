@@ -50,13 +50,19 @@ async def test_register_verify_login_two_factor_and_a_recovery_code_once(
 ) -> None:
     made = await client.post(
         "/client/v1/register",
-        json={"email": "  Ann@Example.COM ", "password": PASSWORD, "language": "ru"},
+        json={
+            "email": "  Ann@Example.COM ",
+            "password": PASSWORD,
+            "language": "ru",
+            "accept_terms": True,
+        },
     )
     assert made.status_code == 201, made.text
     assert made.json()["email"] == "ann@example.com"
     # Unique whatever the case.
     again = await client.post(
-        "/client/v1/register", json={"email": "ANN@example.com", "password": PASSWORD}
+        "/client/v1/register",
+        json={"email": "ANN@example.com", "password": PASSWORD, "accept_terms": True},
     )
     assert again.status_code == 409
     assert again.json()["type"] == "/errors/email-taken"
@@ -381,7 +387,8 @@ async def test_console_backend_logs_the_mail(
 ) -> None:
     caplog.set_level("INFO", logger="app.mail.service")
     made = await client.post(
-        "/client/v1/register", json={"email": "cat@example.com", "password": PASSWORD}
+        "/client/v1/register",
+        json={"email": "cat@example.com", "password": PASSWORD, "accept_terms": True},
     )
     assert made.status_code == 201
     for _ in range(50):

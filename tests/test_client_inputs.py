@@ -154,7 +154,7 @@ async def test_numbers_and_strings_are_still_taken_alike(
 
 def test_the_order_body_knows_every_field_of_every_service_type() -> None:
     taken = {name.rstrip("?") for kind in SERVICE_TYPES for name in field_names(kind)}
-    assert set(OrderIn.model_fields) == taken | {"service", "request_id"}
+    assert set(OrderIn.model_fields) == taken | {"service", "request_id", "accept_terms"}
 
 
 @pytest.mark.parametrize(

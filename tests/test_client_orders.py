@@ -388,7 +388,12 @@ async def test_referrals_show_code_link_and_signups(
     assert (mine["signups"], mine["earnings"], mine["rewards"]) == (0, [], [])
     joined = await client.post(
         "/client/v1/register",
-        json={"email": "friend@example.com", "password": "friend password", "referral_code": code},
+        json={
+            "email": "friend@example.com",
+            "password": "friend password",
+            "referral_code": code,
+            "accept_terms": True,
+        },
     )
     assert joined.status_code == 201, joined.text
     after = (await client.get("/client/v1/referrals", headers=customer.auth)).json()

@@ -69,6 +69,9 @@ async def test_name_and_texts_set_here_win_over_the_settings_and_are_audited(
         "shown_name": "SMM Panel",
         "logo": None,
         **TEXTS,
+        "metrica_id": None,
+        "ga_id": None,
+        "chaport_id": None,
         "updated_at": None,
     }
 

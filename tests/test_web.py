@@ -33,11 +33,13 @@ from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
 from tests.support.api import Api, MakeService, order_id_of
 from tests.support.client import MakeCustomer
-from tests.support.env import ADMIN_TOKEN
+from tests.support.env import ADMIN_TOKEN, AUTH
 from tests.support.mail import Mailbox
 from tests.support.web import local, refs, signed_in, storefront_routes, unlabelled
 
 WEB = Path(__file__).resolve().parent.parent / "app" / "web"
+# The storefront's legal pages and the documents they show.
+LEGAL_PAGES = {"terms": "terms", "privacy-policy": "privacy", "terms-of-use": "terms-of-use"}
 # Service refusals the tickets, webhook and operator pages show in the page's language.
 SHOWN_ERRORS: tuple[type[errors.DomainError], ...] = (
     tickets.TicketNotFound,
@@ -100,7 +102,25 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
             pay_url="https://auth.robokassa.ru/Merchant/Index.aspx?InvId=1",
         )
         session.add(invoice)
-    paths = storefront_routes("GET", order_id=order_id, ticket_id=ticket_id, payment_id=invoice.id)
+    # A published version of each legal text, at its own address.
+    versions = {}
+    for page_slug, document in LEGAL_PAGES.items():
+        made = await client.post(
+            f"/admin/v1/legal/{document}/versions",
+            json={"language": "en", "text": f"The {document} text."},
+            headers=AUTH,
+        )
+        versions[page_slug] = str(made.json()["id"])
+    paths = [
+        re.sub(r"^/web/([a-z-]+)/versions/VID$", lambda m: m.group(0)[:-3] + versions[m[1]], p)
+        for p in storefront_routes(
+            "GET",
+            order_id=order_id,
+            ticket_id=ticket_id,
+            payment_id=invoice.id,
+            version_id="VID",
+        )
+    ]
     own = ctx.settings.public_url.rstrip("/") + "/"
     assert len(paths) >= 25, paths
     assert {
@@ -395,7 +415,12 @@ async def test_sign_up_from_the_russian_page_mails_in_russian(
 ) -> None:
     russian = {"Accept-Language": "ru"}
     home = await client.get("/web/", headers=russian)
-    form = {"csrf": refs(home.text).csrf or "", "email": "neu@example.com", "password": "pa55word!"}
+    form = {
+        "csrf": refs(home.text).csrf or "",
+        "email": "neu@example.com",
+        "password": "pa55word!",
+        "accept_terms": "1",
+    }
     response = await client.post("/web/signup", data=form, headers=russian)
     assert response.status_code == 200 and 'id="signed-up"' in response.text
     (mail,) = await mailbox.wait_for("neu@example.com")

@@ -174,6 +174,7 @@ async def test_sign_up_order_follow_and_cancel_in_a_browser(
     driver.get(f"{base}/web/")
     fill(driver, "signup-email", email)
     fill(driver, "signup-password", password)
+    driver.find_element(By.ID, "signup-accept").click()
     driver.find_element(By.CSS_SELECTOR, "#signup-form button[type=submit]").click()
     assert email in text_of(driver, "signed-up")
     (mail,) = await smtp_server.wait_for(email)

@@ -44,6 +44,7 @@ from app.providers import catalog
 from app.providers.client import ProviderError, build_http_client
 from app.providers.models import Provider
 from app.providers.service import client_for, record_balance
+from app.receipts import service as receipts
 from app.settings import Settings, get_settings
 from app.webhooks import service as webhooks
 
@@ -314,6 +315,15 @@ async def deliver_mail(ctx: Ctx) -> int:
     return await mail.deliver_due(mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from))
 
 
+async def deliver_receipts(ctx: Ctx) -> dict[str, int]:
+    """Register the due receipts with the tax service and cancel those of reversed
+    deposits (FISCAL_BACKEND=self-employed); the rows are the outbox."""
+    settings: Settings = ctx["settings"]
+    mailer = mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from)
+    run = await receipts.deliver_due(ctx["db"], ctx["http"], settings, mailer)
+    return {"registered": run.registered, "cancelled": run.cancelled, "failed": run.failed}
+
+
 def _every(seconds: int) -> set[int]:
     seconds = max(1, min(60, seconds))
     return set(range(0, 60, seconds))
@@ -329,6 +339,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(deliver_webhooks, second=_every(5)),
         cron(deliver_notifications, second=_every(10)),
         cron(poll_telegram, second=_every(5)),
+        cron(deliver_receipts, second={25, 55}),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
         cron(sync_catalogs, second={40}),
         cron(check_stuck_orders, minute=set(range(2, 60, 10)), second={50}),

@@ -19,11 +19,13 @@ from app.customers.router import admin_router as customers
 from app.flows.router import admin_router as flows
 from app.http.auth import authenticated
 from app.ledger.router import admin_router as ledger
+from app.legal.router import admin_router as legal
 from app.news.router import admin_router as news
 from app.orders.router import admin_router as orders
 from app.payments.router import admin_router as payments
 from app.privacy.router import admin_router as privacy
 from app.providers.router import admin_router as providers
+from app.receipts.router import admin_router as receipts
 from app.referrals.router import admin_router as referrals
 from app.refills.router import admin_router as refills
 from app.reports.router import admin_router as reports
@@ -38,6 +40,7 @@ for part in (
     accounts,
     ledger,
     payments,
+    receipts,
     catalog,
     orders,
     refills,
@@ -52,6 +55,7 @@ for part in (
     tickets,
     webhooks,
     storefront,
+    legal,
     news,
     staff,
 ):

@@ -16,12 +16,18 @@ What it keeps, and why none of it can make an answer wrong:
   valid while the pricing change feed still answers the epoch it was read under
   (app/changefeed.py).
 
+- for `add` too: which users had their acceptance of the legal texts in force recorded
+  lately (ordering accepts them; one row per user and version, app/legal). A user's
+  acceptance is recorded again (a no-op unless a new version was published) at most every
+  ACCEPTANCE_RECHECK_SECONDS, so the single statement stays one round trip per order.
+
 Each cache is bounded: when full it starts over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -31,6 +37,7 @@ import asyncpg
 from app.accounts.service import hash_key
 from app.db import Database
 from app.errors import DomainError
+from app.legal import service as legal
 from app.orders import hot
 from app.orders.group import AddGroups, Unsettled
 from app.orders.hot import CachedService, FastAdd, GroupItem, OneStatus, Undecided
@@ -38,6 +45,7 @@ from app.orders.service import request_digest, request_id_of
 from app.orders.types import parse_int
 
 MAX_CACHED = 50_000
+ACCEPTANCE_RECHECK_SECONDS = 60.0
 # Renderings of `services` kept at most (each is one catalog as one user's prices show it).
 MAX_CATALOGS = 256
 # Keys whose pricing is remembered at most.
@@ -61,6 +69,7 @@ class HotPath:
         self.pricing: dict[str, tuple[Pricing, int]] = {}  # key hash -> (pricing, user)
         self.pricing_epoch: int | None = None
         self._rendering: dict[Pricing, asyncio.Future[Rendered]] = {}
+        self.accepted: dict[int, float] = {}  # user id -> when its acceptance was recorded
         # One user's adds in flight together are placed by one statement (group commit).
         self.groups = AddGroups()
 
@@ -107,11 +116,26 @@ class HotPath:
         asked = request_digest(fields) if request_id is not None else None
         item = GroupItem(cached, rate, order, request_id, asked)
         try:
-            return await self.groups.place(pool, digest, user_id, item)
+            placed = await self.groups.place(pool, digest, user_id, item)
         except Unsettled as unsettled:
             if unsettled.why is Undecided.STALE:
                 self.forget(digest, user_id, service_id)
             return None
+        if placed is not None:
+            await self.record_acceptance(user_id)
+        return placed
+
+    async def record_acceptance(self, user_id: int) -> None:
+        """Ordering accepts the legal texts in force: recorded once per user and version,
+        asked again at most every ACCEPTANCE_RECHECK_SECONDS per user."""
+        now = time.monotonic()
+        if now - self.accepted.get(user_id, -ACCEPTANCE_RECHECK_SECONDS) < (
+            ACCEPTANCE_RECHECK_SECONDS
+        ):
+            return
+        async with self.db.transaction() as session:
+            await legal.accepted_by_order(session, user_id)
+        _bounded(self.accepted)[user_id] = now
 
     async def _user(self, pool: asyncpg.Pool, digest: str) -> int | None:
         user_id = self.keys.get(digest)

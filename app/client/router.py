@@ -38,6 +38,7 @@ from app.client.schemas import (
     ServiceOut,
     TransactionOut,
     TransactionPage,
+    accepts_terms,
     order_fields,
 )
 from app.customers.router import CurrentCustomer
@@ -57,6 +58,7 @@ from app.orders.types import field_names
 from app.payments import service as payments
 from app.payments.models import Payment
 from app.privacy import service as privacy
+from app.receipts import service as receipts
 from app.referrals import service as referrals
 from app.referrals.models import ReferralPayout
 from app.refills.models import Refill
@@ -118,7 +120,14 @@ async def place_order(
     request: Request, tx: Tx, jobs: Jobs, services: ServicesDep, me: CurrentCustomer
 ) -> PlacedOut:
     body = await read_body(request, services.settings.api_max_body_bytes)
-    placed = await ordering.place_order(tx, jobs, me.user_id, order_fields(body))
+    placed = await ordering.place_order(
+        tx,
+        jobs,
+        me.user_id,
+        order_fields(body),
+        accept_terms=accepts_terms(body),
+        ip=request.client.host if request.client else None,
+    )
     return PlacedOut(order=placed.order_id)
 
 
@@ -234,7 +243,7 @@ async def transactions(
     )
 
 
-def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
+def deposit_out(p: Payment, panel_currency: str, receipt_url: str | None = None) -> DepositOut:
     return DepositOut(
         payment=p.id,
         gateway=p.gateway,
@@ -246,6 +255,7 @@ def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
         pay_url=p.pay_url,
         created_at=p.created_at,
         paid_at=p.paid_at,
+        receipt_url=receipt_url,
     )
 
 
@@ -253,13 +263,16 @@ def deposit_out(p: Payment, panel_currency: str) -> DepositOut:
 async def list_deposits(
     db: Reader, services: ServicesDep, me: CurrentCustomer, limit: Page = 50
 ) -> list[DepositOut]:
-    rows = await db.scalars(
-        select(Payment)
-        .where(Payment.user_id == me.user_id)
-        .order_by(Payment.id.desc())
-        .limit(limit)
+    rows = list(
+        await db.scalars(
+            select(Payment)
+            .where(Payment.user_id == me.user_id)
+            .order_by(Payment.id.desc())
+            .limit(limit)
+        )
     )
-    return [deposit_out(p, services.settings.currency) for p in rows]
+    links = await receipts.links_of(db, [p.id for p in rows])
+    return [deposit_out(p, services.settings.currency, links.get(p.id)) for p in rows]
 
 
 @money.post(
@@ -269,7 +282,9 @@ async def list_deposits(
     description="The rules of /payments/invoice: `gateway` (robokassa, freekassa, "
     "yookassa, where configured), `amount` in the panel's currency, at least MIN_DEPOSIT.",
 )
-async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: DepositIn) -> DepositOut:
+async def create_deposit(
+    request: Request, services: ServicesDep, me: CurrentCustomer, body: DepositIn
+) -> DepositOut:
     payment = await payments.open_invoice(
         services.db,
         services.settings,
@@ -277,6 +292,7 @@ async def create_deposit(services: ServicesDep, me: CurrentCustomer, body: Depos
         user_id=me.user_id,
         gateway=body.gateway,
         amount=body.amount,
+        ip=request.client.host if request.client else None,
     )
     return deposit_out(payment, services.settings.currency)
 

@@ -9,7 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from app.errors import IncorrectRequest
 from app.http.schemas import ClientInput, example
@@ -69,10 +76,13 @@ class OrderIn(ClientInput):
     old_posts: OrderValue = None
     delay: OrderValue = None
     expiry: OrderValue = None
+    # Not an order field: true accepts a legal text published since the last acceptance.
+    accept_terms: bool | None = None
 
     def fields(self) -> dict[str, str]:
         """The given fields as API v2 `add` reads them: text."""
-        return {name: str(value) for name, value in self.model_dump(exclude_none=True).items()}
+        given = self.model_dump(exclude_none=True, exclude={"accept_terms"})
+        return {name: str(value) for name, value in given.items()}
 
 
 def order_fields(pairs: Sequence[tuple[str, Any]]) -> dict[str, str]:
@@ -92,6 +102,11 @@ def order_fields(pairs: Sequence[tuple[str, Any]]) -> dict[str, str]:
     if any("\x00" in value for value in fields.values()):
         raise IncorrectRequest()  # NUL cannot be stored or relayed
     return fields
+
+
+def accepts_terms(pairs: Sequence[tuple[str, Any]]) -> bool:
+    """Whether the body ticks `accept_terms` (JSON true, or a form's "true" or "1")."""
+    return any(name == "accept_terms" and value in (True, "true", "1") for name, value in pairs)
 
 
 class PlacedOut(BaseModel):
@@ -187,6 +202,7 @@ class DepositOut(BaseModel):
     pay_url: str | None
     created_at: datetime
     paid_at: datetime | None
+    receipt_url: str | None = Field(default=None, description="the tax receipt, once registered")
 
 
 class MonthOut(BaseModel):

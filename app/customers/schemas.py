@@ -15,11 +15,19 @@ ZONES = frozenset(available_timezones()) | {"UTC"}
 
 
 class RegisterIn(ClientInput):
-    model_config = example(email="ann@example.com", password="correct horse", language="en")  # noqa: S106
+    model_config = example(
+        email="ann@example.com",
+        password="correct horse",  # noqa: S106
+        language="en",
+        accept_terms=True,
+    )
     email: str = Field(max_length=320)
     password: str = Field(max_length=200)
     referral_code: str | None = Field(default=None, max_length=32)
     language: Literal["en", "ru"] = "en"
+    accept_terms: bool = Field(
+        default=False, description="must be true: the legal texts in force are accepted"
+    )
 
 
 class RegisteredOut(BaseModel):

@@ -1,14 +1,21 @@
 """Accounts across domains: opening one with a first deposit, and blocking one
 (chargeback, fraud): keys stop working, active orders are canceled, and the balance is
-forfeited through the ledger, never silently overwritten."""
+forfeited through the ledger, never silently overwritten.
+
+A chargeback (a payment disputed or reversed, ToS 4.6) is one command for the operator's
+action and the gateways' notifications alike: it blocks, forfeits and cancels once per
+user (the chargebacks table's unique user is the guard: a repeat answers the first
+result), cancels the disputed deposit's receipt, and writes its audit entry."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
@@ -16,11 +23,15 @@ from app.accounts.models import USER_BLOCKED, User
 from app.accounts.service import IssuedKey
 from app.db import after_commit, utcnow
 from app.errors import NotFound
+from app.flows.schemas import ChargebackOut
+from app.http.audit import Auditor
 from app.jobs import JobQueue
 from app.ledger import service as ledger
 from app.orders.models import ACTIVE_STATUSES, Order
 from app.orders.service import OrderNotCancelable, refresh_parent, stop_order
 from app.payments import service as payments
+from app.payments.models import Chargeback, Payment
+from app.receipts import service as receipts
 from app.settings import Settings
 
 
@@ -139,3 +150,86 @@ async def forfeit_balance(
             require_active=False,
         )
         result.forfeited += balance
+
+
+class ChargebackInvoiceNotFound(NotFound):
+    http_status = 404
+    message = "Invoice not found for this user"
+
+
+@dataclass(frozen=True)
+class ChargebackResult:
+    chargeback_id: int
+    user_id: int
+    invoice_id: int | None
+    reason: str
+    source: str
+    forfeited: Decimal
+    withdrawn: list[int]
+    cancel_requested: list[int]
+    receipt: str | None  # the disputed deposit's receipt status after it
+    at: datetime
+    repeated: bool
+
+
+def _result(row: Chargeback, *, repeated: bool) -> ChargebackResult:
+    return ChargebackResult(
+        chargeback_id=row.id,
+        user_id=row.user_id,
+        invoice_id=row.payment_id,
+        reason=row.reason,
+        source=row.source,
+        forfeited=row.forfeited,
+        withdrawn=list(row.withdrawn),
+        cancel_requested=list(row.cancel_requested),
+        receipt=row.receipt_status,
+        at=row.created_at,
+        repeated=repeated,
+    )
+
+
+async def charge_back(
+    session: AsyncSession,
+    jobs: JobQueue,
+    audit: Auditor,
+    user_id: int,
+    *,
+    reason: str,
+    invoice_id: int | None = None,
+) -> ChargebackResult:
+    """A payment of the user was disputed or reversed: block the account, forfeit the
+    balance and cancel the active orders with their refunds (`block_account`), cancel the
+    disputed deposit's receipt; once per user, a repeat answering the first result."""
+    if await session.get(User, user_id) is None:
+        raise NotFound("User not found")
+    payment = None
+    if invoice_id is not None:
+        payment = await session.get(Payment, invoice_id)
+        if payment is None or payment.user_id != user_id:
+            raise ChargebackInvoiceNotFound()
+    made = await session.scalar(
+        insert(Chargeback)
+        .values(user_id=user_id, payment_id=invoice_id, reason=reason[:500], source=audit.actor)
+        .on_conflict_do_nothing(index_elements=["user_id"])
+        .returning(Chargeback.id)
+    )
+    if made is None:
+        first = await session.scalar(select(Chargeback).where(Chargeback.user_id == user_id))
+        assert first is not None
+        return _result(first, repeated=True)
+    blocked = await block_account(
+        session, jobs, user_id, operator=audit.actor, reason=f"chargeback: {reason}"
+    )
+    row = await session.get(Chargeback, made)
+    assert row is not None
+    if payment is not None and payment.ledger_entry_id is not None:
+        row.receipt_status = await receipts.cancel_for_deposit(
+            session, deposit_entry_id=payment.ledger_entry_id
+        )
+    row.forfeited = blocked.forfeited
+    row.withdrawn, row.cancel_requested = blocked.withdrawn, blocked.cancel_requested
+    await session.flush()
+    await session.refresh(row)
+    result = _result(row, repeated=False)
+    await audit("user.chargeback", "user", user_id, after=ChargebackOut.model_validate(result))
+    return result

@@ -4,17 +4,23 @@ review queue of orders whose upstream outcome is unknown (under /admin/v1)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from app.accounts import service as accounts
 from app.accounts.schemas import BlockIn, BlockOut, UserCreated, UserIn, UserOut
 from app.catalog import service as catalog
 from app.catalog.schemas import ServiceOut, ServicePatch
 from app.flows import listen, review, review_tickets
-from app.flows.accounts import block_account, open_account
+from app.flows.accounts import block_account, charge_back, open_account
+from app.flows.evidence import evidence_pack
 from app.flows.schemas import (
     BulkReviewIn,
     BulkReviewResult,
+    ChargebackIn,
+    ChargebackOut,
     MarkSentIn,
     ReviewOrder,
     ReviewResult,
@@ -118,6 +124,44 @@ async def block(
         after={**out.model_dump(mode="json"), "reason": body.reason},
     )
     return out
+
+
+@admin_router.post(
+    "/users/{user_id}/chargeback",
+    dependencies=[require("users:write")],
+    tags=["users"],
+    summary="A payment was disputed or reversed: block, forfeit and cancel, once",
+    description="ToS 4.6: the account is blocked, the balance forfeited with a ledger entry, "
+    "active orders cancelled with the rules' refunds, and the disputed invoice's receipt "
+    "cancelled (`invoice_id`, when known). Once per user: a repeat answers the first "
+    "result with `repeated: true` and changes nothing.",
+    responses={404: {"description": "no such user, or the invoice is not the user's"}},
+)
+async def chargeback(
+    tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId, body: ChargebackIn
+) -> ChargebackOut:
+    result = await charge_back(
+        tx, services.jobs, audit, user_id, reason=body.reason, invoice_id=body.invoice_id
+    )
+    return ChargebackOut.model_validate(result)
+
+
+@admin_router.get(
+    "/users/{user_id}/evidence",
+    dependencies=[require("users:read")],
+    tags=["users"],
+    summary="The evidence pack of a customer for a payment dispute (one JSON file)",
+    description="The customer, the legal versions accepted (with their texts), when and "
+    "from which address, the client addresses seen, every invoice with the gateway's "
+    "notifications and its receipt, the ledger, the orders with their providers' reports, "
+    "the tickets and the chargebacks. Collecting it is audited.",
+    response_model=dict[str, Any],
+)
+async def evidence(tx: Tx, audit: Audit, user_id: PathId) -> JSONResponse:
+    pack = await evidence_pack(tx, user_id)
+    await audit("user.evidence", "user", user_id)
+    named = f'attachment; filename="evidence-user-{user_id}.json"'
+    return JSONResponse(pack, headers={"content-disposition": named})
 
 
 # Services ---------------------------------------------------------------------------------

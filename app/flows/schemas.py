@@ -112,3 +112,30 @@ class BulkReviewResult(BaseModel):
     limited: bool = Field(
         default=False, description="the selection had more orders than one call takes (1000)"
     )
+
+
+class ChargebackIn(AdminInput):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"reason": "Card holder disputed the payment", "invoice_id": 17}]
+        }
+    )
+    reason: str = Field(min_length=1, max_length=500)
+    invoice_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="the disputed invoice"
+    )
+
+
+class ChargebackOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    chargeback_id: int
+    user_id: int
+    invoice_id: int | None
+    reason: str
+    source: str = Field(description="who reported it: the operator, or gateway:<name>")
+    forfeited: PlainDecimal
+    withdrawn: list[int] = Field(description="orders cancelled and refunded at once")
+    cancel_requested: list[int] = Field(description="sent orders whose cancel goes upstream")
+    receipt: str | None = Field(description="the disputed deposit's receipt status")
+    at: datetime
+    repeated: bool = Field(description="true: an earlier chargeback's result, nothing done")

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -101,9 +102,38 @@ def _robokassa_hash(settings: Settings, base: str) -> str:
     return hashlib.new(algorithm, base.encode()).hexdigest()
 
 
+def fiscal_item(settings: Settings, payment_id: int) -> str:
+    """The service a gateway's receipt names (FISCAL_ITEM_NAME and the invoice)."""
+    return f"{settings.fiscal_item_name} №{payment_id}"
+
+
+def robokassa_receipt(settings: Settings, payment_id: int, amount: Decimal) -> str | None:
+    """The 54-FZ `Receipt` of a payment link, URL-encoded once (as it is signed), when
+    FISCAL_BACKEND is `gateway`."""
+    if settings.fiscal_backend != "gateway":
+        return None
+    receipt = {
+        "items": [
+            {
+                "name": fiscal_item(settings, payment_id)[:128],
+                "quantity": 1,
+                "sum": float(amount),
+                "payment_method": "full_payment",
+                "payment_object": "service",
+                "tax": "none",
+            }
+        ]
+    }
+    return quote(json.dumps(receipt, ensure_ascii=False, separators=(",", ":")), safe="")
+
+
 def robokassa_pay_url(settings: Settings, payment_id: int, amount: Decimal) -> str:
     out_sum = money_text(amount)
-    base = f"{settings.robokassa_login}:{out_sum}:{payment_id}:{settings.robokassa_password1}"
+    receipt = robokassa_receipt(settings, payment_id, amount)
+    signed = [settings.robokassa_login or "", out_sum, str(payment_id)]
+    if receipt is not None:
+        signed.append(receipt)
+    base = ":".join([*signed, settings.robokassa_password1 or ""])
     params = {
         "MerchantLogin": settings.robokassa_login or "",
         "OutSum": out_sum,
@@ -111,6 +141,8 @@ def robokassa_pay_url(settings: Settings, payment_id: int, amount: Decimal) -> s
         "Description": f"Balance top-up #{payment_id}",
         "SignatureValue": _robokassa_hash(settings, base),
     }
+    if receipt is not None:
+        params["Receipt"] = receipt
     if settings.robokassa_test:
         params["IsTest"] = "1"
     return f"{settings.robokassa_url}?{urlencode(params)}"
@@ -199,21 +231,46 @@ def _yookassa_auth(settings: Settings) -> httpx.BasicAuth:
     return httpx.BasicAuth(settings.yookassa_shop_id or "", settings.yookassa_secret_key or "")
 
 
+def yookassa_receipt(
+    settings: Settings, payment_id: int, amount: Decimal, currency: str, email: str | None
+) -> dict[str, Any] | None:
+    """The 54-FZ `receipt` of a payment, when FISCAL_BACKEND is `gateway`."""
+    if settings.fiscal_backend != "gateway":
+        return None
+    item = {
+        "description": fiscal_item(settings, payment_id)[:128],
+        "quantity": "1.00",
+        "amount": {"value": money_text(amount), "currency": currency},
+        "vat_code": 1,
+        "payment_mode": "full_payment",
+        "payment_subject": "service",
+    }
+    return {"customer": {"email": email} if email else {}, "items": [item]}
+
+
 async def yookassa_create(
-    settings: Settings, http: httpx.AsyncClient, payment_id: int, amount: Decimal, currency: str
+    settings: Settings,
+    http: httpx.AsyncClient,
+    payment_id: int,
+    amount: Decimal,
+    currency: str,
+    email: str | None = None,
 ) -> tuple[str, str]:
     """Create the payment at YooKassa; (their payment id, the confirmation URL).
 
     The idempotence key is derived from the invoice, so asking again after a lost answer
     returns the same payment instead of creating a second one.
     """
-    body = {
+    body: dict[str, Any] = {
         "amount": {"value": money_text(amount), "currency": currency},
         "capture": True,
         "confirmation": {"type": "redirect", "return_url": settings.public_url},
         "description": f"Balance top-up #{payment_id}",
         "metadata": {"payment_id": str(payment_id)},
     }
+    receipt = yookassa_receipt(settings, payment_id, amount, currency, email)
+    if receipt is not None:
+        body["receipt"] = receipt
     try:
         response = await http.post(
             f"{settings.yookassa_api_url}/payments",
@@ -280,3 +337,30 @@ async def yookassa_confirm(
         currency=currency.upper(),
         external_id=external_id,
     )
+
+
+async def yookassa_refund(settings: Settings, http: httpx.AsyncClient, refund_id: str) -> str:
+    """Read a refund from YooKassa itself (the notification is not trusted): the id of the
+    payment it reversed, when the refund succeeded."""
+    if not yookassa_configured(settings):
+        raise Rejected("not_configured")
+    try:
+        response = await http.get(
+            f"{settings.yookassa_api_url}/refunds/{refund_id}", auth=_yookassa_auth(settings)
+        )
+    except httpx.HTTPError as exc:
+        raise Unavailable(str(exc)) from exc
+    if response.status_code == 404:
+        raise Rejected("unconfirmed", "YooKassa does not know this refund")
+    if response.status_code != 200:
+        raise Unavailable(f"YooKassa answered {response.status_code}")
+    try:
+        data = response.json()
+        status, payment = data.get("status"), data.get("payment_id")
+    except (ValueError, AttributeError) as exc:
+        raise Unavailable("YooKassa answered an unexpected shape") from exc
+    if status != "succeeded":
+        raise Rejected("unconfirmed", f"refund is {status}")
+    if not isinstance(payment, str) or not 0 < len(payment) <= 100:
+        raise Rejected("unconfirmed", "refund names no payment")
+    return payment

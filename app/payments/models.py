@@ -79,3 +79,29 @@ class PaymentNotification(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )
+
+
+class Chargeback(Base):
+    """A disputed or reversed payment (ToS 4.6): the account was blocked, its balance
+    forfeited and its active orders cancelled with refunds, once. One row per user: a
+    repeat (the operator's second click, a gateway's second notification) answers this
+    one's result."""
+
+    __tablename__ = "chargebacks"
+    __table_args__ = (UniqueConstraint("user_id", name="uq_chargebacks_user_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The invoice disputed, when known.
+    payment_id: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    # Who reported it: an operator (their name) or a gateway ("gateway:yookassa").
+    source: Mapped[str] = mapped_column(String(200))
+    forfeited: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    # Order ids: cancelled and refunded at once; cancels relayed to the provider.
+    withdrawn: Mapped[list[int]] = mapped_column(JSONB, default=list, server_default="[]")
+    cancel_requested: Mapped[list[int]] = mapped_column(JSONB, default=list, server_default="[]")
+    receipt_status: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=text("now()")
+    )

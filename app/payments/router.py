@@ -9,113 +9,38 @@ a refused one is bounded (an accepted one is kept whole).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy import select
 
 from app.accounts import service as accounts
 from app.accounts.service import authenticate
 from app.errors import DomainError
 from app.http.audit import Audit
 from app.http.auth import require
-from app.http.context import Services, ServicesDep, get_services
+from app.http.context import ServicesDep, get_services
 from app.http.forms import read_fields
 from app.http.paths import Limit, Offset, PathId, QueryId
-from app.http.security import RateLimited, check_rate
 from app.http.tx import Reader, Tx
 from app.ledger.schemas import MovementOut
-from app.metrics import DEPOSITS, PAYMENT_NOTIFICATIONS, PAYMENT_NOTIFICATIONS_TRUNCATED
 from app.money import format_money
-from app.payments import gateways
+from app.payments import gateways, notify
 from app.payments import service as payments
-from app.payments.models import Payment
 from app.payments.schemas import NotificationOut, PaymentDetail, PaymentOut, TopupIn
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/payments", tags=["payments"])
 admin_router = APIRouter(tags=["payments"])
-TOO_MANY = "Too many requests, try again later"
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-async def _rate_limited(ctx: Services, request: Request, gateway: str) -> int | None:
-    """Seconds to wait when this client IP sent too many notifications this minute."""
-    try:
-        await check_rate(
-            ctx.jobs,
-            ip=f"notify:{_client(request)}",
-            key=None,
-            per_ip=ctx.settings.rate_limit_notify_per_ip,
-            per_key=0,
-        )
-    except RateLimited as exc:
-        PAYMENT_NOTIFICATIONS.labels(gateway, "rate_limited").inc()
-        return exc.retry_after
-    return None
-
-
-async def _record(
-    ctx: Services,
-    gateway: str,
-    outcome: str,
-    payment_id: int | None,
-    request: Request,
-    payload: dict[str, Any],
-) -> None:
-    """Log a notification that credited nothing, its payload bounded."""
-    PAYMENT_NOTIFICATIONS.labels(gateway, outcome).inc()
-    payload, truncated = payments.bounded_payload(payload)
-    if truncated:
-        PAYMENT_NOTIFICATIONS_TRUNCATED.labels(gateway, outcome).inc()
-    async with ctx.db.transaction() as session:
-        await payments.log_notification(
-            session,
-            gateway=gateway,
-            outcome=outcome,
-            payment_id=payment_id,
-            remote_addr=request.client.host if request.client else None,
-            payload=payload,
-        )
-
-
-async def _settle(
-    ctx: Services,
-    request: Request,
-    gateway: str,
-    confirmed: gateways.Confirmed,
-    payload: dict[str, Any],
-) -> str:
-    """Credit in one transaction with its log entry; Rejected leaves only the log entry."""
-    async with ctx.db.transaction() as session:
-        outcome = await payments.settle(session, ctx.settings, gateway, confirmed)
-        await payments.log_notification(
-            session,
-            gateway=gateway,
-            outcome=outcome,
-            payment_id=confirmed.payment_id,
-            remote_addr=request.client.host if request.client else None,
-            payload=payload,
-        )
-    PAYMENT_NOTIFICATIONS.labels(gateway, outcome).inc()
-    if outcome == "credited":
-        DEPOSITS.labels(gateway).inc()
-        log.info("deposit credited", extra={"gateway": gateway, "payment_id": confirmed.payment_id})
-    return outcome
 
 
 async def _form_notification(request: Request, gateway: str, verify: Any, answer: Any) -> Response:
     ctx = get_services(request)
-    retry_after = await _rate_limited(ctx, request, gateway)
+    retry_after = await notify.rate_limited(ctx, request, gateway)
     if retry_after is not None:
         return PlainTextResponse(
-            TOO_MANY, status_code=429, headers={"Retry-After": str(retry_after)}
+            notify.TOO_MANY, status_code=429, headers={"Retry-After": str(retry_after)}
         )
     try:
         fields = await read_fields(request, ctx.settings.api_max_body_bytes)
@@ -126,10 +51,10 @@ async def _form_notification(request: Request, gateway: str, verify: Any, answer
     try:
         confirmed = verify(ctx.settings, fields)
         assert confirmed is not None
-        await _settle(ctx, request, gateway, confirmed, payload)
+        await notify.settle_logged(ctx, request, gateway, confirmed, payload)
     except gateways.Rejected as exc:
         payment_id = confirmed.payment_id if confirmed is not None else None
-        await _record(ctx, gateway, exc.outcome, payment_id, request, payload)
+        await notify.record_refused(ctx, gateway, exc.outcome, payment_id, request, payload)
         log.warning(
             "payment notification rejected",
             extra={"gateway": gateway, "outcome": exc.outcome, "payment_id": payment_id},
@@ -178,65 +103,6 @@ async def freekassa_notify(request: Request) -> Response:
     )
 
 
-@router.post(
-    "/yookassa/notify",
-    summary="YooKassa HTTP notification",
-    description="`payment.succeeded` is credited only after YooKassa's API confirms the "
-    "payment by its id; 503 when it cannot be asked (YooKassa notifies again later).",
-)
-async def yookassa_notify(request: Request) -> Response:
-    ctx = get_services(request)
-    gateway = "yookassa"
-    retry_after = await _rate_limited(ctx, request, gateway)
-    if retry_after is not None:
-        return JSONResponse(
-            {"error": TOO_MANY}, status_code=429, headers={"Retry-After": str(retry_after)}
-        )
-    body = _json_body(await request.body())
-    payload: dict[str, Any] = body if isinstance(body, dict) else {}
-    payment_id: int | None = None
-    try:
-        event, external_id = gateways.yookassa_payment_ref(body)
-        if event != "payment.succeeded":
-            await _record(ctx, gateway, "ignored", None, request, payload)
-            return JSONResponse({})
-        async with ctx.db.session() as session:
-            payment_id = await session.scalar(
-                select(Payment.id).where(
-                    Payment.gateway == gateway, Payment.external_id == external_id
-                )
-            )
-        if payment_id is None:
-            raise gateways.Rejected("unknown_payment")
-        confirmed = await gateways.yookassa_confirm(ctx.settings, ctx.http, external_id, payment_id)
-        await _settle(ctx, request, gateway, confirmed, payload)
-    except gateways.Rejected as exc:
-        await _record(ctx, gateway, exc.outcome, payment_id, request, payload)
-        log.warning(
-            "payment notification rejected",
-            extra={"gateway": gateway, "outcome": exc.outcome, "payment_id": payment_id},
-        )
-        return JSONResponse({"error": exc.outcome}, status_code=400)
-    except gateways.Unavailable as exc:
-        await _record(ctx, gateway, "unavailable", payment_id, request, payload)
-        log.warning("YooKassa could not confirm a payment", extra={"reason": str(exc)})
-        return JSONResponse({"error": "try again later"}, status_code=503)
-    return JSONResponse({})
-
-
-def _json_body(raw: bytes) -> Any:
-    """The notification's JSON, or None when unreadable: malformed, nested deep enough to
-    exhaust the parser's stack, or holding NaN/Infinity (which PostgreSQL cannot store)."""
-
-    def no_constants(name: str) -> Any:
-        raise ValueError(name)
-
-    try:
-        return json.loads(raw, parse_constant=no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-
-
 @router.get(
     "/invoice",
     operation_id="create_invoice_get",
@@ -266,6 +132,7 @@ async def create_invoice(request: Request) -> JSONResponse:
             user_id=who.user_id,
             gateway=fields.get("gateway") or "",
             amount=fields.get("amount"),
+            ip=notify.client_of(request),
         )
     except DomainError as exc:
         return JSONResponse({"error": exc.message})

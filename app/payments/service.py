@@ -18,11 +18,14 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.accounts.models import User
 from app.currencies.service import NoConversionRate, conversion_rate
 from app.db import Database, utcnow
 from app.errors import Conflict, DomainError, IncorrectRequest, NotFound
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
+from app.legal import service as legal
+from app.legal.models import ACTION_DEPOSIT
 from app.money import format_money
 from app.payments import gateways
 from app.payments.models import (
@@ -32,6 +35,7 @@ from app.payments.models import (
     Payment,
     PaymentNotification,
 )
+from app.receipts import service as receipts
 from app.referrals.service import reward_deposit
 from app.settings import Settings
 
@@ -230,6 +234,14 @@ async def manual_topup(
             deposit_entry_id=movement.entry_id,
             amount=amount,
         )
+        await receipts.create_for_deposit(
+            session,
+            settings,
+            user_id=user_id,
+            deposit_entry_id=movement.entry_id,
+            amount=amount,
+            currency=settings.currency.upper(),
+        )
     return movement
 
 
@@ -271,11 +283,13 @@ async def open_invoice(
     gateway: str,
     amount: str | None,
     entered_in: str | None = None,
+    ip: str | None = None,
 ) -> Payment:
     """A deposit invoice as a user asks for it, on any front end: the gateway and the amount
     as typed (`parse_amount`; in `entered_in`, by default the panel's currency), the
-    invoice committed, then for YooKassa its payment created at the gateway outside any
-    transaction and recorded."""
+    invoice committed with the acceptance of the legal texts in force (paying accepts
+    them), then for YooKassa its payment created at the gateway outside any transaction
+    and recorded."""
     gateway = (gateway or "").strip().lower()
     if gateway not in GATEWAYS:
         raise IncorrectRequest("Incorrect gateway")
@@ -284,10 +298,14 @@ async def open_invoice(
         payment = await create_invoice(
             session, settings, user_id=user_id, gateway=gateway, amount=value, entered_in=entered_in
         )
+        await legal.record(
+            session, user_id, ACTION_DEPOSIT, ip=ip, reference=f"invoice:{payment.id}"
+        )
+        email = await session.scalar(select(User.email).where(User.id == user_id))
     if gateway == "yookassa":
         try:
             external_id, url = await gateways.yookassa_create(
-                settings, http, payment.id, payment.amount, payment.currency
+                settings, http, payment.id, payment.amount, payment.currency, email
             )
         except gateways.Unavailable as exc:
             log.warning("YooKassa payment not created", extra={"reason": str(exc)})
@@ -376,6 +394,16 @@ async def settle(
         user_id=payment.user_id,
         deposit_entry_id=movement.entry_id,
         amount=payment.credit_amount,
+    )
+    await receipts.create_for_deposit(
+        session,
+        settings,
+        user_id=payment.user_id,
+        deposit_entry_id=movement.entry_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        payment_id=payment.id,
+        gateway=gateway,
     )
     return "credited"
 

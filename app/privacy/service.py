@@ -27,12 +27,14 @@ from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
+from app.legal.models import LegalAcceptance
 from app.money import plain
 from app.notifications.models import NotificationSettings
 from app.orders.models import ACTIVE_STATUSES, Order, UpstreamEvent
-from app.payments.models import Payment, PaymentNotification
+from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange
+from app.receipts.models import Receipt
 from app.referrals.models import ReferralPayout, ReferralReward
 from app.refills.models import Refill
 from app.tickets import service as tickets
@@ -129,6 +131,16 @@ async def export_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
                 "created_at",
                 "paid_at",
             ),
+        ),
+        "legal_acceptances": await rows(
+            select(LegalAcceptance)
+            .where(LegalAcceptance.user_id == user_id)
+            .order_by(LegalAcceptance.id),
+            ("document", "version_id", "action", "reference", "ip", "at"),
+        ),
+        "receipts": await rows(
+            select(Receipt).where(Receipt.user_id == user_id).order_by(Receipt.id),
+            ("id", "payment_id", "amount", "currency", "status", "url", "created_at"),
         ),
         "referral_rewards_earned": await rows(
             select(ReferralReward)
@@ -277,6 +289,10 @@ async def purge_erased_users(session: AsyncSession, cutoff: datetime) -> list[in
         delete(PaymentNotification).where(PaymentNotification.payment_id.in_(payments))
     )
     await session.execute(delete(Payment).where(Payment.user_id.in_(ids)))
+    # Acceptances, receipts and disputes are kept as long as the money records.
+    await session.execute(delete(LegalAcceptance).where(LegalAcceptance.user_id.in_(ids)))
+    await session.execute(delete(Receipt).where(Receipt.user_id.in_(ids)))
+    await session.execute(delete(Chargeback).where(Chargeback.user_id.in_(ids)))
     await session.execute(delete(ReferralReward).where(ReferralReward.referrer_id.in_(ids)))
     await session.execute(delete(ReferralPayout).where(ReferralPayout.user_id.in_(ids)))
     entries = await ledger.purge_entries(session, ids)

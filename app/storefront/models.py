@@ -52,6 +52,10 @@ class Storefront(Base):
     terms: Mapped[str | None] = mapped_column(Text)
     privacy_policy: Mapped[str | None] = mapped_column(Text)
     terms_of_use: Mapped[str | None] = mapped_column(Text)
+    # Analytics and chat, off while NULL (app/storefront/analytics.py).
+    metrica_id: Mapped[str | None] = mapped_column(String(20))
+    ga_id: Mapped[str | None] = mapped_column(String(20))
+    chaport_id: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )

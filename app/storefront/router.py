@@ -12,6 +12,7 @@ from app.http.audit import Audit
 from app.http.auth import require
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
+from app.storefront import analytics
 from app.storefront import service as storefront
 from app.storefront.models import LOGO_MAX_BYTES, LOGO_TYPES
 from app.storefront.schemas import StorefrontIn, StorefrontOut
@@ -40,9 +41,11 @@ async def get_storefront(db: Reader, services: ServicesDep) -> StorefrontOut:
 @admin_router.put(
     "/storefront",
     dependencies=[require("settings:write")],
-    summary="Set the panel's name and legal texts",
-    description="Shown from the next page load on. Every field is required; null brings "
-    "the setting back. Texts are plain text (the pages escape them; blank lines separate "
+    summary="Set the panel's name, legal texts and analytics",
+    description="Shown from the next page load on. name and the texts are required; null "
+    "brings the setting back. metrica_id, ga_id and chaport_id are optional (left out: "
+    "unchanged; null: off); once one is set, visitors are asked for their consent before "
+    "any of them loads. Texts are plain text (the pages escape them; blank lines separate "
     "paragraphs), at most 50000 characters each; the whole request must fit "
     "API_MAX_BODY_BYTES.",
     responses={422: problem("an empty name, a text too long, an unknown field")},
@@ -50,7 +53,11 @@ async def get_storefront(db: Reader, services: ServicesDep) -> StorefrontOut:
 async def put_storefront(
     tx: Tx, audit: Audit, services: ServicesDep, body: StorefrontIn
 ) -> StorefrontOut:
-    return await storefront.change_audited(tx, audit, services.settings, body.model_dump())
+    values = body.model_dump()
+    for field in analytics.FIELDS:  # optional: left out, unchanged
+        if field not in body.model_fields_set:
+            values.pop(field)
+    return await storefront.change_audited(tx, audit, services.settings, values)
 
 
 LOGO_BODY = {

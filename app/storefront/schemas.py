@@ -16,6 +16,7 @@ Name = Annotated[
         strip_whitespace=True, min_length=1, max_length=NAME_MAX, pattern=r"^[^\x00-\x1f\x7f]*$"
     ),
 ]
+AnalyticsId = Annotated[str, StringConstraints(max_length=40)]
 LegalText = Annotated[str, StringConstraints(max_length=TEXT_MAX, pattern=r"^[^\x00]*$")]
 TEXT_HELP = "plain text (blank lines separate paragraphs); null or empty: the file of "
 
@@ -41,6 +42,16 @@ class StorefrontIn(AdminInput):
     terms: LegalText | None = Field(description=TEXT_HELP + "TERMS_FILE")
     privacy_policy: LegalText | None = Field(description=TEXT_HELP + "PRIVACY_FILE")
     terms_of_use: LegalText | None = Field(description=TEXT_HELP + "TERMS_OF_USE_FILE")
+    # Optional: left out, they stay as they are; null or empty switches the service off.
+    metrica_id: AnalyticsId | None = Field(
+        default=None, description="Yandex.Metrica counter id (digits); null: off"
+    )
+    ga_id: AnalyticsId | None = Field(
+        default=None, description="Google Analytics measurement id (G-XXXX); null: off"
+    )
+    chaport_id: AnalyticsId | None = Field(
+        default=None, description="Chaport app id (24 hexadecimal characters); null: off"
+    )
 
 
 class LogoOut(BaseModel):
@@ -71,4 +82,7 @@ class StorefrontOut(BaseModel):
     terms: str | None = Field(description="set at run time; null: TERMS_FILE (if set)")
     privacy_policy: str | None = Field(description="null: PRIVACY_FILE (if set)")
     terms_of_use: str | None = Field(description="null: TERMS_OF_USE_FILE (if set)")
+    metrica_id: str | None = None
+    ga_id: str | None = None
+    chaport_id: str | None = None
     updated_at: datetime | None

@@ -28,6 +28,7 @@ from app.db import utcnow
 from app.errors import DomainError, IncorrectRequest
 from app.http.audit import Auditor
 from app.settings import Settings
+from app.storefront import analytics
 from app.storefront.models import (
     LEGAL_TEXTS,
     LOGO_MAX_BYTES,
@@ -154,14 +155,16 @@ async def _row_for_update(session: AsyncSession) -> Storefront:
 
 
 async def change(session: AsyncSession, values: Mapping[str, str | None]) -> Storefront:
-    """Set the given fields (`name` and the legal texts); None brings a field's setting
-    back."""
+    """Set the given fields (`name`, the legal texts, the analytics ids); None brings a
+    field's setting back (an analytics id: the service is off)."""
     cleaned: dict[str, str | None] = {}
     for key, value in values.items():
         if key == "name":
             cleaned[key] = clean_name(value)
         elif key in LEGAL_TEXTS:
             cleaned[key] = clean_text(value)
+        elif key in analytics.FIELDS:
+            cleaned[key] = analytics.clean_id(key, value)
         else:
             raise IncorrectRequest(f"Unknown storefront field {key}")
     row = await _row_for_update(session)
@@ -207,6 +210,9 @@ async def shown(session: AsyncSession, settings: Settings) -> StorefrontOut:
         terms=row.terms if row else None,
         privacy_policy=row.privacy_policy if row else None,
         terms_of_use=row.terms_of_use if row else None,
+        metrica_id=row.metrica_id if row else None,
+        ga_id=row.ga_id if row else None,
+        chaport_id=row.chaport_id if row else None,
         updated_at=row.updated_at if row else None,
     )
 
@@ -254,23 +260,38 @@ async def remove_logo_audited(
 # --- what the pages show ------------------------------------------------------------------
 
 
+NO_ANALYTICS = analytics.Analytics()
+
+
 @dataclass(frozen=True)
 class Brand:
     """What every page shows: the panel's name, and whether there is a logo to serve."""
 
     name: str
     logo: bool
+    analytics: analytics.Analytics = NO_ANALYTICS
 
 
 async def brand(session: AsyncSession, settings: Settings) -> Brand:
     row = (
         await session.execute(
-            select(Storefront.name, Storefront.logo_type).where(Storefront.id == ROW)
+            select(
+                Storefront.name,
+                Storefront.logo_type,
+                Storefront.metrica_id,
+                Storefront.ga_id,
+                Storefront.chaport_id,
+            ).where(Storefront.id == ROW)
         )
     ).first()
     name = row.name if row is not None and row.name else settings.panel_name
     stored_logo = row is not None and row.logo_type is not None
-    return Brand(name=name, logo=stored_logo or bool(settings.panel_logo))
+    ids = (
+        analytics.Analytics(row.metrica_id, row.ga_id, row.chaport_id)
+        if row is not None
+        else NO_ANALYTICS
+    )
+    return Brand(name=name, logo=stored_logo or bool(settings.panel_logo), analytics=ids)
 
 
 @dataclass(frozen=True)

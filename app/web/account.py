@@ -31,6 +31,7 @@ from app.payments import service as payments
 from app.payments.gateways import METHODS, TITLES
 from app.payments.models import GATEWAYS, PAYMENT_PENDING, Payment
 from app.privacy import service as privacy
+from app.receipts import service as receipts
 from app.referrals import service as referrals
 from app.web import apidoc, i18n
 from app.web.forms import posted
@@ -68,6 +69,7 @@ async def funds_page(
         titles=TITLES,
         methods=METHODS,
         deposits=deposits,
+        receipt_links=await receipts.links_of(db, [p.id for p in deposits]),
         min_deposit=settings.min_deposit,
         pending=PAYMENT_PENDING,
         **values,
@@ -95,6 +97,7 @@ async def add_funds(who: Me, db: Reader, services: ServicesDep) -> Response:
             gateway=fields.get("gateway", ""),
             amount=fields.get("amount", ""),
             entered_in=who.entry_currency,
+            ip=who.request.client.host if who.request.client else None,
         )
     except payments.DepositTooSmall as exc:
         least = who._("Minimum deposit is %(min)s", min=who.money(exc.minimum))
@@ -116,7 +119,15 @@ async def invoice(who: Me, db: Reader, payment_id: int) -> Response:
         made = await payments.own_payment(db, who.me.user_id, payment_id)
     except DomainError as exc:
         return page(who, "message.html", 404, message=who.error(exc.message))
-    return page(who, "invoice.html", invoice=made, titles=TITLES, pending=PAYMENT_PENDING)
+    receipt = (await receipts.links_of(db, [made.id])).get(made.id)
+    return page(
+        who,
+        "invoice.html",
+        invoice=made,
+        titles=TITLES,
+        pending=PAYMENT_PENDING,
+        receipt_url=receipt,
+    )
 
 
 @router.get("/funds/{payment_id}/pay")

@@ -18,7 +18,11 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 STATIC = Path(__file__).parent / "static"
-FILES = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; charset=utf-8"}
+FILES = {
+    "web.css": "text/css; charset=utf-8",
+    "web.js": "text/javascript; charset=utf-8",
+    "analytics.js": "text/javascript; charset=utf-8",
+}
 FOREVER = "public, max-age=31536000, immutable"
 DAY = "public, max-age=86400"
 

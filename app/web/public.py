@@ -21,20 +21,23 @@ from app.customers.models import LANGUAGES
 from app.errors import DomainError
 from app.flows.commands import signup
 from app.http.context import ServicesDep
+from app.http.paths import PathId
 from app.http.tx import Reader, Tx
+from app.legal import service as legal
 from app.money import format_rate
 from app.pages.csrf import set_cookie
 from app.storefront import service as storefront
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, visitor
-from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
+from app.web.session import CONSENT_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE
 
 router = APIRouter()
 Who = Annotated[Visitor, Depends(visitor)]
+# page → (title, the storefront's text, the legal document with versions)
 LEGAL = {
-    "terms": ("Terms of Service", "terms"),
-    "privacy-policy": ("Privacy Policy", "privacy_policy"),
-    "terms-of-use": ("Terms of Use", "terms_of_use"),
+    "terms": ("Terms of Service", "terms", "terms"),
+    "privacy-policy": ("Privacy Policy", "privacy_policy", "privacy"),
+    "terms-of-use": ("Terms of Use", "terms_of_use", "terms-of-use"),
 }
 # The logo is served by the panel itself; no script runs in an SVG opened on its own, and
 # no browser guesses another type.
@@ -75,6 +78,8 @@ async def sign_up(who: Who, tx: Tx, services: ServicesDep) -> Response:
             password=fields.get("password", ""),
             referral_code=fields.get("ref") or None,
             language=who.language,
+            accept_terms=fields.get("accept_terms") == "1",
+            ip=caller(who.request).ip,
         )
     except DomainError as exc:
         return page(who, "home.html", 422, signup_error=who.error(exc.message), form=fields)
@@ -206,12 +211,42 @@ async def services_page(who: Who, db: Reader, q: str = "", category: str = "") -
 @router.get("/terms")
 @router.get("/privacy-policy")
 @router.get("/terms-of-use")
-async def legal(who: Who, db: Reader) -> Response:
-    """The operator's text (set at run time, else its file), escaped, in paragraphs."""
+async def legal_page(who: Who, db: Reader) -> Response:
+    """The version in force (with its publication date and the earlier versions), else the
+    operator's text (set at run time, else its file), escaped, in paragraphs."""
     slug = who.request.url.path.rsplit("/", 1)[-1]
-    title, kind = LEGAL[slug]
-    text = await storefront.legal_text(db, who.services.settings, kind)
-    return page(who, "legal.html", title=title, text=text)
+    title, kind, document = LEGAL[slug]
+    shown = await legal.current(db, document, who.language)
+    if shown is None:
+        text = await storefront.legal_text(db, who.services.settings, kind)
+        return page(who, "legal.html", title=title, text=text)
+    earlier = [v for v in await legal.versions(db, document) if v.id != shown.id]
+    return page(
+        who, "legal.html", title=title, text=shown.text, version=shown, earlier=earlier, slug=slug
+    )
+
+
+@router.get("/terms/versions/{version_id}")
+@router.get("/privacy-policy/versions/{version_id}")
+@router.get("/terms-of-use/versions/{version_id}")
+async def legal_version(who: Who, db: Reader, version_id: PathId) -> Response:
+    """A version as it was published, at a stable address (in force or not)."""
+    slug = who.request.url.path.split("/")[-3]
+    title, _, document = LEGAL[slug]
+    try:
+        shown = await legal.version(db, document, version_id)
+    except DomainError as exc:
+        return page(who, "message.html", 404, message=who.error(exc.message))
+    current = await legal.current(db, document, shown.language)
+    return page(
+        who,
+        "legal.html",
+        title=title,
+        text=shown.text,
+        version=shown,
+        superseded=current is not None and current.id != shown.id,
+        slug=slug,
+    )
 
 
 @router.post("/language")
@@ -227,6 +262,18 @@ async def switch_language(who: Who, tx: Tx) -> Response:
     response = redirect(who, safe_next(fields.get("next")))
     year = int(timedelta(days=365).total_seconds())
     set_cookie(response, who.services.settings, LANGUAGE_COOKIE, language, year)
+    return response
+
+
+@router.post("/consent")
+async def consent(who: Who) -> Response:
+    """The visitor's answer to the cookie notice (analytics and chat), kept a year; the
+    footer sends the other answer to withdraw or give it."""
+    fields = await posted(who)
+    choice = "yes" if fields.get("choice") == "yes" else "no"
+    response = redirect(who, safe_next(fields.get("next")))
+    year = int(timedelta(days=365).total_seconds())
+    set_cookie(response, who.services.settings, CONSENT_COOKIE, choice, year)
     return response
 
 

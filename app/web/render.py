@@ -31,7 +31,7 @@ from app.pages.render import environment
 from app.storefront import service as storefront
 from app.web import i18n
 from app.web.assets import asset_url
-from app.web.session import LANGUAGE_COOKIE, SESSION_COOKIE
+from app.web.session import CONSENT_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE
 
 HERE = Path(__file__).parent
 templates = environment(HERE / "templates")
@@ -210,9 +210,39 @@ def refusal(who: Visitor, exc: DomainError, fields: Collection[str]) -> dict[str
     return {"error": who.error(exc.message), "error_field": where}
 
 
+# The pages whose forms sign in, set a password or two-factor codes, or pay: analytics
+# and chat never load on them, whatever the visitor agreed to.
+NO_ANALYTICS = frozenset(
+    {"token.html", "account.html", "funds.html", "invoice.html", "funds_return.html"}
+)
+
+
+def analytics_of(who: Visitor, name: str) -> dict[str, Any]:
+    """What a page shows of analytics: the cookie notice (the operator switched a service
+    on, the visitor has not answered), the scripts (both said yes, and the page is no
+    sign-in, password or payment page), and the footer's way to change the answer."""
+    switched = who.brand.analytics
+    if not switched.on:
+        return {"analytics": None, "cookie_notice": False, "cookie_choice": None}
+    answer = who.request.cookies.get(CONSENT_COOKIE)
+    choice = answer if answer in ("yes", "no") else None
+    money_or_secret = name in NO_ANALYTICS or (name == "home.html" and who.customer is None)
+    loads = (
+        choice == "yes"
+        and not money_or_secret
+        and not who.request.url.path.startswith("/web/operator")
+    )
+    return {
+        "analytics": switched if loads else None,
+        "cookie_notice": choice is None,
+        "cookie_choice": choice,
+    }
+
+
 def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Response:
     request = who.request
     settings = who.services.settings
+    shown = analytics_of(who, name)
     context = {
         "_": who._,
         "lang": who.language,
@@ -232,12 +262,12 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "panel_name": who.brand.name,
         "has_logo": who.brand.logo,
         "path": here(who),
+        **shown,
         **values,
     }
     html = templates.get_template(name).render(context)
-    response = HTMLResponse(
-        html, status_code=http_status, headers={"content-security-policy": WEB_CSP}
-    )
+    csp = shown["analytics"].csp(WEB_CSP) if shown["analytics"] else WEB_CSP
+    response = HTMLResponse(html, status_code=http_status, headers={"content-security-policy": csp})
     return finish(request, response, settings)
 
 

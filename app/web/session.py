@@ -23,6 +23,8 @@ from app.settings import Settings
 
 SESSION_COOKIE = "panel_session"
 LANGUAGE_COOKIE = "panel_lang"
+# The visitor's answer to the cookie notice (analytics and chat): "yes" or "no".
+CONSENT_COOKIE = "panel_consent"
 OPERATOR_COOKIE = "panel_operator"
 OPERATOR_PATH = "/web/operator"
 OPERATOR_HOURS = 8

@@ -20,6 +20,7 @@ from app.errors import DomainError
 from app.flows.commands import ordering
 from app.http.forms import as_id
 from app.http.tx import Jobs, Reader, Tx
+from app.legal import service as legal
 from app.money import format_rate
 from app.orders import service as orders
 from app.orders.models import ACTIVE_STATUSES, STATUSES, Order
@@ -31,6 +32,12 @@ from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, refusal, signed_in
 
 router = APIRouter()
+
+
+def client_ip(who: Visitor) -> str | None:
+    return who.request.client.host if who.request.client else None
+
+
 Me = Annotated[Visitor, Depends(signed_in)]
 PAGE_SIZE = 20
 TEXT_FIELDS = ("comments", "usernames", "groups")
@@ -55,7 +62,7 @@ LABELS = {
     "expiry": "Expiry date",
 }
 # The fields of the order form a refusal may belong to (app/errors.py `field`).
-ORDER_FIELDS = frozenset({"service", *LABELS})
+ORDER_FIELDS = frozenset({"service", "accept_terms", *LABELS})
 
 
 def protocol_date(value: str) -> str:
@@ -96,6 +103,8 @@ async def order_form(
 ) -> Response:
     offered = await catalog.list_offered(db, who.me.user_id)
     categories = list(dict.fromkeys(o.category for o in offered))
+    # A version published since the customer's last acceptance: shown once, to tick.
+    values.setdefault("terms_pending", await legal.unaccepted(db, who.me.user_id))
     return page(
         who,
         "order_new.html",
@@ -123,15 +132,19 @@ async def place_order(who: Me, tx: Tx, jobs: Jobs) -> Response:
     if fields.pop("dripfeed", "") != "on":
         fields.pop("runs", None)
         fields.pop("interval", None)
+    accepted = fields.pop("accept_terms", "") == "1"
     sent = {k: v for k, v in fields.items() if v.strip()}
     if "expiry" in sent:
         sent["expiry"] = protocol_date(sent["expiry"])
     try:
-        placed = await ordering.place_order(tx, jobs, who.me.user_id, sent)
+        placed = await ordering.place_order(
+            tx, jobs, who.me.user_id, sent, accept_terms=accepted, ip=client_ip(who)
+        )
     except DomainError as exc:
         chosen = as_id(fields.get("service", "")) or 0
         shown = refusal(who, exc, ORDER_FIELDS)
-        return await order_form(who, tx, 422, chosen=chosen, form=fields, **shown)
+        code = 409 if isinstance(exc, legal.TermsNotAccepted) else 422
+        return await order_form(who, tx, code, chosen=chosen, form=fields, **shown)
     return redirect(who, f"/web/orders?placed={placed.order_id}")
 
 

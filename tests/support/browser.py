@@ -33,11 +33,14 @@ def chromium_present() -> bool:
 
 
 @contextmanager
-def chromium(width: int = 1200, height: int = 900) -> Iterator[WebDriver]:
+def chromium(
+    width: int = 1200, height: int = 900, extra: tuple[str, ...] = ()
+) -> Iterator[WebDriver]:
     profile = tempfile.mkdtemp(prefix="chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
-    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    sized = (f"--user-data-dir={profile}", f"--window-size={width},{height}")
+    for flag in (*FLAGS, *sized, *extra):
         options.add_argument(flag)
     service = Service(executable_path=shutil.which("chromedriver") or "chromedriver")
     driver = webdriver.Chrome(service=service, options=options)

@@ -45,6 +45,7 @@ def create_yookassa_app() -> FastAPI:
             "paid": False,
             "amount": body["amount"],
             "metadata": body.get("metadata", {}),
+            "receipt": body.get("receipt"),
             "confirmation": {
                 "type": "redirect",
                 "confirmation_url": f"https://checkout.example/?orderId={payment_id}",
@@ -52,6 +53,16 @@ def create_yookassa_app() -> FastAPI:
         }
         by_key[idempotence_key] = payment_id
         return payments[payment_id]
+
+    refunds: dict[str, dict[str, Any]] = {}
+    app.state.refunds = refunds
+
+    @app.get("/v3/refunds/{refund_id}")
+    async def read_refund(refund_id: str, authorization: str | None = Header(None)) -> Any:
+        check(authorization)
+        if refund_id not in refunds:
+            raise HTTPException(404, "not found")
+        return refunds[refund_id]
 
     @app.get("/v3/payments/{payment_id}")
     async def read(payment_id: str, authorization: str | None = Header(None)) -> dict[str, Any]:
@@ -66,3 +77,16 @@ def create_yookassa_app() -> FastAPI:
 def succeed(app: FastAPI, payment_id: str, **changes: Any) -> None:
     """What happens at YooKassa when the user pays (optionally with other figures)."""
     app.state.payments[payment_id].update(status="succeeded", paid=True, **changes)
+
+
+def refund(app: FastAPI, payment_id: str, status: str = "succeeded") -> str:
+    """A refund of a payment made at YooKassa (by the shop, or a reversal); its id."""
+    refund_id = str(uuid.uuid4())
+    amount = app.state.payments[payment_id]["amount"]
+    app.state.refunds[refund_id] = {
+        "id": refund_id,
+        "payment_id": payment_id,
+        "status": status,
+        "amount": amount,
+    }
+    return refund_id

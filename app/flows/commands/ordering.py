@@ -28,6 +28,8 @@ from app.catalog.service import OfferedService
 from app.db import utcnow
 from app.errors import DomainError, IncorrectRequest, IncorrectServiceId
 from app.http.tx import AfterCommitJobs
+from app.legal import service as legal
+from app.legal.models import ACTION_ORDER
 from app.orders import group, hot
 from app.orders import service as orders
 from app.orders.hot import CachedService, FastAdd, GroupItem
@@ -39,7 +41,13 @@ MAX_LINES = 500
 
 T = TypeVar("T")
 
-WRAPS = (orders.place_order, orders.cancel_order, refills.request_refill)
+WRAPS = (
+    orders.place_order,
+    orders.cancel_order,
+    refills.request_refill,
+    legal.record,
+    legal.confirm_for_order,
+)
 
 
 class TooManyLines(DomainError):
@@ -75,12 +83,26 @@ class RefillRequested:
 
 
 async def place_order(
-    tx: AsyncSession, jobs: AfterCommitJobs, user_id: int, fields: Mapping[str, str]
+    tx: AsyncSession,
+    jobs: AfterCommitJobs,
+    user_id: int,
+    fields: Mapping[str, str],
+    *,
+    accept_terms: bool | None = None,
+    ip: str | None = None,
 ) -> Placed:
     """One order from the fields of API v2 `add` (service, link, quantity, the fields of
-    the service's type, runs and interval, request_id), charged in `tx`."""
+    the service's type, runs and interval, request_id), charged in `tx`.
+
+    Ordering accepts the legal texts in force (recorded once per user and version). A
+    front end that shows the customer a page passes `accept_terms`: a version published
+    since the customer's last acceptance must then be ticked (TermsNotAccepted). API v2
+    passes None: its callers are scripts, and ordering is the acceptance."""
     async with tx.begin_nested():
+        if accept_terms is not None:
+            await legal.confirm_for_order(tx, user_id, accepted=accept_terms, ip=ip)
         placed = await orders.place_order(tx, user_id, fields)
+        await legal.record(tx, user_id, ACTION_ORDER, ip=ip)
     now = utcnow()
     for order_id, due in placed.relays:
         if due <= now:
@@ -135,6 +157,8 @@ async def place_mass(
         batch = []
         results[number] = await _place_line(tx, jobs, user_id, number, fields)
     results.update(await _place_batch(tx, jobs, user_id, batch))
+    if any(r.order is not None for r in results.values()):
+        await legal.record(tx, user_id, ACTION_ORDER, ip=None)  # once per version
     return [results[number] for number, _ in lines]
 
 

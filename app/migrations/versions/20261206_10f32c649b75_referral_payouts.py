@@ -1,7 +1,7 @@
 """referral payouts: rewards may accrue until the referrer asks for a payout, paid at once or after review
 
 Revision ID: 10f32c649b75
-Revises: 4582e425f1a6
+Revises: d81f3a6c2e54
 Create Date: 2026-12-06 17:13:54.318020
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "10f32c649b75"
-down_revision: str | None = "4582e425f1a6"
+down_revision: str | None = "d81f3a6c2e54"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

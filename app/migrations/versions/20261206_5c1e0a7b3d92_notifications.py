@@ -1,7 +1,7 @@
 """notifications: a customer's choices, the Telegram link, the outbox and the triggers that fill it
 
 Revision ID: 5c1e0a7b3d92
-Revises: 10f32c649b75, d81f3a6c2e54
+Revises: e2b7c9d04f18
 Create Date: 2026-12-06 17:27:14.615396
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "5c1e0a7b3d92"
 # Also where the two heads of 10f32c649b75 (referral payouts) and d81f3a6c2e54 meet.
-down_revision: str | tuple[str, ...] | None = ("10f32c649b75", "d81f3a6c2e54")
+down_revision: str | None = "e2b7c9d04f18"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -346,6 +346,12 @@ class Settings(BaseSettings):
         le=1,
         description="share of a referred user's deposits credited to the referrer (0 = off)",
     )
+    referral_reversal_days: int = Field(
+        default=30,
+        ge=0,
+        description="a referred user's deposit reversed within this many days of its "
+        "referral reward takes the reward back (0 = never)",
+    )
     # Privacy.
     retention_days: int = Field(
         default=365,

@@ -38,7 +38,7 @@ from app.pages.export import Cell
 from app.payments import service as payments
 from app.payments.models import GATEWAYS, PAYMENT_PAID, PAYMENT_PENDING
 from app.referrals import service as referrals
-from app.referrals.models import REWARD_CREDITED, REWARD_VOIDED
+from app.referrals.models import REWARD_CREDITED, REWARD_HELD, REWARD_VOIDED
 from app.referrals.schemas import RewardOut, VoidIn
 from app.reports.service import GroupBy, margin_report
 
@@ -262,7 +262,7 @@ async def rewards_page(who: Who, failure: Failure | None = None, done: str = "")
         found = await referrals.list_rewards(
             session,
             referrer_id=as_id(given["referrer_id"]),
-            status=as_choice(given["status"], (REWARD_CREDITED, REWARD_VOIDED)),
+            status=as_choice(given["status"], (REWARD_CREDITED, REWARD_VOIDED, REWARD_HELD)),
             limit=at.limit,
             offset=at.offset,
         )

@@ -68,7 +68,7 @@ async def list_rewards(
     session: Reader,
     referrer_id: QueryId | None = None,
     referred_id: QueryId | None = None,
-    status: Annotated[str | None, Query(pattern="^(credited|voided)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(credited|voided|held)$")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[RewardOut]:
@@ -87,13 +87,30 @@ async def list_rewards(
     "/referral-rewards/{reward_id}/void",
     dependencies=[require("balances:adjust")],
     summary="Void a referral reward",
-    description="Takes the reward back from the referrer with an adjustment entry, once. "
-    "409 when the referrer's balance no longer covers it.",
+    description="Takes the reward back from the referrer with an adjustment entry, once "
+    "(a held reward, never credited, is just voided). 409 when the referrer's balance no "
+    "longer covers it.",
 )
 async def void_reward(tx: Tx, audit: Audit, reward_id: PathId, body: VoidIn) -> RewardOut:
     reward = await referrals.void_reward(tx, reward_id, operator=audit.actor, reason=body.reason)
     out = RewardOut.model_validate(reward)
+    before = "held" if reward.ledger_entry_id is None else "credited"
+    await audit("referral.void", "referral_reward", reward_id, before={"status": before}, after=out)
+    return out
+
+
+@admin_router.post(
+    "/referral-rewards/{reward_id}/release",
+    dependencies=[require("balances:adjust")],
+    summary="Release a held referral reward (credit it to the referrer)",
+    description="A reward held for review (a shared address or browser, the referrer's own "
+    "mailbox: `hold_reason`) is credited once the operator finds nothing wrong. 409 when "
+    "it is not held.",
+)
+async def release_reward(tx: Tx, audit: Audit, reward_id: PathId) -> RewardOut:
+    reward = await referrals.release_reward(tx, reward_id, operator=audit.actor)
+    out = RewardOut.model_validate(reward)
     await audit(
-        "referral.void", "referral_reward", reward_id, before={"status": "credited"}, after=out
+        "referral.release", "referral_reward", reward_id, before={"status": "held"}, after=out
     )
     return out

@@ -140,6 +140,14 @@ class JobQueue:
             about=about,
         )
 
+    async def sync_provider(self, provider_id: int) -> bool:
+        """A status sync of one provider (`sync_provider_statuses`). Its job id is the
+        provider's: while one is queued or running, another is not enqueued, so one
+        provider's runs never overlap and a slow one delays only its own orders."""
+        return await self.enqueue(
+            "sync_provider_statuses", provider_id, job_id=f"sync:provider:{provider_id}"
+        )
+
     async def relay_cancel(self, order_id: int) -> bool:
         return await self.enqueue("relay_cancel", order_id, job_id=f"cancel:order:{order_id}")
 

@@ -15,11 +15,18 @@ Lines are formatted and written off the event loop: a logger call only makes the
 puts it on a queue (`QueueHandler`); one thread per process (`QueueListener`) formats it
 (JSON by orjson) and writes it. The thread is drained and stopped at exit, so the last lines
 (an uncaught traceback) are still written.
+
+The queue (`Gathered`) does not wake the thread for every record: a request line waits up
+to FLUSH_SECONDS for others to gather, and the thread formats and writes them in one go. A
+thread woken for each line costs a system call and a hand-over of the interpreter's lock
+per request, both ways, which was most of a request line's cost under load; a warning or
+worse, a burst of BATCH_LINES lines or the stop wake it at once.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import copy
 import json
 import logging
@@ -172,6 +179,36 @@ class Handoff(QueueHandler):
 
 # The most lines written in one call: a queue that never empties is still written out.
 BATCH_LINES = 256
+# How long a line may wait for others before the thread writes them.
+FLUSH_SECONDS = 0.1
+
+
+class Gathered:
+    """The records on their way to the writer thread (see the module's docstring): the
+    queue `QueueHandler` puts on and `QueueListener` takes from."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[logging.LogRecord | None] = collections.deque()
+        self.ready = threading.Event()
+
+    def put_nowait(self, record: logging.LogRecord | None) -> None:
+        self.items.append(record)
+        # None is the listener's stop.
+        if record is None or record.levelno >= logging.WARNING or len(self.items) >= BATCH_LINES:
+            self.ready.set()
+
+    def get(self, block: bool = True) -> logging.LogRecord | None:
+        while True:
+            try:
+                return self.items.popleft()
+            except IndexError:
+                if not block:
+                    raise queue.Empty from None
+            self.ready.wait(FLUSH_SECONDS)
+            self.ready.clear()  # a record put meanwhile is taken by the next popleft
+
+    def empty(self) -> bool:
+        return not self.items
 
 
 class LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
@@ -199,7 +236,7 @@ class LineWriter(logging.StreamHandler):  # type: ignore[type-arg]
 class Writer(QueueListener):
     """The thread that formats and writes the queued records."""
 
-    def __init__(self, records: queue.SimpleQueue[logging.LogRecord], out: LineWriter) -> None:
+    def __init__(self, records: Gathered, out: LineWriter) -> None:
         super().__init__(records, out)
         self.records = records
         self.out = out
@@ -229,7 +266,7 @@ def stop_logging() -> None:
 def _start_writer(handler: LineWriter) -> Handoff:
     global _writer
     stop_logging()
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    records = Gathered()
     _writer = Writer(records, handler)
     _writer.start()
     return Handoff(records)

@@ -55,6 +55,7 @@ async def build_context(settings: Settings) -> AppContext:
         settings.provider_connect_timeout,
         settings.provider_read_timeout,
         allow_private=settings.provider_allow_private,
+        total_timeout=settings.provider_total_timeout,
     )
     return AppContext(settings=settings, db=db, jobs=jobs, http=http)
 

@@ -16,7 +16,7 @@ from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
 from app.receipts.models import Receipt
-from app.referrals.models import ClientTrace, ReferralReward
+from app.referrals.models import ClientTrace, ReferralPayout, ReferralReward
 from app.refills.models import Refill
 from app.staff.models import (
     StaffInvitation,
@@ -56,6 +56,7 @@ __all__ = [
     "Provider",
     "Receipt",
     "RecoveryCode",
+    "ReferralPayout",
     "ReferralReward",
     "Refill",
     "ReviewResolution",

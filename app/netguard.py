@@ -286,6 +286,9 @@ class GuardedClient(httpx.AsyncClient):
             trust_env=False,
         )
         self.policy = policy
+        # The whole-call deadline of the provider calls made through it (set by
+        # app.providers.client.build_http_client; None: that module's default).
+        self.total_timeout: float | None = None
 
 
 def policy_of(client: httpx.AsyncClient) -> AddressPolicy:

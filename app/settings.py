@@ -168,12 +168,26 @@ class Settings(BaseSettings):
     provider_read_timeout: float = Field(
         default=30.0, description="seconds to wait for a provider's answer"
     )
+    provider_total_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a whole provider call may take (connect, send and the whole "
+        "answer): an answer that dribbles in byte by byte never trips the read timeout, "
+        "this deadline does (the outcome is then unknown, as after a read timeout)",
+    )
     relay_max_attempts: int = Field(
         default=10,
         description="attempts before an order that cannot be sent is canceled and refunded",
     )
     relay_concurrency: int = Field(
         default=64, description="upstream `add` calls one worker process keeps in flight"
+    )
+    relay_provider_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description="upstream `add` calls one worker process keeps in flight to one "
+        "provider: a slow provider holds at most this many of RELAY_CONCURRENCY's slots, "
+        "the others relay with the rest",
     )
     relay_retry_base_seconds: float = Field(
         default=30.0, description="relay backoff base (doubles per attempt, capped at 1 h)"
@@ -345,6 +359,17 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="share of a referred user's deposits credited to the referrer (0 = off)",
+    )
+    affiliate_payouts: Literal["balance", "request", "review"] = Field(
+        default="balance",
+        description="how referral rewards reach the referrer's balance: `balance` at once, "
+        "`request` when the referrer asks for a payout, `review` when the operator approves "
+        "the request",
+    )
+    affiliate_min_payout: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description="the smallest payout a referrer may ask for (in the panel's currency)",
     )
     referral_reversal_days: int = Field(
         default=30,

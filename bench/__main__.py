@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ SERVICES_ROUNDS = int(os.environ.get("BENCH_SERVICES_ROUNDS", "3"))
 SYNC_ORDERS = int(os.environ.get("BENCH_SYNC_ORDERS", "100000"))
 RELAY_ORDERS = int(os.environ.get("BENCH_RELAY_ORDERS", "3000"))
 # BENCH_PROFILE=1: sample the API process with py-spy during the loads; collapsed stacks
-# go to bench/profile-api.txt (the hottest frames are printed).
+# go to bench/profile-api.txt (the hottest frames are printed), and those of each headline
+# row to bench/profile-<defaults|log_off>-<row>.txt.
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 # BENCH_PROBE=1: `add` once more on a probed API process (bench/probe.py): GC pauses,
 # event-loop stalls and pool waits during the load.
@@ -585,6 +587,8 @@ HEADLINE_ROWS = (
     "status_100_ids",
 )
 MASS_LINES = 300
+# BENCH_ROWS=row,row: only these headline rows (with BENCH_ONLY=headline, e.g. to profile one).
+ROWS = os.environ["BENCH_ROWS"].split(",") if os.environ.get("BENCH_ROWS") else None
 # Mass orders in flight at once (each is 300 orders: a handful is a heavy load).
 MASS_CONNECTIONS = 4
 
@@ -637,6 +641,20 @@ async def mass_orders(
     }
 
 
+async def profiled(
+    pid: int, name: str, run: Callable[[], Awaitable[dict[str, float]]]
+) -> dict[str, float]:
+    """`run`, sampled by py-spy when BENCH_PROFILE=1 (bench/profile-`name`.txt)."""
+    if not PROFILE:
+        return await run()
+    spy = start_profiler(pid, ROOT / "bench" / f"profile-{name}.txt")
+    try:
+        return await run()
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait()
+
+
 async def headline(
     url: str,
     server: subprocess.Popen[bytes],
@@ -657,22 +675,27 @@ async def headline(
     async with httpx.AsyncClient(timeout=60) as client:
         for key in keys:
             await client.post(api, data={"key": key, "action": "services"})
-    loads: dict[str, Any] = {
-        "unmeasured": {"requests": warm_up["requests"] + len(keys)},
-        "add_many_users": await wrk(api, add.replace("{n}", "m{n}"), keys, server_pid=server.pid),
-        "add_one_user": await wrk(api, add.replace("{n}", "o{n}"), keys[:1], server_pid=server.pid),
-        "status_100_ids": await wrk(
-            api, f"key={{key}}&action=status&orders={orders}", keys[:1], server_pid=server.pid
+    pid = server.pid
+    runs: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {
+        "add_many_users": lambda: wrk(api, add.replace("{n}", "m{n}"), keys, server_pid=pid),
+        "add_one_user": lambda: wrk(api, add.replace("{n}", "o{n}"), keys[:1], server_pid=pid),
+        "status_100_ids": lambda: wrk(
+            api, f"key={{key}}&action=status&orders={orders}", keys[:1], server_pid=pid
         ),
-        "services": await wrk(api, "key={key}&action=services", keys, server_pid=server.pid),
+        "services": lambda: wrk(api, "key={key}&action=services", keys, server_pid=pid),
     }
-    loads["add_one_vs_many"] = ratio(loads["add_one_user"], loads["add_many_users"])
     if token is not None and single is not None:
-        loads["status_single"] = await wrk(
-            api, f"key={{key}}&action=status&order={single}", keys[:1], server_pid=server.pid
+        runs["status_single"] = lambda: wrk(
+            api, f"key={{key}}&action=status&order={single}", keys[:1], server_pid=pid
         )
-        loads["balance"] = await wrk(api, "key={key}&action=balance", keys, server_pid=server.pid)
-        loads["mass_order_300_lines"] = await mass_orders(url, token, tag, server.pid)
+        runs["balance"] = lambda: wrk(api, "key={key}&action=balance", keys, server_pid=pid)
+        runs["mass_order_300_lines"] = lambda: mass_orders(url, token, tag, pid)
+    loads: dict[str, Any] = {"unmeasured": {"requests": warm_up["requests"] + len(keys)}}
+    for name, run in runs.items():
+        if ROWS is None or name in ROWS:
+            loads[name] = await profiled(pid, f"{tag}-{name}", run)
+    if "add_one_user" in loads and "add_many_users" in loads:
+        loads["add_one_vs_many"] = ratio(loads["add_one_user"], loads["add_many_users"])
     return loads
 
 
@@ -770,9 +793,10 @@ async def bench_defaults(
             **({"log_and_limits_off": headline_row(results[row])} if row in results else {}),
         }
         for row in HEADLINE_ROWS
+        if row in runs["defaults"]
     }
     results["headline_add_one_vs_many"] = {
-        name: run["add_one_vs_many"] for name, run in runs.items()
+        name: run["add_one_vs_many"] for name, run in runs.items() if "add_one_vs_many" in run
     }
     print_headline(results)
 

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -197,6 +198,7 @@ class History:
         self.auditor = Auditor(self.model, world.provider)
         self.users: list[int] = []
         self.services: dict[int, Service] = {}
+        self.provider_ids: list[int] = []
         self.links = 0
         self.payments: list[int] = []
         self.elapsed = 0.0
@@ -223,6 +225,7 @@ class History:
             category = Category(name="Sim")
             session.add_all([provider, category])
             await session.flush()
+            self.provider_ids = [provider.id]
             common = {
                 "category_id": category.id,
                 "type": "Default",
@@ -509,6 +512,8 @@ class History:
             self.world.spawn(job.key, lambda: worker.relay_cancel(self.ctx, job.arg or 0))
         elif job.kind == "relay_refill":
             self.world.spawn(job.key, lambda: worker.relay_refill(self.ctx, job.arg or 0))
+        elif job.kind == "sync_provider":
+            self.world.spawn(job.key, lambda: worker.sync_provider_statuses(self.ctx, job.arg or 0))
 
     async def relay(self, order_id: int | None) -> None:
         """The relay job: claim (committed), send each claim, record the answers, through
@@ -552,10 +557,20 @@ class History:
         self.provider.progress(self.world.rng)
 
     async def step_sync(self) -> None:
-        """Another worker runs the status sync now (its cron fired, or it was late)."""
-        self.world.spawn("sync", lambda: worker.sync_statuses(self.ctx))
-        self.world.note("status sync starts")
+        """Another worker runs a provider's status sync now (a job delivered twice, or
+        late), whatever else runs: syncs of one provider may overlap here."""
+        ids = self.provider_ids
+        provider_id = ids[0] if len(ids) == 1 else self.world.rng.choice(ids)
+        self.world.spawn("sync", lambda: worker.sync_provider_statuses(self.ctx, provider_id))
+        self.world.note(f"status sync of provider {provider_id} starts")
         await self.world.settle()
+
+    def spawn_syncs(self) -> None:
+        """The `sync_statuses` cron fired: each provider's sync job (enqueued with the
+        provider's job id) is picked up at once."""
+        for provider_id in self.provider_ids:
+            label = "sync" if len(self.provider_ids) == 1 else f"sync:{provider_id}"
+            self.world.spawn(label, partial(worker.sync_provider_statuses, self.ctx, provider_id))
 
     async def step_tick(self) -> None:
         rng = self.world.rng
@@ -574,7 +589,7 @@ class History:
         if crossed(SWEEP_SECONDS):
             self.world.spawn("sweep", lambda: worker.sweep(self.ctx))
         if crossed(SYNC_SECONDS):
-            self.world.spawn("sync", lambda: worker.sync_statuses(self.ctx))
+            self.spawn_syncs()
         if crossed(REFILL_SYNC_SECONDS):
             self.world.spawn("sync_refills", lambda: worker.sync_refills(self.ctx))
         await self.world.settle()

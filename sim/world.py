@@ -118,6 +118,9 @@ class SimQueue:
     async def relay_refill(self, refill_id: int) -> bool:
         return self._enqueue("relay_refill", refill_id)
 
+    async def sync_provider(self, provider_id: int) -> bool:
+        return self._enqueue("sync_provider", provider_id)
+
     def ready(self) -> list[Job]:
         return [j for j in self.jobs if j.not_before <= self.world.clock.now]
 

@@ -32,6 +32,7 @@ from tests.support.upstream import (
     sandbox,
     sandbox_control,
     set_upstream_balance,
+    sync_statuses,
 )
 
 LINK = "https://instagram.com/sync"
@@ -196,7 +197,7 @@ async def test_removed_upstream_disables_service_and_keeps_syncing_its_orders(
         "status": "Completed",
         "remains": 0,
     }
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     status = await api(user.key, "status", order=order_id)
     assert (status["status"], status["remains"]) == ("Completed", "0")
     assert await alerts(client, kind="service_removed_upstream") == [

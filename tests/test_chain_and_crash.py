@@ -24,7 +24,14 @@ from tests.support.api import Api, MakeUser, order_id_of
 from tests.support.cli import worker_killed_on_exit
 from tests.support.env import BASE_DB
 from tests.support.ledger import ledger_ok
-from tests.support.upstream import call_job, run_jobs, sandbox, sandbox_stats, serve_app
+from tests.support.upstream import (
+    call_job,
+    run_jobs,
+    sandbox,
+    sandbox_stats,
+    serve_app,
+    sync_statuses,
+)
 
 LINK = "https://instagram.com/chain"
 
@@ -133,12 +140,12 @@ async def test_chain_reseller_to_a_to_b_to_sandbox(
             )
             await run_jobs(settings, ctx)  # A → B
             await run_jobs(b_settings, b_ctx)  # B → sandbox
-            assert await call_job(b_settings, b_ctx, "sync_statuses") == {  # B learns Partial
+            assert await sync_statuses(b_settings, b_ctx) == {  # B learns Partial
                 "checked": 1,
                 "changed": 1,
                 "errors": 0,
             }
-            await call_job(settings, ctx, "sync_statuses")  # A learns it from B
+            await sync_statuses(settings, ctx)  # A learns it from B
             assert await api(reseller.key, "status", order=order_id) == {
                 "charge": "0.90000",
                 "start_count": "8919",

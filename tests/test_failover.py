@@ -30,6 +30,7 @@ from tests.support.upstream import (
     sandbox_stats,
     set_behaviour,
     set_upstream_balance,
+    sync_statuses,
 )
 
 LINK = "https://instagram.com/failover"
@@ -142,7 +143,7 @@ async def test_definitive_refusal_sends_the_order_to_the_backup_exactly_once(
         f"/orders/{order.provider_order_id}/force",
         {"status": "Completed"},
     )
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     assert (await order_row(ctx, order_id)).status == "Completed"
     async with ctx.db.session() as session:
         report = await margin_report(

@@ -418,3 +418,24 @@ async def test_a_300_line_mass_order_is_a_few_statements(
     books = await _books(ctx, Reseller(customer.user_id, customer.key))
     assert books.balance == D("1000") - 300 * D("0.9")
     assert [e[3] for e in books.entries if e[0] == "charge"] == list(range(300))
+
+
+async def test_adds_waiting_behind_a_request_that_goes_away_are_still_placed(
+    ctx: AppContext, make_user: MakeUser, make_service: MakeService
+) -> None:
+    """The first add runs its statement itself; when its caller goes away meanwhile, the
+    adds queued behind it are placed all the same, and nothing is left queued."""
+    sid = await make_service(min_quantity=10)
+    user = await make_user("10")
+    await _warm(ctx, user, sid)
+    first = asyncio.create_task(_settle(ctx, user, _add(sid, "gone")))
+    await asyncio.sleep(0)  # its statement is in flight
+    behind = [asyncio.create_task(_settle(ctx, user, _add(sid, f"b{n}"))) for n in range(3)]
+    await asyncio.sleep(0)
+    first.cancel()
+    answers = await asyncio.wait_for(asyncio.gather(*behind), 10)
+    assert all(isinstance(a, int) for a in answers)
+    assert ctx.hot.groups._queues == {}
+    books = await _books(ctx, user)
+    placed = len(books.orders) - 1  # the warm-up's
+    assert len([e for e in books.entries if e[0] == "charge"]) == placed + 1 >= 4

@@ -261,3 +261,31 @@ def test_lines_are_written_by_a_thread_of_their_own_while_the_caller_goes_on() -
     result = _run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["caller went on True", "True line 7"]
+
+
+def test_request_lines_gather_for_the_writer_and_a_warning_wakes_it() -> None:
+    """The writer thread is not woken for each info line (a system call and a hand-over of
+    the interpreter's lock per request): info lines wait up to FLUSH_SECONDS for others; a
+    warning wakes it at once; every line is written, in order."""
+    code = (
+        "import io, json, logging, time\n"
+        "from app import logs\n"
+        "out = io.StringIO()\n"
+        "logs.configure_logging('INFO', json_format=True, stream=out)\n"
+        "writer = logs._writer\n"
+        "log = logging.getLogger('app.http')\n"
+        "time.sleep(logs.FLUSH_SECONDS * 2)\n"
+        "writer.records.ready.clear()\n"
+        "for n in range(20): log.info('request', extra={'n': n})\n"
+        "print('woken', writer.records.ready.is_set())\n"
+        "log.warning('slow', extra={'n': 20})\n"
+        "print('woken', writer.records.ready.is_set() or writer.records.empty())\n"
+        "deadline = time.monotonic() + 5\n"
+        "while out.getvalue().count('\\n') < 21 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "print([json.loads(x)['n'] for x in out.getvalue().splitlines()] == list(range(21)))\n"
+        "logs.stop_logging()\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["woken False", "woken True", "True"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import logs
 from app.context import AppContext
+from app.http.observability import RequestIds
 from app.logs import JsonFormatter
 from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
@@ -146,3 +148,11 @@ async def test_records_logged_while_serving_carry_the_request_id(
     )
     rejected = [r for r in caplog.records if r.getMessage() == "payment notification rejected"]
     assert rejected and json.loads(JsonFormatter().format(rejected[0]))["request_id"] == "gw-1"
+
+
+def test_made_request_ids_are_32_hex_digits_distinct_per_request_and_process() -> None:
+    ids = RequestIds()
+    made = [ids.next() for _ in range(1000)]
+    assert len(set(made)) == 1000
+    assert all(re.fullmatch("[0-9a-f]{32}", one) for one in made)
+    assert RequestIds().next()[:20] != made[0][:20]  # another process draws its own prefix

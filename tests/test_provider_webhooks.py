@@ -28,7 +28,7 @@ from tests.support.accounts import open_reseller
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH, BASE_DB
 from tests.support.ledger import ledger_ok
-from tests.support.upstream import call_job, run_jobs, sandbox, serve_app
+from tests.support.upstream import call_job, run_jobs, sandbox, serve_app, sync_statuses
 from tests.test_chain_and_crash import map_service, sandbox_config
 
 LINK = "https://instagram.com/listening"
@@ -121,7 +121,7 @@ async def test_a_chained_panel_applies_a_partial_from_its_providers_webhook(
             )
             await run_jobs(settings, ctx)  # A → B
             await run_jobs(b_settings, b_ctx)  # B → sandbox
-            await call_job(b_settings, b_ctx, "sync_statuses")  # B learns Partial
+            await sync_statuses(b_settings, b_ctx)  # B learns Partial
             sent = await call_job(b_settings, b_ctx, "deliver_webhooks")  # B tells A
             assert sent == {"delivered": 2, "failed": 0}  # In progress, then Partial
             assert await api(reseller.key, "status", order=order_id) == {

@@ -24,6 +24,7 @@ from tests.support.upstream import (
     sandbox,
     sandbox_stats,
     set_behaviour,
+    sync_statuses,
 )
 
 LINK = "https://instagram.com/relay"
@@ -126,7 +127,7 @@ async def test_order_relayed_and_completed_end_to_end(
         "1",
     )
     assert (await sandbox_stats(upstream["url"]))["add_calls"] == {"1": 1}
-    result = await call_job(settings, ctx, "sync_statuses")
+    result = await sync_statuses(settings, ctx)
     assert result == {"checked": 1, "changed": 1, "errors": 0}
     status = await api(user.key, "status", order=order_id)
     assert status == {
@@ -137,7 +138,7 @@ async def test_order_relayed_and_completed_end_to_end(
         "currency": "USD",
     }
     # Nothing left to sync; a second pass changes nothing.
-    assert await call_job(settings, ctx, "sync_statuses") == {
+    assert await sync_statuses(settings, ctx) == {
         "checked": 0,
         "changed": 0,
         "errors": 0,
@@ -160,7 +161,7 @@ async def test_partial_and_canceled_refunded_exactly_once(
         await api(user.key, "add", service=relayed_service, link=LINK, quantity=309)
     )
     await run_jobs(settings, ctx)
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     # delivered 37 % of 309 = 114, remains 195: 195 × 0.2781 / 309 = 0.1755 exactly
     assert await api(user.key, "status", order=first) == {
         "charge": "0.27810",
@@ -175,7 +176,7 @@ async def test_partial_and_canceled_refunded_exactly_once(
     )
     await run_jobs(settings, ctx)
     for _ in range(3):  # duplicate reports change nothing
-        await call_job(settings, ctx, "sync_statuses")
+        await sync_statuses(settings, ctx)
     assert (await api(user.key, "status", order=second))["status"] == "Canceled"
     assert await refunds(ctx) == [(first, Decimal("0.1755")), (second, Decimal("0.9"))]
     assert await api(user.key, "balance") == {"balance": "9.89740", "currency": "USD"}
@@ -325,7 +326,7 @@ async def test_cancel_of_a_sent_order_is_relayed_and_refunded_on_report(
     assert (await order_row(ctx, order_id)).cancel_state == "requested"
     await run_jobs(settings, ctx)  # relay_cancel
     assert (await order_row(ctx, order_id)).cancel_state == "sent"
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     assert (await api(user.key, "status", order=order_id))["status"] == "Canceled"
     assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
     await ledger_ok(ctx)
@@ -365,7 +366,7 @@ async def test_repeated_cancel_is_refused_and_never_sent_upstream_again(
     order = await order_row(ctx, oid)
     assert (order.cancel_state, order.last_error) == ("sent", None)
     assert await cancel_events(ctx, oid) == ["accepted"]
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     order = await order_row(ctx, oid)
     assert (order.status, order.cancel_state) == ("Canceled", "sent")
     assert await api(user.key, "cancel", order=oid) == [
@@ -403,7 +404,7 @@ async def test_repeated_cancel_of_a_drip_feed_order_is_refused(
     ]
     await run_jobs(settings, ctx)
     assert await cancel_events(ctx, (await runs_of(ctx, oid))[0]) == ["accepted"]
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     assert (await api(user.key, "status", order=oid))["status"] == "Canceled"
     assert await api(user.key, "balance") == {"balance": "10.00000", "currency": "USD"}
     await ledger_ok(ctx)
@@ -422,7 +423,7 @@ async def test_refill_relayed_and_followed(
         await api(user.key, "add", service=relayed_service, link=LINK, quantity=1000)
     )
     await run_jobs(settings, ctx)
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     answer = await api(user.key, "refill", order=order_id)
     async with ctx.db.session() as session:
         refill_id = await session.scalar(select(Refill.id).where(Refill.order_id == order_id))
@@ -451,7 +452,7 @@ async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
     assert len(runs) == 3
     assert await api(user.key, "balance") == {"balance": "9.70000", "currency": "USD"}
     await run_jobs(settings, ctx)  # only the first run is due
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     status = await api(user.key, "status", order=order_id)
     assert status == {
         "charge": "0.30000",
@@ -469,7 +470,7 @@ async def test_drip_feed_runs_sent_one_by_one_and_cancel_refunds_the_rest(
         )
     assert (await call_job(settings, ctx, "sweep"))["orders"] == 1
     await run_jobs(settings, ctx)
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     assert (await api(user.key, "status", order=order_id))["runs_done"] == "2"
     # Cancel mid-way: the third run never leaves and its share comes back.
     assert await api(user.key, "cancel", order=order_id) == [{"order": order_id, "cancel": 1}]
@@ -528,7 +529,7 @@ async def test_subscription_reserved_up_front_and_unused_posts_refunded(
     order_id = order_id_of(order)
     assert await api(user.key, "balance") == {"balance": "9.50000", "currency": "USD"}
     await run_jobs(settings, ctx)
-    await call_job(settings, ctx, "sync_statuses")
+    await sync_statuses(settings, ctx)
     # The subscription expired with 2 of 5 posts served: 300 of 500 reserved units unused.
     assert await api(user.key, "status", order=order_id) == {
         "charge": "0.50000",
@@ -585,7 +586,7 @@ async def test_a_failed_drip_feed_run_refunds_its_share(
     runs = await runs_of(ctx, order_id)
     assert len(runs) == 2
     await run_jobs(settings, ctx)  # run 1 sent
-    await call_job(settings, ctx, "sync_statuses")  # run 1 completed
+    await sync_statuses(settings, ctx)  # run 1 completed
     await set_behaviour(upstream["url"], 1, behaviour="reject", error="Incorrect link")
     async with ctx.db.transaction() as session:
         await session.execute(

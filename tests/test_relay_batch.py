@@ -26,6 +26,7 @@ from tests.support.upstream import (
     sandbox,
     sandbox_stats,
     set_behaviour,
+    sync_statuses,
     upstream_states,
 )
 
@@ -217,12 +218,12 @@ async def test_bulk_status_sync_applies_changes_once_and_refunds_exactly_once(
     await run_jobs(settings, ctx)
     assert await upstream_states(ctx) == ["sent"] * 155
     # Pending → In progress with start count and remains: changed once, then steady.
-    assert await call_job(settings, ctx, "sync_statuses") == {
+    assert await sync_statuses(settings, ctx) == {
         "checked": 155,
         "changed": 155,
         "errors": 0,
     }
-    assert await call_job(settings, ctx, "sync_statuses") == {
+    assert await sync_statuses(settings, ctx) == {
         "checked": 155,
         "changed": 0,
         "errors": 0,
@@ -235,13 +236,13 @@ async def test_bulk_status_sync_applies_changes_once_and_refunds_exactly_once(
     )
     # Everything ends upstream; duplicate reports afterwards change nothing.
     config.seconds_to_complete = 0
-    assert await call_job(settings, ctx, "sync_statuses") == {
+    assert await sync_statuses(settings, ctx) == {
         "checked": 155,
         "changed": 155,
         "errors": 0,
     }
     for _ in range(2):
-        assert await call_job(settings, ctx, "sync_statuses") == {
+        assert await sync_statuses(settings, ctx) == {
             "checked": 0,
             "changed": 0,
             "errors": 0,

@@ -16,7 +16,7 @@ from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
 from tests.support.env import AUTH
-from tests.support.upstream import call_job, register_provider, run_jobs, sandbox
+from tests.support.upstream import call_job, register_provider, run_jobs, sandbox, sync_statuses
 
 
 async def age(ctx: AppContext, order_id: int, idle: timedelta) -> None:
@@ -55,7 +55,7 @@ async def test_order_without_progress_past_stuck_after_is_listed_and_alerted_onc
             )
         ]
         await run_jobs(settings, ctx)
-        await call_job(settings, ctx, "sync_statuses")  # Pending upstream: In progress here
+        await sync_statuses(settings, ctx)  # Pending upstream: In progress here
         await age(ctx, stuck, timedelta(minutes=61))
         await age(ctx, fresh, timedelta(minutes=59))
         await age(ctx, patient, timedelta(hours=23))

@@ -21,6 +21,7 @@ from app.orders.models import Order
 from app.pages.csrf import CSRF_COOKIE
 from app.payments.gateways import METHODS, TITLES
 from app.payments.models import Payment
+from app.referrals import service as referrals
 from app.storefront import service as storefront
 from app.storefront.models import Storefront
 from app.tickets import service as tickets
@@ -53,6 +54,9 @@ SHOWN_ERRORS: tuple[type[errors.DomainError], ...] = (
     storefront.LogoTypeRefused,
     storefront.LogoTooLarge,
     storefront.LogoUnreadable,
+    referrals.PayoutsOff,
+    referrals.PayoutTooSmall,
+    referrals.PayoutPending,
 )
 
 
@@ -148,7 +152,7 @@ async def test_every_page_renders_in_both_languages_and_references_no_other_host
             # Absolute addresses in the text are the panel's own (PUBLIC_URL), apart from
             # the sample arguments of the API page's curl lines and the orders' own links.
             text = re.sub(
-                r"<pre>.*?</pre>|<(td|dd) class=\"link\">.*?</(td|dd)>",
+                r"<pre[^>]*>.*?</pre>|<(td|dd) class=\"link\">.*?</(td|dd)>",
                 "",
                 response.text,
                 flags=re.S,

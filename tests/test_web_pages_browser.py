@@ -9,7 +9,11 @@ section. Every page is looked at on a 360 px phone and a 1280 px desktop, in Eng
 Russian, without sideways scrolling at 360 px.
 
 An operator publishes an announcement in the console; the customer's dashboard marks it
-unread, the news page shows it in their language, and opening it clears the mark."""
+unread, the news page shows it in their language, and opening it clears the mark.
+
+A referrer (AFFILIATE_PAYOUTS=review) sees the commission, the minimum payout and what is
+available, asks for a payout, and sees it credited once a finance member approves it in
+the console."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -33,7 +38,8 @@ from app.settings import Settings
 from tests.support.api import Api, MakeService
 from tests.support.browser import chromium, chromium_present, wait
 from tests.support.client import MakeCustomer
-from tests.support.console import PASSWORD, enrolled
+from tests.support.console import PASSWORD, Member, enrolled
+from tests.support.env import AUTH
 from tests.support.pages import look_at, sign_in_by_cookie
 from tests.support.server import panel_server
 from tests.support.upstream import register_provider, run_jobs, sandbox
@@ -46,7 +52,12 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def storefront(database_url: str, settings: Settings) -> Iterator[str]:
-    with panel_server(database_url, QUEUE_NAME=settings.queue_name) as base:
+    with panel_server(
+        database_url,
+        QUEUE_NAME=settings.queue_name,
+        AFFILIATE_PAYOUTS="review",
+        AFFILIATE_MIN_PAYOUT="0.5",
+    ) as base:
         yield base
 
 
@@ -196,11 +207,7 @@ async def test_subscriptions_and_refills_have_their_pages(
     assert f"#{refill['refill']}" in seen["en"]
 
 
-async def test_news_published_in_the_console_reaches_the_dashboard_unread(
-    storefront: str, browser: WebDriver, ctx: AppContext, make_customer: MakeCustomer
-) -> None:
-    base, driver = storefront, browser
-    member = await enrolled(ctx, "manager")
+def console_sign_in(driver: WebDriver, base: str, member: Member) -> None:
     driver.delete_all_cookies()
     driver.get(f"{base}/web/admin/login")
     driver.find_element(By.ID, "login-email").send_keys(member.staff.email)
@@ -208,6 +215,14 @@ async def test_news_published_in_the_console_reaches_the_dashboard_unread(
     driver.find_element(By.ID, "login-code").send_keys(member.code())
     driver.find_element(By.ID, "login-submit").click()
     wait(driver).until(ready.visibility_of_element_located((By.ID, "welcome")))
+
+
+async def test_news_published_in_the_console_reaches_the_dashboard_unread(
+    storefront: str, browser: WebDriver, ctx: AppContext, make_customer: MakeCustomer
+) -> None:
+    base, driver = storefront, browser
+    member = await enrolled(ctx, "manager")
+    console_sign_in(driver, base, member)
     driver.get(f"{base}/web/admin/news")
     for field, text in (
         ("n-title-en", "New Telegram services"),
@@ -234,3 +249,44 @@ async def test_news_published_in_the_console_reaches_the_dashboard_unread(
     driver.get(f"{base}/web/orders/new")
     panel = driver.find_element(By.ID, "latest-news")
     assert panel.find_elements(By.CSS_SELECTOR, ".unread") == []
+
+
+async def test_a_payout_request_is_reviewed_and_credited(
+    storefront: str, browser: WebDriver, ctx: AppContext, make_customer: MakeCustomer
+) -> None:
+    base, driver = storefront, browser
+    referrer = await make_customer("0")
+    async with httpx.AsyncClient(base_url=base, headers=AUTH) as admin:
+        code = (await admin.get(f"/admin/v1/users/{referrer.user_id}")).json()["referral_code"]
+        body = {"email": "friend@example.com", "referral_code": code, "initial_balance": "20"}
+        assert (await admin.post("/admin/v1/users", json=body)).status_code == 201
+    sign_in_by_cookie(driver, base, referrer.token)
+    seen = look_at(driver, base, "/web/affiliates", "affiliates", "commission")
+    assert seen["en"].startswith("5% of every deposit")
+    assert seen["ru"].startswith("5 % от каждого пополнения")  # the browser's text: a space
+    assert driver.find_element(By.ID, "available").text == "$1.00"
+    assert driver.find_element(By.ID, "min-payout").text == "$0.50"
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, "request-payout").click()
+    wait(driver).until(ready.staleness_of(page))
+    assert "sent for review" in driver.find_element(By.ID, "done").text
+    (row,) = driver.find_elements(By.CSS_SELECTOR, "#payouts tbody tr")
+    assert row.get_attribute("data-status") == "pending"
+    payout_id = int(str(row.get_attribute("id")).removeprefix("payout-"))
+    look_at(driver, base, "/web/affiliates", "affiliates-pending", "payouts")
+
+    member = await enrolled(ctx, "finance")
+    console_sign_in(driver, base, member)
+    driver.get(f"{base}/web/admin/referral-payouts?status=pending")
+    driver.find_element(By.ID, f"approve-{payout_id}").click()
+    assert (
+        "Approved" in wait(driver).until(ready.visibility_of_element_located((By.ID, "done"))).text
+    )
+
+    sign_in_by_cookie(driver, base, referrer.token)
+    driver.get(f"{base}/web/affiliates")
+    row = driver.find_element(By.ID, f"payout-{payout_id}")
+    assert (row.get_attribute("data-status"), driver.find_element(By.ID, "balance").text) == (
+        "paid",
+        "Balance: $1.00",
+    )

@@ -34,7 +34,7 @@ from app.metrics import (
     PROVIDER_BALANCE,
     REVIEW_QUEUE,
 )
-from app.orders import stuck
+from app.orders import average, stuck
 from app.orders.models import UP_REVIEW, Order
 from app.privacy import service as privacy
 from app.providers import catalog
@@ -63,6 +63,7 @@ async def startup(ctx: Ctx) -> None:
             settings.provider_connect_timeout,
             settings.provider_read_timeout,
             allow_private=settings.provider_allow_private,
+            total_timeout=settings.provider_total_timeout,
         )
         ctx["owns_http"] = True
     ctx["jobs"] = JobQueue(ctx["redis"], settings.arq_queue, settings.redis_namespace)
@@ -107,8 +108,23 @@ async def relay_refill(ctx: Ctx, refill_id: int) -> str:
 
 
 async def sync_statuses(ctx: Ctx) -> dict[str, int]:
-    result = await sync.sync_all(ctx["db"], ctx["http"], ctx["settings"])
-    return {"checked": result.checked, "changed": result.changed, "errors": result.errors}
+    """The cron: only enqueues one `sync_provider_statuses` job per provider (job id
+    `sync:provider:<id>`, one at a time per provider); it never waits on a provider, so
+    it never overlaps itself."""
+    jobs: JobQueue = ctx["jobs"]
+    queued = await sync.queue_status_syncs(ctx["db"], ctx["settings"], jobs.sync_provider)
+    return {"queued": len(queued)}
+
+
+async def sync_provider_statuses(ctx: Ctx, provider_id: int) -> dict[str, int]:
+    """One provider's status sync, in its own job: a slow provider delays only itself."""
+    result = await sync.sync_one(ctx["db"], ctx["http"], ctx["settings"], provider_id)
+    return {
+        "checked": result.checked,
+        "changed": result.changed,
+        "errors": result.errors,
+        "anomalies": result.anomalies,
+    }
 
 
 async def sync_refills(ctx: Ctx) -> int:
@@ -236,12 +252,20 @@ async def audit_ledger(ctx: Ctx) -> dict[str, int]:
     }
 
 
+async def measure_average_times(ctx: Ctx) -> int:
+    """Every 10 minutes: each service's average completion time (app/orders/average.py)."""
+    db: Database = ctx["db"]
+    async with db.transaction() as session:
+        return await average.refresh(session, utcnow())
+
+
 FUNCTIONS = [
     relay_due_orders,
     relay_order,
     relay_cancel,
     relay_refill,
     sync_statuses,
+    sync_provider_statuses,
     sync_refills,
     sweep,
     audit_ledger,
@@ -292,6 +316,7 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(check_stuck_orders, minute=set(range(2, 60, 10)), second={50}),
         cron(enforce_retention, hour={3}, minute={30}, second={0}),
         cron(audit_ledger, minute=set(range(5, 60, 10)), second={45}),
+        cron(measure_average_times, minute=set(range(7, 60, 10)), second={25}),
     ]
 
 

@@ -13,7 +13,7 @@ query string. Answers are JSON with HTTP 200; refusals are `{"error": "<message>
 
 | action | fields | success |
 |---|---|---|
-| `services` | – | list of services (id, name, type, category, rate per 1000, min, max, refill, cancel, dripfeed); answered with an `ETag`: send it back as `If-None-Match` and an unchanged catalog answers `304 Not Modified` with no body |
+| `services` | – | list of services (id, name, type, category, rate per 1000, min, max, refill, cancel, dripfeed, and `average_time` in minutes when the service has recently completed orders); answered with an `ETag`: send it back as `If-None-Match` and an unchanged catalog answers `304 Not Modified` with no body |
 | `add` | `service`, `link`, `quantity` (Default), `runs`+`interval` (drip-feed), or the type's fields | `{"order": 23501}` |
 | `status` | `order` | `{"charge": "0.27819", "start_count": "3572", "status": "Partial", "remains": "157", "currency": "USD"}` |
 | `status` | `orders` (≤100, comma-separated) | `{"1": {…}, "10": {"error": "Incorrect order ID"}}` |
@@ -217,6 +217,7 @@ _RESPONSE_EXAMPLES: dict[str, Any] = {
                 "refill": True,
                 "cancel": True,
                 "dripfeed": False,
+                "average_time": "135",
             }
         ]
     },

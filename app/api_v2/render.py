@@ -15,7 +15,7 @@ from app.orders.sql import SUBSCRIPTIONS
 
 def service_row(offered: OfferedService) -> dict[str, Any]:
     s = offered.service
-    return {
+    row: dict[str, Any] = {
         "service": s.id,
         "name": s.name,
         "type": s.type,
@@ -27,6 +27,10 @@ def service_row(offered: OfferedService) -> dict[str, Any]:
         "cancel": s.cancel,
         "dripfeed": s.dripfeed,
     }
+    if s.average_seconds is not None:
+        # Optional: the average completion time of recent orders, in minutes.
+        row["average_time"] = str(max(1, round(s.average_seconds / 60)))
+    return row
 
 
 def order_status(order: OrderView, currency: str, runs_done: int | None = None) -> dict[str, Any]:

@@ -101,6 +101,9 @@ class Service(Base):
     upstream: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # An active order with no upstream progress for this long is stuck (None: settings).
     stuck_after_seconds: Mapped[int | None] = mapped_column(Integer)
+    # How long its recently completed orders took on average, in seconds (None: none yet);
+    # measured by a cron (app/orders/average.py), so the catalog's change feed carries it.
+    average_seconds: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=text("now()")
     )

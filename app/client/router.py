@@ -29,6 +29,7 @@ from app.client.schemas import (
     OrderIn,
     OrderOut,
     OrderPage,
+    PayoutOut,
     PlacedOut,
     ReferralsOut,
     RefillMadeOut,
@@ -50,7 +51,7 @@ from app.http.forms import read_body
 from app.http.paths import Cursor, PathId
 from app.http.tx import Jobs, Reader, Tx
 from app.ledger import service as ledger
-from app.money import format_money, format_rate, precision_for_rate
+from app.money import format_money, format_rate, plain, precision_for_rate
 from app.orders import service as orders
 from app.orders.models import STATUSES, Order
 from app.orders.types import field_names
@@ -59,6 +60,7 @@ from app.payments.models import Payment
 from app.privacy import service as privacy
 from app.receipts import service as receipts
 from app.referrals import service as referrals
+from app.referrals.models import ReferralPayout
 from app.refills.models import Refill
 from app.webhooks import service as webhooks
 from app.webhooks.schemas import (
@@ -315,7 +317,36 @@ async def my_referrals(db: Reader, services: ServicesDep, me: CurrentCustomer) -
             )
             for r in got.rewards
         ],
+        commission=plain(services.settings.referral_share),
+        payouts_mode=services.settings.affiliate_payouts,
+        min_payout=format_money(services.settings.affiliate_min_payout),
+        available=format_money(got.available),
+        payouts=[payout_out(p) for p in got.payouts],
     )
+
+
+def payout_out(payout: ReferralPayout) -> PayoutOut:
+    return PayoutOut(
+        id=payout.id,
+        amount=format_money(payout.amount),
+        status=payout.status,
+        created_at=payout.created_at,
+        decided_at=payout.decided_at,
+    )
+
+
+@mine.post(
+    "/referrals/payouts",
+    status_code=201,
+    summary="Ask for a payout of your referral earnings to your balance",
+    description="Every reward earned and not yet requested, at once: credited now "
+    "(AFFILIATE_PAYOUTS=request) or once the operator approves it (review). Refused below "
+    "the minimum payout, while a request is under review, and when rewards are credited "
+    "at once (balance).",
+)
+async def request_payout(tx: Tx, services: ServicesDep, me: CurrentCustomer) -> PayoutOut:
+    rules = referrals.PayoutRules.of(services.settings)
+    return payout_out(await referrals.request_payout(tx, rules, me.user_id))
 
 
 @mine.get(

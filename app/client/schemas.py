@@ -219,12 +219,28 @@ class RewardOut(BaseModel):
     created_at: datetime
 
 
+class PayoutOut(BaseModel):
+    id: int
+    amount: str
+    status: str  # pending | paid | rejected
+    created_at: datetime
+    decided_at: datetime | None
+
+
 class ReferralsOut(BaseModel):
     code: str | None
     link: str | None
     signups: int
     earnings: list[MonthOut]
     rewards: list[RewardOut]
+    commission: str = Field(description="share of a referred user's deposits, e.g. 0.05")
+    payouts_mode: str = Field(
+        description="`balance`: rewards reach the balance at once; `request`: on a payout "
+        "request; `review`: when the operator approves the request"
+    )
+    min_payout: str
+    available: str = Field(description="rewards earned and not yet requested")
+    payouts: list[PayoutOut]
 
 
 class DeletionOut(BaseModel):

@@ -38,7 +38,7 @@ from app.pages.export import Cell
 from app.payments import service as payments
 from app.payments.models import GATEWAYS, PAYMENT_PAID, PAYMENT_PENDING
 from app.referrals import service as referrals
-from app.referrals.models import REWARD_CREDITED, REWARD_HELD, REWARD_VOIDED
+from app.referrals.models import REWARD_STATUSES
 from app.referrals.schemas import RewardOut, VoidIn
 from app.reports.service import GroupBy, margin_report
 
@@ -262,7 +262,7 @@ async def rewards_page(who: Who, failure: Failure | None = None, done: str = "")
         found = await referrals.list_rewards(
             session,
             referrer_id=as_id(given["referrer_id"]),
-            status=as_choice(given["status"], (REWARD_CREDITED, REWARD_VOIDED, REWARD_HELD)),
+            status=as_choice(given["status"], REWARD_STATUSES),
             limit=at.limit,
             offset=at.offset,
         )
@@ -288,7 +288,7 @@ async def rewards_page(who: Who, failure: Failure | None = None, done: str = "")
         failure.status if failure else 200,
         listed=shown(found, at),
         given=given,
-        statuses=(REWARD_CREDITED, REWARD_VOIDED),
+        statuses=REWARD_STATUSES,
         error=failure.message if failure else "",
         done=who._(DONE[done]) if done in DONE else "",
     )
@@ -306,6 +306,7 @@ async def void_reward(who: Voiding, reward_id: PathId) -> Response:
     try:
         body = VoidIn.model_validate({"reason": fields.get("reason", "").strip()})
         async with who.acting() as (tx, audit):
+            before = (await referrals.get_reward(tx, reward_id)).status
             reward = await referrals.void_reward(
                 tx, reward_id, operator=audit.actor, reason=body.reason
             )
@@ -314,7 +315,7 @@ async def void_reward(who: Voiding, reward_id: PathId) -> Response:
                 "referral.void",
                 "referral_reward",
                 reward_id,
-                before={"status": "credited"},
+                before={"status": before},
                 after=out,
             )
     except Refusals as exc:

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app.console import (
+    affiliates,
     catalog,
     money,
     news,
@@ -40,6 +41,7 @@ PARTS = (
     catalog.router,
     providers.router,
     money.router,
+    affiliates.router,
     news.router,
     owner.router,
 )

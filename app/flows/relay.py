@@ -29,7 +29,20 @@ from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 import httpx
-from sqlalchemy import Row, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -154,18 +167,67 @@ CLAIM_COLUMNS = (
 )
 
 
-async def claim_due(db: Database, limit: int, *, order_id: int | None = None) -> list[Claim]:
-    """queued → sending for up to `limit` due orders in one transaction, their attempts
-    recorded, committed before anything leaves. Rows another worker is claiming right now
-    are skipped, so concurrent claims never take the same order."""
-    now = utcnow()
-    due = select(Order.id).where(
+def _due_now(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
         Order.upstream_state == UP_QUEUED,
         Order.status == PENDING,
         Order.next_attempt_at <= now,
     )
+
+
+def _within_rooms(
+    now: datetime, limit: int, rooms: Mapping[int, int], per_provider: int
+) -> Select[tuple[int]]:
+    """The due orders to claim, oldest first, at most `rooms[p]` (`per_provider` for a
+    provider not listed) of each provider: a provider whose calls fill its room is left
+    out, so a slow one never takes the slots of the others."""
+    full = [provider_id for provider_id, room in rooms.items() if room <= 0]
+    conditions = [*_due_now(now)]
+    if full:
+        conditions.append(or_(Order.provider_id.is_(None), Order.provider_id.not_in(full)))
+    rank = (
+        func.row_number()
+        .over(partition_by=Order.provider_id, order_by=(Order.next_attempt_at, Order.id))
+        .label("rank")
+    )
+    ranked = select(Order.id, Order.provider_id, Order.next_attempt_at, rank).where(*conditions)
+    candidates = ranked.subquery("candidates")
+    room = (
+        case(
+            {p: r for p, r in rooms.items() if r > 0},
+            value=candidates.c.provider_id,
+            else_=per_provider,
+        )
+        if any(r > 0 for r in rooms.values())
+        else literal(per_provider)
+    )
+    return (
+        select(candidates.c.id)
+        .where(candidates.c.rank <= room)
+        .order_by(candidates.c.next_attempt_at)
+        .limit(limit)
+    )
+
+
+async def claim_due(
+    db: Database,
+    limit: int,
+    *,
+    order_id: int | None = None,
+    rooms: Mapping[int, int] | None = None,
+    per_provider: int | None = None,
+) -> list[Claim]:
+    """queued → sending for up to `limit` due orders in one transaction, their attempts
+    recorded, committed before anything leaves. Rows another worker is claiming right now
+    are skipped, so concurrent claims never take the same order. With `per_provider`, at
+    most that many of one provider (`rooms[p]` for a provider with calls in flight)."""
+    now = utcnow()
+    due = select(Order.id).where(*_due_now(now))
     if order_id is not None:
         due = due.where(Order.id == order_id)
+    if per_provider is not None and limit > min([per_provider, *(rooms or {}).values()]):
+        # One provider alone could take more than its room: choose within the rooms.
+        due = due.where(Order.id.in_(_within_rooms(now, limit, rooms or {}, per_provider)))
     due_cte = (
         due.order_by(Order.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
     ).cte("due")
@@ -551,6 +613,9 @@ class SendSlots:
         self.kicked = False
         self._free = list(range(self.size))
         self._held: set[int] = set()
+        # Calls in flight per provider, whatever run made them: RELAY_PROVIDER_CONCURRENCY
+        # bounds each, so a slow provider never holds every slot.
+        self.flying: Counter[int] = Counter()
         self._freed = asyncio.Event()
         tls = httpx.create_ssl_context()
         self._lanes = [Lane(http, 1, tls) for _ in range(self.size)]
@@ -601,6 +666,10 @@ class RelayRun:
     records: int = 0  # transactions recording outcomes of accepted orders
 
 
+# A claim that left out a provider at its room (RELAY_PROVIDER_CONCURRENCY) is followed
+# by the next one after this many seconds at the earliest, unless no call is in flight.
+CAPPED_PAUSE = 0.25
+
 # Outcomes that arrived are recorded at least this often, so a slow call never holds back
 # the record of the others for long.
 RECORD_EVERY = 0.05
@@ -629,10 +698,14 @@ class RelayDue:
         self.deadline = time.monotonic() + max_seconds
         self.half = max(1, slots.size // 2)
         self.claiming = False
+        # After a claim left out a provider whose calls fill its room, the next waits a
+        # little (those calls may take long): no claim loop against a slow provider.
+        self._claim_after = 0.0
         self._keys: dict[int, str] = {}  # provider id → decrypted API key, once per run
         self._committed: set[int] = set()  # orders whose claim committed in this run
         self._flying: set[asyncio.Task[None]] = set()
         self._in_flight: dict[int, int] = {}  # order id → its slot, while its call runs
+        self._providers: dict[int, int] = {}  # order id → its provider, while its call runs
         self._arrived: list[tuple[Claim, Answer]] = []
         self._enough = asyncio.Event()
 
@@ -647,7 +720,12 @@ class RelayDue:
                     self._stop_claiming()
                     self.run.more = True
                 free = self.slots.free
-                if self.claiming and (free >= self.half or (not self._flying and free > 0)):
+                ready = time.monotonic() >= self._claim_after or not self._flying
+                if (
+                    self.claiming
+                    and ready
+                    and (free >= self.half or (not self._flying and free > 0))
+                ):
                     await self.claim()
                 elif self.claiming and not self._flying and not self._arrived:
                     await self.slots.wait()  # other jobs of this worker hold every slot
@@ -675,13 +753,24 @@ class RelayDue:
         claims: list[Claim] = []
         self.run.claims += 1
         self.slots.kicked = False
+        per_provider = self.settings.relay_provider_concurrency
+        rooms = {p: per_provider - n for p, n in self.slots.flying.items() if n > 0}
         try:
-            claims = await claim_due(self.db, len(taken))  # committed when it returns
+            # Committed when it returns.
+            claims = await claim_due(self.db, len(taken), rooms=rooms, per_provider=per_provider)
         finally:
             self.slots.give(taken[len(claims) :])
         assert len(claims) <= len(taken)
+        claimed = Counter(claim.provider_id for claim in claims)
+        assert all(rooms.get(p, per_provider) >= n for p, n in claimed.items()), "room exceeded"
         if len(claims) < len(taken) and not self.slots.kicked:
-            self._stop_claiming()  # nothing else is due now
+            if any(rooms.get(p, per_provider) <= n for p, n in claimed.items()) or any(
+                room <= 0 for room in rooms.values()
+            ):
+                # Orders of a provider at its room may be due still: claim again later.
+                self._claim_after = time.monotonic() + CAPPED_PAUSE
+            else:
+                self._stop_claiming()  # nothing else is due now
         self._committed.update(claim.id for claim in claims)
         for claim, slot in zip(claims, taken, strict=False):
             self.send(claim, slot)
@@ -690,6 +779,8 @@ class RelayDue:
         assert claim.id in self._committed, "an order is sent only after its claim committed"
         assert claim.id not in self._in_flight, "an order is sent at most once per run"
         self._in_flight[claim.id] = slot
+        self._providers[claim.id] = claim.provider_id
+        self.slots.flying[claim.provider_id] += 1
         assert len(self._in_flight) <= self.slots.held <= self.slots.size
         task = asyncio.create_task(self._call(claim, slot))
         self._flying.add(task)
@@ -718,6 +809,10 @@ class RelayDue:
         slot = self._in_flight.pop(order_id, None)
         if slot is not None:
             self.slots.give([slot])
+            provider_id = self._providers.pop(order_id)
+            self.slots.flying[provider_id] -= 1
+            if self.slots.flying[provider_id] <= 0:
+                del self.slots.flying[provider_id]
 
     async def _answers(self) -> None:
         """Wait a little for more answers, so that each record carries many."""

@@ -455,16 +455,50 @@ def polled_now(provider: Provider, settings: Settings, now: float) -> bool:
     return int(now // period) % WEBHOOK_POLL_FACTOR == 0
 
 
-async def sync_all(db: Database, http: httpx.AsyncClient, settings: Settings) -> SyncResult:
-    total = SyncResult()
+async def providers_due(db: Database, settings: Settings) -> list[int]:
+    """The enabled providers this run polls (see `polled_now`), by id."""
     async with db.session() as session:
-        providers = list(await session.scalars(select(Provider).where(Provider.enabled)))
+        providers = list(
+            await session.scalars(select(Provider).where(Provider.enabled).order_by(Provider.id))
+        )
     now = time.time()
-    for provider in providers:
-        if not polled_now(provider, settings, now):
-            continue
-        client = client_for(provider, settings.secret_key, http)
-        part = await sync_provider(db, client, provider.id)
+    return [p.id for p in providers if polled_now(p, settings, now)]
+
+
+async def queue_status_syncs(
+    db: Database, settings: Settings, enqueue: Callable[[int], Awaitable[bool]]
+) -> list[int]:
+    """The `sync_statuses` cron's whole work: one job per provider polled now (its job id
+    is the provider's, JobQueue.sync_provider: a provider whose sync still runs gets no
+    second one). The cron waits on no provider, so it never overlaps itself, and one
+    slow provider delays only its own orders. The providers enqueued."""
+    return [
+        provider_id
+        for provider_id in await providers_due(db, settings)
+        if await enqueue(provider_id)
+    ]
+
+
+async def sync_one(
+    db: Database, http: httpx.AsyncClient, settings: Settings, provider_id: int
+) -> SyncResult:
+    """One provider's sync (the `sync_provider_statuses` job); nothing if it is gone or
+    disabled."""
+    async with db.session() as session:
+        provider = await session.get(Provider, provider_id)
+    if provider is None or not provider.enabled:
+        return SyncResult()
+    return await sync_provider(db, client_for(provider, settings.secret_key, http), provider.id)
+
+
+async def sync_all(db: Database, http: httpx.AsyncClient, settings: Settings) -> SyncResult:
+    """Every provider polled now, all at once, each on its own (a slow one delays only
+    its own orders). The worker runs them as separate jobs instead (`queue_status_syncs`)."""
+    total = SyncResult()
+    parts = await asyncio.gather(
+        *(sync_one(db, http, settings, p) for p in await providers_due(db, settings))
+    )
+    for part in parts:
         total.checked += part.checked
         total.changed += part.changed
         total.errors += part.errors

@@ -7,10 +7,12 @@ record of the request, and returns it in the response.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +32,27 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
+class RequestIds:
+    """Ids for requests that bring none: 32 hex digits, a random prefix drawn once per
+    process (and again in a forked child) and a counter. As unique as a random UUID where
+    it matters (across processes and restarts) without a call for random bytes per
+    request."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        if os.getpid() != self._pid:
+            self._pid, self._prefix = os.getpid(), secrets.token_hex(10)
+            self._counter = itertools.count()
+        return f"{self._prefix}{next(self._counter) % 16**12:012x}"
+
+
+_made = RequestIds()
+
+
 def route_of(scope: Scope) -> str:
     """The route template (bounded label values), never the raw path."""
     route: Any = scope.get("route")
@@ -46,7 +69,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or _made.next()
         token = REQUEST_ID.set(request_id)
         status = 500
         started = time.perf_counter()

@@ -130,21 +130,27 @@ class AddGroups:
         """Place one add with the others of its user in flight: its order, or its refusal
         (raised); Unsettled when the full path must decide."""
         key = (user_id, digest)
-        waiting = _Waiting(item, asyncio.get_running_loop().create_future())
         queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[key] = _Queue()
-            queue.waiting.append(waiting)
-            queue.task = asyncio.create_task(self._drain(pool, digest, user_id, queue))
-        else:
-            queue.waiting.append(waiting)
+            return _settled(await self._lead(pool, digest, user_id, item))
+        waiting = _Waiting(item, asyncio.get_running_loop().create_future())
+        queue.waiting.append(waiting)
         # Shielded: a caller that goes away does not cancel the answer the statement gives.
-        outcome = await asyncio.shield(waiting.answer)
-        if isinstance(outcome, DomainError):
-            raise outcome
-        if isinstance(outcome, Undecided):
-            raise Unsettled(outcome)
-        return outcome
+        return _settled(await asyncio.shield(waiting.answer))
+
+    async def _lead(
+        self, pool: asyncpg.Pool, digest: str, user_id: int, item: GroupItem
+    ) -> Outcome:
+        """A first add with nothing in flight for its user: placed at once, by the caller
+        itself; the adds that arrive meanwhile are placed after it, together."""
+        queue = self._queues[(user_id, digest)] = _Queue()
+        try:
+            return (await self._run(pool, digest, user_id, [item]))[0]
+        finally:
+            if queue.waiting:
+                queue.task = asyncio.create_task(self._drain(pool, digest, user_id, queue))
+            else:
+                del self._queues[(user_id, digest)]
 
     async def _drain(self, pool: asyncpg.Pool, digest: str, user_id: int, queue: _Queue) -> None:
         """Run statements for this user until nobody waits: each takes a group from the
@@ -178,6 +184,14 @@ class AddGroups:
         if len(items) > 1:
             return await place_group(pool, digest, user_id, items)
         return [await _place_one(pool, digest, user_id, items[0])]
+
+
+def _settled(outcome: Outcome) -> FastAdd:
+    if isinstance(outcome, DomainError):
+        raise outcome
+    if isinstance(outcome, Undecided):
+        raise Unsettled(outcome)
+    return outcome
 
 
 async def _place_one(pool: asyncpg.Pool, digest: str, user_id: int, item: GroupItem) -> Outcome:

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 
 from app.money import places_of
 
@@ -90,3 +90,8 @@ def money(value: Decimal, currency: str, language: str) -> str:
 def number(value: Decimal | int, language: str) -> str:
     shown = plain(value) if isinstance(value, Decimal) else value
     return format_decimal(shown, locale=language, decimal_quantization=False)
+
+
+def percent(share: Decimal, language: str) -> str:
+    """A share (0.05) as the locale writes a percentage (5 %, 5 %)."""
+    return str(format_percent(share, locale=language, decimal_quantization=False))

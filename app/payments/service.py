@@ -229,6 +229,7 @@ async def manual_topup(
         await reward_deposit(
             session,
             share=settings.referral_share,
+            accrue=settings.affiliate_payouts != "balance",
             user_id=user_id,
             deposit_entry_id=movement.entry_id,
             amount=amount,
@@ -389,6 +390,7 @@ async def settle(
     await reward_deposit(
         session,
         share=settings.referral_share,
+        accrue=settings.affiliate_payouts != "balance",
         user_id=payment.user_id,
         deposit_entry_id=movement.entry_id,
         amount=payment.credit_amount,

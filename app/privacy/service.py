@@ -34,7 +34,7 @@ from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange
 from app.receipts.models import Receipt
-from app.referrals.models import ReferralReward
+from app.referrals.models import ReferralPayout, ReferralReward
 from app.refills.models import Refill
 from app.tickets import service as tickets
 
@@ -289,6 +289,7 @@ async def purge_erased_users(session: AsyncSession, cutoff: datetime) -> list[in
     await session.execute(delete(Receipt).where(Receipt.user_id.in_(ids)))
     await session.execute(delete(Chargeback).where(Chargeback.user_id.in_(ids)))
     await session.execute(delete(ReferralReward).where(ReferralReward.referrer_id.in_(ids)))
+    await session.execute(delete(ReferralPayout).where(ReferralPayout.user_id.in_(ids)))
     entries = await ledger.purge_entries(session, ids)
     await session.execute(
         delete(AuditEntry).where(

@@ -69,6 +69,7 @@ unknown outcome: the provider may have created the order, so it is neither a ref
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import ssl
@@ -83,6 +84,7 @@ import httpx
 from app import netguard
 
 MAX_IDS = 100
+TOTAL_TIMEOUT = 60.0  # seconds for a whole call (PROVIDER_TOTAL_TIMEOUT's default)
 # Bounds of what is read from a provider (see the module docstring).
 MAX_COUNT = 10**12
 MAX_MONEY = Decimal(10**12)  # Numeric(20, 8) holds up to 12 integer digits
@@ -258,13 +260,18 @@ class ProviderBalance:
 
 
 def build_http_client(
-    connect_timeout: float = 5.0, read_timeout: float = 30.0, *, allow_private: bool = False
+    connect_timeout: float = 5.0,
+    read_timeout: float = 30.0,
+    *,
+    allow_private: bool = False,
+    total_timeout: float = TOTAL_TIMEOUT,
 ) -> httpx.AsyncClient:
     """The one long-lived client for all providers: explicit timeouts and limits, and
     connections only to public addresses unless `allow_private` (PROVIDER_ALLOW_PRIVATE),
     to the very address checked (app/netguard.py): the provider key never reaches
-    169.254.169.254 or the panel's own network."""
-    return netguard.GuardedClient(
+    169.254.169.254 or the panel's own network. `total_timeout` (PROVIDER_TOTAL_TIMEOUT)
+    bounds each whole call made through it (see ProviderClient)."""
+    client = netguard.GuardedClient(
         netguard.AddressPolicy(allow_private=allow_private),
         timeout=httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
@@ -272,6 +279,14 @@ def build_http_client(
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         headers={"User-Agent": "smm-panel"},
     )
+    client.total_timeout = total_timeout
+    return client
+
+
+def total_timeout_of(http: object) -> float:
+    """The whole-call deadline a client (or a Lane) carries; TOTAL_TIMEOUT otherwise."""
+    found = getattr(http, "total_timeout", None)
+    return float(found) if isinstance(found, int | float) and found > 0 else TOTAL_TIMEOUT
 
 
 class Poster(Protocol):
@@ -303,6 +318,7 @@ class Lane:
         )
         self._timeout = like.timeout.as_dict()
         self._headers = like.headers
+        self.total_timeout = total_timeout_of(like)
 
     async def post(self, url: str, *, content: str, headers: Mapping[str, str]) -> httpx.Response:
         request = httpx.Request(
@@ -464,10 +480,24 @@ def _names_order(body: Any) -> bool:
 
 
 class ProviderClient:
-    def __init__(self, url: str, api_key: str, http: httpx.AsyncClient | Poster) -> None:
+    """One provider's API v2. Every call has a total deadline (`total_timeout`, from the
+    HTTP client: PROVIDER_TOTAL_TIMEOUT): connecting, sending and reading the whole
+    answer. httpx's timeouts bound each read, so an answer that dribbles one byte every
+    few seconds never trips them; the deadline does, and the call's outcome is then
+    unknown (a mutating call) or transient (a read), as after a read timeout."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        http: httpx.AsyncClient | Poster,
+        *,
+        total_timeout: float | None = None,
+    ) -> None:
         self.url = url
         self._key = api_key
         self.http = http
+        self.total_timeout = total_timeout or total_timeout_of(http)
 
     def __repr__(self) -> str:  # the key stays out of logs and tracebacks
         return f"ProviderClient({self.url!r})"
@@ -478,7 +508,12 @@ class ProviderClient:
         unknown = ProviderUnknownOutcome if mutating else ProviderTransient
         try:
             # The form encoded here, as httpx would, at a fraction of its cost per request.
-            response = await self.http.post(self.url, content=urlencode(data), headers=FORM)
+            async with asyncio.timeout(self.total_timeout):
+                response = await self.http.post(self.url, content=urlencode(data), headers=FORM)
+        except TimeoutError as exc:  # the total deadline (httpx's own errors are not these)
+            raise unknown(
+                f"{action}: no whole answer in {self.total_timeout:g} s (total deadline)"
+            ) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise ProviderNotSent(f"{action}: not sent ({type(exc).__name__})") from exc
         except httpx.TimeoutException as exc:

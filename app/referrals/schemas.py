@@ -41,3 +41,21 @@ class RewardOut(BaseModel):
     hold_reason: str | None = Field(default=None, description="why it is held for review")
     released_at: datetime | None = None
     released_by: str | None = None
+
+
+class PayoutOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    user_id: int
+    amount: PlainDecimal
+    status: str
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    reject_reason: str | None
+    ledger_entry_id: int | None
+
+
+class RejectIn(AdminInput):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "Self-referrals"}]})
+    reason: str = Field(min_length=1, max_length=300)

@@ -1,11 +1,17 @@
-"""The referral program: rewards for referrers, credited and voided through the ledger.
+"""The referral program: rewards for referrers, credited and voided through the ledger;
+with AFFILIATE_PAYOUTS `request` or `review`, rewards accrue until the referrer asks for a
+payout, paid at once or once the operator approves it.
 
-Abuse (ToS 7.1–7.2, ToU 3.5) holds a reward for the operator instead of crediting it: the
-referred account signed up from an address or a browser (device cookie) the referrer used,
-or its mailbox is the referrer's own (the same address up to dots and a +tag). A held
-reward is released (credited) or voided by an operator. A deposit reversed within
-REFERRAL_REVERSAL_DAYS takes its reward back (app/flows chargeback).
-"""
+A payout carries every reward accrued and not yet in a payout, so no reward is paid twice:
+the referrer's row is locked while they are gathered, a payout is credited once (its
+ledger entry's idempotency key), and a reward leaves a payout only when the operator
+rejects it (it is available again).
+
+Abuse (ToS 7.1–7.2, ToU 3.5) holds a reward for the operator instead of crediting or
+accruing it: the referred account signed up from an address or a browser (device cookie)
+the referrer used, or its mailbox is the referrer's own (the same address up to dots and
+a +tag). A held reward is released or voided by an operator. A deposit reversed within
+REFERRAL_REVERSAL_DAYS takes its reward back (app/flows chargeback)."""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import USER_ACTIVE, User
@@ -25,13 +32,19 @@ from app.db import utcnow
 from app.errors import Conflict, DomainError, NotEnoughFunds, NotFound
 from app.ledger import service as ledger
 from app.referrals.models import (
+    PAYOUT_PAID,
+    PAYOUT_PENDING,
+    PAYOUT_REJECTED,
+    REWARD_ACCRUED,
     REWARD_CREDITED,
     REWARD_HELD,
     REWARD_VOIDED,
     TRACE_SIGNUP,
     ClientTrace,
+    ReferralPayout,
     ReferralReward,
 )
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 REWARD_PLACES = Decimal("0.00001")
@@ -50,6 +63,36 @@ class SelfReferral(DomainError):
     message = "A user cannot refer themselves"
 
 
+class PayoutsOff(DomainError):
+    http_status = 422
+    message = "Referral rewards are credited to the balance at once"
+
+
+class PayoutTooSmall(DomainError):
+    http_status = 422
+    message = "Your earnings are below the minimum payout"
+
+
+class PayoutPending(Conflict):
+    http_status = 409
+    message = "A payout request is already under review"
+
+
+class PayoutNotFound(NotFound):
+    http_status = 404
+    message = "Payout request not found"
+
+
+class PayoutDecided(Conflict):
+    http_status = 409
+    message = "This payout request was already decided"
+
+
+class RewardInPayout(Conflict):
+    http_status = 409
+    message = "This reward is in a payout request under review"
+
+
 async def reward_deposit(
     session: AsyncSession,
     *,
@@ -57,8 +100,10 @@ async def reward_deposit(
     user_id: int,
     deposit_entry_id: int,
     amount: Decimal,
+    accrue: bool = False,
 ) -> ReferralReward | None:
-    """Credit the referrer of `user_id` their share of a deposit, once per deposit entry.
+    """Credit the referrer of `user_id` their share of a deposit, once per deposit entry
+    (with `accrue`, record it for a later payout instead).
 
     Nothing happens without a referrer, for a referrer who is blocked or erased, or when
     the share rounds down to nothing.
@@ -93,6 +138,22 @@ async def reward_deposit(
         session.add(held)
         await session.flush()
         return held
+    if accrue:
+        inserted = await session.scalar(
+            pg_insert(ReferralReward)
+            .values(
+                referrer_id=referrer_id,
+                referred_id=user_id,
+                deposit_entry_id=deposit_entry_id,
+                deposit_amount=amount,
+                share=share,
+                amount=reward,
+                status=REWARD_ACCRUED,
+            )
+            .on_conflict_do_nothing(index_elements=[ReferralReward.deposit_entry_id])
+            .returning(ReferralReward.id)
+        )
+        return None if inserted is None else await session.get(ReferralReward, inserted)
     movement = await ledger.credit(
         session,
         user_id=referrer_id,
@@ -117,6 +178,13 @@ async def reward_deposit(
     return row
 
 
+async def get_reward(session: AsyncSession, reward_id: int) -> ReferralReward:
+    reward = await session.get(ReferralReward, reward_id)
+    if reward is None:
+        raise NotFound("Referral reward not found")
+    return reward
+
+
 async def void_reward(
     session: AsyncSession, reward_id: int, *, operator: str, reason: str
 ) -> ReferralReward:
@@ -130,13 +198,15 @@ async def void_reward(
     )
     if reward is None:
         raise NotFound("Referral reward not found")
+    if reward.status == REWARD_VOIDED:
+        raise Conflict("This reward was already voided")
     if reward.status == REWARD_HELD:  # never credited: nothing to take back
         reward.status, reward.voided_at = REWARD_VOIDED, utcnow()
         reward.voided_by, reward.void_reason = operator, reason
         await session.flush()
         return reward
-    if reward.status != REWARD_CREDITED:
-        raise Conflict("This reward was already voided")
+    if reward.status == REWARD_ACCRUED:
+        return await _void_accrued(session, reward, operator=operator, reason=reason)
     movement = await ledger.adjust(
         session,
         user_id=reward.referrer_id,
@@ -150,6 +220,21 @@ async def void_reward(
     reward.voided_by = operator
     reward.void_reason = reason
     reward.void_entry_id = movement.entry_id
+    await session.flush()
+    return reward
+
+
+async def _void_accrued(
+    session: AsyncSession, reward: ReferralReward, *, operator: str, reason: str
+) -> ReferralReward:
+    """An accrued reward never reached the balance: voiding it moves no money, unless a
+    payout under review carries it (the operator decides that payout first)."""
+    if reward.payout_id is not None:
+        raise RewardInPayout()
+    reward.status = REWARD_VOIDED
+    reward.voided_at = utcnow()
+    reward.voided_by = operator
+    reward.void_reason = reason
     await session.flush()
     return reward
 
@@ -176,9 +261,11 @@ async def set_referrer(session: AsyncSession, user_id: int, code: str) -> int:
 class ReferralSummary:
     code: str | None
     signups: int
-    # (month "YYYY-MM", credited rewards of that month), newest month first.
+    # (month "YYYY-MM", rewards earned that month), newest month first.
     monthly: list[tuple[str, Decimal]]
     rewards: list[ReferralReward]
+    available: Decimal  # accrued, not yet in a payout request
+    payouts: list[ReferralPayout]
 
 
 async def summary(session: AsyncSession, user_id: int, *, limit: int = 100) -> ReferralSummary:
@@ -191,7 +278,10 @@ async def summary(session: AsyncSession, user_id: int, *, limit: int = 100) -> R
     monthly = (
         await session.execute(
             select(month, func.sum(ReferralReward.amount))
-            .where(ReferralReward.referrer_id == user_id, ReferralReward.status == REWARD_CREDITED)
+            .where(
+                ReferralReward.referrer_id == user_id,
+                ReferralReward.status.in_((REWARD_CREDITED, REWARD_ACCRUED)),
+            )
             .group_by(month)
             .order_by(month.desc())
         )
@@ -207,6 +297,8 @@ async def summary(session: AsyncSession, user_id: int, *, limit: int = 100) -> R
         signups=int(signups or 0),
         monthly=[(str(m), Decimal(s)) for m, s in monthly],
         rewards=list(rewards),
+        available=await available(session, user_id),
+        payouts=await list_payouts(session, user_id=user_id, limit=limit),
     )
 
 
@@ -301,8 +393,11 @@ async def abuse_signals(session: AsyncSession, referrer_id: int, referred_id: in
     return signals
 
 
-async def release_reward(session: AsyncSession, reward_id: int, *, operator: str) -> ReferralReward:
-    """Credit a held reward after the operator's review, once."""
+async def release_reward(
+    session: AsyncSession, reward_id: int, *, operator: str, accrue: bool = False
+) -> ReferralReward:
+    """Credit a held reward after the operator's review, once (with `accrue`, it joins the
+    rewards waiting for a payout instead)."""
     reward = await session.scalar(
         select(ReferralReward).where(ReferralReward.id == reward_id).with_for_update()
     )
@@ -310,6 +405,11 @@ async def release_reward(session: AsyncSession, reward_id: int, *, operator: str
         raise NotFound("Referral reward not found")
     if reward.status != REWARD_HELD:
         raise Conflict("Only a held reward can be released")
+    reward.released_at, reward.released_by = utcnow(), operator
+    if accrue:
+        reward.status = REWARD_ACCRUED
+        await session.flush()
+        return reward
     movement = await ledger.credit(
         session,
         user_id=reward.referrer_id,
@@ -321,7 +421,6 @@ async def release_reward(session: AsyncSession, reward_id: int, *, operator: str
     )
     assert movement is not None  # a held reward was never credited
     reward.status, reward.ledger_entry_id = REWARD_CREDITED, movement.entry_id
-    reward.released_at, reward.released_by = utcnow(), operator
     await session.flush()
     return reward
 
@@ -337,7 +436,7 @@ async def take_back_reversed(
         select(ReferralReward.id)
         .where(
             ReferralReward.referred_id == referred_id,
-            ReferralReward.status.in_((REWARD_CREDITED, REWARD_HELD)),
+            ReferralReward.status.in_((REWARD_CREDITED, REWARD_HELD, REWARD_ACCRUED)),
             ReferralReward.created_at >= since,
         )
         .order_by(ReferralReward.id)
@@ -347,8 +446,147 @@ async def take_back_reversed(
         try:
             async with session.begin_nested():
                 await void_reward(session, reward_id, operator=operator, reason=reason)
-        except NotEnoughFunds:
+        except (NotEnoughFunds, Conflict):  # the balance no longer covers it; in a payout
             log.warning("referral reward not taken back", extra={"reward": reward_id})
             continue
         voided.append(reward_id)
     return voided
+
+
+# Payouts --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PayoutRules:
+    """AFFILIATE_PAYOUTS and AFFILIATE_MIN_PAYOUT."""
+
+    mode: str  # balance | request | review
+    minimum: Decimal
+
+    @classmethod
+    def of(cls, settings: Settings) -> PayoutRules:
+        return cls(settings.affiliate_payouts, settings.affiliate_min_payout)
+
+
+async def available(session: AsyncSession, user_id: int) -> Decimal:
+    """Accrued rewards not yet in a payout request."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(ReferralReward.amount), 0)).where(
+            ReferralReward.referrer_id == user_id,
+            ReferralReward.status == REWARD_ACCRUED,
+            ReferralReward.payout_id.is_(None),
+        )
+    )
+    return Decimal(total or 0)
+
+
+async def request_payout(session: AsyncSession, rules: PayoutRules, user_id: int) -> ReferralPayout:
+    """Gather every available reward into a payout request: paid to the balance at once
+    (`request`) or left for the operator's review (`review`)."""
+    if rules.mode not in ("request", "review"):
+        raise PayoutsOff()
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    pending = await session.scalar(
+        select(ReferralPayout.id).where(
+            ReferralPayout.user_id == user_id, ReferralPayout.status == PAYOUT_PENDING
+        )
+    )
+    if pending is not None:
+        raise PayoutPending()
+    amount = await available(session, user_id)
+    if amount <= 0 or amount < rules.minimum:
+        raise PayoutTooSmall()
+    payout = ReferralPayout(user_id=user_id, amount=amount, status=PAYOUT_PENDING)
+    session.add(payout)
+    await session.flush()
+    await session.execute(
+        update(ReferralReward)
+        .where(
+            ReferralReward.referrer_id == user_id,
+            ReferralReward.status == REWARD_ACCRUED,
+            ReferralReward.payout_id.is_(None),
+        )
+        .values(payout_id=payout.id)
+    )
+    if rules.mode == "request":
+        await _pay(session, payout, decided_by=None)
+    return payout
+
+
+async def _pay(session: AsyncSession, payout: ReferralPayout, *, decided_by: str | None) -> None:
+    movement = await ledger.credit(
+        session,
+        user_id=payout.user_id,
+        amount=payout.amount,
+        kind="referral",
+        reason=f"Referral payout #{payout.id}",
+        operator=decided_by,
+        idempotency_key=f"referral-payout:{payout.id}",
+    )
+    assert movement is not None, "a payout is credited once: it was pending until now"
+    payout.status = PAYOUT_PAID
+    payout.decided_at = utcnow()
+    payout.decided_by = decided_by
+    payout.ledger_entry_id = movement.entry_id
+    await session.execute(
+        update(ReferralReward)
+        .where(ReferralReward.payout_id == payout.id)
+        .values(status=REWARD_CREDITED, ledger_entry_id=movement.entry_id)
+    )
+    await session.flush()
+
+
+async def _pending(session: AsyncSession, payout_id: int) -> ReferralPayout:
+    """A payout under review, locked (its referrer's row first, as every movement does)."""
+    user_id = await session.scalar(
+        select(ReferralPayout.user_id).where(ReferralPayout.id == payout_id)
+    )
+    if user_id is None:
+        raise PayoutNotFound()
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    payout = await session.scalar(
+        select(ReferralPayout).where(ReferralPayout.id == payout_id).with_for_update()
+    )
+    assert payout is not None
+    if payout.status != PAYOUT_PENDING:
+        raise PayoutDecided()
+    return payout
+
+
+async def approve_payout(session: AsyncSession, payout_id: int, *, operator: str) -> ReferralPayout:
+    payout = await _pending(session, payout_id)
+    await _pay(session, payout, decided_by=operator)
+    return payout
+
+
+async def reject_payout(
+    session: AsyncSession, payout_id: int, *, operator: str, reason: str
+) -> ReferralPayout:
+    """Refuse a payout: nothing is credited and its rewards are available again."""
+    payout = await _pending(session, payout_id)
+    payout.status = PAYOUT_REJECTED
+    payout.decided_at = utcnow()
+    payout.decided_by = operator
+    payout.reject_reason = reason
+    await session.execute(
+        update(ReferralReward).where(ReferralReward.payout_id == payout.id).values(payout_id=None)
+    )
+    await session.flush()
+    return payout
+
+
+async def list_payouts(
+    session: AsyncSession,
+    *,
+    user_id: int | None = None,
+    status: str | None = None,
+    limit: int,
+    offset: int = 0,
+) -> list[ReferralPayout]:
+    """Payout requests, newest first."""
+    stmt = select(ReferralPayout).order_by(ReferralPayout.id.desc()).limit(limit).offset(offset)
+    if user_id is not None:
+        stmt = stmt.where(ReferralPayout.user_id == user_id)
+    if status is not None:
+        stmt = stmt.where(ReferralPayout.status == status)
+    return list(await session.scalars(stmt))

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.models import Service
 from app.db import utcnow
 from app.errors import Conflict, DomainError, OrderUnderReview, RefillDisabled, RefillNotFound
-from app.orders.models import COMPLETED, PARTIAL, UP_MANUAL, UP_SENT
+from app.orders.models import COMPLETED, PARTIAL, UP_MANUAL, UP_SENT, Order
 from app.orders.service import get_own_order
 from app.refills.models import R_PENDING, Refill
 
@@ -38,6 +38,13 @@ class RefillFinished(Conflict):
     message = "Refill already finished"
 
 
+def refillable(order: Order) -> bool:
+    """An order a refill can be asked for: it ended Completed or Partial and was not refunded
+    in full (nothing delivered remains to top up)."""
+    refunded_in_full = order.charge > 0 and order.refunded >= order.charge
+    return order.status in (COMPLETED, PARTIAL) and not refunded_in_full
+
+
 async def request_refill(session: AsyncSession, user_id: int, order_id: int) -> Refill:
     order = await get_own_order(session, user_id, order_id, for_update=True)
     if order.review_ticket_id is not None:
@@ -45,7 +52,7 @@ async def request_refill(session: AsyncSession, user_id: int, order_id: int) -> 
     service = await session.get(Service, order.service_id)
     if service is None or not service.refill:
         raise RefillDisabled()
-    if order.status not in (COMPLETED, PARTIAL):
+    if not refillable(order):
         raise RefillNotEligible()
     finished = order.finished_at or order.updated_at
     if service.refill_days > 0 and utcnow() > finished + timedelta(days=service.refill_days):

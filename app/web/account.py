@@ -31,6 +31,7 @@ from app.payments.models import GATEWAYS, PAYMENT_PENDING, Payment
 from app.privacy import service as privacy
 from app.receipts import service as receipts
 from app.referrals import service as referrals
+from app.web import apidoc, i18n
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, signed_in
 from app.webhooks import service as webhooks
@@ -335,8 +336,21 @@ async def set_webhook(who: Me, tx: Tx) -> Response:
 
 
 def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:
+    """API v2 documented with the customer's key and the panel's own address."""
     base = who.services.settings.public_url.rstrip("/")
-    return page(who, "api.html", base=base, key=key, prefix=prefix)
+    order_statuses, refill_statuses = apidoc.statuses()
+    return page(
+        who,
+        "api.html",
+        base=base,
+        key=key,
+        prefix=prefix,
+        actions=apidoc.ACTIONS,
+        types=apidoc.type_fields(),
+        order_statuses=order_statuses,
+        refill_statuses=refill_statuses,
+        refusals=apidoc.REFUSALS,
+    )
 
 
 @router.get("/api")
@@ -350,12 +364,41 @@ async def api(who: Me, db: Reader) -> Response:
     return api_page(who, None, prefix)
 
 
-@router.get("/affiliates")
-async def affiliates(who: Me, db: Reader) -> Response:
+async def affiliates_page(
+    who: Visitor, db: AsyncSession, status: int = 200, **values: object
+) -> Response:
+    settings = who.services.settings
     got = await referrals.summary(db, who.me.user_id)
-    base = who.services.settings.public_url.rstrip("/")
+    base = settings.public_url.rstrip("/")
     link = f"{base}/?ref={got.code}" if got.code else None
-    return page(who, "affiliates.html", summary=got, link=link)
+    return page(
+        who,
+        "affiliates.html",
+        status,
+        summary=got,
+        link=link,
+        commission=i18n.percent(settings.referral_share, who.language),
+        rules=referrals.PayoutRules.of(settings),
+        **values,
+    )
+
+
+@router.get("/affiliates")
+async def affiliates(who: Me, db: Reader, done: str = "") -> Response:
+    return await affiliates_page(who, db, done=done[:40])
+
+
+@router.post("/affiliates/payouts")
+async def request_payout(who: Me, tx: Tx) -> Response:
+    """The payout /client/v1/referrals/payouts asks for."""
+    await posted(who)
+    rules = referrals.PayoutRules.of(who.services.settings)
+    try:
+        async with tx.begin_nested():
+            made = await referrals.request_payout(tx, rules, who.me.user_id)
+    except DomainError as exc:
+        return await affiliates_page(who, tx, 422, payout_error=who.error(exc.message))
+    return redirect(who, f"/web/affiliates?done={made.status}#payouts-h")
 
 
 @router.get("/privacy-requests")

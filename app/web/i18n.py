@@ -15,6 +15,7 @@ from app.pages.i18n import Translate as Translate
 from app.pages.i18n import convert as convert
 from app.pages.i18n import money as money
 from app.pages.i18n import number as number
+from app.pages.i18n import percent as percent
 from app.pages.i18n import pick_language as pick_language
 from app.pages.i18n import plain as plain
 from app.pages.i18n import read_catalog, translator_of

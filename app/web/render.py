@@ -125,6 +125,17 @@ class Visitor:
             zone = ZoneInfo("UTC")
         return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
+    def duration(self, seconds: int | None) -> str:
+        """A service's average time in hours and minutes ("—" when not measured yet)."""
+        if seconds is None:
+            return "—"
+        hours, minutes = divmod(max(1, round(seconds / 60)), 60)
+        if hours and minutes:
+            return self._("%(h)s h %(m)s min", h=hours, m=minutes)
+        if hours:
+            return self._("%(h)s h", h=hours)
+        return self._("%(m)s min", m=minutes)
+
     def error(self, message: str) -> str:
         return i18n.error_text(self.language, message)
 
@@ -227,6 +238,7 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "money": who.money,
         "money_in": who.money_in,
         "asset": asset_url,
+        "duration": who.duration,
         "kind_label": lambda kind: who._(KIND_WORDS.get(kind, kind)),
         "when": who.when,
         "number": lambda v: i18n.number(v, who.language),

@@ -6,6 +6,7 @@ language."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -22,8 +23,9 @@ from app.http.tx import Jobs, Reader, Tx
 from app.legal import service as legal
 from app.money import format_rate
 from app.orders import service as orders
-from app.orders.models import ACTIVE_STATUSES, COMPLETED, PARTIAL, STATUSES, Order
+from app.orders.models import ACTIVE_STATUSES, STATUSES, Order
 from app.orders.types import LINES, PACKAGE, SubscriptionsType, TypeSpec, field_names, handler_for
+from app.refills import service as refills
 from app.refills.models import Refill
 from app.web import follow, news
 from app.web.forms import posted
@@ -57,10 +59,17 @@ LABELS = {
     "posts": "Posts",
     "old_posts": "Old posts",
     "delay": "Delay (minutes)",
-    "expiry": "Expiry (d/m/Y)",
+    "expiry": "Expiry date",
 }
 # The fields of the order form a refusal may belong to (app/errors.py `field`).
 ORDER_FIELDS = frozenset({"service", "accept_terms", *LABELS})
+
+
+def protocol_date(value: str) -> str:
+    """A date field's `YYYY-MM-DD` as the protocol's `d/m/Y`; anything else as typed
+    (the command says what is wrong with it)."""
+    found = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", value.strip())
+    return f"{found[3]}/{found[2]}/{found[1]}" if found else value
 
 
 def charging(type_name: str) -> str:
@@ -125,6 +134,8 @@ async def place_order(who: Me, tx: Tx, jobs: Jobs) -> Response:
         fields.pop("interval", None)
     accepted = fields.pop("accept_terms", "") == "1"
     sent = {k: v for k, v in fields.items() if v.strip()}
+    if "expiry" in sent:
+        sent["expiry"] = protocol_date(sent["expiry"])
     try:
         placed = await ordering.place_order(
             tx, jobs, who.me.user_id, sent, accept_terms=accepted, ip=client_ip(who)
@@ -152,7 +163,11 @@ async def mass(who: Me, tx: Tx, jobs: Jobs) -> Response:
         return page(
             who, "order_mass.html", 422, text=text, results=None, error=who.error(exc.message)
         )
-    return page(who, "order_mass.html", text="", results=results)
+    # The lines that failed stay in the box to be corrected; the others link their orders.
+    lines = text.splitlines()
+    failed = "\n".join(lines[r.line - 1].strip() for r in results if r.order is None)
+    shown = {r.line: lines[r.line - 1].strip() for r in results}
+    return page(who, "order_mass.html", text=failed, results=results, lines=shown)
 
 
 async def services_by_id(db: AsyncSession, ids: set[int]) -> dict[int, Service]:
@@ -168,8 +183,9 @@ def may_cancel(order: Order, service: Service | None) -> bool:
 
 
 def may_refill(order: Order, service: Service | None) -> bool:
+    """Refill is offered where the service has it, on an order the refill rule accepts."""
     allowed = service is not None and service.refill and order.review_ticket_id is None
-    return allowed and order.status in (COMPLETED, PARTIAL)
+    return allowed and refills.refillable(order)
 
 
 @router.get("/orders")

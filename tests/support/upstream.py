@@ -99,6 +99,19 @@ async def call_job(settings: Settings, ctx: AppContext, name: str, *args: Any) -
         await http.aclose()
 
 
+async def sync_statuses(settings: Settings, ctx: AppContext) -> dict[str, int]:
+    """A status sync of every provider polled now, as the worker runs it: the
+    `sync_provider_statuses` job of each (the `sync_statuses` cron only enqueues them),
+    called here one after another; their counts summed."""
+    from app.flows import sync
+
+    total = {"checked": 0, "changed": 0, "errors": 0}
+    for provider_id in await sync.providers_due(ctx.db, settings):
+        part = await call_job(settings, ctx, "sync_provider_statuses", provider_id)
+        total = {name: total[name] + part[name] for name in total}
+    return total
+
+
 async def sandbox_stats(url: str) -> dict[str, Any]:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{url}/sandbox/stats")

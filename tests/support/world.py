@@ -2,8 +2,8 @@
 ids a page address needs (`{user_id}`, `{order_id}`…): a customer with a deposit and an
 order under review by a ticket, a service in a category, a provider that is never called
 (its address refuses connections), an alert, a canned answer, a staff member with a token,
-a deletion request, a referral reward, a gateway payment with its notification, an
-announcement."""
+a deletion request, a referral reward and a payout request, a gateway payment with its
+notification, an announcement."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from app.payments.models import Payment, PaymentNotification
 from app.privacy import service as privacy
 from app.providers.service import create_provider
 from app.referrals import service as referrals
-from app.referrals.models import ReferralReward
+from app.referrals.models import ReferralPayout, ReferralReward
 from app.staff import service as staff
 from app.tickets import service as tickets
 from tests.support.api import Api, MakeService, MakeUser, order_id_of
@@ -82,6 +82,8 @@ async def make_world(
             operator="world",
         )
         tokens = await staff.list_tokens(session, member.id)
+        payout = ReferralPayout(user_id=customer.user_id, amount=Decimal("1"), status="pending")
+        session.add(payout)
         announcement = await news.publish(
             session, NewsIn(title_en="Welcome", body_en="The panel is open."), "world"
         )
@@ -120,6 +122,7 @@ async def make_world(
         "payment_id": payment.id,
         "code": "EUR",
         "news_id": announcement.id,
+        "payout_id": payout.id,
     }
     world.changes = await counts(ctx)
     return world

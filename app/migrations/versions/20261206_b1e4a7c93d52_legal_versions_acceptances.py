@@ -1,7 +1,7 @@
 """legal: versions of the legal texts and the customers' acceptances of them
 
 Revision ID: b1e4a7c93d52
-Revises: 4582e425f1a6
+Revises: 10f32c649b75
 Create Date: 2026-12-06 17:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b1e4a7c93d52"
-down_revision: str | None = "4582e425f1a6"
+down_revision: str | None = "10f32c649b75"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -17,9 +17,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.alter_column(
-        "referral_rewards", "ledger_entry_id", existing_type=sa.BigInteger(), nullable=True
-    )
     op.add_column(
         "referral_rewards", sa.Column("hold_reason", sa.String(length=300), nullable=True)
     )
@@ -33,7 +30,7 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_referral_rewards_status"),
         "referral_rewards",
-        "status IN ('credited', 'voided', 'held')",
+        "status IN ('credited', 'accrued', 'voided', 'held')",
     )
     op.create_check_constraint(
         op.f("ck_referral_rewards_credited"),
@@ -77,11 +74,10 @@ def downgrade() -> None:
     op.drop_constraint(op.f("ck_referral_rewards_credited"), "referral_rewards", type_="check")
     op.drop_constraint(op.f("ck_referral_rewards_status"), "referral_rewards", type_="check")
     op.create_check_constraint(
-        op.f("ck_referral_rewards_status"), "referral_rewards", "status IN ('credited', 'voided')"
+        op.f("ck_referral_rewards_status"),
+        "referral_rewards",
+        "status IN ('credited', 'accrued', 'voided')",
     )
     op.drop_column("referral_rewards", "released_by")
     op.drop_column("referral_rewards", "released_at")
     op.drop_column("referral_rewards", "hold_reason")
-    op.alter_column(
-        "referral_rewards", "ledger_entry_id", existing_type=sa.BigInteger(), nullable=False
-    )

@@ -29,6 +29,9 @@
   var dripFields = document.getElementById("dripfeed-fields");
   var description = document.getElementById("service-description");
   var limits = document.getElementById("limits");
+  var average = document.getElementById("average-time");
+  var warning = document.getElementById("charge-warning");
+  var balance = form.getAttribute("data-balance");
   var lang = form.getAttribute("data-lang");
   var currency = form.getAttribute("data-currency");
   var money = new Intl.NumberFormat(lang, { style: "currency", currency: currency, maximumFractionDigits: 8 });
@@ -44,20 +47,21 @@
 
   function showCharge() {
     var option = chosen();
-    if (!option) { charge.textContent = "—"; return; }
+    if (!option) { charge.textContent = "—"; warning.hidden = true; return; }
     var how = option.getAttribute("data-charging");
     var rate = decimalUnits(option.getAttribute("data-rate"));
     var units = null;
+    var count = null;
     if (how === "package") {
       units = rate;
     } else if (how === "quantity" || how.indexOf("lines:") === 0) {
-      var count;
       if (how === "quantity") {
         var q = (document.getElementById("f-quantity") || {}).value || "";
         count = /^\d{1,12}$/.test(q.trim()) ? BigInt(q.trim()) : null;
       } else {
         var area = document.getElementById("f-" + how.slice(6));
-        count = area ? BigInt(area.value.split(/\r?\n/).filter(function (l) { return l.trim(); }).length) : null;
+        var lines = area ? area.value.split(/\r?\n/).filter(function (l) { return l.trim(); }).length : 0;
+        count = lines > 0 ? BigInt(lines) : null;
       }
       if (count !== null) { units = rate * count / 1000n; }
     }
@@ -66,6 +70,25 @@
       if (/^\d{1,6}$/.test(runs)) { units = units * BigInt(runs); }
     }
     charge.textContent = units === null ? "—" : money.format(Number(units) / 1e8);
+    warn(option, count, units);
+  }
+
+  // What the command would refuse, said before sending: below the minimum, above the
+  // maximum, more than the balance.
+  function warn(option, count, units) {
+    var text = "";
+    if (count !== null && count !== undefined) {
+      if (count < BigInt(option.getAttribute("data-min"))) {
+        text = form.getAttribute("data-below").replace("{n}", option.getAttribute("data-min-text"));
+      } else if (count > BigInt(option.getAttribute("data-max"))) {
+        text = form.getAttribute("data-above").replace("{n}", option.getAttribute("data-max-text"));
+      }
+    }
+    if (!text && units !== null && balance && units > decimalUnits(balance)) {
+      text = form.getAttribute("data-poor");
+    }
+    warning.textContent = text;
+    warning.hidden = !text;
   }
 
   function showFields() {
@@ -83,6 +106,7 @@
     dripFields.hidden = !(canDrip && drip.checked);
     each("#dripfeed-fields input", function (input) { input.disabled = dripFields.hidden; });
     description.textContent = option ? option.getAttribute("data-description") : "";
+    if (average) { average.textContent = option ? option.getAttribute("data-average") : ""; }
     if (limits) { limits.textContent = option ? option.getAttribute("data-limits") : ""; }
     showCharge();
   }

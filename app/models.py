@@ -11,6 +11,7 @@ from app.ledger.models import LedgerEntry
 from app.legal.models import LegalAcceptance, LegalVersion
 from app.mail.models import OutgoingMail
 from app.news.models import News, NewsRead
+from app.notifications.models import Notification, NotificationSettings, TelegramState
 from app.orders.models import Order, UpstreamEvent
 from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
@@ -49,6 +50,8 @@ __all__ = [
     "LegalVersion",
     "News",
     "NewsRead",
+    "Notification",
+    "NotificationSettings",
     "Order",
     "OutgoingMail",
     "Payment",
@@ -68,6 +71,7 @@ __all__ = [
     "StaffSettings",
     "StaffToken",
     "Storefront",
+    "TelegramState",
     "Ticket",
     "TicketMessage",
     "UpstreamEvent",

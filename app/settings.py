@@ -360,6 +360,15 @@ class Settings(BaseSettings):
         le=1,
         description="share of a referred user's deposits credited to the referrer (0 = off)",
     )
+    telegram_bot_token: str | None = Field(
+        default=None,
+        description="the panel's Telegram bot (from @BotFather): customers who link it get "
+        "their notifications there; unset = no Telegram",
+    )
+    telegram_api_url: str = Field(
+        default="https://api.telegram.org",
+        description="the Telegram Bot API (another address for a local Bot API server)",
+    )
     affiliate_payouts: Literal["balance", "request", "review"] = Field(
         default="balance",
         description="how referral rewards reach the referrer's balance: `balance` at once, "

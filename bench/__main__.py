@@ -529,6 +529,9 @@ async def bench_api(results: dict[str, Any]) -> None:
         results["add_many_users_2_workers"] = await wrk(
             API2, add_body.replace("{n}", "two{n}"), keys, server_pid=api2.pid
         )
+        results["add_one_user_2_workers"] = await wrk(
+            API2, add_body.replace("{n}", "onetwo{n}"), keys[:1], server_pid=api2.pid
+        )
         results["status_100_ids_2_workers"] = await wrk(
             API2, f"key={{key}}&action=status&orders={orders}", [key], server_pid=api2.pid
         )

@@ -46,7 +46,7 @@ WITHOUT_TX = {
     # Cookies only: the admin token is compared, nothing is written.
     "/operator/signin",
     "/operator/signout",
-    # Cookies only: the visitor's answer to the cookie notice.
+    # The cookie notice's answer is a cookie of the visitor's; nothing is written.
     "/consent",
     # payments.open_invoice commits the invoice itself before it calls the gateway: no
     # transaction may stay open across that call.

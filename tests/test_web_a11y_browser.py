@@ -276,3 +276,32 @@ async def test_the_order_form_warns_before_sending(
     assert warning.text == "More than your balance ($1.00): add funds first."
     fill(driver, "f-quantity", "400")
     assert not warning.is_displayed()
+
+
+async def test_a_compact_header_on_a_phone_and_links_that_follow_the_port(
+    storefront: str, browser: WebDriver, make_customer: MakeCustomer
+) -> None:
+    """The header keeps to a few short lines at 360 px (it took about 200 of 800 px); the
+    server listens on a port of its own and PUBLIC_URL is unset: the API page's address
+    and the referral link name that port."""
+    base, driver = storefront, browser
+    customer = await make_customer("10")
+    sign_in_by_cookie(driver, base, customer.token)
+    driver.set_window_size(360, 800)
+    try:
+        for language in LANGUAGES:
+            driver.get(f"{base}/web/orders")
+            switch_language(driver, language)
+            height = driver.execute_script(
+                "return document.querySelector('header.top').getBoundingClientRect().height"
+            )
+            assert height <= 130, (language, height)
+            assert page_width(driver) <= 360
+    finally:
+        driver.set_window_size(1280, 900)
+        switch_language(driver, "en")
+    driver.get(f"{base}/web/api")
+    assert driver.find_element(By.ID, "api-address").text == f"{base}/api/v2"
+    driver.get(f"{base}/web/affiliates")
+    link = driver.find_element(By.ID, "ref-link").get_attribute("value") or ""
+    assert link.startswith(f"{base}/?ref="), link

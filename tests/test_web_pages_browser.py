@@ -13,7 +13,14 @@ unread, the news page shows it in their language, and opening it clears the mark
 
 A referrer (AFFILIATE_PAYOUTS=review) sees the commission, the minimum payout and what is
 available, asks for a payout, and sees it credited once a finance member approves it in
-the console."""
+the console.
+
+A customer chooses their notifications on the account page, links the panel's bot (a
+local fake Bot API) with the one-time code the page shows, and gets the completion of an
+order in their Telegram chat.
+
+With the system set to dark, the pages turn dark and axe-core finds no violation on them
+(contrast included)."""
 
 from __future__ import annotations
 
@@ -36,13 +43,16 @@ from app.orders.models import COMPLETED, Order
 from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService
+from tests.support.axe import violations
 from tests.support.browser import chromium, chromium_present, wait
 from tests.support.client import MakeCustomer
 from tests.support.console import PASSWORD, Member, enrolled
 from tests.support.env import AUTH
-from tests.support.pages import look_at, sign_in_by_cookie
+from tests.support.pages import look_at, sign_in_by_cookie, switch_language
 from tests.support.server import panel_server
+from tests.support.telegram import BOT_NAME, TOKEN, fake_bot_api
 from tests.support.upstream import register_provider, run_jobs, sandbox
+from workers.main import deliver_notifications, poll_telegram
 
 pytestmark = pytest.mark.skipif(
     not chromium_present() and not os.environ.get("CI"),
@@ -290,3 +300,106 @@ async def test_a_payout_request_is_reviewed_and_credited(
         "paid",
         "Balance: $1.00",
     )
+
+
+async def test_a_customer_links_telegram_and_is_told_of_a_completed_order(
+    database_url: str,
+    browser: WebDriver,
+    ctx: AppContext,
+    api: Api,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    driver = browser
+    before = ctx.settings.telegram_bot_token, ctx.settings.telegram_api_url
+    async with fake_bot_api() as bot:
+        ctx.settings.telegram_bot_token, ctx.settings.telegram_api_url = TOKEN, bot.url
+        env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": bot.url}
+        try:
+            with panel_server(database_url, **env) as base:
+                jobs = {"db": ctx.db, "settings": ctx.settings}
+                await poll_telegram(jobs)  # the worker has read the bot's name
+                customer = await make_customer("10")
+                sign_in_by_cookie(driver, base, customer.token)
+                seen = look_at(
+                    driver, base, "/web/account", "account-notifications", "notifications"
+                )
+                assert "Link Telegram" in seen["en"] and "Привязать Telegram" in seen["ru"]
+                driver.get(f"{base}/web/account")
+                driver.find_element(By.ID, "n-completed").click()
+                page = driver.find_element(By.TAG_NAME, "html")
+                driver.find_element(By.ID, "notify-save").click()
+                wait(driver).until(ready.staleness_of(page))
+                assert driver.find_element(By.ID, "n-completed").is_selected()
+
+                driver.find_element(By.ID, "telegram-link").click()
+                code = (
+                    wait(driver)
+                    .until(ready.visibility_of_element_located((By.ID, "telegram-code")))
+                    .text
+                )
+                opener = driver.find_element(By.ID, "telegram-open").get_attribute("href")
+                assert opener == f"https://t.me/{BOT_NAME}?start={code.removeprefix('/start ')}"
+                bot.say(9001, code)
+                assert await poll_telegram(jobs) == 1
+                seen = look_at(driver, base, "/web/account", "account-telegram", "telegram-linked")
+                assert seen["en"].startswith("Linked since") and seen["ru"].startswith("Привязан с")
+
+                service = await make_service(name="Views")
+                placed = await api(
+                    customer.key, "add", service=service, link="https://t.me/c/1", quantity=100
+                )
+                async with httpx.AsyncClient(base_url=base, headers=AUTH) as admin:
+                    done = await admin.post(
+                        f"/admin/v1/orders/{placed['order']}/status", json={"status": "Completed"}
+                    )
+                    assert done.status_code == 200
+                assert await deliver_notifications(jobs) == {"mailed": 1, "sent": 1, "failed": 0}
+        finally:
+            ctx.settings.telegram_bot_token, ctx.settings.telegram_api_url = before
+    assert bot.to(9001)[0].startswith("Linked: ")
+    assert bot.to(9001)[1].startswith(f"Your order {placed['order']} (Views) is completed.")
+
+
+def dark(driver: WebDriver, on: bool) -> None:
+    """The system's colour scheme as the page sees it (prefers-color-scheme)."""
+    value = "dark" if on else "light"
+    features = [{"name": "prefers-color-scheme", "value": value}]
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": features})
+
+
+async def test_the_dark_theme_follows_the_system_setting(
+    storefront: str,
+    browser: WebDriver,
+    api: Api,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    base, driver = storefront, browser
+    customer = await make_customer("10")
+    service = await make_service(category="Likes", name="Likes", dripfeed=True)
+    await api(customer.key, "add", service=service, link="https://x.com/d", quantity=100)
+    sign_in_by_cookie(driver, base, customer.token)
+    driver.get(f"{base}/web/services")
+    background = "return getComputedStyle(document.querySelector('main')).backgroundColor"
+    assert driver.execute_script(background) == "rgb(255, 255, 255)"
+    dark(driver, True)
+    try:
+        assert driver.execute_script(background) == "rgb(23, 29, 43)"
+        for path in (
+            "/web/services",
+            "/web/orders/new",
+            "/web/orders",
+            "/web/account",
+            "/web/affiliates",
+            "/web/news",
+            "/web/drip-feed",
+        ):
+            name = "dark" + path.replace("/web", "").replace("/", "-")
+            look_at(driver, base, path, name, "main")
+            for language in ("en", "ru"):
+                switch_language(driver, language)
+                assert violations(driver) == [], (path, language)
+            switch_language(driver, "en")
+    finally:
+        dark(driver, False)

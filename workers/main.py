@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from arq import cron
 from arq.cron import CronJob
 from arq.worker import Worker
@@ -34,6 +35,8 @@ from app.metrics import (
     PROVIDER_BALANCE,
     REVIEW_QUEUE,
 )
+from app.notifications import service as notifications
+from app.notifications.telegram import TelegramError
 from app.orders import average, stuck
 from app.orders.models import UP_REVIEW, Order
 from app.privacy import service as privacy
@@ -282,6 +285,30 @@ async def deliver_webhooks(ctx: Ctx) -> dict[str, int]:
     return {"delivered": run.delivered, "failed": run.failed}
 
 
+async def deliver_notifications(ctx: Ctx) -> dict[str, int]:
+    """Tell customers what they chose to hear (the outbox is the database): by mail, and
+    by Telegram where they linked the panel's bot."""
+    settings: Settings = ctx["settings"]
+    mailer = mail.Mailer(ctx["db"], settings.mail_url, settings.mail_from)
+    async with httpx.AsyncClient() as http:
+        run = await notifications.deliver_due(ctx["db"], http, settings, mailer)
+    return {"mailed": run.mailed, "sent": run.sent, "failed": run.failed}
+
+
+async def poll_telegram(ctx: Ctx) -> int:
+    """Read the bot's new messages: the codes that link customers' chats."""
+    settings: Settings = ctx["settings"]
+    bot = notifications.bot_of(settings)
+    if bot is None:
+        return 0
+    async with httpx.AsyncClient() as http:
+        try:
+            return await notifications.poll_updates(ctx["db"], http, bot, settings.panel_name)
+        except TelegramError as exc:
+            log.warning("telegram poll failed", extra={"error": str(exc)})
+            return 0
+
+
 async def deliver_mail(ctx: Ctx) -> int:
     """Send what the outbox holds and the API's own attempt missed."""
     settings: Settings = ctx["settings"]
@@ -311,6 +338,8 @@ def cron_jobs(settings: Settings) -> list[CronJob]:
         cron(deliver_mail, second=_every(20)),
         cron(deliver_webhooks, second=_every(5)),
         cron(deliver_receipts, second={25, 55}),
+        cron(deliver_notifications, second=_every(10)),
+        cron(poll_telegram, second=_every(5)),
         cron(check_provider_balances, minute=set(range(0, 60, 10)), second={15}),
         cron(sync_catalogs, second={40}),
         cron(check_stuck_orders, minute=set(range(2, 60, 10)), second={50}),

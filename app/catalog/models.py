@@ -66,6 +66,9 @@ class Service(Base):
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     name: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)
+    # What Russian-speaking customers read (the English ones where these are empty).
+    name_ru: Mapped[str | None] = mapped_column(String(300))
+    description_ru: Mapped[str | None] = mapped_column(Text)
     type: Mapped[str] = mapped_column(String(40), default="Default", server_default="Default")
     rate: Mapped[Decimal] = mapped_column(Money)
     min_quantity: Mapped[int] = mapped_column(BigInteger)

@@ -49,6 +49,10 @@ class ServiceFields(AdminInput):
     category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     name: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = None
+    name_ru: str | None = Field(
+        default=None, max_length=300, description="the name Russian-speaking customers read"
+    )
+    description_ru: str | None = None
     type: str | None = None
     rate: PlainDecimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=8)
     min_quantity: int | None = Field(default=None, ge=1, le=10**15)
@@ -151,6 +155,8 @@ class ServiceOut(BaseModel):
     category_id: int
     name: str
     description: str | None = None
+    name_ru: str | None = None
+    description_ru: str | None = None
     type: str
     rate: PlainDecimal
     min_quantity: int

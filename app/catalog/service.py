@@ -148,6 +148,8 @@ async def delete_category(session: AsyncSession, category: Category) -> None:
 NULLABLE_SERVICE_FIELDS = frozenset(
     {
         "description",
+        "name_ru",
+        "description_ru",
         "link_pattern",
         "provider_id",
         "provider_service_id",

@@ -85,6 +85,8 @@ TEXT_FIELDS = (
     "category_id",
     "type",
     "description",
+    "name_ru",
+    "description_ru",
     "rate",
     "min_quantity",
     "max_quantity",
@@ -246,6 +248,7 @@ def edited(fields: dict[str, str]) -> ServicePatch:
     one is null: it clears a field that may be empty and leaves a required one)."""
     values: dict[str, object] = {k: fields.get(k, "").strip() or None for k in TEXT_FIELDS}
     values["description"] = fields.get("description", "").strip() or None
+    values["description_ru"] = fields.get("description_ru", "").strip() or None
     values.update({k: fields.get(k) == "1" for k in TICKED_FIELDS})
     return ServicePatch.model_validate(values)
 

@@ -1,10 +1,13 @@
 """The only place in Python where money moves.
 
-Two single statements of API v2's hot path restate `debit` and `credit` in SQL, for speed:
-app/orders/sql.py ADD_ORDER (an order's charge) and WITHDRAW (the refund of orders never
+Three statements of the orders domain restate `debit` and `credit` in SQL, for speed:
+app/orders/sql.py ADD_ORDER (an order's charge), ADD_ORDERS (the charges of one user's
+adds placed together: a group, a mass order) and WITHDRAW (the refund of orders never
 sent). Each is this module's twin, kept equal to it by a named test
 (tests/test_sql_twins_api.py: test_add_order_sql_debits_as_the_ledgers_debit_does,
-test_withdraw_sql_credits_as_the_ledgers_credit_does); nothing else writes a balance.
+test_withdraw_sql_credits_as_the_ledgers_credit_does; tests/test_group_commit.py:
+test_add_orders_sql_is_the_twin_of_place_order_one_by_one); nothing else writes a
+balance.
 
 Every balance change writes one immutable ledger entry and updates the cached balance in
 the same transaction. Debits are conditional updates, so concurrent charges can never

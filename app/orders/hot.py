@@ -16,6 +16,10 @@ path.
 Whenever a statement cannot answer with certainty (a stale copy, any other refusal) the
 function says so (None, or `fresh` False) and the caller runs the full transactional
 path, which is the authority on every rule and every error message.
+
+Several adds of one user arriving together are placed by ADD_ORDERS (`add_orders`), the
+group twin of ADD_ORDER: the same checks per add, in arrival order against the balance the
+earlier ones leave, the sum debited once (app/orders/group.py gathers them).
 """
 
 from __future__ import annotations

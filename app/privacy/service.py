@@ -29,6 +29,7 @@ from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.legal.models import LegalAcceptance
 from app.money import plain
+from app.notifications.models import NotificationSettings
 from app.orders.models import ACTIVE_STATUSES, Order, UpstreamEvent
 from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
@@ -203,6 +204,10 @@ async def erase_user(session: AsyncSession, user_id: int) -> Erased:
     now = utcnow()
     await revoke_keys(session, user_id, at=now)
     await customers.forget_user(session, user_id)
+    # The linked Telegram chat is theirs too; nothing is told to an erased account.
+    await session.execute(
+        delete(NotificationSettings).where(NotificationSettings.user_id == user_id)
+    )
     user.email = None
     user.name = None
     user.referral_code = None

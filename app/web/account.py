@@ -6,6 +6,7 @@ calls too, in the request's transaction."""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import segno
@@ -25,6 +26,7 @@ from app.errors import DomainError
 from app.http.context import ServicesDep
 from app.http.tx import Reader, Tx
 from app.ledger import service as ledger
+from app.notifications import service as notifications
 from app.payments import service as payments
 from app.payments.gateways import METHODS, TITLES
 from app.payments.models import GATEWAYS, PAYMENT_PENDING, Payment
@@ -169,6 +171,7 @@ async def account_page(
         )
     )
     hook = endpoint_out(await webhooks.get_endpoint(db, who.me.user_id))
+    notify = await notifications.settings_of(db, who.me.user_id)
     deliveries = await webhooks.deliveries(db, user_id=who.me.user_id, limit=DELIVERIES_SHOWN)
     return page(
         who,
@@ -183,6 +186,9 @@ async def account_page(
         currencies=await readable_currencies(db, who),
         hook=hook,
         deliveries=deliveries,
+        notify=notify,
+        notify_below=i18n.number(notify.low_balance_below, who.language),
+        telegram_on=notifications.bot_of(who.services.settings) is not None,
         **values,
     )
 
@@ -333,6 +339,58 @@ async def set_webhook(who: Me, tx: Tx) -> Response:
     if done.secret is None:
         return redirect(who, "/web/account?done=webhook-removed#webhook-h")
     return await account_page(who, tx, webhook_secret=done.secret)
+
+
+def checked(fields: dict[str, str], name: str) -> bool:
+    return fields.get(name) == "on"
+
+
+@router.post("/account/notifications")
+async def choose_notifications(who: Me, tx: Tx) -> Response:
+    fields = await posted(who)
+    below = parse_amount(fields.get("low_balance_below", "") or "0")
+    if below is None:
+        return await account_page(
+            who, tx, 422, notify_error=who.error("Enter an amount, such as 5 or 5,50")
+        )
+    choices = notifications.Choices(
+        order_completed=checked(fields, "order_completed"),
+        order_partial=checked(fields, "order_partial"),
+        order_canceled=checked(fields, "order_canceled"),
+        low_balance=checked(fields, "low_balance"),
+        low_balance_below=below,
+        by_mail=checked(fields, "by_mail"),
+    )
+    await notifications.choose(tx, who.me.user_id, choices)
+    return redirect(who, "/web/account?done=notifications#notify-h")
+
+
+def parse_amount(text: str) -> Decimal | None:
+    """A non-negative amount as people type it (a decimal point or comma)."""
+    try:
+        value = Decimal(text.strip().replace(",", ".").replace(" ", ""))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value < 0 or value >= 10**12:
+        return None
+    return value.quantize(Decimal("0.00000001"))
+
+
+@router.post("/account/telegram/link")
+async def link_telegram(who: Me, tx: Tx) -> Response:
+    """A one-time code for the panel's bot (and a link to it, once the worker has read
+    the bot's name)."""
+    await posted(who)
+    code = await notifications.new_link_code(tx, who.me.user_id)
+    name = await notifications.bot_username(tx)
+    return await account_page(who, tx, telegram_code=code, bot_name=name)
+
+
+@router.post("/account/telegram/unlink")
+async def unlink_telegram(who: Me, tx: Tx) -> Response:
+    await posted(who)
+    await notifications.unlink(tx, who.me.user_id)
+    return redirect(who, "/web/account?done=telegram-off#telegram-h")
 
 
 def api_page(who: Visitor, key: str | None, prefix: str | None) -> Response:

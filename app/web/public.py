@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from app.catalog import service as catalog
+from app.catalog.models import Service
 from app.customers import service as customers
 from app.customers import signin
 from app.customers.errors import TooManyAttempts
@@ -197,6 +198,12 @@ async def reset(who: Who, tx: Tx, services: ServicesDep) -> Response:
     return page(who, "token.html", action="reset-password", done=True)
 
 
+def matches(service: Service, needle: str) -> bool:
+    """A search finds a service by its id or by either of its names."""
+    names = (service.name, service.name_ru or "")
+    return needle == str(service.id) or any(needle in name.lower() for name in names)
+
+
 @router.get("/services")
 async def services_page(who: Who, db: Reader, q: str = "", category: str = "") -> Response:
     # Anonymous visitors see the base rates (no user has id 0).
@@ -205,8 +212,7 @@ async def services_page(who: Who, db: Reader, q: str = "", category: str = "") -
     shown = [
         o
         for o in offered
-        if (not category or o.category == category)
-        and (not needle or needle in o.service.name.lower() or needle == str(o.service.id))
+        if (not category or o.category == category) and (not needle or matches(o.service, needle))
     ]
     categories = list(dict.fromkeys(o.category for o in offered))
     grouped: dict[str, list[catalog.OfferedService]] = {}

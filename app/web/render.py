@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts
+from app.catalog.models import Service
 from app.currencies import service as currencies
 from app.customers import service as customers
 from app.customers.errors import CustomerError
@@ -116,6 +117,17 @@ class Visitor:
             unit=unit,
             panel=self.currency,
         )
+
+    def named(self, service: Service) -> str:
+        """A service's name in the page's language (the English one where none is set)."""
+        if self.language == "ru" and service.name_ru:
+            return service.name_ru
+        return service.name
+
+    def described(self, service: Service) -> str:
+        if self.language == "ru" and service.description_ru:
+            return service.description_ru
+        return service.description or ""
 
     def when(self, moment: datetime) -> str:
         """A time in the customer's time zone (UTC for visitors)."""
@@ -241,6 +253,8 @@ def page(who: Visitor, name: str, http_status: int = 200, **values: Any) -> Resp
         "duration": who.duration,
         "kind_label": lambda kind: who._(KIND_WORDS.get(kind, kind)),
         "when": who.when,
+        "named": who.named,
+        "described": who.described,
         "number": lambda v: i18n.number(v, who.language),
         "error_text": who.error,
         "csrf_field": CSRF_FIELD,

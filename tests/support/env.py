@@ -30,7 +30,8 @@ TABLES = (
     "currency_rates, customer_sessions, customer_tokens, recovery_codes, customer_logins, "
     "deletion_requests, mail_outbox, tickets, ticket_messages, canned_answers, "
     "ticket_resolutions, users, alerts, catalog_changes, service_backups, storefront, "
-    "staff_sessions, staff_tokens, staff_invitations, staff_settings, staff_members, news_reads, news"
+    "staff_sessions, staff_tokens, staff_invitations, staff_settings, staff_members, news_reads, news, "
+    "notification_outbox, notification_settings, telegram_state"
 )
 
 # The test app's SECRET_KEY: a strong one, as `serve` demands (the suite's own Settings).

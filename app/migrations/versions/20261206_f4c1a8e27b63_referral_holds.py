@@ -1,7 +1,7 @@
 """referrals: rewards held for review on abuse signals; where customers signed up and in
 
 Revision ID: f4c1a8e27b63
-Revises: e2b7c9d04f18
+Revises: 7e2b9c4d1a60
 Create Date: 2026-12-06 19:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f4c1a8e27b63"
-down_revision: str | None = "e2b7c9d04f18"
+down_revision: str | None = "7e2b9c4d1a60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -292,6 +292,17 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         finally:
             ctx.settings.affiliate_payouts = mode
 
+        # A reward held for the operator (the referred account is the referrer's mailbox).
+        holder = await audited("POST", "/users", {"email": "h@x.io"})
+        second = {"email": "h+2@x.io", "referral_code": holder["referral_code"]}
+        await audited("POST", "/users", {**second, "initial_balance": "20"})
+        rewards = await client.get(
+            "/admin/v1/referral-rewards", headers=AUTH, params={"referrer_id": holder["id"]}
+        )
+        held = [r["id"] for r in rewards.json() if r["status"] == "held"]
+        assert len(held) == 1, rewards.text
+        await audited("POST", "/referral-rewards/{reward_id}/release", reward_id=held[0])
+
         disputed = await audited("POST", "/users", {"email": "d@x.io", "initial_balance": "3"})
         await audited(
             "POST", "/users/{user_id}/chargeback", {"reason": "dispute"}, user_id=disputed["id"]

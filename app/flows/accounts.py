@@ -203,8 +203,16 @@ async def charge_back(
     balance and cancel the active orders with their refunds (`block_account`), cancel the
     disputed deposit's receipt, and take back the referral rewards its deposits earned
     within REFERRAL_REVERSAL_DAYS; once per user, a repeat answering the first result."""
-    if await session.get(User, user_id) is None:
+    found = (
+        await session.execute(select(User.id, User.referred_by_id).where(User.id == user_id))
+    ).first()
+    if found is None:
         raise NotFound("User not found")
+    # The referrer's rewards may be taken back: both users locked now, in the global order
+    # (ascending ids), before anything below locks either of them alone.
+    await ledger.lock_users(
+        session, [user_id] + ([found.referred_by_id] if found.referred_by_id else [])
+    )
     payment = None
     if invoice_id is not None:
         payment = await session.get(Payment, invoice_id)

@@ -110,9 +110,33 @@ async def plant_report_after_final(db: Database) -> Undo:
     return undo
 
 
+async def plant_lock_order(db: Database) -> Undo:
+    """Inconsistent lock order again: a status page refunds inside its own transaction,
+    locking each order's user as its orders come, so two pages meeting two users in
+    opposite orders wait on each other."""
+
+    async def apply_batch(
+        db_: Database,
+        rows: Any,
+        answers: Any,
+        result: sync.SyncResult,
+        provider_id: int | None = None,
+    ) -> None:
+        async with db_.transaction() as session:
+            after = await sync._apply_batch(session, rows, answers, result, provider_id)
+            for order_id, report in after.refunding:
+                if await orders.apply_status(session, order_id, report, source="provider"):
+                    result.changed += 1
+            for parent_id in sorted(after.parents):
+                await orders.refresh_parent(session, parent_id)
+
+    return _patch(sync, "apply_batch", apply_batch)
+
+
 MUTANTS = {
     "debit-guard": plant_debit_guard,
     "refund-index": plant_refund_index,
     "resend-unknown": plant_resend_unknown,
     "report-after-final": plant_report_after_final,
+    "lock-order": plant_lock_order,
 }

@@ -91,9 +91,12 @@ class SimProvider:
 
     # -- answers --------------------------------------------------------------------------
 
-    def status_item(self, order_id: str, rng: random.Random | None) -> dict[str, Any]:
+    def status_item(
+        self, order_id: str, rng: random.Random | None, *, unreadable: bool = False
+    ) -> dict[str, Any]:
         """One order's status answer; with `rng`, possibly a faulty one: a duplicate or an
-        older report again, or a different final status after a final one."""
+        older report again, or a different final status after a final one; `unreadable`:
+        a Partial's remains are "Unknown" (nothing the panel may refund by)."""
         order = self.orders.get(order_id)
         if order is None:
             return {"error": "Incorrect order ID"}
@@ -108,6 +111,8 @@ class SimProvider:
                 remains = {"Completed": 0, "Canceled": order.quantity}.get(
                     status, rng.randrange(1, max(2, order.quantity))
                 )
+        if unreadable and status == "Partial":
+            return {"status": status, "remains": "Unknown", "currency": "USD"}
         order.reports.append((status, remains))
         return {
             "charge": "0.10000",

@@ -22,7 +22,8 @@ from functools import partial
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import ExceptionContext
 
 from app import migrate
 from app.accounts import service as accounts
@@ -34,7 +35,7 @@ from app.errors import (
     DuplicateActiveOrder,
     NotEnoughFunds,
 )
-from app.flows import relay
+from app.flows import relay, sync
 from app.orders import service as orders
 from app.orders.models import Order
 from app.payments import gateways
@@ -136,10 +137,35 @@ class Outcome:
         return bool(self.violations)
 
 
+# The status sync's page in the simulation: small, so that a sync has several pages in
+# flight whose orders belong to users met in different orders (the lock-order fault).
+PAGE = 3
+
+
+class Deadlocks:
+    """Every statement PostgreSQL aborted as one of two transactions waiting on each other
+    (`deadlock detected`), seen on the engine itself, whatever the code did with the
+    error next (logged and retried later): each is a liveness violation."""
+
+    def __init__(self, db: Database) -> None:
+        self.lines: list[str] = []
+        event.listen(db.engine.sync_engine, "handle_error", self.seen)
+
+    def seen(self, context: ExceptionContext) -> None:
+        error = str(context.original_exception)
+        if "deadlock detected" in error:
+            self.lines.append(f"deadlock: {error.splitlines()[0][:300]}")
+
+    def take(self) -> list[str]:
+        taken, self.lines = self.lines, []
+        return taken
+
+
 class System:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.deadlocks = Deadlocks(db)
 
     async def reset(self) -> None:
         """Empty what a history writes and restart every id at 1: a seed replays alike."""
@@ -150,6 +176,8 @@ class System:
         await self.reset()
         clock = Clock(datetime.now(UTC).replace(microsecond=0))
         undo = install_clock(clock)
+        page, sync.BATCH = sync.BATCH, PAGE
+        self.deadlocks.take()
         try:
             world = World(clock)
             history = History(self, world, seed)
@@ -182,6 +210,7 @@ class System:
                 dict(world.faults_by_kind),
             )
         finally:
+            sync.BATCH = page
             undo()
 
 
@@ -266,6 +295,8 @@ class History:
 
     async def audit(self, where: str) -> None:
         before = len(self.auditor.violations)
+        for line in self.system.deadlocks.take():
+            self.auditor.fail(f"liveness: {line}")
         async with self.db.session() as session:
             await self.auditor.check(session)
         for violation in self.auditor.violations[before:]:
@@ -538,6 +569,12 @@ class History:
     async def step_answer(self) -> None:
         rng, parked = self.world.rng, self.world.parked()
         reads = [c for c in parked if c.action == "status"]
+        if len(reads) > 1 and rng.random() < 0.3:
+            # Lock order: pages of the status sync answered at the same instant apply
+            # their reports (and refunds, for users met in any order) concurrently.
+            self.world.fault("status:together")
+            await self.world.answer_together(reads, faulty=True)
+            return
         if reads and rng.random() < 0.5:
             parked = reads  # status answers race each other more often
         if parked:
@@ -601,6 +638,11 @@ class History:
         world = self.world
         for _ in range(1000):
             parked = world.parked()
+            reads = [c for c in parked if c.action == "status"]
+            if len(reads) > 1:
+                # Every page of a sync answered at once: they apply concurrently.
+                await world.answer_together(reads, faulty=False)
+                continue
             if parked:
                 await world.answer(parked[0], faulty=False)
                 continue

@@ -168,8 +168,32 @@ ADD_MODES = (
     ("garbage_after_create", 5),
     ("garbage_before_create", 3),
     ("worker_crash_after_create", 5),
+    # A slow provider: the answer dribbles in past the total deadline (asyncio.timeout in
+    # the client raises TimeoutError) after the order was created.
+    ("deadline_after_create", 4),
+    # Malformed answers: an id that is no id, an order named with an error or a 4xx
+    # (created upstream), or the id of another order (nothing created).
+    ("malformed_after_create", 5),
+    ("duplicate_id", 3),
 )
-READ_MODES = (("ok", 45), ("faulty", 40), ("garbage", 8), ("timeout", 7))
+READ_MODES = (
+    ("ok", 45),
+    ("faulty", 40),
+    ("garbage", 8),
+    ("timeout", 7),
+    ("deadline", 4),  # a slow provider: the page's answer never whole in time
+    ("unreadable", 5),  # Partial reports without readable remains
+)
+# What a provider that created the order may answer instead of its id.
+MALFORMED_ADDS: tuple[tuple[int, str], ...] = (
+    (200, '{"order": {"id": 5}}'),
+    (200, '{"order": false}'),
+    (200, '{"order": "' + "x" * 65 + '"}'),
+    (200, '{"order": "12\\u0000"}'),
+    (200, '{"order": "7\\u202e1"}'),
+    (200, '{"error": "Not enough funds on balance", "order": 5}'),
+    (400, '{"order": 99}'),
+)
 CANCEL_MODES = (("ok", 60), ("refused", 15), ("timeout_before", 10), ("timeout_after", 15))
 
 
@@ -263,16 +287,29 @@ class World:
 
     # -- the provider's answers -------------------------------------------------------------
 
-    async def answer(self, call: Call, *, faulty: bool) -> None:
+    async def answer_together(self, calls: list[Call], *, faulty: bool) -> None:
+        """Answers to several calls arriving at the same instant: their tasks run on
+        together (their transactions overlap) before the simulation looks again."""
+        for call in calls:
+            await self.answer(call, faulty=faulty, settle=False)
+        await self.settle()
+
+    async def answer(self, call: Call, *, faulty: bool, settle: bool = True) -> None:
         """Decide the fate of one parked call and let its task run on."""
         rng = self.rng
         action, form, provider = call.action, call.form, self.provider
         if action == "add":
             mode = weighted(rng, ADD_MODES) if faulty else "ok"
             created = None
-            if mode in ("ok", "timeout_after_create", "garbage_after_create") or (
-                mode == "worker_crash_after_create"
+            if mode in ("ok", "timeout_after_create", "garbage_after_create") or mode in (
+                "worker_crash_after_create",
+                "deadline_after_create",
+                "malformed_after_create",
             ):
+                created = provider.create(form, call.ours)
+            given = sorted(provider.orders, key=int)
+            if mode == "duplicate_id" and not given:
+                mode = "ok"
                 created = provider.create(form, call.ours)
             if mode != "ok":
                 self.fault(f"add:{mode}")
@@ -292,6 +329,18 @@ class World:
                 result = httpx.ConnectTimeout("timed out", request=request())
             elif mode == "timeout_after_create":
                 result = httpx.ReadTimeout("timed out", request=request())
+            elif mode == "deadline_after_create":
+                result = TimeoutError()
+            elif mode == "malformed_after_create":
+                status_code, raw = rng.choice(MALFORMED_ADDS)
+                result = httpx.Response(
+                    status_code,
+                    content=raw.encode(),
+                    headers={"content-type": "application/json"},
+                    request=request(),
+                )
+            elif mode == "duplicate_id":
+                result = json_response({"order": int(rng.choice(given))})
             else:
                 result = GARBAGE
             self._resolve(call, result)
@@ -304,8 +353,15 @@ class World:
                 self._resolve(call, GARBAGE)
             elif mode == "timeout":
                 self._resolve(call, httpx.ReadTimeout("timed out", request=request()))
+            elif mode == "deadline":
+                self._resolve(call, TimeoutError())
             else:
-                body = {i: provider.status_item(i, rng if mode == "faulty" else None) for i in ids}
+                body = {
+                    i: provider.status_item(
+                        i, rng if mode == "faulty" else None, unreadable=mode == "unreadable"
+                    )
+                    for i in ids
+                }
                 self.note(f"status answer {body}")
                 self._resolve(call, json_response(body))
         elif action == "cancel":
@@ -353,7 +409,8 @@ class World:
             )
         else:
             self._resolve(call, json_response({"error": "Incorrect request"}))
-        await self.settle()
+        if settle:
+            await self.settle()
 
     def _resolve(self, call: Call, result: httpx.Response | BaseException) -> None:
         if call.future.done():

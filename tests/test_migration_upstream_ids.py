@@ -79,8 +79,8 @@ async def test_orders_already_sharing_an_upstream_id_are_settled_then_refused(
             category = Category(name="C")
             session.add(category)
             await session.flush()
-            # Only the columns the old schema has (the model has grown since).
-            service = await session.scalar(
+            # Only the columns the old schema has (columns added later are left out).
+            service_id = await session.scalar(
                 insert(Service)
                 .values(
                     category_id=category.id,
@@ -92,15 +92,15 @@ async def test_orders_already_sharing_an_upstream_id_are_settled_then_refused(
                 )
                 .returning(Service.id)
             )
-            assert service is not None
+            assert service_id is not None
             rows = [
-                an_order(user.id, service, provider.id, 0, provider_order_id="7"),
-                an_order(user.id, service, provider.id, 1, provider_order_id="7"),
+                an_order(user.id, service_id, provider.id, 0, provider_order_id="7"),
+                an_order(user.id, service_id, provider.id, 1, provider_order_id="7"),
                 an_order(
-                    user.id, service, provider.id, 2, provider_order_id="7", status="Completed"
+                    user.id, service_id, provider.id, 2, provider_order_id="7", status="Completed"
                 ),
-                an_order(user.id, service, other.id, 3, provider_order_id="7"),
-                an_order(user.id, service, provider.id, 4, provider_order_id="8"),
+                an_order(user.id, service_id, other.id, 3, provider_order_id="7"),
+                an_order(user.id, service_id, provider.id, 4, provider_order_id="8"),
             ]
             session.add_all(rows)
             await session.flush()
@@ -137,6 +137,6 @@ async def test_orders_already_sharing_an_upstream_id_are_settled_then_refused(
         # From now on the database refuses a second order on one upstream id.
         with pytest.raises(IntegrityError):
             async with db.transaction() as session:
-                session.add(an_order(user.id, service, provider.id, 5, provider_order_id="8"))
+                session.add(an_order(user.id, service_id, provider.id, 5, provider_order_id="8"))
     finally:
         await db.dispose()

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import User
 from app.db import Database
-from app.flows import relay, sync
+from app.flows import sync
+from app.flows.relay import recording as relay_recording
 from app.ledger import service as ledger
 from app.ledger.models import LedgerEntry
 from app.orders import service as orders
@@ -78,14 +79,14 @@ async def plant_refund_index(db: Database) -> Undo:
 
 async def plant_resend_unknown(db: Database) -> Undo:
     """An unknown outcome of `add` treated as a refusal to retry: the order is resent."""
-    original = relay._record_failure
+    original = relay_recording._record_failure
 
     async def resend(db_: Database, settings: Any, order: Any, exc: ProviderError) -> Any:
         if isinstance(exc, ProviderUnknownOutcome):
             exc = ProviderTransient(exc.message)
         return await original(db_, settings, order, exc)
 
-    return _patch(relay, "_record_failure", resend)
+    return _patch(relay_recording, "_record_failure", resend)
 
 
 async def plant_report_after_final(db: Database) -> Undo:

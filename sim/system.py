@@ -548,7 +548,7 @@ class History:
 
     async def relay(self, order_id: int | None) -> None:
         """The relay job: claim (committed), send each claim, record the answers, through
-        the public functions of app/flows/relay.py."""
+        the public functions of app/flows/relay/."""
         limit = 1 if order_id is not None else self.world.rng.randrange(1, 6)
         while True:
             claims = await relay.claim_due(self.db, limit, order_id=order_id)

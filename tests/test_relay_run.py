@@ -1,4 +1,4 @@
-"""The invariants of one relay run (app/flows/relay.py: RelayDue, SendSlots), checked in
+"""The invariants of one relay run (app/flows/relay/sending.py: RelayDue, SendSlots), checked in
 code and exercised here against the real sandbox."""
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ class Service(Base):
 
 class ServiceBackup(Base):
     """A backup provider of a service, tried in `position` order when the ones before it
-    refuse an order for good before accepting it (see app/flows/relay.py, failover)."""
+    refuse an order for good before accepting it (see app/flows/relay/failover.py)."""
 
     __tablename__ = "service_backups"
     __table_args__ = (CheckConstraint("provider_rate >= 0", name="provider_rate"),)

@@ -1,5 +1,5 @@
 """A service's upstream side as the operator manages it: its backup providers (failover,
-see app/flows/relay.py) and the confirmation of a type the provider changed."""
+see app/flows/relay/) and the confirmation of a type the provider changed."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from app.orders.service import StatusReport
 from app.orders.types import SubscriptionsType
 
 # ---------------------------------------------------------------------------------------
-# Status sync and relay (app/flows/sync.py, app/flows/relay.py)
+# Status sync and relay (app/flows/sync.py, app/flows/relay/)
 # ---------------------------------------------------------------------------------------
 
 PROGRESS_FROM = ACTIVE_STATUSES  # final orders never move on a report
@@ -163,7 +163,7 @@ SENT_SQL: TextClause = text(
 
 
 class Billed(Protocol):
-    """What the provider bills for an order (flows.relay.UpstreamCost)."""
+    """What the provider bills for an order (flows.relay.costs.UpstreamCost)."""
 
     @property
     def charge(self) -> Decimal: ...

@@ -17,7 +17,7 @@ from app.payments.models import Chargeback, Payment, PaymentNotification
 from app.privacy.models import DeletionRequest
 from app.providers.models import CatalogChange, Provider
 from app.receipts.models import Receipt
-from app.referrals.models import ReferralPayout, ReferralReward
+from app.referrals.models import ClientTrace, ReferralPayout, ReferralReward
 from app.refills.models import Refill
 from app.staff.models import (
     StaffInvitation,
@@ -39,6 +39,7 @@ __all__ = [
     "CatalogChange",
     "Category",
     "Chargeback",
+    "ClientTrace",
     "CurrencyRate",
     "CustomerLogin",
     "CustomerSession",

@@ -380,6 +380,12 @@ class Settings(BaseSettings):
         ge=0,
         description="the smallest payout a referrer may ask for (in the panel's currency)",
     )
+    referral_reversal_days: int = Field(
+        default=30,
+        ge=0,
+        description="a referred user's deposit reversed within this many days of its "
+        "referral reward takes the reward back (0 = never)",
+    )
     # Privacy.
     retention_days: int = Field(
         default=365,

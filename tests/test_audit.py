@@ -15,6 +15,7 @@ from app.audit.models import AuditEntry
 from app.context import AppContext
 from app.mail.service import Mailer
 from app.privacy import service as privacy
+from app.referrals import service as referrals
 from app.sandbox import SandboxConfig, SandboxService
 from app.staff import service as staff
 from app.tickets import service as tickets
@@ -261,5 +262,50 @@ async def test_every_admin_mutation_route_writes_an_audit_entry(
         await audited("POST", "/staff/{staff_id}/disable", staff_id=ann)
         await audited("POST", "/staff/{staff_id}/enable", staff_id=ann)
         await audited("PUT", "/staff/settings", {"support_refund_limit": "5"})
+
+        news = {"title_en": "T", "body_en": "B"}
+        nid = (await audited("POST", "/news", news))["id"]
+        await audited("PUT", "/news/{news_id}", {**news, "title_ru": "Т"}, news_id=nid)
+        await audited("DELETE", "/news/{news_id}", news_id=nid)
+        terms = {"language": "en", "text": "The terms."}
+        await audited("POST", "/legal/{document}/versions", terms, document="terms")
+
+        # Payout requests under the operator's review: one approved, one rejected.
+        mode = ctx.settings.affiliate_payouts
+        ctx.settings.affiliate_payouts = "review"
+        try:
+            decisions = (("approve", "p1@x.io", None), ("reject", "p2@x.io", {"reason": "r"}))
+            for decision, email, body in decisions:
+                referrer = await audited("POST", "/users", {"email": f"r-{email}"})
+                referred = {
+                    "email": email,
+                    "referral_code": referrer["referral_code"],
+                    "initial_balance": "20",
+                }
+                await audited("POST", "/users", referred)
+                async with ctx.db.transaction() as session:
+                    rules = referrals.PayoutRules.of(ctx.settings)
+                    payout = await referrals.request_payout(session, rules, referrer["id"])
+                await audited(
+                    "POST", f"/referral-payouts/{{payout_id}}/{decision}", body, payout_id=payout.id
+                )
+        finally:
+            ctx.settings.affiliate_payouts = mode
+
+        # A reward held for the operator (the referred account is the referrer's mailbox).
+        holder = await audited("POST", "/users", {"email": "h@x.io"})
+        second = {"email": "h+2@x.io", "referral_code": holder["referral_code"]}
+        await audited("POST", "/users", {**second, "initial_balance": "20"})
+        rewards = await client.get(
+            "/admin/v1/referral-rewards", headers=AUTH, params={"referrer_id": holder["id"]}
+        )
+        held = [r["id"] for r in rewards.json() if r["status"] == "held"]
+        assert len(held) == 1, rewards.text
+        await audited("POST", "/referral-rewards/{reward_id}/release", reward_id=held[0])
+
+        disputed = await audited("POST", "/users", {"email": "d@x.io", "initial_balance": "3"})
+        await audited(
+            "POST", "/users/{user_id}/chargeback", {"reason": "dispute"}, user_id=disputed["id"]
+        )
 
     assert covered == mutation_routes(app), mutation_routes(app) - covered

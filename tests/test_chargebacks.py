@@ -6,10 +6,12 @@ in one JSON file."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -220,3 +222,48 @@ async def test_the_evidence_pack_gathers_what_a_dispute_needs(
     assert await count(ctx, audited) == 1
     missing = await client.get("/admin/v1/users/999999/evidence", headers=AUTH)
     assert missing.status_code == 404
+
+
+async def test_a_chargeback_locks_the_user_and_the_referrer_in_the_global_order(
+    client: httpx.AsyncClient, ctx: AppContext
+) -> None:
+    """Users are locked by ascending id (docs/architecture.md, "Lock order"): while another
+    transaction holds the referrer (the lower id), a chargeback of the referred user waits
+    for it before it locks the referred user, so neither can wait on the other."""
+    referrer = (await client.post("/admin/v1/users", headers=AUTH, json={"email": "r@x.io"})).json()
+    body = {"email": "c@y.io", "referral_code": referrer["referral_code"], "initial_balance": "5"}
+    referred = (await client.post("/admin/v1/users", headers=AUTH, json=body)).json()
+    assert referrer["id"] < referred["id"]
+    url = ctx.settings.database_url or ""
+    holder, probe = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute("SELECT id FROM users WHERE id = $1 FOR UPDATE", referrer["id"])
+        disputed = asyncio.create_task(
+            client.post(
+                f"/admin/v1/users/{referred['id']}/chargeback",
+                headers=AUTH,
+                json={"reason": "dispute"},
+            )
+        )
+        while not await probe.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ):
+            assert not disputed.done(), (await disputed).text
+            await asyncio.sleep(0.01)
+        # The chargeback waits for the referrer and holds no lock on the referred user yet.
+        async with probe.transaction():
+            free = await probe.fetchval(
+                "SELECT id FROM users WHERE id = $1 FOR UPDATE SKIP LOCKED", referred["id"]
+            )
+        assert free == referred["id"]
+        await holding.rollback()
+        answer = await disputed
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["repeated"] is False
+    finally:
+        await holder.close()
+        await probe.close()
+    await ledger_ok(ctx)

@@ -11,7 +11,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import service as accounts
@@ -79,24 +79,28 @@ async def test_orders_already_sharing_an_upstream_id_are_settled_then_refused(
             category = Category(name="C")
             session.add(category)
             await session.flush()
-            service = Service(
-                category_id=category.id,
-                name="S",
-                type="Default",
-                rate=Decimal("0.9"),
-                min_quantity=10,
-                max_quantity=1000,
+            # Only the columns the old schema has (columns added later are left out).
+            service_id = await session.scalar(
+                insert(Service)
+                .values(
+                    category_id=category.id,
+                    name="S",
+                    type="Default",
+                    rate=Decimal("0.9"),
+                    min_quantity=10,
+                    max_quantity=1000,
+                )
+                .returning(Service.id)
             )
-            session.add(service)
-            await session.flush()
+            assert service_id is not None
             rows = [
-                an_order(user.id, service.id, provider.id, 0, provider_order_id="7"),
-                an_order(user.id, service.id, provider.id, 1, provider_order_id="7"),
+                an_order(user.id, service_id, provider.id, 0, provider_order_id="7"),
+                an_order(user.id, service_id, provider.id, 1, provider_order_id="7"),
                 an_order(
-                    user.id, service.id, provider.id, 2, provider_order_id="7", status="Completed"
+                    user.id, service_id, provider.id, 2, provider_order_id="7", status="Completed"
                 ),
-                an_order(user.id, service.id, other.id, 3, provider_order_id="7"),
-                an_order(user.id, service.id, provider.id, 4, provider_order_id="8"),
+                an_order(user.id, service_id, other.id, 3, provider_order_id="7"),
+                an_order(user.id, service_id, provider.id, 4, provider_order_id="8"),
             ]
             session.add_all(rows)
             await session.flush()
@@ -133,6 +137,6 @@ async def test_orders_already_sharing_an_upstream_id_are_settled_then_refused(
         # From now on the database refuses a second order on one upstream id.
         with pytest.raises(IntegrityError):
             async with db.transaction() as session:
-                session.add(an_order(user.id, service.id, provider.id, 5, provider_order_id="8"))
+                session.add(an_order(user.id, service_id, provider.id, 5, provider_order_id="8"))
     finally:
         await db.dispose()

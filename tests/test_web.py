@@ -28,7 +28,7 @@ from app.tickets import service as tickets
 from app.tickets.models import Ticket, TicketMessage
 from app.web import i18n
 from app.web.render import CONVERSION_NOTE, KIND_WORDS
-from app.web.session import SESSION_COOKIE
+from app.web.session import DEVICE_COOKIE, SESSION_COOKIE
 from app.webhooks import service as webhooks
 from app.webhooks.models import WebhookEndpoint, WebhookEvent
 from tests.support.api import Api, MakeService, order_id_of
@@ -453,7 +453,7 @@ async def test_cookies_are_secure_when_the_panel_is_served_over_https(
     finally:
         ctx.settings.public_url = before
     cookies = [*home.headers.get_list("set-cookie"), *signed.headers.get_list("set-cookie")]
-    assert {c.split("=", 1)[0] for c in cookies} == {CSRF_COOKIE, SESSION_COOKIE}
+    assert {c.split("=", 1)[0] for c in cookies} == {CSRF_COOKIE, SESSION_COOKIE, DEVICE_COOKIE}
     assert all("Secure" in c and "HttpOnly" in c for c in cookies), cookies
 
 

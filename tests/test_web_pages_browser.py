@@ -17,7 +17,10 @@ the console.
 
 A customer chooses their notifications on the account page, links the panel's bot (a
 local fake Bot API) with the one-time code the page shows, and gets the completion of an
-order in their Telegram chat."""
+order in their Telegram chat.
+
+With the system set to dark, the pages turn dark and axe-core finds no violation on them
+(contrast included)."""
 
 from __future__ import annotations
 
@@ -40,11 +43,12 @@ from app.orders.models import COMPLETED, Order
 from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService
+from tests.support.axe import violations
 from tests.support.browser import chromium, chromium_present, wait
 from tests.support.client import MakeCustomer
 from tests.support.console import PASSWORD, Member, enrolled
 from tests.support.env import AUTH
-from tests.support.pages import look_at, sign_in_by_cookie
+from tests.support.pages import look_at, sign_in_by_cookie, switch_language
 from tests.support.server import panel_server
 from tests.support.telegram import BOT_NAME, TOKEN, fake_bot_api
 from tests.support.upstream import register_provider, run_jobs, sandbox
@@ -355,3 +359,47 @@ async def test_a_customer_links_telegram_and_is_told_of_a_completed_order(
             ctx.settings.telegram_bot_token, ctx.settings.telegram_api_url = before
     assert bot.to(9001)[0].startswith("Linked: ")
     assert bot.to(9001)[1].startswith(f"Your order {placed['order']} (Views) is completed.")
+
+
+def dark(driver: WebDriver, on: bool) -> None:
+    """The system's colour scheme as the page sees it (prefers-color-scheme)."""
+    value = "dark" if on else "light"
+    features = [{"name": "prefers-color-scheme", "value": value}]
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": features})
+
+
+async def test_the_dark_theme_follows_the_system_setting(
+    storefront: str,
+    browser: WebDriver,
+    api: Api,
+    make_customer: MakeCustomer,
+    make_service: MakeService,
+) -> None:
+    base, driver = storefront, browser
+    customer = await make_customer("10")
+    service = await make_service(category="Likes", name="Likes", dripfeed=True)
+    await api(customer.key, "add", service=service, link="https://x.com/d", quantity=100)
+    sign_in_by_cookie(driver, base, customer.token)
+    driver.get(f"{base}/web/services")
+    background = "return getComputedStyle(document.querySelector('main')).backgroundColor"
+    assert driver.execute_script(background) == "rgb(255, 255, 255)"
+    dark(driver, True)
+    try:
+        assert driver.execute_script(background) == "rgb(23, 29, 43)"
+        for path in (
+            "/web/services",
+            "/web/orders/new",
+            "/web/orders",
+            "/web/account",
+            "/web/affiliates",
+            "/web/news",
+            "/web/drip-feed",
+        ):
+            name = "dark" + path.replace("/web", "").replace("/", "-")
+            look_at(driver, base, path, name, "main")
+            for language in ("en", "ru"):
+                switch_language(driver, language)
+                assert violations(driver) == [], (path, language)
+            switch_language(driver, "en")
+    finally:
+        dark(driver, False)

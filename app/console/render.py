@@ -61,6 +61,7 @@ MENU = (
     ("audit:read", CONSOLE + "/audit", N_("Audit log")),
     ("news:read", CONSOLE + "/news", N_("News")),
     ("settings:read", CONSOLE + "/settings", N_("Settings")),
+    ("settings:read", CONSOLE + "/legal", N_("Legal texts")),
     ("staff:read", CONSOLE + "/staff", N_("Staff")),
 )
 

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from app.console import (
     affiliates,
     catalog,
+    legal,
     money,
     news,
     orders,
@@ -43,6 +44,7 @@ PARTS = (
     money.router,
     affiliates.router,
     news.router,
+    legal.router,
     owner.router,
 )
 router = APIRouter(prefix=CONSOLE, include_in_schema=False)

@@ -37,7 +37,9 @@ from app.console.render import (
 from app.customers import service as customers
 from app.customers.models import CustomerLogin
 from app.errors import DomainError, NotFound
-from app.flows.accounts import block_account
+from app.flows.accounts import block_account, charge_back
+from app.flows.evidence import evidence_pack
+from app.flows.schemas import ChargebackIn
 from app.http.paths import PathId
 from app.http.problems import Problem
 from app.ledger import service as ledger
@@ -69,6 +71,7 @@ DONE = {
     "rate-removed": N_("The custom rate is removed."),
     "blocked": N_("The account is blocked."),
     "unblocked": N_("The account is unblocked."),
+    "charged-back": N_("Chargeback recorded: the account is blocked and its balance forfeited."),
     "2fa": N_("Two-factor sign-in is turned off for this customer."),
     "sessions": N_("Every session of this customer is ended."),
     "erased": N_("The customer's personal data is erased."),
@@ -292,6 +295,47 @@ async def block(who: Writer, user_id: PathId) -> Response:
     except Refusals as exc:
         return await refused(who, user_id, exc)
     return back(who, user_id, "blocked")
+
+
+@router.post("/users/{user_id}/chargeback")
+async def chargeback(who: Writer, user_id: PathId) -> Response:
+    """A payment disputed: the chargeback command /admin/v1 and the gateways run (block,
+    forfeit, cancel with refunds, the receipt cancelled), once per customer."""
+    fields = await posted(who)
+    try:
+        invoice = fields.get("invoice_id", "").strip()
+        body = ChargebackIn.model_validate(
+            {"reason": fields.get("reason", ""), "invoice_id": invoice or None}
+        )
+        if fields.get("confirm") != "1":
+            raise ValueError(N_("Tick the box to confirm: the balance is forfeited."))
+        async with who.acting() as (tx, audit):
+            await charge_back(
+                tx,
+                who.services.jobs,
+                who.services.settings,
+                audit,
+                user_id,
+                reason=body.reason,
+                invoice_id=body.invoice_id,
+            )
+    except Refusals as exc:
+        return await refused(who, user_id, exc)
+    return back(who, user_id, "charged-back")
+
+
+@router.post("/users/{user_id}/evidence")
+async def evidence(who: Reader, user_id: PathId) -> Response:
+    """The evidence pack of /admin/v1/users/{id}/evidence, as a file (audited)."""
+    await posted(who)
+    try:
+        async with who.acting() as (tx, audit):
+            pack = await evidence_pack(tx, user_id)
+            await audit("user.evidence", "user", user_id)
+    except Refusals as exc:
+        return await refused(who, user_id, exc)
+    named = f'attachment; filename="evidence-user-{user_id}.json"'
+    return JSONResponse(pack, headers={"Content-Disposition": named})
 
 
 @router.post("/users/{user_id}/unblock")

@@ -32,6 +32,7 @@ from app.orders.service import OrderNotCancelable, refresh_parent, stop_order
 from app.payments import service as payments
 from app.payments.models import Chargeback, Payment
 from app.receipts import service as receipts
+from app.referrals import service as referrals
 from app.settings import Settings
 
 
@@ -191,6 +192,7 @@ def _result(row: Chargeback, *, repeated: bool) -> ChargebackResult:
 async def charge_back(
     session: AsyncSession,
     jobs: JobQueue,
+    settings: Settings,
     audit: Auditor,
     user_id: int,
     *,
@@ -199,9 +201,18 @@ async def charge_back(
 ) -> ChargebackResult:
     """A payment of the user was disputed or reversed: block the account, forfeit the
     balance and cancel the active orders with their refunds (`block_account`), cancel the
-    disputed deposit's receipt; once per user, a repeat answering the first result."""
-    if await session.get(User, user_id) is None:
+    disputed deposit's receipt, and take back the referral rewards its deposits earned
+    within REFERRAL_REVERSAL_DAYS; once per user, a repeat answering the first result."""
+    found = (
+        await session.execute(select(User.id, User.referred_by_id).where(User.id == user_id))
+    ).first()
+    if found is None:
         raise NotFound("User not found")
+    # The referrer's rewards may be taken back: both users locked now, in the global order
+    # (ascending ids), before anything below locks either of them alone.
+    await ledger.lock_users(
+        session, [user_id] + ([found.referred_by_id] if found.referred_by_id else [])
+    )
     payment = None
     if invoice_id is not None:
         payment = await session.get(Payment, invoice_id)
@@ -225,6 +236,14 @@ async def charge_back(
     if payment is not None and payment.ledger_entry_id is not None:
         row.receipt_status = await receipts.cancel_for_deposit(
             session, deposit_entry_id=payment.ledger_entry_id
+        )
+    if settings.referral_reversal_days > 0:
+        await referrals.take_back_reversed(
+            session,
+            user_id,
+            days=settings.referral_reversal_days,
+            operator=audit.actor,
+            reason=f"deposit reversed: {reason}"[:300],
         )
     row.forfeited = blocked.forfeited
     row.withdrawn, row.cancel_requested = blocked.withdrawn, blocked.cancel_requested

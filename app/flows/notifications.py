@@ -101,6 +101,7 @@ async def _reverse(
         result = await charge_back(
             session,
             ctx.jobs,
+            ctx.settings,
             Auditor(session, YOOKASSA),
             payment.user_id,
             reason=f"Payment refunded at YooKassa (refund {refund_id})",

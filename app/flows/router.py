@@ -141,7 +141,13 @@ async def chargeback(
     tx: Tx, audit: Audit, services: ServicesDep, user_id: PathId, body: ChargebackIn
 ) -> ChargebackOut:
     result = await charge_back(
-        tx, services.jobs, audit, user_id, reason=body.reason, invoice_id=body.invoice_id
+        tx,
+        services.jobs,
+        services.settings,
+        audit,
+        user_id,
+        reason=body.reason,
+        invoice_id=body.invoice_id,
     )
     return ChargebackOut.model_validate(result)
 

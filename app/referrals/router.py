@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.accounts import service as accounts
 from app.http.audit import Audit
 from app.http.auth import require
+from app.http.context import ServicesDep
 from app.http.paths import Limit, Offset, PathId, QueryId
 from app.http.tx import Reader, Tx
 from app.referrals import service as referrals
@@ -69,7 +70,7 @@ async def list_rewards(
     session: Reader,
     referrer_id: QueryId | None = None,
     referred_id: QueryId | None = None,
-    status: Annotated[str | None, Query(pattern="^(credited|accrued|voided)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(credited|accrued|voided|held)$")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[RewardOut]:
@@ -91,7 +92,8 @@ async def list_rewards(
     description="Takes the reward back from the referrer with an adjustment entry, once. "
     "409 when the referrer's balance no longer covers it. An accrued reward (not yet paid "
     "out) is voided without a movement; one in a payout request under review is refused "
-    "(409) until that request is decided.",
+    "(409) until that request is decided. A held reward (never credited) is voided "
+    "without a movement.",
 )
 async def void_reward(tx: Tx, audit: Audit, reward_id: PathId, body: VoidIn) -> RewardOut:
     before = (await referrals.get_reward(tx, reward_id)).status
@@ -157,5 +159,26 @@ async def reject_payout(tx: Tx, audit: Audit, payout_id: PathId, body: RejectIn)
         payout_id,
         before={"status": PAYOUT_PENDING},
         after=out,
+    )
+    return out
+
+
+@admin_router.post(
+    "/referral-rewards/{reward_id}/release",
+    dependencies=[require("balances:adjust")],
+    summary="Release a held referral reward (credit it to the referrer)",
+    description="A reward held for review (a shared address or browser, the referrer's own "
+    "mailbox: `hold_reason`) is credited once the operator finds nothing wrong (with "
+    "AFFILIATE_PAYOUTS request or review it accrues for the next payout instead). 409 when "
+    "it is not held.",
+)
+async def release_reward(
+    tx: Tx, audit: Audit, services: ServicesDep, reward_id: PathId
+) -> RewardOut:
+    accrue = services.settings.affiliate_payouts != "balance"
+    reward = await referrals.release_reward(tx, reward_id, operator=audit.actor, accrue=accrue)
+    out = RewardOut.model_validate(reward)
+    await audit(
+        "referral.release", "referral_reward", reward_id, before={"status": "held"}, after=out
     )
     return out

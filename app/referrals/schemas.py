@@ -38,6 +38,9 @@ class RewardOut(BaseModel):
     voided_at: datetime | None
     voided_by: str | None
     void_reason: str | None
+    hold_reason: str | None = Field(default=None, description="why it is held for review")
+    released_at: datetime | None = None
+    released_by: str | None = None
 
 
 class PayoutOut(BaseModel):

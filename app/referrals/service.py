@@ -5,11 +5,20 @@ payout, paid at once or once the operator approves it.
 A payout carries every reward accrued and not yet in a payout, so no reward is paid twice:
 the referrer's row is locked while they are gathered, a payout is credited once (its
 ledger entry's idempotency key), and a reward leaves a payout only when the operator
-rejects it (it is available again)."""
+rejects it (it is available again).
+
+Abuse (ToS 7.1–7.2, ToU 3.5) holds a reward for the operator instead of crediting or
+accruing it: the referred account signed up from an address or a browser (device cookie)
+the referrer used, or its mailbox is the referrer's own (the same address up to dots and
+a +tag). A held reward is released or voided by an operator. A deposit reversed within
+REFERRAL_REVERSAL_DAYS takes its reward back (app/flows chargeback)."""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from sqlalchemy import func, select, update
@@ -18,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import USER_ACTIVE, User
 from app.accounts.service import referrer_for_code
+from app.customers.models import CustomerSession
 from app.db import utcnow
-from app.errors import Conflict, DomainError, NotFound
+from app.errors import Conflict, DomainError, NotEnoughFunds, NotFound
 from app.ledger import service as ledger
 from app.referrals.models import (
     PAYOUT_PAID,
@@ -27,13 +37,20 @@ from app.referrals.models import (
     PAYOUT_REJECTED,
     REWARD_ACCRUED,
     REWARD_CREDITED,
+    REWARD_HELD,
     REWARD_VOIDED,
+    TRACE_SIGNUP,
+    ClientTrace,
     ReferralPayout,
     ReferralReward,
 )
 from app.settings import Settings
 
+log = logging.getLogger(__name__)
 REWARD_PLACES = Decimal("0.00001")
+SIGNAL_ADDRESS = "sign-up from an address the referrer used"
+SIGNAL_DEVICE = "sign-up from a browser the referrer used"
+SIGNAL_MAILBOX = "the referrer's own mailbox"
 
 
 class NoReferrer(NotFound):
@@ -106,6 +123,21 @@ async def reward_deposit(
     reward = (amount * share).quantize(REWARD_PLACES, ROUND_DOWN)
     if reward <= 0:
         return None
+    signals = await abuse_signals(session, referrer_id, user_id)
+    if signals:
+        held = ReferralReward(
+            referrer_id=referrer_id,
+            referred_id=user_id,
+            deposit_entry_id=deposit_entry_id,
+            deposit_amount=amount,
+            share=share,
+            amount=reward,
+            status=REWARD_HELD,
+            hold_reason="; ".join(signals)[:300],
+        )
+        session.add(held)
+        await session.flush()
+        return held
     if accrue:
         inserted = await session.scalar(
             pg_insert(ReferralReward)
@@ -168,6 +200,11 @@ async def void_reward(
         raise NotFound("Referral reward not found")
     if reward.status == REWARD_VOIDED:
         raise Conflict("This reward was already voided")
+    if reward.status == REWARD_HELD:  # never credited: nothing to take back
+        reward.status, reward.voided_at = REWARD_VOIDED, utcnow()
+        reward.voided_by, reward.void_reason = operator, reason
+        await session.flush()
+        return reward
     if reward.status == REWARD_ACCRUED:
         return await _void_accrued(session, reward, operator=operator, reason=reason)
     movement = await ledger.adjust(
@@ -283,6 +320,137 @@ async def list_rewards(
     if status is not None:
         stmt = stmt.where(ReferralReward.status == status)
     return list(await session.scalars(stmt))
+
+
+# --- abuse signals ----------------------------------------------------------------------------
+
+
+def mailbox(email: str | None) -> str | None:
+    """The mailbox an address delivers to, as far as it can be told: lower case, without a
+    +tag, and without dots for Gmail (which ignores them)."""
+    if not email or "@" not in email:
+        return None
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+def telling(ip: str | None) -> bool:
+    """Whether an address says who is behind it: a loopback or private address (a proxy,
+    the panel's own network) is shared by everyone."""
+    try:
+        return ip is not None and ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return False
+
+
+async def record_trace(
+    session: AsyncSession, user_id: int, *, kind: str, ip: str | None, device: str | None
+) -> None:
+    """Where a customer signed up or signed in from (the abuse signals read it)."""
+    session.add(ClientTrace(user_id=user_id, kind=kind, ip=(ip or None) and ip[:64], device=device))
+    await session.flush()
+
+
+async def abuse_signals(session: AsyncSession, referrer_id: int, referred_id: int) -> list[str]:
+    """Why a reward for `referred_id`'s deposit should wait for the operator (empty: it
+    need not)."""
+    signals = []
+    rows = await session.execute(
+        select(User.id, User.email).where(User.id.in_([referrer_id, referred_id]))
+    )
+    emails = {int(user_id): email for user_id, email in rows}
+    own = mailbox(emails.get(referrer_id))
+    if own is not None and own == mailbox(emails.get(referred_id)):
+        signals.append(SIGNAL_MAILBOX)
+    signup = (
+        await session.execute(
+            select(ClientTrace.ip, ClientTrace.device).where(
+                ClientTrace.user_id == referred_id, ClientTrace.kind == TRACE_SIGNUP
+            )
+        )
+    ).all()
+    ips = {ip for ip, _ in signup if telling(ip)}
+    devices = {device for _, device in signup if device}
+    if ips:
+        used = (
+            select(ClientTrace.ip)
+            .where(ClientTrace.user_id == referrer_id)
+            .union(select(CustomerSession.ip).where(CustomerSession.user_id == referrer_id))
+        )
+        if ips & set(await session.scalars(used)):
+            signals.append(SIGNAL_ADDRESS)
+    if devices:
+        seen = await session.scalar(
+            select(func.count()).where(
+                ClientTrace.user_id == referrer_id, ClientTrace.device.in_(devices)
+            )
+        )
+        if seen:
+            signals.append(SIGNAL_DEVICE)
+    return signals
+
+
+async def release_reward(
+    session: AsyncSession, reward_id: int, *, operator: str, accrue: bool = False
+) -> ReferralReward:
+    """Credit a held reward after the operator's review, once (with `accrue`, it joins the
+    rewards waiting for a payout instead)."""
+    reward = await session.scalar(
+        select(ReferralReward).where(ReferralReward.id == reward_id).with_for_update()
+    )
+    if reward is None:
+        raise NotFound("Referral reward not found")
+    if reward.status != REWARD_HELD:
+        raise Conflict("Only a held reward can be released")
+    reward.released_at, reward.released_by = utcnow(), operator
+    if accrue:
+        reward.status = REWARD_ACCRUED
+        await session.flush()
+        return reward
+    movement = await ledger.credit(
+        session,
+        user_id=reward.referrer_id,
+        amount=reward.amount,
+        kind="referral",
+        reason=f"Referral reward: deposit of user #{reward.referred_id} (released)",
+        operator=operator,
+        idempotency_key=f"referral:{reward.deposit_entry_id}",
+    )
+    assert movement is not None  # a held reward was never credited
+    reward.status, reward.ledger_entry_id = REWARD_CREDITED, movement.entry_id
+    await session.flush()
+    return reward
+
+
+async def take_back_reversed(
+    session: AsyncSession, referred_id: int, *, days: int, operator: str, reason: str
+) -> list[int]:
+    """The referred user's deposits were reversed: the rewards they earned within `days`
+    are voided (a held one at once; a credited one taken back while the referrer's balance
+    covers it, else left to the operator). The ids voided."""
+    since = utcnow() - timedelta(days=days)
+    rows = await session.scalars(
+        select(ReferralReward.id)
+        .where(
+            ReferralReward.referred_id == referred_id,
+            ReferralReward.status.in_((REWARD_CREDITED, REWARD_HELD, REWARD_ACCRUED)),
+            ReferralReward.created_at >= since,
+        )
+        .order_by(ReferralReward.id)
+    )
+    voided = []
+    for reward_id in list(rows):
+        try:
+            async with session.begin_nested():
+                await void_reward(session, reward_id, operator=operator, reason=reason)
+        except (NotEnoughFunds, Conflict):  # the balance no longer covers it; in a payout
+            log.warning("referral reward not taken back", extra={"reward": reward_id})
+            continue
+        voided.append(reward_id)
+    return voided
 
 
 # Payouts --------------------------------------------------------------------------------

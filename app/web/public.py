@@ -6,6 +6,7 @@ too (app/flows/commands/signup.py); the other steps are app/customers/signin.py'
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Annotated
 
@@ -26,10 +27,12 @@ from app.http.tx import Reader, Tx
 from app.legal import service as legal
 from app.money import format_rate
 from app.pages.csrf import set_cookie
+from app.referrals import service as referrals
+from app.referrals.models import TRACE_SIGNIN
 from app.storefront import service as storefront
 from app.web.forms import posted
 from app.web.render import Visitor, page, redirect, visitor
-from app.web.session import CONSENT_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE
+from app.web.session import CONSENT_COOKIE, DEVICE_COOKIE, LANGUAGE_COOKIE, SESSION_COOKIE
 
 router = APIRouter()
 Who = Annotated[Visitor, Depends(visitor)]
@@ -67,9 +70,22 @@ async def home(who: Who, ref: str = "", next: str = "") -> Response:
     return page(who, "home.html", ref=ref[:16], next=next[:200])
 
 
+def device_of(who: Visitor) -> str:
+    """The browser's device id: its cookie, or a new one."""
+    given = who.request.cookies.get(DEVICE_COOKIE, "")
+    return given if 16 <= len(given) <= 64 and given.isascii() else secrets.token_urlsafe(16)
+
+
+def keep_device(who: Visitor, response: Response, device: str) -> Response:
+    years = int(timedelta(days=730).total_seconds())
+    set_cookie(response, who.services.settings, DEVICE_COOKIE, device, years)
+    return response
+
+
 @router.post("/signup")
 async def sign_up(who: Who, tx: Tx, services: ServicesDep) -> Response:
     fields = await posted(who)
+    device = device_of(who)
     try:
         user = await signup.sign_up(
             tx,
@@ -80,10 +96,11 @@ async def sign_up(who: Who, tx: Tx, services: ServicesDep) -> Response:
             language=who.language,
             accept_terms=fields.get("accept_terms") == "1",
             ip=caller(who.request).ip,
+            device=device,
         )
     except DomainError as exc:
         return page(who, "home.html", 422, signup_error=who.error(exc.message), form=fields)
-    return page(who, "home.html", signed_up=user.email)
+    return keep_device(who, page(who, "home.html", signed_up=user.email), device)
 
 
 @router.post("/signin")
@@ -105,10 +122,14 @@ async def sign_in(who: Who, tx: Tx, services: ServicesDep) -> Response:
         return locked
     except DomainError as exc:
         return page(who, "home.html", 401, signin_error=who.error(exc.message), form=fields)
+    device = device_of(who)
+    await referrals.record_trace(
+        tx, opened.row.user_id, kind=TRACE_SIGNIN, ip=caller(who.request).ip, device=device
+    )
     response = redirect(who, safe_next(fields.get("next")))
     days = who.services.settings.client_session_days
     set_cookie(response, who.services.settings, SESSION_COOKIE, opened.token, days * 86400)
-    return response
+    return keep_device(who, response, device)
 
 
 @router.post("/signout")

@@ -25,6 +25,9 @@ SESSION_COOKIE = "panel_session"
 LANGUAGE_COOKIE = "panel_lang"
 # The visitor's answer to the cookie notice (analytics and chat): "yes" or "no".
 CONSENT_COOKIE = "panel_consent"
+# A random id of the browser, set at sign-up and sign-in: the referral program's signal
+# that two accounts share a browser.
+DEVICE_COOKIE = "panel_device"
 OPERATOR_COOKIE = "panel_operator"
 OPERATOR_PATH = "/web/operator"
 OPERATOR_HOURS = 8

@@ -24,9 +24,9 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 # Every table, emptied before each test that uses the app.
 TABLES = (
-    "chargebacks, receipts, legal_acceptances, legal_versions, audit_log, upstream_events, refills, "
-    "ledger_entries, orders, user_rates, services, categories, providers, api_keys, payments, "
-    "payment_notifications, referral_rewards, referral_payouts, "
+    "client_traces, chargebacks, receipts, legal_acceptances, legal_versions, audit_log, "
+    "upstream_events, refills, ledger_entries, orders, user_rates, services, categories, "
+    "providers, api_keys, payments, payment_notifications, referral_rewards, referral_payouts, "
     "currency_rates, customer_sessions, customer_tokens, recovery_codes, customer_logins, "
     "deletion_requests, mail_outbox, tickets, ticket_messages, canned_answers, "
     "ticket_resolutions, users, alerts, catalog_changes, service_backups, storefront, "

@@ -1,7 +1,8 @@
 """The storefront's pages in a real browser: a customer signed in by their session
 cookie, the language switch, and each page looked at on a 360 px phone and a 1280 px
 desktop in both languages (the page itself never scrolls sideways at 360 px; a wide
-table scrolls in its own box), with screenshots kept under tests/artifacts/."""
+table scrolls in its own box) and without an axe-core violation, with screenshots kept
+under tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import Select
 
 from app.web.session import SESSION_COOKIE
+from tests.support.axe import violations
 from tests.support.browser import ARTIFACTS, wait
 
 WIDTHS = (360, 1280)
@@ -49,6 +51,7 @@ def look_at(driver: WebDriver, base: str, path: str, name: str, ready_id: str) -
         seen[language] = str(
             wait(driver).until(ready.visibility_of_element_located((By.ID, ready_id))).text
         )
+        assert violations(driver) == [], (path, language)
         for width in WIDTHS:
             driver.set_window_size(width, 900)
             if width == 360:

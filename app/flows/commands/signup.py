@@ -13,6 +13,8 @@ from app.customers import signin
 from app.http.context import Services
 from app.legal import service as legal
 from app.legal.models import ACTION_REGISTRATION
+from app.referrals import service as referrals
+from app.referrals.models import TRACE_SIGNUP
 
 WRAPS = (customers.register, signin.mail_verification, legal.record)
 
@@ -27,6 +29,7 @@ async def sign_up(
     language: str,
     accept_terms: bool,
     ip: str | None,
+    device: str | None = None,
 ) -> User:
     """A new customer (email unique whatever its case, password 8–200 characters, the
     referrer's code if any, the language of the mails), who ticked the acceptance of the
@@ -39,4 +42,6 @@ async def sign_up(
         )
         await signin.mail_verification(services, tx, user.id)
         await legal.record(tx, user.id, ACTION_REGISTRATION, ip=ip, language=language)
+        # Where it signed up from: the referral program's abuse signals read it.
+        await referrals.record_trace(tx, user.id, kind=TRACE_SIGNUP, ip=ip, device=device)
     return user

@@ -47,11 +47,12 @@ async def lock_users(session: AsyncSession, user_ids: Iterable[int]) -> list[int
     ids = sorted(set(user_ids))
     if not ids:
         return []
-    return list(
-        await session.scalars(
-            select(User.id).where(User.id.in_(ids)).order_by(User.id).with_for_update()
-        )
-    )
+    # FOR NO KEY UPDATE, as an UPDATE of the row takes (and `_lock_balance`): it excludes
+    # other lockers, but not the key-share locks that inserts referring to the user take
+    # (an order, a ledger entry), so an `add` that inserted its order and then debits never
+    # waits in a circle with a refund of the same user.
+    locked = select(User.id).where(User.id.in_(ids)).order_by(User.id)
+    return list(await session.scalars(locked.with_for_update(key_share=True)))
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,9 @@ async def list_entries(
 
 
 async def _lock_balance(session: AsyncSession, user_id: int) -> Decimal:
-    balance = await session.scalar(select(User.balance).where(User.id == user_id).with_for_update())
+    balance = await session.scalar(
+        select(User.balance).where(User.id == user_id).with_for_update(key_share=True)
+    )
     if balance is None:
         raise NotFound("User not found")
     return balance

@@ -120,7 +120,11 @@ async def signed_in(driver: WebDriver, console: str, ctx: AppContext, role: str)
 
 
 def submit_form(driver: WebDriver, button_id: str) -> None:
+    """Submit and wait for the answer's page: an element of the same id on the page before
+    it (a preview's summary, say) is never read in its place."""
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, button_id).click()
+    wait(driver).until(ready.staleness_of(page))
 
 
 async def test_staff_sign_in_enrols_the_second_factor_then_signs_in_with_a_code(

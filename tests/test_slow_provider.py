@@ -32,7 +32,7 @@ from app.settings import Settings
 from tests.support.api import MakeService, MakeUser, Reseller
 from tests.support.ledger import ledger_ok
 from tests.support.scripted import ScriptedProvider, scripted_provider
-from tests.support.upstream import call_job, register_provider
+from tests.support.upstream import call_job, register_provider, stop_worker
 from workers.main import build_worker
 
 DEADLINE = 3.0  # PROVIDER_TOTAL_TIMEOUT in these tests
@@ -213,7 +213,7 @@ async def test_each_provider_is_synced_in_its_own_job(
             await working
         finally:
             working.cancel()
-            await worker.close()
+            await stop_worker(worker)
             await http.aclose()
     assert took < DEADLINE / 2
     assert dribbling.requests["status"] == 1

@@ -23,7 +23,7 @@ from app.settings import Settings
 from tests.support.accounts import open_reseller
 from tests.support.api import Reseller, order_id_of
 from tests.support.env import ADMIN_TOKEN, BASE_DB, SECRET_KEY, TEST_REDIS
-from tests.support.upstream import register_provider
+from tests.support.upstream import register_provider, stop_worker
 from workers.main import build_worker
 
 
@@ -141,5 +141,5 @@ async def working(*panels: Panel) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for worker in workers:
-            await worker.close()
+            await stop_worker(worker)
         await http.aclose()

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from arq.worker import Worker
 from fastapi import FastAPI
 
 from app.context import AppContext
@@ -52,6 +53,19 @@ async def sandbox(config: SandboxConfig) -> AsyncIterator[tuple[str, FastAPI]]:
     app = create_sandbox_app(config)
     async with serve_app(app) as url:
         yield url, app
+
+
+async def stop_worker(worker: Worker) -> None:
+    """Stop a worker that runs in a task of the test (its task already cancelled): its
+    jobs in flight are cancelled and awaited here, then it is closed. arq's `close()`
+    gathers the job tasks it cancels without `return_exceptions`, so a job cut off at the
+    end would fail the test with its CancelledError."""
+    running = list(worker.tasks.values())
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    worker.tasks.clear()
+    await worker.close()
 
 
 async def run_jobs(settings: Settings, ctx: AppContext, **overrides: Any) -> int:

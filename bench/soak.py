@@ -32,14 +32,11 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy import text
 
@@ -47,7 +44,6 @@ from app import migrate
 from app.accounts import service as accounts
 from app.catalog.models import Category, Service
 from app.db import Database
-from app.embedded import free_port
 from app.jobs import JobQueue
 from app.ledger import service as ledger
 from app.money import proportional_refund
@@ -56,6 +52,7 @@ from app.providers.service import create_provider
 from app.sandbox import SandboxConfig, create_sandbox_app
 from app.sandbox.config import SandboxService
 from app.sandbox.faulty import Dribbling, Garbage
+from app.sandbox.server import served
 from app.settings import Settings
 from workers.main import build_worker
 
@@ -129,31 +126,6 @@ class DeadlockLines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "deadlock" in record.getMessage().lower():
             self.count += 1
-
-
-@asynccontextmanager
-async def served(app: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def sandbox_config() -> SandboxConfig:

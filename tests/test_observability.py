@@ -16,11 +16,15 @@ from app import logs
 from app.context import AppContext
 from app.http.observability import RequestIds
 from app.logs import JsonFormatter
-from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService, MakeUser
 from tests.support.env import AUTH
-from tests.support.upstream import call_job, register_provider, run_jobs, sandbox, upstream_states
+from tests.support.upstream import (
+    call_job,
+    followers_provider,
+    run_jobs,
+    upstream_states,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -42,14 +46,14 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def provider(ctx: AppContext, settings: Settings) -> AsyncIterator[int]:
-    config = SandboxConfig(
-        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+    async with followers_provider(
+        ctx,
+        settings,
         seconds_to_start=3600,
         seconds_to_complete=3600,
         keys={"sandbox-key": Decimal("200")},
-    )
-    async with sandbox(config) as (url, _):
-        yield await register_provider(ctx, settings, url)
+    ) as provider_id:
+        yield provider_id
 
 
 async def test_metrics_after_a_small_workload(

@@ -31,7 +31,6 @@ from app.accounts.models import User
 from app.context import AppContext
 from app.ledger import service as ledger
 from app.orders.models import Order
-from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from app.storefront.models import Storefront
 from tests.support.api import MakeService
@@ -41,7 +40,7 @@ from tests.support.env import ADMIN_TOKEN
 from tests.support.images import png
 from tests.support.mail import Mailbox
 from tests.support.server import panel_server
-from tests.support.upstream import register_provider, run_jobs, sandbox
+from tests.support.upstream import followers_provider, run_jobs
 
 # Skipped only outside CI (a developer without the browser); in CI, where .ci/run installs
 # chromium, a missing browser fails the run instead of hiding the tests.
@@ -72,13 +71,13 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture
 async def provider(ctx: AppContext, settings: Settings) -> AsyncIterator[int]:
-    config = SandboxConfig(
-        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+    async with followers_provider(
+        ctx,
+        settings,
         seconds_to_start=0,
         seconds_to_complete=3600,
-    )
-    async with sandbox(config) as (url, _):
-        yield await register_provider(ctx, settings, url)
+    ) as provider_id:
+        yield provider_id
 
 
 def fill(driver: WebDriver, field_id: str, text: str) -> None:

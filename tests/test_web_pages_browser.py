@@ -40,7 +40,6 @@ from sqlalchemy import select, update
 from app.context import AppContext
 from app.news.models import News
 from app.orders.models import COMPLETED, Order
-from app.sandbox import SandboxConfig, SandboxService
 from app.settings import Settings
 from tests.support.api import Api, MakeService
 from tests.support.axe import violations
@@ -51,7 +50,7 @@ from tests.support.env import AUTH
 from tests.support.pages import look_at, sign_in_by_cookie, switch_language
 from tests.support.server import panel_server
 from tests.support.telegram import BOT_NAME, TOKEN, fake_bot_api
-from tests.support.upstream import register_provider, run_jobs, sandbox
+from tests.support.upstream import followers_provider, run_jobs
 from workers.main import deliver_notifications, poll_telegram
 
 pytestmark = pytest.mark.skipif(
@@ -79,13 +78,13 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture
 async def provider(ctx: AppContext, settings: Settings) -> AsyncIterator[int]:
-    config = SandboxConfig(
-        services=[SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)],
+    async with followers_provider(
+        ctx,
+        settings,
         seconds_to_start=0,
         seconds_to_complete=3600,
-    )
-    async with sandbox(config) as (url, _):
-        yield await register_provider(ctx, settings, url)
+    ) as provider_id:
+        yield provider_id
 
 
 async def test_a_drip_feed_order_shows_its_runs_and_interval(

@@ -4,48 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import httpx
-import uvicorn
 from arq.worker import Worker
 from fastapi import FastAPI
 
 from app.context import AppContext
-from app.embedded import free_port
 from app.providers.client import build_http_client
 from app.providers.service import create_provider
-from app.sandbox import SandboxConfig, create_sandbox_app
+from app.sandbox import SandboxConfig, SandboxService, create_sandbox_app
+from app.sandbox.server import served
 from app.settings import Settings
 from workers.main import build_worker
 
 
-@asynccontextmanager
-async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+def serve_app(app: FastAPI) -> AbstractAsyncContextManager[str]:
     """Serve an ASGI app over real HTTP on loopback; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            # A test's fake server never waits for its callers' slow requests at the end.
-            timeout_graceful_shutdown=1,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    return served(app)
 
 
 @asynccontextmanager
@@ -53,6 +31,17 @@ async def sandbox(config: SandboxConfig) -> AsyncIterator[tuple[str, FastAPI]]:
     app = create_sandbox_app(config)
     async with serve_app(app) as url:
         yield url, app
+
+
+@asynccontextmanager
+async def followers_provider(
+    ctx: AppContext, settings: Settings, **config: Any
+) -> AsyncIterator[int]:
+    """A sandbox provider selling one service ("Followers", id 1, 0.40, 10 to 100,000;
+    `config`: the rest of its SandboxConfig), registered with the panel; yields its id."""
+    service = SandboxService(1, "Followers", rate=Decimal("0.40"), min=10, max=100_000)
+    async with sandbox(SandboxConfig(services=[service], **config)) as (url, _):
+        yield await register_provider(ctx, settings, url)
 
 
 async def stop_worker(worker: Worker) -> None:

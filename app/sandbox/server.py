@@ -12,7 +12,6 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from app.embedded import free_port
 from app.sandbox.api import endpoint
 from app.sandbox.books import Sandbox
 from app.sandbox.config import SandboxConfig, default_sandbox_config
@@ -42,12 +41,11 @@ async def served(app: Any) -> AsyncIterator[str]:
     """Serve an ASGI app over real HTTP on a free loopback port, in a task of the running
     loop; yields its base URL. A fake provider never waits for its callers' slow requests
     at the end (graceful shutdown: 1 s)."""
-    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=port,
+            port=0,  # the system's choice, read back once listening
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=1,
@@ -58,6 +56,7 @@ async def served(app: Any) -> AsyncIterator[str]:
         await asyncio.sleep(0.01)
         if task.done():
             task.result()
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
